@@ -1,0 +1,43 @@
+//! The one error type of heaplens-core.
+
+use std::fmt;
+
+/// Everything that can go wrong in the core. Each variant carries the context a user needs to act.
+#[derive(Debug)]
+pub enum Error {
+    /// Reading or writing a file or a `/proc` entry failed.
+    Io { path: String, source: std::io::Error },
+    /// Text we had to parse (a `/proc` file, an argument) was not in the expected form.
+    Parse { what: String, detail: String },
+    /// A structure outgrew the limits of the compact graph model (u32 ids and offsets).
+    TooLarge { what: &'static str, limit: u64 },
+    /// The graph handed to [`crate::graph::GraphBuilder::finish`] was inconsistent.
+    InvalidGraph(String),
+    /// The operation is not available on this platform.
+    Unsupported(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{path}: {source}"),
+            Error::Parse { what, detail } => write!(f, "could not parse {what}: {detail}"),
+            Error::TooLarge { what, limit } => {
+                write!(f, "too many {what}: heaplens graphs hold at most {limit}")
+            }
+            Error::InvalidGraph(why) => write!(f, "invalid heap graph: {why}"),
+            Error::Unsupported(what) => write!(f, "not supported on this platform: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,170 @@
+//! An append-only string interner: each distinct string is stored once in one arena and named by
+//! a `u32` [`StringId`]. Type names, attribute names, dict keys and frame names all live here, so a
+//! graph with ten million edges labelled by a few hundred attribute names stores those names once.
+
+use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::DefaultHashBuilder;
+use std::hash::BuildHasher;
+
+/// The id of an interned string. `StringId::EMPTY` (0) is always the empty string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct StringId(pub u32);
+
+impl StringId {
+    pub const EMPTY: StringId = StringId(0);
+}
+
+/// Interned strings in one arena. Offsets are `u32`, so the arena holds at most 4 GiB of text;
+/// [`StringTable::intern`] truncates nothing but refuses to grow past that (it returns the empty
+/// string's id, which the callers treat as "no label").
+#[derive(Clone, Debug)]
+pub struct StringTable {
+    arena: String,
+    ends: Vec<u32>,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl Default for StringTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StringTable {
+    pub fn new() -> Self {
+        let mut table = StringTable {
+            arena: String::new(),
+            ends: Vec::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+        };
+        let empty = table.intern("");
+        debug_assert_eq!(empty, StringId::EMPTY);
+        table
+    }
+
+    /// The number of distinct strings.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes of text held (without bookkeeping).
+    pub fn text_bytes(&self) -> usize {
+        self.arena.len()
+    }
+
+    /// The string named by `id`, or "" for an id this table never issued.
+    pub fn get(&self, id: StringId) -> &str {
+        let i = id.0 as usize;
+        if i >= self.ends.len() {
+            return "";
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.arena[start..self.ends[i] as usize]
+    }
+
+    /// The id of `s`, adding it if it is new.
+    pub fn intern(&mut self, s: &str) -> StringId {
+        let hash = self.hasher.hash_one(s);
+        let (arena, ends) = (&self.arena, &self.ends);
+        let slice_of = |id: u32| -> &str {
+            let i = id as usize;
+            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+            &arena[start..ends[i] as usize]
+        };
+        let hasher = &self.hasher;
+        let entry = self.index.entry(
+            hash,
+            |&id| slice_of(id) == s,
+            |&id| hasher.hash_one(slice_of(id)),
+        );
+        match entry {
+            Entry::Occupied(found) => StringId(*found.get()),
+            Entry::Vacant(vacant) => {
+                let new_len = self.arena.len() + s.len();
+                if new_len > u32::MAX as usize || self.ends.len() >= u32::MAX as usize {
+                    return StringId::EMPTY;
+                }
+                let id = self.ends.len() as u32;
+                self.arena.push_str(s);
+                self.ends.push(new_len as u32);
+                vacant.insert(id);
+                StringId(id)
+            }
+        }
+    }
+
+    /// The id of `s` if it was interned, without adding it.
+    pub fn find(&self, s: &str) -> Option<StringId> {
+        let hash = self.hasher.hash_one(s);
+        self.index
+            .find(hash, |&id| self.get(StringId(id)) == s)
+            .map(|&id| StringId(id))
+    }
+
+    /// Approximate heap bytes used by the table.
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity() + self.ends.capacity() * 4 + self.index.capacity() * 5
+    }
+
+    /// Iterates over every (id, string) pair in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (StringId, &str)> {
+        (0..self.ends.len() as u32).map(move |i| (StringId(i), self.get(StringId(i))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_the_same_text_twice_gives_the_same_id() {
+        let mut t = StringTable::new();
+        let a = t.intern("cache");
+        let b = t.intern("items");
+        assert_ne!(a, b);
+        assert_eq!(t.intern("cache"), a);
+        assert_eq!(t.get(a), "cache");
+        assert_eq!(t.get(b), "items");
+        assert_eq!(t.len(), 3, "the empty string is always present");
+    }
+
+    #[test]
+    fn the_empty_string_is_id_zero_and_unknown_ids_read_as_empty() {
+        let mut t = StringTable::new();
+        assert_eq!(t.intern(""), StringId::EMPTY);
+        assert_eq!(t.get(StringId(999)), "");
+    }
+
+    #[test]
+    fn find_does_not_add() {
+        let mut t = StringTable::new();
+        assert_eq!(t.find("x"), None);
+        let x = t.intern("x");
+        assert_eq!(t.find("x"), Some(x));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn many_strings_round_trip() {
+        let mut t = StringTable::new();
+        let ids: Vec<_> = (0..10_000).map(|i| t.intern(&format!("key-{i}"))).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(t.get(*id), format!("key-{i}"));
+        }
+        assert_eq!(t.intern("key-5000"), ids[5000]);
+    }
+
+    #[test]
+    fn unicode_and_hostile_text_is_stored_verbatim() {
+        let mut t = StringTable::new();
+        let s = "<script>alert('x')</script>\u{0}\u{202e}é";
+        let id = t.intern(s);
+        assert_eq!(t.get(id), s);
+    }
+}

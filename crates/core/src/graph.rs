@@ -319,6 +319,11 @@ impl GraphBuilder {
         &self.graph.strings
     }
 
+    /// Both name tables at once, for code that interns type names while adding types.
+    pub fn tables_mut(&mut self) -> (&mut StringTable, &mut TypeTable) {
+        (&mut self.graph.strings, &mut self.graph.types)
+    }
+
     pub fn meta_mut(&mut self) -> &mut SnapshotMeta {
         &mut self.graph.meta
     }

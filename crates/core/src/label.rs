@@ -45,6 +45,8 @@ pub enum LabelKind {
     External = 12,
     /// `<weakref>`: a weak reference's referent (always carries the weak bit).
     Referent = 13,
+    /// `<key 'name'>`: the str key object of a dict entry (payload: the key's text).
+    DictKeyStr = 14,
 }
 
 impl LabelKind {
@@ -63,6 +65,7 @@ impl LabelKind {
             11 => LabelKind::Frame,
             12 => LabelKind::External,
             13 => LabelKind::Referent,
+            14 => LabelKind::DictKeyStr,
             _ => LabelKind::None,
         }
     }
@@ -75,6 +78,7 @@ impl LabelKind {
                 | LabelKind::Key
                 | LabelKind::KeyRepr
                 | LabelKind::DictKey
+                | LabelKind::DictKeyStr
                 | LabelKind::Field
                 | LabelKind::Local
                 | LabelKind::Root
@@ -114,6 +118,9 @@ impl Label {
     }
     pub fn dict_key(short: StringId) -> Label {
         Self::pack(LabelKind::DictKey, short.0)
+    }
+    pub fn dict_key_str(key: StringId) -> Label {
+        Self::pack(LabelKind::DictKeyStr, key.0)
     }
     pub fn field(name: StringId) -> Label {
         Self::pack(LabelKind::Field, name.0)
@@ -191,6 +198,7 @@ impl Label {
             LabelKind::Key => format!("[{}]", quote(name())),
             LabelKind::KeyRepr => format!("[{}]", name()),
             LabelKind::DictKey => format!("<key {}>", name()),
+            LabelKind::DictKeyStr => format!("<key {}>", quote(name())),
             LabelKind::Local => format!("local {}", quote(name())),
             LabelKind::Stack => "<stack>".to_string(),
             LabelKind::Member => "<member>".to_string(),
@@ -244,6 +252,8 @@ mod tests {
         assert_eq!(Label::index(3).describe(&s), "[3]");
         assert_eq!(Label::local(x).describe(&s), "local 'x'");
         assert_eq!(Label::referent().describe(&s), "<weakref>");
+        assert_eq!(Label::dict_key_str(k).describe(&s), "<key 'k'>");
+        assert_eq!(Label::dict_key(s.intern("42")).describe(&s), "<key 42>");
         assert_eq!(Label::NONE.describe(&s), "<ref>");
     }
 

@@ -40,7 +40,8 @@ pub fn current() -> Result<MemoryInfo> {
         };
         Ok(MemoryInfo {
             rss: Some(rss),
-            peak_rss,
+            // getrusage and /proc are sampled at different moments; the peak is never below now.
+            peak_rss: peak_rss.max(rss),
             uss,
             pss,
             swap,

@@ -1,1 +1,56 @@
+//! heaplens-py: the extension module `heaplens._native`.
+//!
+//! It holds the capture layer ([`capture`], the only code in heaplens that touches CPython) and
+//! thin `#[pyclass]` wrappers over heaplens-core's results. The Python package `heaplens` adds
+//! argument handling and objgraph-compatible names on top; everything that walks or analyses a
+//! heap happens here or in the core.
+//!
+//! Not here: analyses and renderers (heaplens-core), anything that needs the interpreter to run
+//! Python code during a walk (nothing may).
 
+pub mod capture;
+mod errors;
+mod py_census;
+mod py_growth;
+mod py_memory;
+mod py_snapshot;
+
+use pyo3::prelude::*;
+
+/// The one export list of the extension.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    capture::env::init(py);
+    m.add("__version__", heaplens_core::VERSION)?;
+    m.add("HeapLensError", py.get_type::<errors::HeapLensError>())?;
+    m.add("CaptureError", py.get_type::<errors::CaptureError>())?;
+    m.add(
+        "UnsupportedPythonError",
+        py.get_type::<errors::UnsupportedPythonError>(),
+    )?;
+    m.add("UnknownTypeError", py.get_type::<errors::UnknownTypeError>())?;
+    m.add_class::<py_census::PyCensus>()?;
+    m.add_class::<py_growth::PyPeakTracker>()?;
+    m.add_class::<py_census::PyTypeStat>()?;
+    m.add_class::<py_snapshot::PySnapshot>()?;
+    m.add_class::<py_snapshot::PySnapshotObject>()?;
+    m.add_class::<py_memory::PyMemoryInfo>()?;
+    m.add_function(wrap_pyfunction!(py_census::census, m)?)?;
+    m.add_function(wrap_pyfunction!(py_census::objects_of_type, m)?)?;
+    m.add_function(wrap_pyfunction!(py_census::all_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(py_census::census_of, m)?)?;
+    m.add_function(wrap_pyfunction!(py_census::type_names, m)?)?;
+    m.add_function(wrap_pyfunction!(py_census::type_matches, m)?)?;
+    m.add_function(wrap_pyfunction!(py_growth::format_growth, m)?)?;
+    m.add_function(wrap_pyfunction!(py_snapshot::snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(py_memory::memory, m)?)?;
+    m.add_function(wrap_pyfunction!(capture_support, m)?)?;
+    Ok(())
+}
+
+/// Why heap capture does not work in this interpreter, or None when it does.
+#[pyfunction]
+fn capture_support() -> Option<String> {
+    capture::env::get().err()
+}

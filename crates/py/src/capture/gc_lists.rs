@@ -1,0 +1,158 @@
+//! The GC generation lists: every object the cyclic collector tracks, found without
+//! `gc.get_objects()` (which would allocate a list of them all).
+//!
+//! CPython 3.11 keeps tracked objects in doubly linked lists (three generations and the permanent
+//! generation of `gc.freeze()`), threaded through the `PyGC_Head` in front of each object. The
+//! walk follows `_gc_next`. To number these objects without a hash map (a map of ten million
+//! addresses would cost more memory than the graph itself), the snapshot writes each object's node
+//! id into its `_gc_prev` word for the duration of the walk, as the collector itself does with
+//! reference counts during a collection, and puts every `_gc_prev` back when done ([`Stash`]
+//! restores on drop, so also on a panic). The GIL is held throughout and no Python code runs, so
+//! nothing can observe the borrowed words; the two flag bits CPython keeps in `_gc_prev` are left
+//! untouched, and bit 2 (always 0 in a real, 8-aligned pointer) marks a stashed id.
+
+use super::env::Env;
+use super::layout::GC_PREV_FLAG_BITS;
+use super::raw::{self, read, Obj};
+use pyo3::ffi;
+
+/// The list heads of the running interpreter.
+pub struct GcLists {
+    heads: Vec<*mut usize>,
+}
+
+/// Why the lists cannot be walked now.
+#[derive(Debug)]
+pub enum ListsError {
+    /// A garbage collection is in progress (the capture was called from a finalizer or a gc
+    /// callback): objects are in the collector's private lists.
+    CollectionRunning,
+}
+
+impl GcLists {
+    /// # Safety
+    /// The GIL must be held.
+    pub unsafe fn of_current_interpreter(env: &Env) -> Result<GcLists, ListsError> {
+        let l = env.layout;
+        unsafe {
+            let interp = ffi::PyInterpreterState_Get() as *const u8;
+            let gc = interp.add(l.interp_gc);
+            if read::<i32>(gc, l.gc_collecting) != 0 {
+                return Err(ListsError::CollectionRunning);
+            }
+            let mut heads = Vec::with_capacity(l.gc_generation_count + 1);
+            for i in 0..l.gc_generation_count {
+                heads.push(gc.add(l.gc_generations + i * l.gc_generation_size) as *mut usize);
+            }
+            heads.push(gc.add(l.gc_permanent_generation) as *mut usize);
+            Ok(GcLists { heads })
+        }
+    }
+
+    /// Calls `f` with every tracked object, generation by generation.
+    ///
+    /// # Safety
+    /// The GIL must be held and `f` must not track or untrack objects.
+    #[inline]
+    pub unsafe fn for_each(&self, mut f: impl FnMut(Obj)) {
+        for &head in &self.heads {
+            unsafe {
+                let mut node = *head as *mut usize;
+                while node != head {
+                    f(node.add(2) as Obj);
+                    node = *node as *mut usize;
+                }
+            }
+        }
+    }
+
+    /// The number of tracked objects (one pass over the lists).
+    ///
+    /// # Safety
+    /// The GIL must be held.
+    pub unsafe fn count(&self) -> usize {
+        let mut n = 0;
+        unsafe { self.for_each(|_| n += 1) };
+        n
+    }
+}
+
+const STASH_MARK: usize = 0b100;
+const STASH_SHIFT: u32 = 3;
+
+/// Node ids stashed in `_gc_prev` for the length of a walk; see the module documentation.
+pub struct Stash<'a> {
+    lists: &'a GcLists,
+    active: bool,
+}
+
+impl<'a> Stash<'a> {
+    /// Numbers every tracked object with `assign(obj)` and stashes the number in its header.
+    ///
+    /// # Safety
+    /// The GIL must be held for the whole life of the returned value, and no Python code may run
+    /// until it is dropped.
+    pub unsafe fn new(lists: &'a GcLists, mut assign: impl FnMut(Obj) -> u32) -> Stash<'a> {
+        let stash = Stash {
+            lists,
+            active: true,
+        };
+        unsafe {
+            lists.for_each(|o| {
+                let id = assign(o) as usize;
+                let prev = raw::gc_head(o).add(1);
+                *prev = (id << STASH_SHIFT) | STASH_MARK | (*prev & GC_PREV_FLAG_BITS);
+            });
+        }
+        stash
+    }
+
+    /// The node id of `o` if it is a tracked object numbered by this stash.
+    ///
+    /// # Safety
+    /// `o` must be a live object; the stash must be active.
+    #[inline(always)]
+    pub unsafe fn lookup(o: Obj) -> Option<u32> {
+        unsafe {
+            if !raw::is_gc(o) {
+                return None;
+            }
+            let head = raw::gc_head(o);
+            if *head == 0 {
+                return None;
+            }
+            let prev = *head.add(1);
+            if prev & STASH_MARK == 0 {
+                return None;
+            }
+            Some((prev >> STASH_SHIFT) as u32)
+        }
+    }
+
+    /// Puts every `_gc_prev` back: each node's previous node in its list, flags kept.
+    pub fn restore(&mut self) {
+        if !self.active {
+            return;
+        }
+        for &head in &self.lists.heads {
+            // SAFETY: the lists are intact (only _gc_prev words were changed) and the GIL is held.
+            unsafe {
+                let mut prev = head;
+                let mut node = *head as *mut usize;
+                while node != head {
+                    let slot = node.add(1);
+                    *slot = (prev as usize) | (*slot & GC_PREV_FLAG_BITS);
+                    prev = node;
+                    node = *node as *mut usize;
+                }
+            }
+        }
+        self.active = false;
+    }
+}
+
+impl Drop for Stash<'_> {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}

@@ -1,0 +1,122 @@
+//! The capture layer: the only code in heaplens that touches CPython.
+//!
+//! It walks the live heap of the interpreter it runs in and hands the results to heaplens-core:
+//! a [`heaplens_core::graph::Graph`] (a snapshot), a [`heaplens_core::census::Census`], or the
+//! objects of one type. Every walk holds the GIL from start to end, runs no Python code,
+//! allocates no Python object, creates no instance `__dict__` and leaves every reference count as
+//! it found it; it reads the interpreter's structures directly (see [`layout`]).
+//!
+//! What a walk cannot see, by construction:
+//! - objects referenced only from C: module-level C statics of extension modules, the interned
+//!   string table, objects held in C structures of extension types whose `tp_traverse` does not
+//!   report them (types without GC support report nothing, e.g. `range` keeps its three ints
+//!   unseen);
+//! - free lists and allocator overhead (not objects), and memory allocated by C libraries
+//!   (compare `memory().rss` with the census' bytes to see it);
+//! - other interpreters (subinterpreters) of the same process.
+//!
+//! Such objects are still counted when some Python object refers to them; objects referenced
+//! from C as well as from Python show up as roots ("held outside the heap").
+
+mod addrmap;
+mod edges;
+pub mod env;
+mod gc_lists;
+pub mod layout;
+mod raw;
+mod registry;
+mod sizeof;
+mod threads;
+mod walk;
+
+use gc_lists::{GcLists, ListsError};
+use heaplens_core::census::Census;
+use heaplens_core::graph::Graph;
+use pyo3::prelude::*;
+
+pub use registry::TypeFilter;
+pub use walk::SnapshotOptions;
+
+/// Why a capture could not run.
+#[derive(Debug)]
+pub enum CaptureError {
+    /// This interpreter is not one heaplens can walk (version, build).
+    Unsupported(String),
+    /// A garbage collection is running (the capture was called from a finalizer or gc callback).
+    CollectionRunning,
+    /// The heap is larger than the graph model holds.
+    Core(heaplens_core::Error),
+}
+
+impl std::fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptureError::Unsupported(why) => f.write_str(why),
+            CaptureError::CollectionRunning => f.write_str(
+                "cannot walk the heap while a garbage collection is running \
+                 (called from __del__, a weakref callback or a gc callback?)",
+            ),
+            CaptureError::Core(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn prepare() -> Result<(&'static env::Env, GcLists), CaptureError> {
+    let env = env::get().map_err(CaptureError::Unsupported)?;
+    // SAFETY: callers hold the GIL (they take a `Python` token).
+    let lists = unsafe { GcLists::of_current_interpreter(env) }.map_err(|e| match e {
+        ListsError::CollectionRunning => CaptureError::CollectionRunning,
+    })?;
+    Ok((env, lists))
+}
+
+/// A snapshot of the whole heap.
+pub fn snapshot(_py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, CaptureError> {
+    let (env, lists) = prepare()?;
+    // SAFETY: the GIL is held (`_py`), and the walk runs no Python code.
+    unsafe { walk::snapshot(env, &lists, options) }.map_err(CaptureError::Core)
+}
+
+/// Per-type counts and bytes: of every object, or of gc-tracked objects only.
+pub fn census(_py: Python<'_>, gc_only: bool) -> Result<Census, CaptureError> {
+    let (env, lists) = prepare()?;
+    // SAFETY: the GIL is held, and the walk runs no Python code.
+    Ok(unsafe { walk::census(env, &lists, gc_only) })
+}
+
+/// The objects `filter` selects, as new references.
+pub fn matching_objects(py: Python<'_>, filter: TypeFilter, gc_only: bool) -> Result<Vec<Py<PyAny>>, CaptureError> {
+    let (env, lists) = prepare()?;
+    // SAFETY: the GIL is held and the walk runs no Python code. Each pointer is turned into an
+    // owned reference before anything else runs, so no object can die in between (taking a
+    // reference allocates nothing and cannot trigger a collection).
+    unsafe {
+        let found = walk::matching_objects(env, &lists, filter, gc_only);
+        Ok(found
+            .into_iter()
+            .map(|o| Bound::from_borrowed_ptr(py, o).unbind())
+            .collect())
+    }
+}
+
+/// The census of the given objects.
+pub fn census_of(_py: Python<'_>, objects: &[Bound<'_, PyAny>]) -> Result<Census, CaptureError> {
+    let env = env::get().map_err(CaptureError::Unsupported)?;
+    let ptrs: Vec<raw::Obj> = objects.iter().map(|o| o.as_ptr()).collect();
+    // SAFETY: the GIL is held and `objects` keeps every pointer alive.
+    Ok(unsafe { walk::census_of(env, &ptrs) })
+}
+
+/// The names of every type object in the heap.
+pub fn type_object_names(_py: Python<'_>) -> Result<Vec<String>, CaptureError> {
+    let (env, lists) = prepare()?;
+    // SAFETY: the GIL is held and the walk runs no Python code.
+    Ok(unsafe { walk::type_object_names(env, &lists) })
+}
+
+/// Whether `tp` is a type `query` names.
+pub fn type_matches(_py: Python<'_>, tp: &Bound<'_, pyo3::types::PyType>, query: &str) -> Result<bool, CaptureError> {
+    let env = env::get().map_err(CaptureError::Unsupported)?;
+    // SAFETY: the GIL is held and `tp` is a live type.
+    Ok(unsafe { walk::type_matches(env, tp.as_ptr() as raw::Type, query) })
+}

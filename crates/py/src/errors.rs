@@ -1,0 +1,58 @@
+//! heaplens's Python exceptions, declared in one place and mapped from Rust errors in one place.
+//!
+//! ```text
+//! HeapLensError
+//! ├── CaptureError              the heap could not be walked now
+//! │   └── UnsupportedPythonError   this interpreter is not one heaplens can walk
+//! └── UnknownTypeError          no type of that name exists in the process
+//! ```
+//! File and process errors become the builtin `OSError` subclasses (`FileNotFoundError`,
+//! `PermissionError`, `ProcessLookupError`) so callers can catch them the usual way.
+
+use crate::capture::CaptureError as RustCaptureError;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
+use pyo3::PyErr;
+
+create_exception!(heaplens, HeapLensError, PyException, "Base class of every heaplens error.");
+create_exception!(
+    heaplens,
+    CaptureError,
+    HeapLensError,
+    "The heap could not be walked (for example during a garbage collection)."
+);
+create_exception!(
+    heaplens,
+    UnsupportedPythonError,
+    CaptureError,
+    "This interpreter is not one heaplens can walk (version or build)."
+);
+
+create_exception!(
+    heaplens,
+    UnknownTypeError,
+    HeapLensError,
+    "No type of the given name exists in the process."
+);
+
+pub fn capture_error(e: RustCaptureError) -> PyErr {
+    match e {
+        RustCaptureError::Unsupported(why) => UnsupportedPythonError::new_err(why),
+        RustCaptureError::CollectionRunning => CaptureError::new_err(e.to_string()),
+        RustCaptureError::Core(core) => core_error(core),
+    }
+}
+
+pub fn core_error(e: heaplens_core::Error) -> PyErr {
+    use heaplens_core::Error;
+    match e {
+        Error::Io { ref source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(e.to_string()),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(e.to_string()),
+            _ => PyOSError::new_err(e.to_string()),
+        },
+        Error::Parse { .. } => PyValueError::new_err(e.to_string()),
+        Error::TooLarge { .. } | Error::InvalidGraph(_) => CaptureError::new_err(e.to_string()),
+        Error::Unsupported(_) => HeapLensError::new_err(e.to_string()),
+    }
+}

@@ -1,0 +1,50 @@
+//! The peak tracker behind `heaplens.growth()` (heaplens-core's [`PeakTracker`]).
+
+use heaplens_core::growth::{render_growth, GrowthRow, PeakTracker};
+use pyo3::prelude::*;
+use std::collections::HashMap;
+
+/// Peak counts per type name; :meth:`update` reports the names that passed their peak.
+#[pyclass(module = "heaplens._native", name = "PeakTracker")]
+pub struct PyPeakTracker {
+    inner: PeakTracker,
+}
+
+#[pymethods]
+impl PyPeakTracker {
+    /// A tracker, optionally starting from ``peaks`` (``{name: count}``).
+    #[new]
+    #[pyo3(signature = (peaks=None))]
+    fn new(peaks: Option<HashMap<String, u64>>) -> Self {
+        let mut inner = PeakTracker::new();
+        if let Some(p) = peaks {
+            inner.update(p.iter().map(|(k, v)| (k.as_str(), *v)));
+        }
+        PyPeakTracker { inner }
+    }
+
+    /// Records ``counts`` (``[(name, count), ...]``) and returns ``[(name, count, delta), ...]``
+    /// for the names above their previous peak, largest growth first.
+    fn update(&mut self, counts: Vec<(String, u64)>) -> Vec<(String, u64, u64)> {
+        self.inner
+            .update(counts.iter().map(|(k, v)| (k.as_str(), *v)))
+            .into_iter()
+            .map(|r| (r.name, r.count, r.delta))
+            .collect()
+    }
+
+    /// The peaks, as ``{name: count}``.
+    fn peaks(&self) -> HashMap<String, u64> {
+        self.inner.peaks().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+/// objgraph's ``show_growth`` table for ``[(name, count, delta), ...]``.
+#[pyfunction]
+pub fn format_growth(rows: Vec<(String, u64, u64)>) -> String {
+    let rows: Vec<GrowthRow> = rows
+        .into_iter()
+        .map(|(name, count, delta)| GrowthRow { name, count, delta })
+        .collect();
+    render_growth(&rows)
+}

@@ -1,0 +1,63 @@
+"""heaplens: find memory leaks in Python programs: what is growing, and what keeps it alive.
+
+The heap is walked by a Rust extension that runs no Python code while it walks, counts every
+live object (not only the gc-tracked half that ``gc.get_objects()`` shows) and changes nothing
+in the program it observes.
+
+Example:
+    >>> import heaplens
+    >>> class Order:
+    ...     pass
+    >>> before = heaplens.census()
+    >>> orders = [Order() for _ in range(1000)]
+    >>> heaplens.census().count("Order") - before.count("Order")
+    1000
+"""
+
+from heaplens._native import (
+    CaptureError,
+    Census,
+    HeapLensError,
+    MemoryInfo,
+    Snapshot,
+    SnapshotObject,
+    TypeStat,
+    UnknownTypeError,
+    UnsupportedPythonError,
+    __version__,
+    memory,
+)
+from heaplens._census import (
+    by_type,
+    census,
+    count,
+    most_common_types,
+    show_most_common_types,
+    typestats,
+)
+from heaplens._growth import Tracker, growth, show_growth
+from heaplens._snapshot import snapshot
+
+__all__ = [
+    "CaptureError",
+    "Census",
+    "HeapLensError",
+    "MemoryInfo",
+    "Snapshot",
+    "SnapshotObject",
+    "Tracker",
+    "TypeStat",
+    "UnknownTypeError",
+    "UnsupportedPythonError",
+    "__version__",
+    "by_type",
+    "census",
+    "count",
+    "growth",
+    "memory",
+    "most_common_types",
+    "show_growth",
+    "show_most_common_types",
+    "snapshot",
+    "typestats",
+]

@@ -1,0 +1,129 @@
+"""objgraph's ``growth`` and ``show_growth``: which types have more objects than ever before.
+
+State lives in a :class:`Tracker`; the module-level functions use a default one (or, for
+objgraph compatibility, the ``peak_stats`` dict you pass).
+"""
+
+import gc
+import sys
+
+from heaplens import _native
+from heaplens._census import typestats
+
+__all__ = ["Tracker", "growth", "show_growth"]
+
+
+def _counts(shortnames, filter, gc_only, collect):
+    if collect:
+        gc.collect()
+    return list(typestats(shortnames=shortnames, filter=filter, gc_only=gc_only).items())
+
+
+def _check_limit(limit):
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int or None, not {limit!r}")
+
+
+class Tracker:
+    """Remembers the peak count of each type; each :meth:`growth` call reports the types that
+    went past their peak since the previous call.
+
+    Args:
+        gc_only: count only gc-tracked objects (objgraph's view; faster on huge heaps).
+        collect: run a full ``gc.collect()`` before counting, as objgraph does. Off by default:
+            on a large heap the collection costs more than the count, and garbage that comes and
+            goes does not set new peaks anyway.
+
+    Example:
+        >>> import heaplens
+        >>> class Leaky:
+        ...     pass
+        >>> tracker = heaplens.Tracker()
+        >>> _ = tracker.growth()
+        >>> leaked = [Leaky() for _ in range(10)]
+        >>> ("Leaky", 10, 10) in tracker.growth(limit=None)
+        True
+        >>> tracker.growth(limit=None)
+        []
+    """
+
+    def __init__(self, *, gc_only=False, collect=False):
+        self.gc_only = bool(gc_only)
+        self.collect = bool(collect)
+        self._peaks = _native.PeakTracker()
+
+    @property
+    def peak_stats(self):
+        """The peak count of every type seen so far, as a dict."""
+        return self._peaks.peaks()
+
+    def growth(self, limit=10, shortnames=True, filter=None):
+        """The types whose count exceeds their peak: ``[(name, count, delta), ...]``, largest
+        growth first; ``limit=None`` returns them all."""
+        _check_limit(limit)
+        rows = self._peaks.update(_counts(shortnames, filter, self.gc_only, self.collect))
+        return rows if limit is None else rows[:limit]
+
+    def show_growth(self, limit=10, shortnames=True, file=None, filter=None):
+        """Prints :meth:`growth` as objgraph's table."""
+        rows = self.growth(limit, shortnames, filter)
+        if rows:
+            (file or sys.stdout).write(_native.format_growth(rows))
+
+    def reset(self):
+        """Forgets every peak."""
+        self._peaks = _native.PeakTracker()
+
+
+_default_tracker = Tracker()
+
+
+def growth(limit=10, peak_stats=None, shortnames=True, filter=None, *, gc_only=False, collect=False):
+    """objgraph's ``growth()``: the types with more objects than at the previous call.
+
+    Returns ``[(name, count, delta), ...]``, largest growth first. Peaks are kept by a default
+    :class:`Tracker`, or in ``peak_stats`` (a dict you own) when you pass one. The first call
+    reports every type.
+
+    Example:
+        >>> import heaplens
+        >>> peaks = {}
+        >>> _ = heaplens.growth(peak_stats=peaks)
+        >>> cache = [object() for _ in range(500)]
+        >>> heaplens.growth(peak_stats=peaks)[0][0]
+        'object'
+    """
+    _check_limit(limit)
+    if peak_stats is None:
+        if gc_only or collect:
+            tracker = _default_tracker
+            saved = (tracker.gc_only, tracker.collect)
+            tracker.gc_only, tracker.collect = bool(gc_only), bool(collect)
+            try:
+                return tracker.growth(limit, shortnames, filter)
+            finally:
+                tracker.gc_only, tracker.collect = saved
+        return _default_tracker.growth(limit, shortnames, filter)
+    if not isinstance(peak_stats, dict):
+        raise TypeError(f"peak_stats must be a dict, not {type(peak_stats).__name__}")
+    peaks = _native.PeakTracker(peak_stats)
+    rows = peaks.update(_counts(shortnames, filter, gc_only, collect))
+    peak_stats.update(peaks.peaks())
+    return rows if limit is None else rows[:limit]
+
+
+def show_growth(
+    limit=10, peak_stats=None, shortnames=True, file=None, filter=None, *, gc_only=False, collect=False
+):
+    """Prints :func:`growth` as objgraph's table: name, count, increase.
+
+    Example:
+        >>> import heaplens, io
+        >>> out = io.StringIO()
+        >>> heaplens.show_growth(peak_stats={}, limit=2, file=out)
+        >>> len(out.getvalue().splitlines())
+        2
+    """
+    rows = growth(limit, peak_stats, shortnames, filter, gc_only=gc_only, collect=collect)
+    if rows:
+        (file or sys.stdout).write(_native.format_growth(rows))

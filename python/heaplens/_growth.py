@@ -43,7 +43,7 @@ class Tracker:
         >>> leaked = [Leaky() for _ in range(10)]
         >>> ("Leaky", 10, 10) in tracker.growth(limit=None)
         True
-        >>> tracker.growth(limit=None)
+        >>> [row for row in tracker.growth(limit=None) if row[0] == "Leaky"]
         []
     """
 

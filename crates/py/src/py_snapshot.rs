@@ -39,16 +39,24 @@ fn view(graph: &Arc<Graph>, node: NodeId) -> PySnapshotObject {
     }
 }
 
-/// An address given as an int, or any other object (whose ``id()`` is used).
-fn address_of(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
-    if obj.is_exact_instance_of::<PyInt>() {
-        obj.extract::<u64>()
-            .map_err(|_| PyTypeError::new_err("an address must be a non-negative int"))
-    } else if obj.is_instance_of::<PySnapshotObject>() {
-        let v: PyRef<'_, PySnapshotObject> = obj.extract()?;
-        Ok(v.graph.addr(v.node))
-    } else {
-        Ok(obj.as_ptr() as u64)
+/// An address: an int (``id(obj)``, as objgraph's ``at()`` takes).
+fn address(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if !obj.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "snapshot lookups take an address (an int such as id(obj)), not {}; \
+             use snapshot.object(obj) to look up a live object",
+            obj.get_type().name()?
+        )));
+    }
+    obj.extract::<u64>()
+        .map_err(|_| PyTypeError::new_err("an address must be a non-negative int"))
+}
+
+/// The address of a target: a SnapshotObject's, or a live object's ``id()`` (ints included).
+fn target_address(obj: &Bound<'_, PyAny>) -> u64 {
+    match obj.extract::<PyRef<'_, PySnapshotObject>>() {
+        Ok(v) => v.graph.addr(v.node),
+        Err(_) => obj.as_ptr() as u64,
     }
 }
 
@@ -96,14 +104,23 @@ impl PySnapshot {
         }
     }
 
-    /// The object at address ``address`` (an int, or an object whose ``id()`` is used), or None.
+    /// The object at ``address`` (an int such as ``id(obj)``), or None.
     fn get(&self, address: &Bound<'_, PyAny>) -> PyResult<Option<PySnapshotObject>> {
-        let addr = address_of(address)?;
+        let addr = self::address(address)?;
         Ok(self.graph.node_by_addr(addr).map(|n| view(&self.graph, n)))
     }
 
+    /// The snapshot's record of the live object ``obj`` (found by ``id(obj)``).
+    fn object(&self, obj: &Bound<'_, PyAny>) -> PyResult<PySnapshotObject> {
+        let addr = obj.as_ptr() as u64;
+        self.graph
+            .node_by_addr(addr)
+            .map(|n| view(&self.graph, n))
+            .ok_or_else(|| PyKeyError::new_err(format!("the object at {addr:#x} is not in this snapshot")))
+    }
+
     fn __getitem__(&self, address: &Bound<'_, PyAny>) -> PyResult<PySnapshotObject> {
-        let addr = address_of(address)?;
+        let addr = self::address(address)?;
         self.graph
             .node_by_addr(addr)
             .map(|n| view(&self.graph, n))
@@ -111,7 +128,7 @@ impl PySnapshot {
     }
 
     fn __contains__(&self, address: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.graph.node_by_addr(address_of(address)?).is_some())
+        Ok(self.graph.node_by_addr(self::address(address)?).is_some())
     }
 
     /// The objects whose type ``name`` names (``"dict"``, ``"Order"``, ``"myapp.Order"``).
@@ -231,15 +248,15 @@ impl PySnapshotObject {
             .collect()
     }
 
-    /// Labels of the references from this object to ``target`` (an address, an object or a
+    /// Labels of the references from this object to ``target`` (a live object, or a
     /// SnapshotObject); empty if it does not refer to it.
-    fn labels_to(&self, target: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-        let addr = address_of(target)?;
+    fn labels_to(&self, target: &Bound<'_, PyAny>) -> Vec<String> {
+        let addr = target_address(target);
         let g = &self.graph;
-        Ok(g.edges(self.node)
+        g.edges(self.node)
             .filter(|(t, _)| g.addr(*t) == addr && !g.flags(*t).contains(NodeFlags::SYNTHETIC))
             .map(|(_, l)| g.describe_label(l))
-            .collect())
+            .collect()
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {

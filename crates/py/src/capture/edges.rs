@@ -490,7 +490,12 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                 nonnull(sink, field(ob, l.gen_name), Label::field(n.name));
                 nonnull(sink, field(ob, l.gen_qualname), Label::field(n.qualname));
                 nonnull(sink, field(ob, l.gen_exc_value), Label::field(n.exc_value));
-                nonnull(sink, field(ob, l.gen_origin_or_finalizer), Label::field(n.origin));
+                // Only coroutines (their origin) and async generators (their finalizer)
+                // initialise this field; a plain generator leaves it as uninitialised memory.
+                let tp = raw::ob_type(o);
+                if tp == cx.env.types.coroutine || tp == cx.env.types.async_generator {
+                    nonnull(sink, field(ob, l.gen_origin_or_finalizer), Label::field(n.origin));
+                }
                 if read::<i8>(ob, l.gen_frame_state) < FRAME_CLEARED {
                     interpreter_frame_edges(cx, ob.add(l.gen_iframe), sink);
                 }

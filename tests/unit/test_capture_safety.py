@@ -1,0 +1,219 @@
+"""A capture changes nothing in the program it observes, and survives exotic objects."""
+
+import array
+import asyncio
+import collections
+import ctypes
+import gc
+import io
+import re
+import sys
+import threading
+import types
+import weakref
+
+import heaplens
+
+
+class Sample:
+    def __init__(self):
+        self.a = 1
+        self.b = "two"
+
+
+def blocks_left_by(action):
+    """Python memory blocks still allocated after ``action`` (compared with doing nothing)."""
+
+    def measure(fn):
+        gc.collect()
+        before = sys.getallocatedblocks()
+        fn()
+        gc.collect()
+        return sys.getallocatedblocks() - before
+
+    measure(action)  # warm one-time caches (type objects, interned names)
+    baseline = measure(lambda: None)
+    return measure(action) - baseline
+
+
+def capture_everything():
+    for _ in range(3):
+        snap = heaplens.snapshot()
+        census = heaplens.census()
+        gc_census = heaplens.census(gc_only=True)
+        del snap, census, gc_census
+
+
+def test_a_capture_leaves_no_python_allocation_behind():
+    samples = [Sample() for _ in range(100)]
+    assert blocks_left_by(capture_everything) == 0
+    del samples
+
+
+def test_the_heap_is_unchanged_by_a_capture():
+    samples = [Sample() for _ in range(100)]
+    others = [["list"], {"k": "v"}, "a str", 10**30, Sample]
+    capture_everything()
+    gc.collect()
+    refcounts = [sys.getrefcount(o) for o in samples + others]
+    objects = len(gc.get_objects())
+    capture_everything()
+    assert len(gc.get_objects()) == objects
+    assert [sys.getrefcount(o) for o in samples + others] == refcounts
+
+
+def test_no_instance_dict_is_created():
+    samples = [Sample() for _ in range(50)]
+    # A materialised __dict__ would be a new allocation per instance.
+    assert blocks_left_by(capture_everything) == 0
+    snap = heaplens.snapshot()
+    assert snap[id(samples[0])].labels_to(samples[0].b) == [".b"]
+
+
+def test_gc_lists_are_intact_after_a_capture():
+    heaplens.snapshot()
+    # A full collection walks every list link; corrupted links would crash or lose objects.
+    before = len(gc.get_objects())
+    gc.collect()
+    assert len(gc.get_objects()) <= before
+
+    def make_cycles(n):
+        for _ in range(n):
+            a, b = [], []
+            a.append(b)
+            b.append(a)
+
+    gc.disable()
+    try:
+        make_cycles(1000)
+        assert gc.collect() >= 2000
+    finally:
+        gc.enable()
+
+
+def exotic_objects():
+    async def coro():
+        return 1
+
+    async def agen():
+        yield 1
+
+    def gen():
+        yield 1
+
+    class WeakSlots:
+        __slots__ = ("x", "__weakref__")
+
+    ws = WeakSlots()
+    ws.x = 1
+    target = Sample()
+    wvd = weakref.WeakValueDictionary({"t": target})
+    wkd = weakref.WeakKeyDictionary({target: 1})
+    try:
+        raise KeyError("x")
+    except KeyError as e:
+        exc = e
+    c = coro()
+    ag = agen()
+    objs = [
+        array.array("i", [1, 2, 3]),
+        collections.deque([1, 2, 3], maxlen=5),
+        collections.OrderedDict(a=1),
+        collections.defaultdict(int, a=1),
+        collections.Counter("abracadabra"),
+        collections.ChainMap({}, {"a": 1}),
+        memoryview(b"bytes"),
+        weakref.ref(target),
+        weakref.proxy(target),
+        wvd,
+        wkd,
+        weakref.WeakSet([target]),
+        gen(),
+        c,
+        ag,
+        sys._getframe(),
+        exc,
+        exc.__traceback__,
+        gen.__code__,
+        target.__init__,
+        property(lambda self: 1),
+        ws,
+        types.SimpleNamespace(a=1),
+        types.MappingProxyType({"a": 1}),
+        re.compile(r"(\w+) (\d+)"),
+        io.StringIO("text"),
+        io.BytesIO(b"bytes"),
+        threading.Lock(),
+        threading.Event(),
+        iter([1, 2]),
+        iter({1: 2}.items()),
+        map(str, [1]),
+        zip([1], [2]),
+        enumerate([1]),
+        range(5),
+        slice(1, 2, 3),
+        ctypes.c_int(5),
+        complex(1, 2),
+        NotImplemented,
+        Ellipsis,
+        sys.modules,
+        sys.flags,
+        type("Dynamic", (dict,), {"__slots__": ("z",)})(),
+        asyncio.new_event_loop(),
+    ]
+    return objs, target, (c, ag)
+
+
+def test_exotic_objects_are_captured_without_a_crash():
+    objs, target, (c, ag) = exotic_objects()
+    loop = objs[-1]
+    try:
+        snap = heaplens.snapshot()
+        census = heaplens.census()
+        assert census.total_count > 1000
+        for o in objs:
+            node = snap[id(o)]
+            assert node.type.rsplit(".", 1)[-1] == type(o).__name__ or node.type == type(o).__name__
+        assert snap[id(objs[7])].labels_to(target) == ["<weakref>"]
+        assert heaplens.count("WeakValueDictionary") >= 1
+    finally:
+        loop.close()
+        c.close()
+        asyncio.run(ag.aclose())
+
+
+def test_a_capture_from_a_finalizer_during_collection_is_refused():
+    errors = []
+
+    class Finalized:
+        def __del__(self):
+            try:
+                heaplens.census()
+            except heaplens.CaptureError as e:
+                errors.append(str(e))
+
+    a = Finalized()
+    a.self = a
+    del a
+    gc.collect()
+    assert errors and "garbage collection is running" in errors[0]
+
+
+def test_a_million_object_heap_is_captured_exactly():
+    class Row:
+        __slots__ = ("key", "value")
+
+    rows = []
+    for i in range(200_000):
+        r = Row()
+        r.key = f"k{i}"
+        r.value = [i * 1.5, 10**20 + i]
+        rows.append(r)
+    snap = heaplens.snapshot()
+    census = snap.census()
+    assert census.count("Row") == 200_000
+    assert census.count("float") >= 200_000
+    assert len(snap) > 1_000_000
+    some = rows[123_456]
+    assert snap[id(some)].labels_to(some.value) == [".value"]
+    assert snap[id(some.value)].labels_to(some.value[1]) == ["[1]"]

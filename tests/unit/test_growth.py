@@ -1,0 +1,137 @@
+"""growth() and show_growth() follow objgraph: growth of peak counts since the last call."""
+
+import io
+
+import pytest
+
+import heaplens
+
+
+class MyLeakyObject:
+    pass
+
+
+CACHE = []
+
+
+def function_with_leak():
+    CACHE.append(MyLeakyObject())
+
+
+def function_without_leak():
+    a = MyLeakyObject()
+    return a is not None
+
+
+class FirstSeen:
+    pass
+
+
+class DefaultTracked:
+    pass
+
+
+class Shown:
+    pass
+
+
+def test_a_tracker_reports_every_type_first_and_then_only_growth():
+    tracker = heaplens.Tracker()
+    first = tracker.growth(limit=None)
+    assert len(first) > 10 and all(delta == count for _, count, delta in first)
+    leaked = [FirstSeen() for _ in range(25)]
+    assert ("FirstSeen", 25, 25) in tracker.growth(limit=None)
+    assert [r for r in tracker.growth(limit=None) if r[0] == "FirstSeen"] == []
+    assert tracker.peak_stats["FirstSeen"] == 25
+    del leaked
+
+
+def test_the_origin_articles_leak_is_found_and_the_clean_function_is_not():
+    tracker = heaplens.Tracker()
+    tracker.growth()
+    function_without_leak()
+    assert [r for r in tracker.growth(limit=None) if r[0] == "MyLeakyObject"] == []
+    for _ in range(3):
+        function_with_leak()
+    rows = [r for r in tracker.growth(limit=None) if r[0] == "MyLeakyObject"]
+    assert rows == [("MyLeakyObject", heaplens.count(MyLeakyObject), 3)]
+
+
+def leaky_rows(rows):
+    return [r for r in rows if r[0] == "MyLeakyObject"]
+
+
+def test_objects_that_come_and_go_do_not_count_as_growth():
+    tracker = heaplens.Tracker(gc_only=True)
+    tracker.growth()
+    base = len(CACHE)
+    temporary = [MyLeakyObject() for _ in range(10)]
+    assert leaky_rows(tracker.growth(limit=None)) == [("MyLeakyObject", base + 10, 10)]
+    assert base == heaplens.count(MyLeakyObject) - 10
+    del temporary
+    assert leaky_rows(tracker.growth(limit=None)) == []
+    temporary = [MyLeakyObject() for _ in range(5)]
+    assert leaky_rows(tracker.growth(limit=None)) == [], "below the peak is not growth"
+    del temporary
+
+
+def test_module_level_growth_with_an_explicit_peak_stats_dict():
+    peaks = {}
+    heaplens.growth(peak_stats=peaks)
+    assert peaks["dict"] > 0
+    extra = [MyLeakyObject() for _ in range(4)]
+    rows = heaplens.growth(limit=None, peak_stats=peaks)
+    assert ("MyLeakyObject", heaplens.count(MyLeakyObject), 4) in rows
+    long_rows = heaplens.growth(limit=None, peak_stats={}, shortnames=False)
+    assert any(name == f"{__name__}.MyLeakyObject" for name, _, _ in long_rows)
+    del extra
+
+
+def test_module_level_growth_uses_a_default_tracker():
+    heaplens.growth()
+    extra = [DefaultTracked() for _ in range(6)]
+    rows = heaplens.growth(limit=None)
+    assert ("DefaultTracked", 6, 6) in rows
+    del extra
+
+
+def test_growth_limits_and_orders_by_delta():
+    heaplens.growth()
+    extra = [MyLeakyObject() for _ in range(50)] + [object() for _ in range(20)]
+    rows = heaplens.growth(limit=2)
+    assert len(rows) <= 2
+    assert rows[0][2] >= rows[-1][2]
+    del extra
+
+
+def test_show_growth_prints_objgraphs_table():
+    tracker = heaplens.Tracker()
+    tracker.growth()
+    extra = [Shown() for _ in range(3)]
+    out = io.StringIO()
+    tracker.show_growth(limit=None, file=out)
+    line = next(l for l in out.getvalue().splitlines() if l.startswith("Shown"))
+    assert line.split() == ["Shown", "3", "+3"]
+    out = io.StringIO()
+    tracker.show_growth(limit=None, file=out)
+    assert "Shown" not in out.getvalue()
+    out = io.StringIO()
+    heaplens.show_growth(peak_stats={}, limit=1, file=out)
+    assert len(out.getvalue().splitlines()) == 1
+    del extra
+
+
+def test_growth_with_collect_runs_the_collector_first():
+    tracker = heaplens.Tracker(collect=True, gc_only=True)
+    tracker.growth()
+    a = []
+    a.append(a)
+    del a
+    assert all(r[0] != "list" for r in tracker.growth(limit=None))
+
+
+def test_bad_growth_arguments_are_rejected():
+    with pytest.raises(ValueError):
+        heaplens.growth(limit=-1)
+    with pytest.raises(TypeError):
+        heaplens.growth(peak_stats=[])

@@ -1,0 +1,66 @@
+"""heaplens.memory(): process memory as the OS sees it."""
+
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+
+import heaplens
+
+
+def test_memory_reports_rss_and_peak_in_bytes():
+    m = heaplens.memory()
+    assert m.rss > 5 * 2**20
+    assert m.peak_rss >= m.rss
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    expected_peak = ru * 1024 if sys.platform.startswith("linux") else ru
+    assert abs(m.peak_rss - expected_peak) < 64 * 2**20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="USS and PSS are Linux-only")
+def test_uss_and_pss_are_reported_on_linux():
+    m = heaplens.memory()
+    assert 0 < m.uss <= m.rss
+    assert 0 < m.pss <= m.rss
+    assert set(m._asdict()) == {"rss", "peak_rss", "uss", "pss", "swap"}
+    assert "MiB" in repr(m)
+
+
+def test_rss_follows_a_large_allocation():
+    before = heaplens.memory().rss
+    blob = bytearray(64 * 2**20)
+    for i in range(0, len(blob), 4096):
+        blob[i] = 1
+    after = heaplens.memory().rss
+    assert after - before > 48 * 2**20
+    del blob
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux-only")
+def test_memory_of_another_process():
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout.readline() == b"ready\n"
+        m = heaplens.memory(pid=child.pid)
+        assert m.rss > 2**20
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+
+
+def test_a_dead_pid_is_a_process_lookup_error():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with pytest.raises(ProcessLookupError, match=str(child.pid)):
+        heaplens.memory(pid=child.pid)
+
+
+def test_a_negative_pid_is_a_value_error():
+    with pytest.raises(ValueError):
+        heaplens.memory(pid=-5)

@@ -1,0 +1,185 @@
+"""Every reference in a snapshot carries a label saying how it refers."""
+
+import collections
+import functools
+import sys
+import weakref
+
+import heaplens
+
+
+class Holder:
+    pass
+
+
+class Slotted:
+    __slots__ = ("first", "second", "__weakref__")
+
+
+def labels(snap, src, dst):
+    return snap[id(src)].labels_to(dst)
+
+
+def test_inline_instance_attributes_are_labelled_by_name_without_creating_a_dict():
+    h = Holder()
+    h.payload = ["p"]
+    h.count = 10**20
+    snap = heaplens.snapshot()
+    assert labels(snap, h, h.payload) == [".payload"]
+    assert labels(snap, h, h.count) == [".count"]
+    assert labels(snap, h, Holder) == [".__class__"]
+
+
+def test_a_materialised_instance_dict_is_followed_by_key():
+    h = Holder()
+    h.payload = ["p"]
+    d = h.__dict__  # materialises the dict
+    snap = heaplens.snapshot()
+    assert labels(snap, h, d) == [".__dict__"]
+    assert labels(snap, d, h.payload) == ["['payload']"]
+
+
+def test_slots_are_labelled_by_slot_name():
+    s = Slotted()
+    s.first = ["one"]
+    s.second = ["two"]
+    snap = heaplens.snapshot()
+    assert labels(snap, s, s.first) == [".first"]
+    assert labels(snap, s, s.second) == [".second"]
+
+
+def test_dict_values_are_labelled_by_key_and_keys_are_objects():
+    key = "".join(["only", "here"])
+    number_key_value = ["n"]
+    tuple_key_value = ["t"]
+    d = {key: ["v"], 42: number_key_value, (1, "a"): tuple_key_value, None: [0]}
+    snap = heaplens.snapshot()
+    assert labels(snap, d, d[key]) == ["['onlyhere']"]
+    assert labels(snap, d, number_key_value) == ["[42]"]
+    assert labels(snap, d, tuple_key_value) == ["[(1, 'a')]"]
+    assert labels(snap, d, d[None]) == ["[None]"]
+    assert labels(snap, d, key) == ["<key 'onlyhere'>"]
+    key_node = snap[id(key)]
+    assert key_node.type == "str" and key_node.size == sys.getsizeof(key)
+
+
+def test_list_and_tuple_items_are_labelled_by_index():
+    a, b = ["a"], ["b"]
+    lst = [a, b]
+    tup = (b, a)
+    snap = heaplens.snapshot()
+    assert labels(snap, lst, b) == ["[1]"]
+    assert labels(snap, tup, b) == ["[0]"]
+
+
+def test_function_defaults_globals_closure_and_cells():
+    default = ["default"]
+
+    def make():
+        captured = ["captured"]
+
+        def inner(x=default):
+            return captured
+
+        return inner, captured
+
+    inner, captured = make()
+    snap = heaplens.snapshot()
+    assert labels(snap, inner, inner.__defaults__) == [".__defaults__"]
+    assert labels(snap, inner.__defaults__, default) == ["[0]"]
+    assert labels(snap, inner, inner.__globals__) == [".__globals__"]
+    assert labels(snap, inner, inner.__closure__) == [".__closure__"]
+    cell = inner.__closure__[0]
+    assert labels(snap, cell, captured) == [".cell_contents"]
+    assert labels(snap, inner, inner.__code__) == [".__code__"]
+
+
+def test_class_dict_and_mro():
+    snap = heaplens.snapshot()
+    assert labels(snap, Holder, Holder.__mro__) == [".__mro__"]
+    node = snap[id(Holder)]
+    assert any(label == ".__dict__" for label, _ in node.referents)
+    assert "type" in node.flags
+
+
+def test_bound_method_self_and_func():
+    h = Holder()
+    h.run = None
+
+    class WithMethod:
+        def go(self):
+            pass
+
+    obj = WithMethod()
+    bound = obj.go
+    snap = heaplens.snapshot()
+    assert labels(snap, bound, obj) == [".__self__"]
+    assert labels(snap, bound, WithMethod.__dict__["go"]) == [".__func__"]
+
+
+def test_weak_references_are_marked_weak():
+    target = Holder()
+    ref = weakref.ref(target)
+    snap = heaplens.snapshot()
+    assert labels(snap, ref, target) == ["<weakref>"]
+
+
+def test_generator_locals_are_labelled_by_name():
+    def gen():
+        local_list = ["in generator"]
+        yield local_list
+
+    g = gen()
+    first = next(g)
+    snap = heaplens.snapshot()
+    assert labels(snap, g, first) == ["local 'local_list'"]
+
+
+def test_frame_object_locals_are_labelled_by_name():
+    def capture_frame():
+        in_frame = ["in frame"]
+        return sys._getframe(), in_frame
+
+    frame, value = capture_frame()
+    snap = heaplens.snapshot()
+    node = snap[id(frame)]
+    assert "frame" in node.flags
+    assert labels(snap, frame, value) == ["local 'in_frame'"]
+
+
+def test_exception_traceback_holds_frames():
+    try:
+        raise ValueError("boom")
+    except ValueError as e:
+        exc = e
+    snap = heaplens.snapshot()
+    assert labels(snap, exc, exc.__traceback__) == [".__traceback__"]
+    assert labels(snap, exc.__traceback__, exc.__traceback__.tb_frame) == [".tb_frame"]
+    assert labels(snap, exc, exc.args) == [".args"]
+
+
+def test_defaultdict_and_ordereddict_entries_are_labelled():
+    dd = collections.defaultdict(list)
+    dd["k"].append(1)
+    od = collections.OrderedDict(first=["1st"])
+    snap = heaplens.snapshot()
+    assert labels(snap, dd, dd["k"]) == ["['k']"]
+    assert labels(snap, dd, list) == [".default_factory"]
+    assert labels(snap, od, od["first"]) == ["['first']"]
+
+
+def test_unknown_types_are_traversed_and_labelled_by_members():
+    p = functools.partial(print, ["arg"], sep=",")
+    dq = collections.deque([["in deque"]])
+    snap = heaplens.snapshot()
+    assert labels(snap, p, print) == [".func"]
+    assert labels(snap, p, p.args) == [".args"]
+    assert labels(snap, dq, dq[0]) == ["<ref>"]
+
+
+def test_referrers_are_the_reverse_of_referents():
+    h = Holder()
+    h.child = Holder()
+    snap = heaplens.snapshot()
+    back = snap[id(h.child)].referrers
+    assert [(label, node.address) for label, node in back] == [(".child", id(h))]

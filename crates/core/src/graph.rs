@@ -2,9 +2,10 @@
 //!
 //! Layout (the point of this module, so it is spelled out): nodes are numbered `0..n` ([`NodeId`]
 //! is a `u32`) and their facts live in parallel arrays: address (`u64`), type id and flags packed
-//! in one `u32` (24 + 8 bits), shallow size (`u32`; the rare object of 4 GiB or more keeps its size
-//! in a side table). Edges are CSR: `offsets[n]..offsets[n + 1]` indexes the `targets` and
-//! `labels` arrays. That is 20 bytes per node and 8 bytes per edge, with no per-node allocation.
+//! in one `u32` (24 + 8 bits), shallow size (`u16`: nearly every object is smaller than 64 KiB;
+//! the others keep their size in a side table). Edges are CSR: `offsets[n]..offsets[n + 1]`
+//! indexes the `targets` and `labels` arrays. That is 18 bytes per node and 8 bytes per edge,
+//! with no per-node allocation.
 //!
 //! Besides real objects a graph holds a few synthetic nodes: one root (whose edges name the roots:
 //! modules in `sys.modules`, thread stacks, objects referenced from outside the heap), one node per
@@ -102,14 +103,14 @@ pub struct SnapshotMeta {
 
 const TYPE_BITS: u32 = 24;
 const TYPE_MASK: u32 = (1 << TYPE_BITS) - 1;
-const SIZE_IN_SIDE_TABLE: u32 = u32::MAX;
+const SIZE_IN_SIDE_TABLE: u16 = u16::MAX;
 
 /// A heap snapshot as a graph. Immutable once built, apart from flags set by analyses.
 #[derive(Debug)]
 pub struct Graph {
     addrs: Vec<u64>,
     type_and_flags: Vec<u32>,
-    sizes: Vec<u32>,
+    sizes: Vec<u16>,
     big_sizes: HashMap<NodeId, u64>,
     offsets: Vec<u32>,
     targets: Vec<NodeId>,
@@ -164,7 +165,7 @@ impl Graph {
     /// Shallow size in bytes (what `sys.getsizeof` reports).
     pub fn size(&self, n: NodeId) -> u64 {
         match self.sizes[n as usize] {
-            SIZE_IN_SIDE_TABLE => self.big_sizes.get(&n).copied().unwrap_or(u32::MAX as u64),
+            SIZE_IN_SIDE_TABLE => self.big_sizes.get(&n).copied().unwrap_or(u16::MAX as u64),
             s => s as u64,
         }
     }
@@ -254,7 +255,7 @@ impl Graph {
     pub fn heap_bytes(&self) -> usize {
         self.addrs.capacity() * 8
             + self.type_and_flags.capacity() * 4
-            + self.sizes.capacity() * 4
+            + self.sizes.capacity() * 2
             + self.offsets.capacity() * 4
             + self.targets.capacity() * 4
             + self.labels.capacity() * 4
@@ -347,6 +348,18 @@ impl GraphBuilder {
         self.graph.addrs.len()
     }
 
+    /// Makes room for `nodes` more nodes and `edges` more edges, if memory allows (a failed
+    /// reservation is not an error: the arrays then grow as needed).
+    pub fn reserve(&mut self, nodes: usize, edges: usize) {
+        let g = &mut self.graph;
+        let _ = g.addrs.try_reserve(nodes);
+        let _ = g.type_and_flags.try_reserve(nodes);
+        let _ = g.sizes.try_reserve(nodes);
+        let _ = g.offsets.try_reserve(nodes);
+        let _ = g.targets.try_reserve(edges);
+        let _ = g.labels.try_reserve(edges);
+    }
+
     /// Nodes whose edges have been written (`end_node` calls so far).
     pub fn processed(&self) -> usize {
         self.graph.offsets.len() - 1
@@ -375,7 +388,7 @@ impl GraphBuilder {
             self.graph.sizes[i] = SIZE_IN_SIDE_TABLE;
             self.graph.big_sizes.insert(n, size);
         } else {
-            self.graph.sizes[i] = size as u32;
+            self.graph.sizes[i] = size as u16;
         }
     }
 
@@ -570,14 +583,19 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn sizes_of_four_gib_and_more_are_kept_exactly() {
+    fn large_sizes_are_kept_exactly() {
         let mut b = GraphBuilder::new();
         let t = b.intern_type("builtins", "bytes", "bytes");
-        let n = b.add_node(0x10);
-        b.set_node(n, t, 5 << 30, NodeFlags::empty());
-        b.end_node();
+        let sizes = [0u64, 65_534, 65_535, 65_536, 5 << 30];
+        for (i, &size) in sizes.iter().enumerate() {
+            let n = b.add_node(0x10 * (i as u64 + 1));
+            b.set_node(n, t, size, NodeFlags::empty());
+            b.end_node();
+        }
         let g = b.finish().unwrap();
-        assert_eq!(g.size(n), 5 << 30);
+        for (i, &size) in sizes.iter().enumerate() {
+            assert_eq!(g.size(i as NodeId), size);
+        }
     }
 
     #[test]

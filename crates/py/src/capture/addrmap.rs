@@ -42,6 +42,12 @@ impl AddrMap {
         ((key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
+    /// Starts loading the slot where `key` would be, ahead of a lookup.
+    #[inline(always)]
+    pub fn prefetch(&self, key: usize) {
+        super::raw::prefetch(&self.keys[self.slot(key)] as *const usize as *const u8);
+    }
+
     /// The value for `key`, inserting `make()` if absent. Returns (value, inserted).
     #[inline]
     pub fn get_or_insert_with(&mut self, key: usize, make: impl FnOnce() -> u32) -> (u32, bool) {

@@ -85,22 +85,31 @@ pub struct Cx {
 }
 
 impl Cx {
-    pub fn new<S: EdgeSink>(env: &'static Env, sink: &mut S) -> Cx {
+    /// State for a walk that labels its edges; call [`Cx::intern_names`] before walking.
+    pub fn labelled(env: &'static Env) -> Cx {
         Cx {
             env,
-            names: if S::LABELS {
-                Names::intern(sink)
-            } else {
-                Names::default()
-            },
-            key_cache: if S::LABELS {
-                vec![(0, Label::NONE, Label::NONE); KEY_CACHE_SIZE]
-            } else {
-                Vec::new()
-            },
+            names: Names::default(),
+            key_cache: vec![(0, Label::NONE, Label::NONE); KEY_CACHE_SIZE],
             scratch: String::new(),
             traverse_buf: Vec::new(),
         }
+    }
+
+    /// State for a walk that does not label (a census).
+    pub fn unlabelled(env: &'static Env) -> Cx {
+        Cx {
+            env,
+            names: Names::default(),
+            key_cache: Vec::new(),
+            scratch: String::new(),
+            traverse_buf: Vec::new(),
+        }
+    }
+
+    /// Interns the structural field names in the sink's string table.
+    pub fn intern_names<S: EdgeSink>(&mut self, sink: &mut S) {
+        self.names = Names::intern(sink);
     }
 
     #[inline]

@@ -66,15 +66,6 @@ impl GcLists {
         }
     }
 
-    /// The number of tracked objects (one pass over the lists).
-    ///
-    /// # Safety
-    /// The GIL must be held.
-    pub unsafe fn count(&self) -> usize {
-        let mut n = 0;
-        unsafe { self.for_each(|_| n += 1) };
-        n
-    }
 }
 
 const STASH_MARK: usize = 0b100;
@@ -83,6 +74,10 @@ const STASH_SHIFT: u32 = 3;
 /// Node ids stashed in `_gc_prev` for the length of a walk; see the module documentation.
 pub struct Stash<'a> {
     lists: &'a GcLists,
+    /// Every tracked object, in list order (list after list).
+    objects: Vec<Obj>,
+    /// How many objects each list holds.
+    lengths: Vec<usize>,
     active: bool,
 }
 
@@ -93,18 +88,34 @@ impl<'a> Stash<'a> {
     /// The GIL must be held for the whole life of the returned value, and no Python code may run
     /// until it is dropped.
     pub unsafe fn new(lists: &'a GcLists, mut assign: impl FnMut(Obj) -> u32) -> Stash<'a> {
-        let stash = Stash {
+        let mut stash = Stash {
             lists,
+            objects: Vec::new(),
+            lengths: Vec::with_capacity(lists.heads.len()),
             active: true,
         };
-        unsafe {
-            lists.for_each(|o| {
-                let id = assign(o) as usize;
-                let prev = raw::gc_head(o).add(1);
-                *prev = (id << STASH_SHIFT) | STASH_MARK | (*prev & GC_PREV_FLAG_BITS);
-            });
+        for &head in &lists.heads {
+            let before = stash.objects.len();
+            // SAFETY: the lists are well formed while the GIL is held.
+            unsafe {
+                let mut node = *head as *mut usize;
+                while node != head {
+                    let o = node.add(2) as Obj;
+                    let id = assign(o) as usize;
+                    let prev = node.add(1);
+                    *prev = (id << STASH_SHIFT) | STASH_MARK | (*prev & GC_PREV_FLAG_BITS);
+                    stash.objects.push(o);
+                    node = *node as *mut usize;
+                }
+            }
+            stash.lengths.push(stash.objects.len() - before);
         }
         stash
+    }
+
+    /// Every tracked object, in the order they were numbered.
+    pub fn objects(&self) -> &[Obj] {
+        &self.objects
     }
 
     /// The node id of `o` if it is a tracked object numbered by this stash.
@@ -129,23 +140,27 @@ impl<'a> Stash<'a> {
         }
     }
 
-    /// Puts every `_gc_prev` back: each node's previous node in its list, flags kept.
+    /// Puts every `_gc_prev` back: each node's previous node in its list, flags kept. Reads the
+    /// recorded list order rather than chasing `_gc_next` again, so the writes do not wait on
+    /// each other's cache misses.
     pub fn restore(&mut self) {
         if !self.active {
             return;
         }
-        for &head in &self.lists.heads {
-            // SAFETY: the lists are intact (only _gc_prev words were changed) and the GIL is held.
-            unsafe {
-                let mut prev = head;
-                let mut node = *head as *mut usize;
-                while node != head {
+        let mut start = 0;
+        for (&head, &len) in self.lists.heads.iter().zip(&self.lengths) {
+            let mut prev = head as usize;
+            for &o in &self.objects[start..start + len] {
+                let node = raw::gc_head(o);
+                // SAFETY: `o` is a tracked object (only its _gc_prev word was changed) and the
+                // GIL is held.
+                unsafe {
                     let slot = node.add(1);
-                    *slot = (prev as usize) | (*slot & GC_PREV_FLAG_BITS);
-                    prev = node;
-                    node = *node as *mut usize;
+                    *slot = prev | (*slot & GC_PREV_FLAG_BITS);
                 }
+                prev = node as usize;
             }
+            start += len;
         }
         self.active = false;
     }

@@ -17,6 +17,7 @@ use heaplens_core::strings::{StringId, StringTable};
 use heaplens_core::types::{TypeFlags, TypeId, TypeInfo, TypeTable};
 use hashbrown::HashMap;
 use pyo3::ffi;
+use std::rc::Rc;
 
 /// How the references of an object are enumerated (chosen by its solid base).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +97,9 @@ pub struct TypeEntry {
     pub is_exception: bool,
     /// Whether the type matches the caller's type filter (`by_type`).
     pub matched: bool,
+    /// Objects of this type refer to nothing (str, int, float, bytes): a walk can finish with
+    /// one the moment it meets it.
+    pub leaf: bool,
 }
 
 /// The string and type tables a registry writes names into.
@@ -115,23 +119,28 @@ pub enum TypeFilter {
 
 /// Per-capture cache of [`TypeEntry`] by type pointer.
 pub struct Registry {
-    entries: Vec<TypeEntry>,
+    entries: Vec<Rc<TypeEntry>>,
     by_ptr: HashMap<usize, u32>,
-    last: (usize, u32),
+    /// A direct-mapped cache in front of `by_ptr`: a heap mixes a few types (str, int, dict,
+    /// one class) object after object, and each lookup must cost next to nothing.
+    recent: [(usize, u32); RECENT],
     filter: TypeFilter,
 }
+
+const RECENT: usize = 64;
 
 impl Registry {
     pub fn new(filter: TypeFilter) -> Self {
         Registry {
             entries: Vec::new(),
             by_ptr: HashMap::new(),
-            last: (0, 0),
+            recent: [(0, 0); RECENT],
             filter,
         }
     }
 
-    pub fn entry(&self, index: u32) -> &TypeEntry {
+    /// The entry at `index` (shared, so a walk can hold it while the registry grows).
+    pub fn entry(&self, index: u32) -> &Rc<TypeEntry> {
         &self.entries[index as usize]
     }
 
@@ -142,20 +151,21 @@ impl Registry {
     #[inline]
     pub unsafe fn lookup(&mut self, env: &Env, tp: Type, tables: &mut Tables<'_>) -> u32 {
         let key = tp as usize;
-        if self.last.0 == key {
-            return self.last.1;
+        let slot = (key >> 6) % RECENT;
+        if self.recent[slot].0 == key {
+            return self.recent[slot].1;
         }
         let index = match self.by_ptr.get(&key) {
             Some(&i) => i,
             None => {
                 let entry = unsafe { classify(env, tp, tables, &self.filter) };
                 let i = self.entries.len() as u32;
-                self.entries.push(entry);
+                self.entries.push(Rc::new(entry));
                 self.by_ptr.insert(key, i);
                 i
             }
         };
-        self.last = (key, index);
+        self.recent[slot] = (key, index);
         index
     }
 }
@@ -341,7 +351,13 @@ unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFi
             Walker::Frame => NodeFlags::FRAME,
             _ => NodeFlags::empty(),
         };
+        let class_edge = heap && walker != Walker::Traverse;
         TypeEntry {
+            leaf: walker == Walker::Nothing
+                && !class_edge
+                && slots.is_empty()
+                && !managed_dict
+                && dict_offset == 0,
             id,
             walker,
             size,
@@ -349,7 +365,7 @@ unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFi
             members,
             managed_dict,
             dict_offset,
-            class_edge: heap && walker != Walker::Traverse,
+            class_edge,
             heap,
             node_flags,
             is_exception: raw::has_flag(tp, ffi::Py_TPFLAGS_BASE_EXC_SUBCLASS),

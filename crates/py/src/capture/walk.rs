@@ -7,6 +7,11 @@
 //! processes nodes strictly in id order, which lets the graph builder write CSR adjacency directly
 //! and makes the walk iterative: the "queue" is the node id range itself.
 //!
+//! Speed comes from memory access, not arithmetic: a walk is a long series of cache misses. So
+//! the references of a node are queued and prefetched together (their misses overlap), objects
+//! with a single reference skip the address map, and leaves (str, int, float, bytes: most of a
+//! heap) are finished the moment they are met, while their header is in cache.
+//!
 //! Roots and garbage: every object's reference count is compared with the references the walk
 //! found to it. A surplus means something outside the Python heap refers to it (C code,
 //! interpreter state, a C call in progress); such objects become roots, with modules in
@@ -17,11 +22,11 @@ use super::addrmap::AddrMap;
 use super::edges::{self, Cx, EdgeSink};
 use super::env::Env;
 use super::gc_lists::{GcLists, Stash};
+use super::layout::FRAME_OWNED_BY_GENERATOR;
 use super::raw::{self, read, Obj};
-use super::registry::{Registry, Tables, TypeFilter};
+use super::registry::{Registry, Tables, TypeEntry, TypeFilter};
 use super::sizeof::shallow_size;
 use super::threads::{self, ThreadStack};
-use super::layout::FRAME_OWNED_BY_GENERATOR;
 use heaplens_core::census::Census;
 use heaplens_core::graph::{Graph, GraphBuilder, NodeFlags, NodeId};
 use heaplens_core::label::Label;
@@ -30,48 +35,187 @@ use heaplens_core::strings::{StringId, StringTable};
 use heaplens_core::types::TypeTable;
 use hashbrown::HashMap;
 
-/// The snapshot's edge sink: resolves each referent to a node (creating nodes for objects seen
-/// for the first time) and keeps, per node, reference count minus references found.
-struct GraphSink<'a> {
-    builder: &'a mut GraphBuilder,
-    map: &'a mut AddrMap,
-    balance: &'a mut Vec<i32>,
-}
+/// References are resolved in batches of this many, after prefetching them.
+const BATCH: usize = 256;
+/// How many nodes ahead the snapshot's processing loop prefetches.
+const PREFETCH_AHEAD: usize = 8;
 
-impl GraphSink<'_> {
-    #[inline]
-    fn resolve(&mut self, o: Obj) -> NodeId {
-        // SAFETY: referents reported by the walkers are live objects; the stash is active.
-        if let Some(id) = unsafe { Stash::lookup(o) } {
-            return id;
+/// A growable bit set over node ids.
+#[derive(Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn set(&mut self, i: usize) {
+        let w = i / 64;
+        if w >= self.0.len() {
+            self.0.resize((w + 1).next_power_of_two(), 0);
         }
-        let builder = &mut *self.builder;
-        let balance = &mut *self.balance;
-        self.map
-            .get_or_insert_with(o as usize, || {
-                balance.push(0);
-                builder.add_node(o as u64)
-            })
-            .0
+        self.0[w] |= 1 << (i % 64);
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 }
 
-impl EdgeSink for GraphSink<'_> {
+/// One queued step of the snapshot's edge resolution.
+#[derive(Clone, Copy)]
+enum Pending {
+    /// A reference from the node being written to an object (counted or not).
+    Object(Obj, Label, bool),
+    /// A reference to a node that already exists (a thread's frames).
+    Node(NodeId, Label),
+    /// The node being written has no more edges.
+    End,
+}
+
+/// How a queued referent will be resolved, worked out in a first pass so that the cache misses
+/// of a whole batch (objects, then address-map slots) overlap.
+#[derive(Clone, Copy)]
+enum Resolution {
+    /// Nothing to resolve (a node edge or an end marker).
+    Ready,
+    /// A tracked object, numbered by the stash.
+    Tracked(NodeId),
+    /// Reached by its only reference: a new node, no map lookup.
+    Single,
+    /// Looked up (or added) in the address map.
+    Mapped,
+}
+
+/// Turns the references the walkers report into graph edges. Referents are queued, across
+/// nodes, with an end marker after each node's last reference; every [`BATCH`] entries the queue
+/// is resolved in order, so edges still land in node order for the CSR builder while the cache
+/// misses of hundreds of referents overlap. Objects met for the first time become nodes (leaves
+/// are finished on the spot); per node it keeps reference count minus references found.
+struct Resolver {
+    env: &'static Env,
+    builder: GraphBuilder,
+    map: AddrMap,
+    balance: Vec<i32>,
+    registry: Registry,
+    done: Bits,
+    pending: Vec<Pending>,
+    plan: Vec<Resolution>,
+}
+
+impl Resolver {
+    #[inline]
+    fn queue(&mut self, p: Pending) {
+        self.pending.push(p);
+        if self.pending.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Ends the edges of the node being written.
+    fn end_node(&mut self) {
+        self.queue(Pending::End);
+    }
+
+    /// Sets type, size and reference count of a new node whose object refers to nothing, so the
+    /// processing loop does not have to come back to it.
+    #[inline]
+    unsafe fn finish_if_leaf(&mut self, n: NodeId, o: Obj) {
+        unsafe {
+            let (strings, types) = self.builder.tables_mut();
+            let index = self
+                .registry
+                .lookup(self.env, raw::ob_type(o), &mut Tables { strings, types });
+            let entry = self.registry.entry(index);
+            if entry.leaf {
+                let size = shallow_size(self.env.layout, o, entry);
+                self.builder.set_node(n, entry.id, size, entry.node_flags);
+                self.balance[n as usize] += raw::ob_refcnt(o).clamp(0, 1 << 30) as i32;
+                self.done.set(n as usize);
+            }
+        }
+    }
+
+    /// A new node for `o`.
+    #[inline]
+    fn new_node(&mut self, o: Obj) -> NodeId {
+        let n = self.builder.add_node(o as u64);
+        self.balance.push(0);
+        // SAFETY: `o` is a live object.
+        unsafe { self.finish_if_leaf(n, o) };
+        n
+    }
+
+    fn flush(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut plan = std::mem::take(&mut self.plan);
+        for p in &pending {
+            if let Pending::Object(o, _, _) = *p {
+                raw::prefetch(raw::gc_head(o) as *const u8);
+                raw::prefetch((o as *const u8).wrapping_add(8));
+            }
+        }
+        plan.clear();
+        for p in &pending {
+            let r = match *p {
+                // SAFETY: referents reported by the walkers are live; the stash is active.
+                Pending::Object(o, _, counted) => unsafe {
+                    if let Some(id) = Stash::lookup(o) {
+                        Resolution::Tracked(id)
+                    } else if counted && raw::singly_referenced(o) {
+                        Resolution::Single
+                    } else {
+                        self.map.prefetch(o as usize);
+                        Resolution::Mapped
+                    }
+                },
+                _ => Resolution::Ready,
+            };
+            plan.push(r);
+        }
+        for (p, &r) in pending.iter().zip(&plan) {
+            let (o, label, counted) = match *p {
+                Pending::End => {
+                    self.builder.end_node();
+                    continue;
+                }
+                Pending::Node(n, label) => {
+                    self.builder.push_edge(n, label);
+                    continue;
+                }
+                Pending::Object(o, label, counted) => (o, label, counted),
+            };
+            let n = match r {
+                Resolution::Tracked(id) => id,
+                Resolution::Single => self.new_node(o),
+                Resolution::Mapped | Resolution::Ready => {
+                    let candidate = self.builder.node_count() as NodeId;
+                    let (n, new) = self.map.get_or_insert_with(o as usize, || candidate);
+                    if new {
+                        let created = self.new_node(o);
+                        debug_assert_eq!(created, n);
+                    }
+                    n
+                }
+            };
+            self.builder.push_edge(n, label);
+            if counted {
+                self.balance[n as usize] -= 1;
+            }
+        }
+        pending.clear();
+        self.pending = pending;
+        self.plan = plan;
+    }
+}
+
+impl EdgeSink for Resolver {
     const LABELS: bool = true;
 
     #[inline]
     fn edge(&mut self, target: Obj, label: Label) {
-        let n = self.resolve(target);
-        self.builder.push_edge(n, label);
-        if !label.is_weak() {
-            self.balance[n as usize] -= 1;
-        }
+        self.queue(Pending::Object(target, label, !label.is_weak()));
     }
 
     #[inline]
     fn edge_uncounted(&mut self, target: Obj, label: Label) {
-        let n = self.resolve(target);
-        self.builder.push_edge(n, label);
+        self.queue(Pending::Object(target, label, false));
     }
 
     fn intern(&mut self, text: &str) -> StringId {
@@ -95,10 +239,7 @@ pub struct SnapshotOptions {
 /// The state of one snapshot walk.
 struct SnapshotWalk {
     env: &'static Env,
-    builder: GraphBuilder,
-    map: AddrMap,
-    balance: Vec<i32>,
-    registry: Registry,
+    r: Resolver,
     cx: Cx,
     gc_count: usize,
     synthetic_start: usize,
@@ -108,53 +249,57 @@ struct SnapshotWalk {
     next: usize,
 }
 
-macro_rules! sink {
-    ($walk:expr) => {
-        GraphSink {
-            builder: &mut $walk.builder,
-            map: &mut $walk.map,
-            balance: &mut $walk.balance,
-        }
-    };
-}
-
 impl SnapshotWalk {
     fn is_synthetic(&self, i: usize) -> bool {
         (self.synthetic_start..self.synthetic_start + self.synthetic.len()).contains(&i)
     }
 
-    /// Processes every node numbered but not yet processed, in id order.
+    /// Processes every node numbered but not yet processed, in id order, until no queued
+    /// reference can add more.
     unsafe fn process_pending(&mut self) {
-        while self.next < self.builder.node_count() {
-            let n = self.next as NodeId;
-            unsafe {
-                if self.is_synthetic(self.next) {
-                    self.process_synthetic(n);
-                } else {
-                    self.process_object(n);
+        loop {
+            while self.next < self.r.builder.node_count() {
+                let n = self.next as NodeId;
+                let ahead = self.next + PREFETCH_AHEAD;
+                if ahead < self.r.builder.node_count() {
+                    raw::prefetch(self.r.builder.addr(ahead as NodeId) as *const u8);
                 }
+                unsafe {
+                    if self.r.done.get(self.next) {
+                        // A leaf, finished when it was found.
+                    } else if self.is_synthetic(self.next) {
+                        self.process_synthetic(n);
+                    } else {
+                        self.process_object(n);
+                    }
+                }
+                self.r.end_node();
+                self.next += 1;
             }
-            self.builder.end_node();
-            self.next += 1;
+            if self.r.pending.is_empty() {
+                break;
+            }
+            self.r.flush();
         }
     }
 
     unsafe fn process_object(&mut self, n: NodeId) {
         let l = self.env.layout;
+        let r = &mut self.r;
         unsafe {
-            let o = self.builder.addr(n) as Obj;
-            let (strings, types) = self.builder.tables_mut();
-            let index = self
+            let o = r.builder.addr(n) as Obj;
+            let (strings, types) = r.builder.tables_mut();
+            let index = r
                 .registry
                 .lookup(self.env, raw::ob_type(o), &mut Tables { strings, types });
-            let entry = self.registry.entry(index);
+            let entry = std::rc::Rc::clone(r.registry.entry(index));
             let mut flags = entry.node_flags;
             if (n as usize) < self.gc_count {
                 flags |= NodeFlags::GC_TRACKED;
             }
-            self.builder.set_node(n, entry.id, shallow_size(l, o, entry), flags);
-            self.balance[n as usize] += raw::ob_refcnt(o).clamp(0, 1 << 30) as i32;
-            edges::object_edges(&mut self.cx, o, entry, &mut sink!(self));
+            r.builder.set_node(n, entry.id, shallow_size(l, o, &entry), flags);
+            r.balance[n as usize] += raw::ob_refcnt(o).clamp(0, 1 << 30) as i32;
+            edges::object_edges(&mut self.cx, o, &entry, r);
         }
     }
 
@@ -164,10 +309,11 @@ impl SnapshotWalk {
             match self.synthetic[n as usize - self.synthetic_start] {
                 Synthetic::Thread { stack } => {
                     let s = &self.stacks[stack];
-                    edges::thread_state_edges(&mut self.cx, s.tstate, &mut sink!(self));
+                    edges::thread_state_edges(&mut self.cx, s.tstate, &mut self.r);
                     // The thread's frames are the nodes that follow it, innermost first.
                     for depth in 0..s.frames.len() {
-                        self.builder.push_edge(n + 1 + depth as NodeId, Label::frame(depth));
+                        self.r
+                            .queue(Pending::Node(n + 1 + depth as NodeId, Label::frame(depth)));
                     }
                 }
                 Synthetic::Frame { iframe } => {
@@ -176,9 +322,9 @@ impl SnapshotWalk {
                         // only runs it.
                         let gen = iframe.sub(l.gen_iframe) as Obj;
                         let label = Label::field(self.cx.names.generator);
-                        sink!(self).edge_uncounted(gen, label);
+                        self.r.edge_uncounted(gen, label);
                     } else {
-                        edges::interpreter_frame_edges(&mut self.cx, iframe, &mut sink!(self));
+                        edges::interpreter_frame_edges(&mut self.cx, iframe, &mut self.r);
                     }
                 }
             }
@@ -186,14 +332,16 @@ impl SnapshotWalk {
     }
 
     /// Adds and processes the root: modules in `sys.modules`, thread stacks, and every object
-    /// with references from outside the heap.
+    /// with references from outside the heap. Every earlier node must be complete (their
+    /// references decide which objects have outside references).
     unsafe fn add_root(&mut self) {
         let l = self.env.layout;
-        let root = self.builder.add_root_node();
-        self.balance.push(0);
+        debug_assert!(self.r.pending.is_empty());
+        let root = self.r.builder.add_root_node();
+        self.r.balance.push(0);
         debug_assert_eq!(root as usize, self.next);
         unsafe {
-            let mut sink = sink!(self);
+            let r = &mut self.r;
             let interp = pyo3::ffi::PyInterpreterState_Get() as *const u8;
             let modules: Obj = read(interp, l.interp_modules);
             if !modules.is_null() {
@@ -204,21 +352,22 @@ impl SnapshotWalk {
                         key.push('?');
                     }
                     let text = format!("sys.modules[{}]", heaplens_core::label::quote(&key));
-                    let id = sink.intern(&text);
-                    sink.edge_uncounted(v, Label::root(id));
+                    let id = r.intern(&text);
+                    r.edge_uncounted(v, Label::root(id));
                 });
             }
             for (node, name) in &self.thread_nodes {
-                let id = sink.intern(&format!("thread {}", heaplens_core::label::quote(name)));
-                sink.builder.push_edge(*node, Label::root(id));
+                let id = r.intern(&format!("thread {}", heaplens_core::label::quote(name)));
+                r.queue(Pending::Node(*node, Label::root(id)));
+            }
+            r.flush();
+        }
+        for i in 0..self.r.balance.len() {
+            if self.r.balance[i] > 0 && i != root as usize && !self.is_synthetic(i) {
+                self.r.queue(Pending::Node(i as NodeId, Label::root_external()));
             }
         }
-        for i in 0..self.balance.len() {
-            if self.balance[i] > 0 && i != root as usize && !self.is_synthetic(i) {
-                self.builder.push_edge(i as NodeId, Label::root_external());
-            }
-        }
-        self.builder.end_node();
+        self.r.end_node();
         self.next += 1;
     }
 }
@@ -233,13 +382,18 @@ pub unsafe fn snapshot(
     options: &SnapshotOptions,
 ) -> Result<Graph, heaplens_core::Error> {
     unsafe {
-        let gc_count = lists.count();
-        let mut builder = GraphBuilder::with_capacity(gc_count * 2 + 1024, gc_count * 6 + 4096);
-        let mut balance: Vec<i32> = Vec::with_capacity(gc_count * 2 + 1024);
+        let mut builder = GraphBuilder::new();
+        let mut balance: Vec<i32> = Vec::new();
         let mut stash = Stash::new(lists, |o| {
             balance.push(0);
             builder.add_node(o as u64)
         });
+        let gc_count = stash.objects().len();
+        // Room for the usual heap shape up front: arrays that grow by copying would leave their
+        // old copies in the allocator and raise the peak. Unused capacity is never touched, so
+        // it costs address space, not memory.
+        builder.reserve(gc_count * 6, gc_count * 20);
+        balance.reserve(gc_count * 6);
 
         // Thread and frame nodes come right after the tracked objects.
         let stacks = threads::thread_stacks(env);
@@ -264,22 +418,19 @@ pub unsafe fn snapshot(
             }
         }
 
-        let mut map = AddrMap::with_capacity(gc_count);
-        let cx = Cx::new(
-            env,
-            &mut GraphSink {
-                builder: &mut builder,
-                map: &mut map,
-                balance: &mut balance,
-            },
-        );
         let mut walk = SnapshotWalk {
             env,
-            builder,
-            map,
-            balance,
-            registry: Registry::new(TypeFilter::Nothing),
-            cx,
+            r: Resolver {
+                env,
+                builder,
+                map: AddrMap::with_capacity(gc_count / 2),
+                balance,
+                registry: Registry::new(TypeFilter::Nothing),
+                done: Bits::default(),
+                pending: Vec::with_capacity(BATCH),
+                plan: Vec::with_capacity(BATCH),
+            },
+            cx: Cx::labelled(env),
             gc_count,
             synthetic_start,
             synthetic,
@@ -287,14 +438,19 @@ pub unsafe fn snapshot(
             thread_nodes,
             next: 0,
         };
+        walk.cx.intern_names(&mut walk.r);
         walk.process_pending();
         walk.add_root();
         walk.process_pending();
         stash.restore();
+        drop(stash);
 
         let SnapshotWalk {
-            mut builder,
-            balance,
+            r: Resolver {
+                mut builder,
+                balance,
+                ..
+            },
             synthetic_start,
             synthetic,
             ..
@@ -319,31 +475,77 @@ pub unsafe fn snapshot(
     }
 }
 
-/// The census walk's sink: remembers objects outside the GC lists the first time it meets them.
-struct DiscoverySink<'a> {
-    seen: &'a mut AddrMap,
-    work: &'a mut Vec<Obj>,
+/// The census walk's sink: hands each object outside the GC lists to `visit` the first time it
+/// meets it (leaves right away, containers after their references are queued). Like
+/// the snapshot's [`Resolver`], it queues referents and prefetches them before looking at them.
+struct DiscoverySink<'a, F: FnMut(Obj, &TypeEntry)> {
+    env: &'static Env,
+    seen: AddrMap,
+    work: Vec<Obj>,
+    pending: Vec<(Obj, bool)>,
+    registry: &'a mut Registry,
+    tables: &'a mut Tables<'a>,
+    visit: F,
 }
 
-impl EdgeSink for DiscoverySink<'_> {
-    const LABELS: bool = false;
-
-    #[inline]
-    fn edge(&mut self, target: Obj, _label: Label) {
-        // SAFETY: referents are live objects.
-        unsafe {
-            if raw::is_gc(target) && raw::is_tracked(target) {
-                return;
+impl<F: FnMut(Obj, &TypeEntry)> DiscoverySink<'_, F> {
+    fn flush(&mut self) {
+        for &(o, _) in &self.pending {
+            raw::prefetch(raw::gc_head(o) as *const u8);
+            raw::prefetch((o as *const u8).wrapping_add(8));
+        }
+        for i in 0..self.pending.len() {
+            let (o, counted) = self.pending[i];
+            // SAFETY: referents are live objects.
+            unsafe {
+                if raw::is_gc(o) && raw::is_tracked(o) {
+                    continue;
+                }
+                if !(counted && raw::singly_referenced(o)) && !self.seen.insert(o as usize) {
+                    continue;
+                }
+                let index = self.registry.lookup(self.env, raw::ob_type(o), self.tables);
+                let entry = self.registry.entry(index);
+                if entry.leaf {
+                    (self.visit)(o, entry);
+                } else {
+                    self.work.push(o);
+                }
             }
         }
-        if self.seen.insert(target as usize) {
-            self.work.push(target);
-        }
+        self.pending.clear();
     }
 
     #[inline]
-    fn edge_uncounted(&mut self, target: Obj, label: Label) {
-        self.edge(target, label);
+    fn queue(&mut self, o: Obj, counted: bool) {
+        self.pending.push((o, counted));
+        if self.pending.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Visits `o` and queues its references.
+    unsafe fn visit_container(&mut self, cx: &mut Cx, o: Obj) {
+        unsafe {
+            let index = self.registry.lookup(self.env, raw::ob_type(o), self.tables);
+            let entry = std::rc::Rc::clone(self.registry.entry(index));
+            (self.visit)(o, &entry);
+            edges::object_edges(cx, o, &entry, self);
+        }
+    }
+}
+
+impl<F: FnMut(Obj, &TypeEntry)> EdgeSink for DiscoverySink<'_, F> {
+    const LABELS: bool = false;
+
+    #[inline]
+    fn edge(&mut self, target: Obj, label: Label) {
+        self.queue(target, !label.is_weak());
+    }
+
+    #[inline]
+    fn edge_uncounted(&mut self, target: Obj, _label: Label) {
+        self.queue(target, false);
     }
 
     fn intern(&mut self, _text: &str) -> StringId {
@@ -351,36 +553,35 @@ impl EdgeSink for DiscoverySink<'_> {
     }
 }
 
-/// Visits every live object the walk can find, once: `visit(obj, type entry index)`.
-/// With `gc_only`, only the objects of the GC lists (objgraph's view).
-unsafe fn for_each_object(
+/// Visits every live object the walk can find, once, with its type entry. With `gc_only`, only
+/// the objects of the GC lists (objgraph's view).
+unsafe fn for_each_object<'a>(
     env: &'static Env,
     lists: &GcLists,
     gc_only: bool,
-    registry: &mut Registry,
-    tables: &mut Tables<'_>,
-    mut visit: impl FnMut(Obj, u32, &Registry),
+    registry: &'a mut Registry,
+    tables: &'a mut Tables<'a>,
+    mut visit: impl FnMut(Obj, &TypeEntry),
 ) {
     unsafe {
         if gc_only {
             lists.for_each(|o| {
                 let index = registry.lookup(env, raw::ob_type(o), tables);
-                visit(o, index, registry);
+                visit(o, registry.entry(index));
             });
             return;
         }
-        let mut seen = AddrMap::new();
-        let mut work: Vec<Obj> = Vec::new();
         let mut sink = DiscoverySink {
-            seen: &mut seen,
-            work: &mut work,
+            env,
+            seen: AddrMap::new(),
+            work: Vec::new(),
+            pending: Vec::with_capacity(BATCH),
+            registry,
+            tables,
+            visit,
         };
-        let mut cx = Cx::new(env, &mut sink);
-        lists.for_each(|o| {
-            let index = registry.lookup(env, raw::ob_type(o), tables);
-            visit(o, index, registry);
-            edges::object_edges(&mut cx, o, registry.entry(index), &mut sink);
-        });
+        let mut cx = Cx::unlabelled(env);
+        lists.for_each(|o| sink.visit_container(&mut cx, o));
         for stack in threads::thread_stacks(env) {
             edges::thread_state_edges(&mut cx, stack.tstate, &mut sink);
             for &iframe in &stack.frames {
@@ -389,12 +590,34 @@ unsafe fn for_each_object(
                 }
             }
         }
-        while let Some(o) = sink.work.pop() {
-            let index = registry.lookup(env, raw::ob_type(o), tables);
-            visit(o, index, registry);
-            edges::object_edges(&mut cx, o, registry.entry(index), &mut sink);
+        // Containers found outside the lists, a generation at a time so that each batch can be
+        // prefetched before it is read.
+        sink.flush();
+        let mut batch = Vec::new();
+        while !sink.work.is_empty() {
+            std::mem::swap(&mut batch, &mut sink.work);
+            for &o in &batch {
+                raw::prefetch(o as *const u8);
+            }
+            for &o in &batch {
+                sink.visit_container(&mut cx, o);
+            }
+            batch.clear();
+            sink.flush();
         }
     }
+}
+
+/// Adds one object to per-type counts and bytes.
+fn tally(counts: &mut Vec<u64>, bytes: &mut Vec<u64>, env: &Env, o: Obj, entry: &TypeEntry) {
+    let t = entry.id.0 as usize;
+    if t >= counts.len() {
+        counts.resize(t + 1, 0);
+        bytes.resize(t + 1, 0);
+    }
+    counts[t] += 1;
+    // SAFETY: `o` is a live object of the type `entry` describes.
+    bytes[t] += unsafe { shallow_size(env.layout, o, entry) };
 }
 
 /// Counts and bytes per type.
@@ -412,15 +635,8 @@ pub unsafe fn census(env: &'static Env, lists: &GcLists, gc_only: bool) -> Censu
             strings: &mut strings,
             types: &mut types,
         };
-        for_each_object(env, lists, gc_only, &mut registry, &mut tables, |o, index, registry| {
-            let entry = registry.entry(index);
-            let t = entry.id.0 as usize;
-            if t >= counts.len() {
-                counts.resize(t + 1, 0);
-                bytes.resize(t + 1, 0);
-            }
-            counts[t] += 1;
-            bytes[t] += shallow_size(env.layout, o, entry);
+        for_each_object(env, lists, gc_only, &mut registry, &mut tables, |o, entry| {
+            tally(&mut counts, &mut bytes, env, o, entry)
         });
     }
     Census::from_counts(&types, &strings, &counts, &bytes, gc_only)
@@ -441,8 +657,8 @@ pub unsafe fn matching_objects(env: &'static Env, lists: &GcLists, filter: TypeF
             strings: &mut strings,
             types: &mut types,
         };
-        for_each_object(env, lists, gc_only, &mut registry, &mut tables, |o, index, registry| {
-            if registry.entry(index).matched {
+        for_each_object(env, lists, gc_only, &mut registry, &mut tables, |o, entry| {
+            if entry.matched {
                 found.push(o);
             }
         });
@@ -467,14 +683,7 @@ pub unsafe fn census_of(env: &'static Env, objects: &[Obj]) -> Census {
     unsafe {
         for &o in objects {
             let index = registry.lookup(env, raw::ob_type(o), &mut tables);
-            let entry = registry.entry(index);
-            let t = entry.id.0 as usize;
-            if t >= counts.len() {
-                counts.resize(t + 1, 0);
-                bytes.resize(t + 1, 0);
-            }
-            counts[t] += 1;
-            bytes[t] += shallow_size(env.layout, o, entry);
+            tally(&mut counts, &mut bytes, env, o, registry.entry(index));
         }
     }
     Census::from_counts(&types, &strings, &counts, &bytes, false)
@@ -495,8 +704,8 @@ pub unsafe fn type_object_names(env: &'static Env, lists: &GcLists) -> Vec<Strin
             strings: &mut strings,
             types: &mut types,
         };
-        for_each_object(env, lists, false, &mut registry, &mut tables, |o, index, registry| {
-            if registry.entry(index).node_flags.contains(NodeFlags::TYPE) {
+        for_each_object(env, lists, false, &mut registry, &mut tables, |o, entry| {
+            if entry.node_flags.contains(NodeFlags::TYPE) {
                 let (module, name, qualname) = super::registry::type_names(env.layout, o as raw::Type);
                 names.push(format!("{module}.{name}"));
                 names.push(format!("{module}.{qualname}"));

@@ -1,7 +1,11 @@
 """objgraph's ``growth`` and ``show_growth``: which types have more objects than ever before.
 
-State lives in a :class:`Tracker`; the module-level functions use a default one (or, for
+State lives in a :class:`Tracker`; the module-level functions use a default one per view (or, for
 objgraph compatibility, the ``peak_stats`` dict you pass).
+
+Like objgraph, growth counts the objects the garbage collector tracks by default: that is cheap
+enough to call after every request of a big server. ``gc_only=False`` counts every object, which
+also shows leaks of str, int, bytes and of the dicts and tuples the collector does not track.
 """
 
 import gc
@@ -29,7 +33,8 @@ class Tracker:
     went past their peak since the previous call.
 
     Args:
-        gc_only: count only gc-tracked objects (objgraph's view; faster on huge heaps).
+        gc_only: count only gc-tracked objects (objgraph's view, the default); False counts
+            every object (str, int and untracked dicts and tuples too) at several times the cost.
         collect: run a full ``gc.collect()`` before counting, as objgraph does. Off by default:
             on a large heap the collection costs more than the count, and garbage that comes and
             goes does not set new peaks anyway.
@@ -47,7 +52,7 @@ class Tracker:
         []
     """
 
-    def __init__(self, *, gc_only=False, collect=False):
+    def __init__(self, *, gc_only=True, collect=False):
         self.gc_only = bool(gc_only)
         self.collect = bool(collect)
         self._peaks = _native.PeakTracker()
@@ -75,35 +80,36 @@ class Tracker:
         self._peaks = _native.PeakTracker()
 
 
-_default_tracker = Tracker()
+# One default tracker per view: peaks of gc-tracked counts and of full counts do not compare.
+_default_trackers = {True: Tracker(gc_only=True), False: Tracker(gc_only=False)}
 
 
-def growth(limit=10, peak_stats=None, shortnames=True, filter=None, *, gc_only=False, collect=False):
+def growth(limit=10, peak_stats=None, shortnames=True, filter=None, *, gc_only=True, collect=False):
     """objgraph's ``growth()``: the types with more objects than at the previous call.
 
     Returns ``[(name, count, delta), ...]``, largest growth first. Peaks are kept by a default
     :class:`Tracker`, or in ``peak_stats`` (a dict you own) when you pass one. The first call
-    reports every type.
+    reports every type. ``gc_only=False`` counts every object instead of the gc-tracked ones
+    (see :class:`Tracker`).
 
     Example:
         >>> import heaplens
+        >>> class Session:
+        ...     pass
         >>> peaks = {}
         >>> _ = heaplens.growth(peak_stats=peaks)
-        >>> cache = [object() for _ in range(500)]
-        >>> heaplens.growth(peak_stats=peaks)[0][0]
-        'object'
+        >>> cache = [Session() for _ in range(500)]
+        >>> ("Session", 500, 500) in heaplens.growth(limit=None, peak_stats=peaks)
+        True
     """
     _check_limit(limit)
+    if not isinstance(gc_only, bool):
+        raise TypeError(f"gc_only must be True or False, not {type(gc_only).__name__}")
     if peak_stats is None:
-        if gc_only or collect:
-            tracker = _default_tracker
-            saved = (tracker.gc_only, tracker.collect)
-            tracker.gc_only, tracker.collect = bool(gc_only), bool(collect)
-            try:
-                return tracker.growth(limit, shortnames, filter)
-            finally:
-                tracker.gc_only, tracker.collect = saved
-        return _default_tracker.growth(limit, shortnames, filter)
+        tracker = _default_trackers[gc_only]
+        if collect:
+            gc.collect()
+        return tracker.growth(limit, shortnames, filter)
     if not isinstance(peak_stats, dict):
         raise TypeError(f"peak_stats must be a dict, not {type(peak_stats).__name__}")
     peaks = _native.PeakTracker(peak_stats)
@@ -113,7 +119,7 @@ def growth(limit=10, peak_stats=None, shortnames=True, filter=None, *, gc_only=F
 
 
 def show_growth(
-    limit=10, peak_stats=None, shortnames=True, file=None, filter=None, *, gc_only=False, collect=False
+    limit=10, peak_stats=None, shortnames=True, file=None, filter=None, *, gc_only=True, collect=False
 ):
     """Prints :func:`growth` as objgraph's table: name, count, increase.
 

@@ -135,3 +135,27 @@ def test_bad_growth_arguments_are_rejected():
         heaplens.growth(limit=-1)
     with pytest.raises(TypeError):
         heaplens.growth(peak_stats=[])
+
+
+class BothViews:
+    pass
+
+
+def test_growth_counts_gc_tracked_objects_by_default_and_every_object_on_request():
+    everything = heaplens.Tracker(gc_only=False)
+    tracked = heaplens.Tracker()
+    everything.growth()
+    tracked.growth()
+    records = [{"id": i} for i in range(300)]  # untracked dicts: objgraph cannot see them
+    assert any(name == "dict" and delta >= 300 for name, _, delta in everything.growth(limit=None))
+    assert all(name != "dict" or delta < 300 for name, _, delta in tracked.growth(limit=None))
+    del records
+
+
+def test_the_default_trackers_of_the_two_views_are_independent():
+    heaplens.growth(gc_only=False)
+    heaplens.growth()
+    extra = [BothViews() for _ in range(200)]
+    assert ("BothViews", 200, 200) in heaplens.growth(limit=None, gc_only=False)
+    assert ("BothViews", 200, 200) in heaplens.growth(limit=None)
+    del extra

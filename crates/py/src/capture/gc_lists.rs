@@ -49,23 +49,55 @@ impl GcLists {
         }
     }
 
-    /// Calls `f` with every tracked object, generation by generation.
+    /// Calls `f` with every tracked object, generation by generation (in no useful order).
     ///
     /// # Safety
     /// The GIL must be held and `f` must not track or untrack objects.
     #[inline]
     pub unsafe fn for_each(&self, mut f: impl FnMut(Obj)) {
         for &head in &self.heads {
-            unsafe {
-                let mut node = *head as *mut usize;
-                while node != head {
-                    f(node.add(2) as Obj);
-                    node = *node as *mut usize;
-                }
-            }
+            unsafe { walk_list(head, |o, _| f(o)) };
         }
     }
+}
 
+/// Visits every node of one list, from both ends at once: the forward chase (`_gc_next`) and the
+/// backward chase (`_gc_prev`) are independent chains of cache misses, so walking both halves
+/// together takes about half the time of one long chase. `f(obj, from_front)` is called for each
+/// object; the neighbours of a node are read before `f` sees it, so `f` may overwrite the node's
+/// `_gc_prev` (the stash does).
+///
+/// # Safety
+/// `head` must be a GC list head of the running interpreter, the GIL held, and no collection
+/// running.
+#[inline(always)]
+unsafe fn walk_list(head: *mut usize, mut f: impl FnMut(Obj, bool)) {
+    unsafe {
+        let mut lo = *head as *mut usize;
+        if lo == head {
+            return;
+        }
+        let mut hi = (*head.add(1) & !GC_PREV_FLAG_BITS) as *mut usize;
+        loop {
+            if lo == hi {
+                f(lo.add(2) as Obj, true);
+                return;
+            }
+            let lo_next = *lo as *mut usize;
+            let hi_prev = (*hi.add(1) & !GC_PREV_FLAG_BITS) as *mut usize;
+            f(lo.add(2) as Obj, true);
+            f(hi.add(2) as Obj, false);
+            if lo_next == hi {
+                return;
+            }
+            if lo_next == hi_prev {
+                f(lo_next.add(2) as Obj, true);
+                return;
+            }
+            lo = lo_next;
+            hi = hi_prev;
+        }
+    }
 }
 
 const STASH_MARK: usize = 0b100;
@@ -94,26 +126,31 @@ impl<'a> Stash<'a> {
             lengths: Vec::with_capacity(lists.heads.len()),
             active: true,
         };
+        let mut back: Vec<Obj> = Vec::new();
         for &head in &lists.heads {
             let before = stash.objects.len();
-            // SAFETY: the lists are well formed while the GIL is held.
+            // SAFETY: the lists are well formed while the GIL is held; walk_list reads each
+            // node's neighbours before the callback overwrites its _gc_prev.
             unsafe {
-                let mut node = *head as *mut usize;
-                while node != head {
-                    let o = node.add(2) as Obj;
+                walk_list(head, |o, from_front| {
                     let id = assign(o) as usize;
-                    let prev = node.add(1);
+                    let prev = raw::gc_head(o).add(1);
                     *prev = (id << STASH_SHIFT) | STASH_MARK | (*prev & GC_PREV_FLAG_BITS);
-                    stash.objects.push(o);
-                    node = *node as *mut usize;
-                }
+                    if from_front {
+                        stash.objects.push(o);
+                    } else {
+                        back.push(o);
+                    }
+                });
             }
+            // Keep the list order for restore(): the front half, then the back half reversed.
+            stash.objects.extend(back.drain(..).rev());
             stash.lengths.push(stash.objects.len() - before);
         }
         stash
     }
 
-    /// Every tracked object, in the order they were numbered.
+    /// Every tracked object, in list order.
     pub fn objects(&self) -> &[Obj] {
         &self.objects
     }

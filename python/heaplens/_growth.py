@@ -94,12 +94,12 @@ def growth(limit=10, peak_stats=None, shortnames=True, filter=None, *, gc_only=T
 
     Example:
         >>> import heaplens
-        >>> class Session:
+        >>> class CachedCart:
         ...     pass
         >>> peaks = {}
         >>> _ = heaplens.growth(peak_stats=peaks)
-        >>> cache = [Session() for _ in range(500)]
-        >>> ("Session", 500, 500) in heaplens.growth(limit=None, peak_stats=peaks)
+        >>> cache = [CachedCart() for _ in range(500)]
+        >>> ("CachedCart", 500, 500) in heaplens.growth(limit=None, peak_stats=peaks)
         True
     """
     _check_limit(limit)

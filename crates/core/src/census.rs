@@ -166,7 +166,9 @@ impl Census {
             before.rows.iter().map(|r| (r.name.as_str(), r)).collect();
         let mut out: Vec<TypeDelta> = Vec::new();
         for r in &self.rows {
-            let (oc, ob) = old.get(r.name.as_str()).map_or((0, 0), |o| (o.count, o.bytes));
+            let (oc, ob) = old
+                .get(r.name.as_str())
+                .map_or((0, 0), |o| (o.count, o.bytes));
             if r.count != oc || r.bytes != ob {
                 out.push(TypeDelta {
                     name: r.name.clone(),

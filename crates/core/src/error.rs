@@ -6,7 +6,10 @@ use std::fmt;
 #[derive(Debug)]
 pub enum Error {
     /// Reading or writing a file or a `/proc` entry failed.
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// Text we had to parse (a `/proc` file, an argument) was not in the expected form.
     Parse { what: String, detail: String },
     /// A structure outgrew the limits of the compact graph model (u32 ids and offsets).

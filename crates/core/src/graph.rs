@@ -548,7 +548,9 @@ pub(crate) mod tests {
         assert_eq!(g.type_name(3), "app.Order");
         assert_eq!(g.type_name(2), "list");
         assert_eq!(g.size(1), 232);
-        assert!(g.flags(0).contains(NodeFlags::MODULE | NodeFlags::GC_TRACKED));
+        assert!(g
+            .flags(0)
+            .contains(NodeFlags::MODULE | NodeFlags::GC_TRACKED));
         assert!(g.flags(g.root()).contains(NodeFlags::SYNTHETIC));
         assert_eq!(g.name(g.root()), Some("roots"));
     }

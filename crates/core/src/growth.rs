@@ -31,7 +31,10 @@ impl PeakTracker {
 
     /// Records `counts` and returns the types above their previous peak, largest growth first
     /// (ties by name). The first update reports every type, as objgraph's first `growth()` does.
-    pub fn update<'a>(&mut self, counts: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<GrowthRow> {
+    pub fn update<'a>(
+        &mut self,
+        counts: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Vec<GrowthRow> {
         let mut out = Vec::new();
         for (name, count) in counts {
             match self.peaks.get_mut(name) {

@@ -100,7 +100,11 @@ impl Label {
     pub const NONE: Label = Label(0);
 
     fn pack(kind: LabelKind, payload: u32) -> Label {
-        let payload = if payload >= NO_PAYLOAD { NO_PAYLOAD } else { payload };
+        let payload = if payload >= NO_PAYLOAD {
+            NO_PAYLOAD
+        } else {
+            payload
+        };
         Label(((kind as u32) << KIND_SHIFT) | payload)
     }
 

@@ -137,8 +137,8 @@ pub fn parse_smaps_rollup(text: &str) -> Result<(u64, u64, u64)> {
         what: "smaps_rollup".into(),
         detail: "no Pss line".into(),
     })?;
-    let private = kb_field(text, "Private_Clean").unwrap_or(0)
-        + kb_field(text, "Private_Dirty").unwrap_or(0);
+    let private =
+        kb_field(text, "Private_Clean").unwrap_or(0) + kb_field(text, "Private_Dirty").unwrap_or(0);
     let swap = kb_field(text, "Swap").unwrap_or(0);
     Ok((pss, private, swap))
 }
@@ -147,7 +147,8 @@ pub fn parse_smaps_rollup(text: &str) -> Result<(u64, u64, u64)> {
 mod tests {
     use super::*;
 
-    const STATUS: &str = "Name:\tpython3\nVmPeak:\t  300000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
+    const STATUS: &str =
+        "Name:\tpython3\nVmPeak:\t  300000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
     const ROLLUP: &str = "55d0c000-7ffd [rollup]\nRss:               10240 kB\nPss:                8000 kB\nPss_Anon:           6000 kB\nShared_Clean:       2048 kB\nPrivate_Clean:      1024 kB\nPrivate_Dirty:      6144 kB\nSwap:                 12 kB\n";
 
     #[test]

@@ -11,10 +11,17 @@
 
 use crate::capture::CaptureError as RustCaptureError;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
+use pyo3::exceptions::{
+    PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
+};
 use pyo3::PyErr;
 
-create_exception!(heaplens, HeapLensError, PyException, "Base class of every heaplens error.");
+create_exception!(
+    heaplens,
+    HeapLensError,
+    PyException,
+    "Base class of every heaplens error."
+);
 create_exception!(
     heaplens,
     CaptureError,

@@ -29,7 +29,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "UnsupportedPythonError",
         py.get_type::<errors::UnsupportedPythonError>(),
     )?;
-    m.add("UnknownTypeError", py.get_type::<errors::UnknownTypeError>())?;
+    m.add(
+        "UnknownTypeError",
+        py.get_type::<errors::UnknownTypeError>(),
+    )?;
     m.add_class::<py_census::PyCensus>()?;
     m.add_class::<py_growth::PyPeakTracker>()?;
     m.add_class::<py_census::PyTypeStat>()?;

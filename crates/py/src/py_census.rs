@@ -53,7 +53,11 @@ impl PyTypeStat {
             self.name,
             self.count,
             self.size,
-            if self.approximate_size { ", approximate_size=True" } else { "" }
+            if self.approximate_size {
+                ", approximate_size=True"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -103,7 +107,13 @@ impl PyCensus {
     #[pyo3(signature = (limit=10, by="count"))]
     fn top(&self, limit: usize, by: &str) -> PyResult<Vec<PyTypeStat>> {
         match by {
-            "count" => Ok(self.inner.rows().iter().take(limit).map(PyTypeStat::from).collect()),
+            "count" => Ok(self
+                .inner
+                .rows()
+                .iter()
+                .take(limit)
+                .map(PyTypeStat::from)
+                .collect()),
             "size" | "bytes" => Ok(self
                 .inner
                 .top_by_bytes(limit)
@@ -141,7 +151,11 @@ impl PyCensus {
             .rows()
             .iter()
             .map(|r| {
-                let name = if shortnames { &r.short_name } else { &r.long_name };
+                let name = if shortnames {
+                    &r.short_name
+                } else {
+                    &r.long_name
+                };
                 (name.clone(), r.count)
             })
             .collect()
@@ -183,7 +197,11 @@ impl PyCensus {
             self.inner.total_count(),
             self.inner.total_bytes(),
             self.inner.len(),
-            if self.inner.gc_only { ", gc-tracked only" } else { "" }
+            if self.inner.gc_only {
+                ", gc-tracked only"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -231,6 +249,10 @@ pub fn type_names(py: Python<'_>) -> PyResult<std::collections::HashSet<String>>
 
 /// Whether the type ``tp`` is named by ``query``.
 #[pyfunction]
-pub fn type_matches(py: Python<'_>, tp: &Bound<'_, pyo3::types::PyType>, query: &str) -> PyResult<bool> {
+pub fn type_matches(
+    py: Python<'_>,
+    tp: &Bound<'_, pyo3::types::PyType>,
+    query: &str,
+) -> PyResult<bool> {
     capture::type_matches(py, tp, query).map_err(capture_error)
 }

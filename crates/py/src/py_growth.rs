@@ -35,7 +35,10 @@ impl PyPeakTracker {
 
     /// The peaks, as ``{name: count}``.
     fn peaks(&self) -> HashMap<String, u64> {
-        self.inner.peaks().map(|(k, v)| (k.to_string(), v)).collect()
+        self.inner
+            .peaks()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 }
 

@@ -25,7 +25,9 @@ pub struct PyMemoryInfo {
 }
 
 fn mib(v: Option<u64>) -> String {
-    v.map_or("n/a".to_string(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
+    v.map_or("n/a".to_string(), |b| {
+        format!("{:.1} MiB", b as f64 / 1048576.0)
+    })
 }
 
 #[pymethods]

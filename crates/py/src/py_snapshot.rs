@@ -116,7 +116,9 @@ impl PySnapshot {
         self.graph
             .node_by_addr(addr)
             .map(|n| view(&self.graph, n))
-            .ok_or_else(|| PyKeyError::new_err(format!("the object at {addr:#x} is not in this snapshot")))
+            .ok_or_else(|| {
+                PyKeyError::new_err(format!("the object at {addr:#x} is not in this snapshot"))
+            })
     }
 
     fn __getitem__(&self, address: &Bound<'_, PyAny>) -> PyResult<PySnapshotObject> {

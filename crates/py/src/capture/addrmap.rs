@@ -39,7 +39,7 @@ impl AddrMap {
 
     #[inline(always)]
     fn slot(&self, key: usize) -> usize {
-        ((key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+        (key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift
     }
 
     /// Starts loading the slot where `key` would be, ahead of a lookup.

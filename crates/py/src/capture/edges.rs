@@ -10,17 +10,20 @@
 //! Nothing here allocates a Python object or runs Python code. Labels are only computed when the
 //! sink asks for them ([`EdgeSink::LABELS`]); a census walk skips the string interning entirely.
 
-use super::env::Env;
-use super::layout::{
-    Layout, FRAME_CLEARED, FRAME_OWNED_BY_FRAME_OBJECT, DICT_KEYS_GENERAL,
+use super::dicts::{
+    dict_is_split, dict_slot, for_each_dict_entry, for_each_inline_attribute, instance_dict,
 };
+use super::labels::Cx;
+use super::layout::{Layout, FRAME_CLEARED, FRAME_OWNED_BY_FRAME_OBJECT};
 use super::raw::{self, field, read, read_signed, Obj};
 use super::registry::{TypeEntry, Walker};
 use heaplens_core::label::Label;
 use heaplens_core::strings::StringId;
 use pyo3::ffi;
 use std::ffi::{c_int, c_void};
-use std::fmt::Write;
+/// Sinks resolve the references they are handed in batches of this many, prefetching each batch
+/// before reading it.
+pub const BATCH: usize = 256;
 
 /// Where enumerated references go.
 pub trait EdgeSink {
@@ -33,312 +36,6 @@ pub trait EdgeSink {
     fn edge_uncounted(&mut self, target: Obj, label: Label);
     /// Interns a label string.
     fn intern(&mut self, text: &str) -> StringId;
-}
-
-macro_rules! field_names {
-    ($($field:ident = $text:expr),* $(,)?) => {
-        /// Interned names of the structural fields the walkers label edges with.
-        #[derive(Debug, Default)]
-        pub struct Names { $(pub $field: StringId),* }
-        impl Names {
-            pub fn intern<S: EdgeSink>(sink: &mut S) -> Names {
-                Names { $($field: sink.intern($text)),* }
-            }
-        }
-    };
-}
-
-field_names! {
-    dict = "__dict__", class = "__class__", globals = "__globals__", builtins = "__builtins__",
-    name = "__name__", qualname = "__qualname__", code = "__code__", defaults = "__defaults__",
-    kwdefaults = "__kwdefaults__", closure = "__closure__", doc = "__doc__", module = "__module__",
-    annotations = "__annotations__", self_ = "__self__", func = "__func__",
-    cell_contents = "cell_contents", mro = "__mro__", bases = "__bases__", base = "__base__",
-    tp_cache = "tp_cache", subclasses = "__subclasses__", slots = "__slots__",
-    ht_module = "ht_module", f_back = "f_back", f_trace = "f_trace", f_locals = "f_locals",
-    f_func = "f_func", f_code = "f_code", frame_object = "frame_object", gi_code = "gi_code",
-    exc_value = "exc_value", origin = "gi_origin_or_finalizer", callback = "__callback__",
-    args = "args", notes = "__notes__", traceback = "__traceback__", context = "__context__",
-    cause = "__cause__", tb_next = "tb_next", tb_frame = "tb_frame",
-    default_factory = "default_factory", co_consts = "co_consts", co_names = "co_names",
-    co_exceptiontable = "co_exceptiontable", co_varnames = "co_localsplusnames",
-    co_localspluskinds = "co_localspluskinds", co_filename = "co_filename", co_name = "co_name",
-    co_qualname = "co_qualname", co_linetable = "co_linetable", co_code = "co_code",
-    generator = "generator", thread_dict = "thread dict", curexc_type = "curexc_type",
-    curexc_value = "curexc_value", curexc_traceback = "curexc_traceback",
-    handled_exception = "handled exception", thread_context = "context",
-    async_gen_firstiter = "async_gen_firstiter", async_gen_finalizer = "async_gen_finalizer",
-    profile = "profile function", trace = "trace function", module_state = "module state",
-}
-
-const KEY_CACHE_SIZE: usize = 8192;
-
-/// Per-walk label state: interned names, a direct-mapped cache from key objects to their labels
-/// (attribute names repeat across millions of instances; each is decoded and interned once), and
-/// reusable buffers.
-pub struct Cx {
-    pub env: &'static Env,
-    pub names: Names,
-    key_cache: Vec<(usize, Label, Label)>,
-    scratch: String,
-    traverse_buf: Vec<Obj>,
-}
-
-impl Cx {
-    /// State for a walk that labels its edges; call [`Cx::intern_names`] before walking.
-    pub fn labelled(env: &'static Env) -> Cx {
-        Cx {
-            env,
-            names: Names::default(),
-            key_cache: vec![(0, Label::NONE, Label::NONE); KEY_CACHE_SIZE],
-            scratch: String::new(),
-            traverse_buf: Vec::new(),
-        }
-    }
-
-    /// State for a walk that does not label (a census).
-    pub fn unlabelled(env: &'static Env) -> Cx {
-        Cx {
-            env,
-            names: Names::default(),
-            key_cache: Vec::new(),
-            scratch: String::new(),
-            traverse_buf: Vec::new(),
-        }
-    }
-
-    /// Interns the structural field names in the sink's string table.
-    pub fn intern_names<S: EdgeSink>(&mut self, sink: &mut S) {
-        self.names = Names::intern(sink);
-    }
-
-    #[inline]
-    fn f(&self, name: StringId) -> Label {
-        Label::field(name)
-    }
-
-    /// Labels for a dict entry with key `key`: (the value's label, the key's own label).
-    #[inline]
-    unsafe fn key_labels<S: EdgeSink>(&mut self, sink: &mut S, key: Obj) -> (Label, Label) {
-        if !S::LABELS {
-            return (Label::NONE, Label::NONE);
-        }
-        let slot = ((key as usize) >> 4) & (KEY_CACHE_SIZE - 1);
-        let cached = self.key_cache[slot];
-        if cached.0 == key as usize {
-            return (cached.1, cached.2);
-        }
-        let labels = unsafe { self.compute_key_labels(sink, key) };
-        self.key_cache[slot] = (key as usize, labels.0, labels.1);
-        labels
-    }
-
-    unsafe fn compute_key_labels<S: EdgeSink>(&mut self, sink: &mut S, key: Obj) -> (Label, Label) {
-        let l = self.env.layout;
-        self.scratch.clear();
-        unsafe {
-            let tp = raw::ob_type(key);
-            if raw::has_flag(tp, ffi::Py_TPFLAGS_UNICODE_SUBCLASS)
-                && raw::str_text(l, key, 120, &mut self.scratch)
-            {
-                let id = sink.intern(&self.scratch);
-                return (Label::key(id), Label::dict_key_str(id));
-            }
-            short_form(self.env, key, &mut self.scratch);
-        }
-        let id = sink.intern(&self.scratch);
-        (Label::key_repr(id), Label::dict_key(id))
-    }
-
-    /// The attribute label for an instance attribute named by the str `key`.
-    #[inline]
-    unsafe fn attr_label<S: EdgeSink>(&mut self, sink: &mut S, key: Obj) -> Label {
-        if !S::LABELS {
-            return Label::NONE;
-        }
-        let (value_label, _) = unsafe { self.key_labels(sink, key) };
-        match value_label.name() {
-            Some(id) if value_label.kind() == heaplens_core::label::LabelKind::Key => Label::attr(id),
-            _ => value_label,
-        }
-    }
-}
-
-/// A short, bounded rendering of a non-str dict key: `42`, `None`, `b'ab'`, `(1, 'x')`, `<Point>`.
-unsafe fn short_form(env: &Env, o: Obj, out: &mut String) {
-    let l = env.layout;
-    unsafe {
-        let tp = raw::ob_type(o);
-        let tp_name = raw::c_str((*tp).tp_name);
-        if o == ffi::Py_None() {
-            out.push_str("None");
-        } else if tp_name == "bool" {
-            out.push_str(if raw::small_int(l, o) == Some(1) { "True" } else { "False" });
-        } else if raw::has_flag(tp, ffi::Py_TPFLAGS_LONG_SUBCLASS) {
-            match raw::small_int(l, o) {
-                Some(v) => {
-                    let _ = write!(out, "{v}");
-                }
-                None => out.push_str("<int>"),
-            }
-        } else if tp_name == "float" {
-            let v: f64 = read(o as *const u8, 16);
-            let _ = write!(out, "{v:?}");
-        } else if raw::has_flag(tp, ffi::Py_TPFLAGS_BYTES_SUBCLASS) {
-            let n = raw::ob_size(o).max(0) as usize;
-            let data = (o as *const u8).add(32);
-            out.push_str("b'");
-            for &b in std::slice::from_raw_parts(data, n.min(40)) {
-                if b.is_ascii_graphic() && b != b'\'' && b != b'\\' || b == b' ' {
-                    out.push(b as char);
-                } else {
-                    let _ = write!(out, "\\x{b:02x}");
-                }
-            }
-            out.push_str(if n > 40 { "…'" } else { "'" });
-        } else if raw::has_flag(tp, ffi::Py_TPFLAGS_TUPLE_SUBCLASS) {
-            let n = raw::ob_size(o).max(0) as usize;
-            let items = (o as *const u8).add(l.tuple_items) as *const Obj;
-            out.push('(');
-            for i in 0..n.min(4) {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                let item = *items.add(i);
-                let it = raw::ob_type(item);
-                if raw::has_flag(it, ffi::Py_TPFLAGS_UNICODE_SUBCLASS) {
-                    let mut s = String::new();
-                    raw::str_text(l, item, 30, &mut s);
-                    out.push_str(&heaplens_core::label::quote(&s));
-                } else if raw::has_flag(it, ffi::Py_TPFLAGS_LONG_SUBCLASS) {
-                    match raw::small_int(l, item) {
-                        Some(v) => {
-                            let _ = write!(out, "{v}");
-                        }
-                        None => out.push_str("<int>"),
-                    }
-                } else {
-                    let _ = write!(out, "<{}>", raw::c_str((*it).tp_name));
-                }
-            }
-            if n > 4 {
-                out.push_str(", …");
-            } else if n == 1 {
-                out.push(',');
-            }
-            out.push(')');
-        } else {
-            let _ = write!(out, "<{tp_name}>");
-        }
-    }
-}
-
-/// Calls `f(key, value)` for each entry of the dict `d`: combined tables (general or str keys)
-/// and split tables (keys shared with the class, values in the dict).
-///
-/// # Safety
-/// `d` must be a live dict (or dict subclass) and the GIL held.
-pub unsafe fn for_each_dict_entry(l: &Layout, d: Obj, mut f: impl FnMut(Obj, Obj)) {
-    unsafe {
-        let db = d as *const u8;
-        let keys: *const u8 = read(db, l.dict_keys);
-        if keys.is_null() {
-            return;
-        }
-        let values: *const Obj = read(db, l.dict_values);
-        let n: isize = read(keys, l.dk_nentries);
-        let kind: u8 = read(keys, l.dk_kind);
-        let log2_index_bytes: u8 = read(keys, l.dk_log2_index_bytes);
-        let entries = keys.add(l.dk_indices + (1usize << log2_index_bytes));
-        if kind == DICT_KEYS_GENERAL {
-            for i in 0..n.max(0) as usize {
-                let e = entries.add(i * l.dk_general_entry_size);
-                let k: Obj = read(e, 8);
-                let v: Obj = read(e, 16);
-                if !k.is_null() && !v.is_null() {
-                    f(k, v);
-                }
-            }
-        } else {
-            for i in 0..n.max(0) as usize {
-                let e = entries.add(i * l.dk_unicode_entry_size);
-                let k: Obj = read(e, 0);
-                let v: Obj = if values.is_null() { read(e, 8) } else { *values.add(i) };
-                if !k.is_null() && !v.is_null() {
-                    f(k, v);
-                }
-            }
-        }
-    }
-}
-
-/// Whether a dict keeps its keys in a table shared with its class (a split table): the keys are
-/// then held by the class, not by the dict.
-unsafe fn dict_is_split(l: &Layout, d: Obj) -> bool {
-    unsafe { !read::<*const u8>(d as *const u8, l.dict_values).is_null() }
-}
-
-/// Calls `f(name, value)` for each attribute an instance keeps inline (a managed dict that was
-/// never materialised: no `__dict__` object exists, and heaplens does not create one).
-///
-/// # Safety
-/// `o` must be a live instance of a class with `Py_TPFLAGS_MANAGED_DICT`, GIL held.
-pub unsafe fn for_each_inline_attribute(l: &Layout, o: Obj, mut f: impl FnMut(Obj, Obj)) {
-    unsafe {
-        let values: *const Obj = read_signed(o as *const u8, l.managed_values);
-        if values.is_null() {
-            return;
-        }
-        let keys: *const u8 = read(raw::ob_type(o) as *const u8, l.ht_cached_keys);
-        if keys.is_null() {
-            return;
-        }
-        let n: isize = read(keys, l.dk_nentries);
-        let log2_index_bytes: u8 = read(keys, l.dk_log2_index_bytes);
-        let entries = keys.add(l.dk_indices + (1usize << log2_index_bytes));
-        for i in 0..n.max(0) as usize {
-            let v = *values.add(i);
-            if !v.is_null() {
-                let k: Obj = read(entries.add(i * l.dk_unicode_entry_size), 0);
-                if !k.is_null() {
-                    f(k, v);
-                }
-            }
-        }
-    }
-}
-
-/// `_PyObject_DictPointer` for a given `tp_dictoffset`.
-unsafe fn dict_slot(o: Obj, dictoffset: isize) -> *const Obj {
-    unsafe {
-        if dictoffset == 0 {
-            return std::ptr::null();
-        }
-        let mut off = dictoffset;
-        if off < 0 {
-            let tp = raw::ob_type(o);
-            let n = raw::ob_size(o).unsigned_abs() as isize;
-            let size = ((*tp).tp_basicsize + n * (*tp).tp_itemsize + 7) & !7;
-            off += size;
-        }
-        (o as *const u8).offset(off) as *const Obj
-    }
-}
-
-/// The object's `__dict__`, if it has one materialised.
-unsafe fn instance_dict(l: &Layout, o: Obj) -> Obj {
-    unsafe {
-        let tp = raw::ob_type(o);
-        if raw::has_flag(tp, raw::MANAGED_DICT) {
-            return read_signed(o as *const u8, l.managed_dict);
-        }
-        let slot = dict_slot(o, (*tp).tp_dictoffset);
-        if slot.is_null() {
-            std::ptr::null_mut()
-        } else {
-            *slot
-        }
-    }
 }
 
 #[inline(always)]
@@ -383,7 +80,11 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
             Walker::Nothing | Walker::Traverse => {}
             Walker::Dict => dict_edges(cx, o, sink),
             Walker::DefaultDict => {
-                nonnull(sink, field(ob, l.defaultdict_factory), Label::field(n.default_factory));
+                nonnull(
+                    sink,
+                    field(ob, l.defaultdict_factory),
+                    Label::field(n.default_factory),
+                );
                 dict_edges(cx, o, sink);
             }
             Walker::OrderedDict => {
@@ -478,9 +179,14 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                         let state: *const c_void = read(ob, l.module_state);
                         if (*def).m_size <= 0 || !state.is_null() {
                             let label = Label::field(n.module_state);
-                            collect_with(cx, sink, |buf| {
-                                trav(o, collect_visit, buf as *mut Vec<Obj> as *mut c_void);
-                            }, |_, _, _| label);
+                            collect_with(
+                                cx,
+                                sink,
+                                |buf| {
+                                    trav(o, collect_visit, buf as *mut Vec<Obj> as *mut c_void);
+                                },
+                                |_, _, _| label,
+                            );
                         }
                     }
                 }
@@ -490,7 +196,9 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                 nonnull(sink, field(ob, l.frame_back), Label::field(n.f_back));
                 nonnull(sink, field(ob, l.frame_trace), Label::field(n.f_trace));
                 let iframe: *const u8 = read(ob, l.frame_frame);
-                if !iframe.is_null() && read::<u8>(iframe, l.iframe_owner) == FRAME_OWNED_BY_FRAME_OBJECT {
+                if !iframe.is_null()
+                    && read::<u8>(iframe, l.iframe_owner) == FRAME_OWNED_BY_FRAME_OBJECT
+                {
                     interpreter_frame_edges(cx, iframe, sink);
                 }
             }
@@ -503,7 +211,11 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                 // initialise this field; a plain generator leaves it as uninitialised memory.
                 let tp = raw::ob_type(o);
                 if tp == cx.env.types.coroutine || tp == cx.env.types.async_generator {
-                    nonnull(sink, field(ob, l.gen_origin_or_finalizer), Label::field(n.origin));
+                    nonnull(
+                        sink,
+                        field(ob, l.gen_origin_or_finalizer),
+                        Label::field(n.origin),
+                    );
                 }
                 if read::<i8>(ob, l.gen_frame_state) < FRAME_CLEARED {
                     interpreter_frame_edges(cx, ob.add(l.gen_iframe), sink);
@@ -514,7 +226,11 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                 if !referent.is_null() && referent != ffi::Py_None() {
                     sink.edge(referent, Label::referent());
                 }
-                nonnull(sink, field(ob, l.weakref_callback), Label::field(n.callback));
+                nonnull(
+                    sink,
+                    field(ob, l.weakref_callback),
+                    Label::field(n.callback),
+                );
             }
             Walker::Exception => exception_edges(cx, o, sink),
             Walker::Traceback => {
@@ -604,8 +320,16 @@ pub unsafe fn interpreter_frame_edges<S: EdgeSink>(cx: &mut Cx, iframe: *const u
         let n = &cx.names;
         nonnull(sink, field(iframe, l.iframe_func), Label::field(n.f_func));
         nonnull(sink, field(iframe, l.iframe_code), Label::field(n.f_code));
-        nonnull(sink, field(iframe, l.iframe_locals), Label::field(n.f_locals));
-        nonnull(sink, field(iframe, l.iframe_frame_obj), Label::field(n.frame_object));
+        nonnull(
+            sink,
+            field(iframe, l.iframe_locals),
+            Label::field(n.f_locals),
+        );
+        nonnull(
+            sink,
+            field(iframe, l.iframe_frame_obj),
+            Label::field(n.frame_object),
+        );
         let code = field(iframe, l.iframe_code) as *const u8;
         if code.is_null() {
             return;
@@ -661,7 +385,11 @@ unsafe fn collect_with<S: EdgeSink>(
     buf.clear();
     fill(&mut buf);
     for &p in &buf {
-        let l = if S::LABELS { label(cx, sink, p) } else { Label::NONE };
+        let l = if S::LABELS {
+            label(cx, sink, p)
+        } else {
+            Label::NONE
+        };
         sink.edge(p, l);
     }
     buf.clear();
@@ -672,7 +400,9 @@ unsafe fn collect_with<S: EdgeSink>(
 unsafe fn traverse_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink: &mut S) {
     unsafe {
         let tp = raw::ob_type(o);
-        let Some(trav) = (*tp).tp_traverse else { return };
+        let Some(trav) = (*tp).tp_traverse else {
+            return;
+        };
         // Only GC objects may be traversed (type_traverse aborts on a static type).
         if !raw::is_gc(o) {
             return;
@@ -702,7 +432,12 @@ struct LabelMatcher<'t> {
 
 impl<'t> LabelMatcher<'t> {
     fn new(l: &'static Layout, o: Obj, t: &'t TypeEntry) -> Self {
-        LabelMatcher { l, o, t, dict: None }
+        LabelMatcher {
+            l,
+            o,
+            t,
+            dict: None,
+        }
     }
 
     unsafe fn label<S: EdgeSink>(&mut self, cx: &mut Cx, sink: &mut S, p: Obj) -> Label {

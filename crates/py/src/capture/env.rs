@@ -69,8 +69,10 @@ unsafe impl Sync for Env {}
 
 impl Env {
     /// The `tp_traverse` of `t` as an address, for comparisons.
-    pub fn traverse_of(t: Type) -> usize {
-        // SAFETY: reading a field of a live type object.
+    ///
+    /// # Safety
+    /// `t` must be a live type object.
+    pub unsafe fn traverse_of(t: Type) -> usize {
         unsafe { (*t).tp_traverse.map_or(0, |f| f as usize) }
     }
 }
@@ -124,7 +126,7 @@ fn resolve(py: Python<'_>) -> Result<Env, String> {
         .eval(c"type('_HeaplensProbe', (), {})", None, None)
         .map_err(|e| format!("cannot create the probe class: {e}"))?;
     // SAFETY: reading a field of a live type.
-    let subtype_traverse = Env::traverse_of(type_ptr(&probe_class));
+    let subtype_traverse = unsafe { Env::traverse_of(type_ptr(&probe_class)) };
     // SAFETY: taking addresses of exported static types, reading an exported pointer.
     let types = unsafe {
         KnownTypes {
@@ -222,7 +224,9 @@ unsafe fn validate(py: Python<'_>, env: &Env) -> Result<(), String> {
     let dict = probe.get_item(2).map_err(|e| e.to_string())?;
     let text = probe.get_item(3).map_err(|e| e.to_string())?;
     let seven = dict.get_item("heaplens_key").map_err(|e| e.to_string())?;
-    let forty_two = instance.getattr("heaplens_attr").map_err(|e| e.to_string())?;
+    let forty_two = instance
+        .getattr("heaplens_attr")
+        .map_err(|e| e.to_string())?;
     unsafe {
         let lp = list.as_ptr() as *const u8;
         let items: *const Obj = read(lp, l.list_items);
@@ -231,7 +235,7 @@ unsafe fn validate(py: Python<'_>, env: &Env) -> Result<(), String> {
             return fail("list items");
         }
         let mut found = false;
-        super::edges::for_each_dict_entry(l, dict.as_ptr(), |k, v| {
+        super::dicts::for_each_dict_entry(l, dict.as_ptr(), |k, v| {
             if raw::str_eq_ascii(l, k, b"heaplens_key") && v == seven.as_ptr() {
                 found = true;
             }
@@ -240,7 +244,7 @@ unsafe fn validate(py: Python<'_>, env: &Env) -> Result<(), String> {
             return fail("dict entries");
         }
         let mut found = false;
-        super::edges::for_each_inline_attribute(l, instance.as_ptr(), |k, v| {
+        super::dicts::for_each_inline_attribute(l, instance.as_ptr(), |k, v| {
             if raw::str_eq_ascii(l, k, b"heaplens_attr") && v == forty_two.as_ptr() {
                 found = true;
             }

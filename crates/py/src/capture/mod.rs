@@ -19,15 +19,18 @@
 //! from C as well as from Python show up as roots ("held outside the heap").
 
 mod addrmap;
+mod census;
+mod dicts;
 mod edges;
 pub mod env;
 mod gc_lists;
+mod labels;
 pub mod layout;
 mod raw;
 mod registry;
 mod sizeof;
+mod snapshot;
 mod threads;
-mod walk;
 
 use gc_lists::{GcLists, ListsError};
 use heaplens_core::census::Census;
@@ -35,7 +38,7 @@ use heaplens_core::graph::Graph;
 use pyo3::prelude::*;
 
 pub use registry::TypeFilter;
-pub use walk::SnapshotOptions;
+pub use snapshot::SnapshotOptions;
 
 /// Why a capture could not run.
 #[derive(Debug)]
@@ -74,24 +77,28 @@ fn prepare() -> Result<(&'static env::Env, GcLists), CaptureError> {
 pub fn snapshot(_py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, CaptureError> {
     let (env, lists) = prepare()?;
     // SAFETY: the GIL is held (`_py`), and the walk runs no Python code.
-    unsafe { walk::snapshot(env, &lists, options) }.map_err(CaptureError::Core)
+    unsafe { snapshot::snapshot(env, &lists, options) }.map_err(CaptureError::Core)
 }
 
 /// Per-type counts and bytes: of every object, or of gc-tracked objects only.
 pub fn census(_py: Python<'_>, gc_only: bool) -> Result<Census, CaptureError> {
     let (env, lists) = prepare()?;
     // SAFETY: the GIL is held, and the walk runs no Python code.
-    Ok(unsafe { walk::census(env, &lists, gc_only) })
+    Ok(unsafe { census::census(env, &lists, gc_only) })
 }
 
 /// The objects `filter` selects, as new references.
-pub fn matching_objects(py: Python<'_>, filter: TypeFilter, gc_only: bool) -> Result<Vec<Py<PyAny>>, CaptureError> {
+pub fn matching_objects(
+    py: Python<'_>,
+    filter: TypeFilter,
+    gc_only: bool,
+) -> Result<Vec<Py<PyAny>>, CaptureError> {
     let (env, lists) = prepare()?;
     // SAFETY: the GIL is held and the walk runs no Python code. Each pointer is turned into an
     // owned reference before anything else runs, so no object can die in between (taking a
     // reference allocates nothing and cannot trigger a collection).
     unsafe {
-        let found = walk::matching_objects(env, &lists, filter, gc_only);
+        let found = census::matching_objects(env, &lists, filter, gc_only);
         Ok(found
             .into_iter()
             .map(|o| Bound::from_borrowed_ptr(py, o).unbind())
@@ -104,19 +111,23 @@ pub fn census_of(_py: Python<'_>, objects: &[Bound<'_, PyAny>]) -> Result<Census
     let env = env::get().map_err(CaptureError::Unsupported)?;
     let ptrs: Vec<raw::Obj> = objects.iter().map(|o| o.as_ptr()).collect();
     // SAFETY: the GIL is held and `objects` keeps every pointer alive.
-    Ok(unsafe { walk::census_of(env, &ptrs) })
+    Ok(unsafe { census::census_of(env, &ptrs) })
 }
 
 /// The names of every type object in the heap.
 pub fn type_object_names(_py: Python<'_>) -> Result<Vec<String>, CaptureError> {
     let (env, lists) = prepare()?;
     // SAFETY: the GIL is held and the walk runs no Python code.
-    Ok(unsafe { walk::type_object_names(env, &lists) })
+    Ok(unsafe { census::type_object_names(env, &lists) })
 }
 
 /// Whether `tp` is a type `query` names.
-pub fn type_matches(_py: Python<'_>, tp: &Bound<'_, pyo3::types::PyType>, query: &str) -> Result<bool, CaptureError> {
+pub fn type_matches(
+    _py: Python<'_>,
+    tp: &Bound<'_, pyo3::types::PyType>,
+    query: &str,
+) -> Result<bool, CaptureError> {
     let env = env::get().map_err(CaptureError::Unsupported)?;
     // SAFETY: the GIL is held and `tp` is a live type.
-    Ok(unsafe { walk::type_matches(env, tp.as_ptr() as raw::Type, query) })
+    Ok(unsafe { census::type_matches(env, tp.as_ptr() as raw::Type, query) })
 }

@@ -114,7 +114,11 @@ pub unsafe fn is_tracked(o: Obj) -> bool {
 #[inline(always)]
 pub unsafe fn preheader_size(t: Type) -> usize {
     unsafe {
-        let gc = if has_flag(t, ffi::Py_TPFLAGS_HAVE_GC) { 16 } else { 0 };
+        let gc = if has_flag(t, ffi::Py_TPFLAGS_HAVE_GC) {
+            16
+        } else {
+            0
+        };
         let managed = if has_flag(t, MANAGED_DICT) { 16 } else { 0 };
         gc + managed
     }

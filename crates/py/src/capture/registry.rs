@@ -12,10 +12,10 @@
 use super::env::Env;
 use super::layout::{Layout, T_OBJECT, T_OBJECT_EX};
 use super::raw::{self, field, read, Obj, Type};
+use hashbrown::HashMap;
 use heaplens_core::graph::NodeFlags;
 use heaplens_core::strings::{StringId, StringTable};
 use heaplens_core::types::{TypeFlags, TypeId, TypeInfo, TypeTable};
-use hashbrown::HashMap;
 use pyo3::ffi;
 use std::rc::Rc;
 
@@ -197,7 +197,7 @@ pub unsafe fn type_names(l: &Layout, tp: Type) -> (String, String, String) {
             let mut module = String::new();
             let dict = (*tp).tp_dict;
             if !dict.is_null() {
-                super::edges::for_each_dict_entry(l, dict, |k, v| {
+                super::dicts::for_each_dict_entry(l, dict, |k, v| {
                     if module.is_empty()
                         && raw::str_eq_ascii(l, k, b"__module__")
                         && raw::has_flag(raw::ob_type(v), ffi::Py_TPFLAGS_UNICODE_SUBCLASS)
@@ -247,10 +247,14 @@ unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFi
         // Python-defined levels, as subtype_traverse walks them.
         let mut slots = Vec::new();
         let mut base = tp;
-        while !base.is_null() && Env::traverse_of(base) == env.subtype_traverse && env.subtype_traverse != 0 {
+        while !base.is_null()
+            && Env::traverse_of(base) == env.subtype_traverse
+            && env.subtype_traverse != 0
+        {
             let nslots = raw::ob_size(base as Obj);
             if nslots > 0 {
-                let members = (base as *const u8).add((*raw::ob_type(base as Obj)).tp_basicsize as usize);
+                let members =
+                    (base as *const u8).add((*raw::ob_type(base as Obj)).tp_basicsize as usize);
                 for i in 0..nslots as usize {
                     let m = members.add(i * l.member_size);
                     if read::<i32>(m, l.member_type) == T_OBJECT_EX {
@@ -339,11 +343,12 @@ unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFi
         }
 
         let managed_dict = python_levels && raw::has_flag(tp, raw::MANAGED_DICT);
-        let dict_offset = if python_levels && !managed_dict && (*tp).tp_dictoffset != (*solid).tp_dictoffset {
-            (*tp).tp_dictoffset
-        } else {
-            0
-        };
+        let dict_offset =
+            if python_levels && !managed_dict && (*tp).tp_dictoffset != (*solid).tp_dictoffset {
+                (*tp).tp_dictoffset
+            } else {
+                0
+            };
         let heap = raw::has_flag(tp, ffi::Py_TPFLAGS_HEAPTYPE);
         let node_flags = match walker {
             Walker::Module => NodeFlags::MODULE,
@@ -385,7 +390,7 @@ unsafe fn sizeof_kind(env: &Env, tp: Type) -> SizeKind {
         let mut lookup_in = |t: Type| {
             let dict = (*t).tp_dict;
             if found.is_null() && !dict.is_null() {
-                super::edges::for_each_dict_entry(l, dict, |key, v| {
+                super::dicts::for_each_dict_entry(l, dict, |key, v| {
                     if found.is_null() && raw::str_eq_ascii(l, key, b"__sizeof__") {
                         found = v;
                     }

@@ -1,14 +1,14 @@
-//! The heap walks: the snapshot (every object, every labelled reference, roots) and the censuses
-//! (counts and bytes per type, of gc-tracked objects only or of every object).
+//! The snapshot walk: every object, every labelled reference, and the roots.
 //!
-//! Both start from the GC lists and follow references to the objects the lists do not hold, so
-//! str, int, float, bytes, untracked tuples and dicts, code objects and static types are found and
-//! counted. Thread stacks are walked as extra sources (locals of running frames). The snapshot
-//! processes nodes strictly in id order, which lets the graph builder write CSR adjacency directly
-//! and makes the walk iterative: the "queue" is the node id range itself.
+//! It starts from the GC lists (whose objects are numbered through the [`Stash`]) and follows
+//! references to the objects the lists do not hold, so str, int, float, bytes, untracked tuples
+//! and dicts, code objects and static types become nodes too. Thread stacks are walked as extra
+//! sources (locals of running frames). Nodes are processed strictly in id order, which lets the
+//! graph builder write CSR adjacency directly and makes the walk iterative: the "queue" is the
+//! node id range itself.
 //!
 //! Speed comes from memory access, not arithmetic: a walk is a long series of cache misses. So
-//! the references of a node are queued and prefetched together (their misses overlap), objects
+//! references are queued across nodes and prefetched together (their misses overlap), objects
 //! with a single reference skip the address map, and leaves (str, int, float, bytes: most of a
 //! heap) are finished the moment they are met, while their header is in cache.
 //!
@@ -19,24 +19,22 @@
 //! not freed yet (the same test `gc.collect()` applies), kept in the snapshot and flagged.
 
 use super::addrmap::AddrMap;
-use super::edges::{self, Cx, EdgeSink};
+use super::dicts;
+use super::edges::{self, EdgeSink, BATCH};
 use super::env::Env;
 use super::gc_lists::{GcLists, Stash};
+use super::labels::Cx;
 use super::layout::FRAME_OWNED_BY_GENERATOR;
 use super::raw::{self, read, Obj};
-use super::registry::{Registry, Tables, TypeEntry, TypeFilter};
+use super::registry::{Registry, Tables, TypeFilter};
 use super::sizeof::shallow_size;
 use super::threads::{self, ThreadStack};
-use heaplens_core::census::Census;
+use hashbrown::HashMap;
 use heaplens_core::graph::{Graph, GraphBuilder, NodeFlags, NodeId};
 use heaplens_core::label::Label;
 use heaplens_core::reach;
-use heaplens_core::strings::{StringId, StringTable};
-use heaplens_core::types::TypeTable;
-use hashbrown::HashMap;
+use heaplens_core::strings::StringId;
 
-/// References are resolved in batches of this many, after prefetching them.
-const BATCH: usize = 256;
 /// How many nodes ahead the snapshot's processing loop prefetches.
 const PREFETCH_AHEAD: usize = 8;
 
@@ -119,9 +117,9 @@ impl Resolver {
     unsafe fn finish_if_leaf(&mut self, n: NodeId, o: Obj) {
         unsafe {
             let (strings, types) = self.builder.tables_mut();
-            let index = self
-                .registry
-                .lookup(self.env, raw::ob_type(o), &mut Tables { strings, types });
+            let index =
+                self.registry
+                    .lookup(self.env, raw::ob_type(o), &mut Tables { strings, types });
             let entry = self.registry.entry(index);
             if entry.leaf {
                 let size = shallow_size(self.env.layout, o, entry);
@@ -289,15 +287,16 @@ impl SnapshotWalk {
         unsafe {
             let o = r.builder.addr(n) as Obj;
             let (strings, types) = r.builder.tables_mut();
-            let index = r
-                .registry
-                .lookup(self.env, raw::ob_type(o), &mut Tables { strings, types });
+            let index =
+                r.registry
+                    .lookup(self.env, raw::ob_type(o), &mut Tables { strings, types });
             let entry = std::rc::Rc::clone(r.registry.entry(index));
             let mut flags = entry.node_flags;
             if (n as usize) < self.gc_count {
                 flags |= NodeFlags::GC_TRACKED;
             }
-            r.builder.set_node(n, entry.id, shallow_size(l, o, &entry), flags);
+            r.builder
+                .set_node(n, entry.id, shallow_size(l, o, &entry), flags);
             r.balance[n as usize] += raw::ob_refcnt(o).clamp(0, 1 << 30) as i32;
             edges::object_edges(&mut self.cx, o, &entry, r);
         }
@@ -346,7 +345,7 @@ impl SnapshotWalk {
             let modules: Obj = read(interp, l.interp_modules);
             if !modules.is_null() {
                 let mut key = String::new();
-                edges::for_each_dict_entry(l, modules, |k, v| {
+                dicts::for_each_dict_entry(l, modules, |k, v| {
                     key.clear();
                     if !raw::str_text(l, k, 200, &mut key) {
                         key.push('?');
@@ -364,7 +363,8 @@ impl SnapshotWalk {
         }
         for i in 0..self.r.balance.len() {
             if self.r.balance[i] > 0 && i != root as usize && !self.is_synthetic(i) {
-                self.r.queue(Pending::Node(i as NodeId, Label::root_external()));
+                self.r
+                    .queue(Pending::Node(i as NodeId, Label::root_external()));
             }
         }
         self.r.end_node();
@@ -446,18 +446,22 @@ pub unsafe fn snapshot(
         drop(stash);
 
         let SnapshotWalk {
-            r: Resolver {
-                mut builder,
-                balance,
-                ..
-            },
+            r:
+                Resolver {
+                    mut builder,
+                    balance,
+                    ..
+                },
             synthetic_start,
             synthetic,
             ..
         } = walk;
         for (i, &b) in balance.iter().enumerate() {
             let synthetic_node = (synthetic_start..synthetic_start + synthetic.len()).contains(&i);
-            if b > 0 && !synthetic_node && !builder.flags(i as NodeId).contains(NodeFlags::SYNTHETIC) {
+            if b > 0
+                && !synthetic_node
+                && !builder.flags(i as NodeId).contains(NodeFlags::SYNTHETIC)
+            {
                 builder.add_flags(i as NodeId, NodeFlags::EXTERNAL);
             }
         }
@@ -472,265 +476,5 @@ pub unsafe fn snapshot(
         let mut graph = builder.finish()?;
         reach::mark_unreachable(&mut graph);
         Ok(graph)
-    }
-}
-
-/// The census walk's sink: hands each object outside the GC lists to `visit` the first time it
-/// meets it (leaves right away, containers after their references are queued). Like
-/// the snapshot's [`Resolver`], it queues referents and prefetches them before looking at them.
-struct DiscoverySink<'a, F: FnMut(Obj, &TypeEntry)> {
-    env: &'static Env,
-    seen: AddrMap,
-    work: Vec<Obj>,
-    pending: Vec<(Obj, bool)>,
-    registry: &'a mut Registry,
-    tables: &'a mut Tables<'a>,
-    visit: F,
-}
-
-impl<F: FnMut(Obj, &TypeEntry)> DiscoverySink<'_, F> {
-    fn flush(&mut self) {
-        for &(o, _) in &self.pending {
-            raw::prefetch(raw::gc_head(o) as *const u8);
-            raw::prefetch((o as *const u8).wrapping_add(8));
-        }
-        for i in 0..self.pending.len() {
-            let (o, counted) = self.pending[i];
-            // SAFETY: referents are live objects.
-            unsafe {
-                if raw::is_gc(o) && raw::is_tracked(o) {
-                    continue;
-                }
-                if !(counted && raw::singly_referenced(o)) && !self.seen.insert(o as usize) {
-                    continue;
-                }
-                let index = self.registry.lookup(self.env, raw::ob_type(o), self.tables);
-                let entry = self.registry.entry(index);
-                if entry.leaf {
-                    (self.visit)(o, entry);
-                } else {
-                    self.work.push(o);
-                }
-            }
-        }
-        self.pending.clear();
-    }
-
-    #[inline]
-    fn queue(&mut self, o: Obj, counted: bool) {
-        self.pending.push((o, counted));
-        if self.pending.len() >= BATCH {
-            self.flush();
-        }
-    }
-
-    /// Visits `o` and queues its references.
-    unsafe fn visit_container(&mut self, cx: &mut Cx, o: Obj) {
-        unsafe {
-            let index = self.registry.lookup(self.env, raw::ob_type(o), self.tables);
-            let entry = std::rc::Rc::clone(self.registry.entry(index));
-            (self.visit)(o, &entry);
-            edges::object_edges(cx, o, &entry, self);
-        }
-    }
-}
-
-impl<F: FnMut(Obj, &TypeEntry)> EdgeSink for DiscoverySink<'_, F> {
-    const LABELS: bool = false;
-
-    #[inline]
-    fn edge(&mut self, target: Obj, label: Label) {
-        self.queue(target, !label.is_weak());
-    }
-
-    #[inline]
-    fn edge_uncounted(&mut self, target: Obj, _label: Label) {
-        self.queue(target, false);
-    }
-
-    fn intern(&mut self, _text: &str) -> StringId {
-        StringId::EMPTY
-    }
-}
-
-/// Visits every live object the walk can find, once, with its type entry. With `gc_only`, only
-/// the objects of the GC lists (objgraph's view).
-unsafe fn for_each_object<'a>(
-    env: &'static Env,
-    lists: &GcLists,
-    gc_only: bool,
-    registry: &'a mut Registry,
-    tables: &'a mut Tables<'a>,
-    mut visit: impl FnMut(Obj, &TypeEntry),
-) {
-    unsafe {
-        if gc_only {
-            lists.for_each(|o| {
-                let index = registry.lookup(env, raw::ob_type(o), tables);
-                visit(o, registry.entry(index));
-            });
-            return;
-        }
-        let mut sink = DiscoverySink {
-            env,
-            seen: AddrMap::new(),
-            work: Vec::new(),
-            pending: Vec::with_capacity(BATCH),
-            registry,
-            tables,
-            visit,
-        };
-        let mut cx = Cx::unlabelled(env);
-        lists.for_each(|o| sink.visit_container(&mut cx, o));
-        for stack in threads::thread_stacks(env) {
-            edges::thread_state_edges(&mut cx, stack.tstate, &mut sink);
-            for &iframe in &stack.frames {
-                if read::<u8>(iframe, env.layout.iframe_owner) != FRAME_OWNED_BY_GENERATOR {
-                    edges::interpreter_frame_edges(&mut cx, iframe, &mut sink);
-                }
-            }
-        }
-        // Containers found outside the lists, a generation at a time so that each batch can be
-        // prefetched before it is read.
-        sink.flush();
-        let mut batch = Vec::new();
-        while !sink.work.is_empty() {
-            std::mem::swap(&mut batch, &mut sink.work);
-            for &o in &batch {
-                raw::prefetch(o as *const u8);
-            }
-            for &o in &batch {
-                sink.visit_container(&mut cx, o);
-            }
-            batch.clear();
-            sink.flush();
-        }
-    }
-}
-
-/// Adds one object to per-type counts and bytes.
-fn tally(counts: &mut Vec<u64>, bytes: &mut Vec<u64>, env: &Env, o: Obj, entry: &TypeEntry) {
-    let t = entry.id.0 as usize;
-    if t >= counts.len() {
-        counts.resize(t + 1, 0);
-        bytes.resize(t + 1, 0);
-    }
-    counts[t] += 1;
-    // SAFETY: `o` is a live object of the type `entry` describes.
-    bytes[t] += unsafe { shallow_size(env.layout, o, entry) };
-}
-
-/// Counts and bytes per type.
-///
-/// # Safety
-/// The GIL must be held; no Python code may run during the call.
-pub unsafe fn census(env: &'static Env, lists: &GcLists, gc_only: bool) -> Census {
-    let mut strings = StringTable::new();
-    let mut types = TypeTable::new();
-    let mut registry = Registry::new(TypeFilter::Nothing);
-    let mut counts: Vec<u64> = Vec::new();
-    let mut bytes: Vec<u64> = Vec::new();
-    unsafe {
-        let mut tables = Tables {
-            strings: &mut strings,
-            types: &mut types,
-        };
-        for_each_object(env, lists, gc_only, &mut registry, &mut tables, |o, entry| {
-            tally(&mut counts, &mut bytes, env, o, entry)
-        });
-    }
-    Census::from_counts(&types, &strings, &counts, &bytes, gc_only)
-}
-
-/// The objects whose type entry is `matched` under `filter`.
-///
-/// # Safety
-/// The GIL must be held; no Python code may run during the call. The returned pointers are
-/// borrowed: the caller must take references before running any Python code or allocating.
-pub unsafe fn matching_objects(env: &'static Env, lists: &GcLists, filter: TypeFilter, gc_only: bool) -> Vec<Obj> {
-    let mut strings = StringTable::new();
-    let mut types = TypeTable::new();
-    let mut registry = Registry::new(filter);
-    let mut found = Vec::new();
-    unsafe {
-        let mut tables = Tables {
-            strings: &mut strings,
-            types: &mut types,
-        };
-        for_each_object(env, lists, gc_only, &mut registry, &mut tables, |o, entry| {
-            if entry.matched {
-                found.push(o);
-            }
-        });
-    }
-    found
-}
-
-/// The census of the given objects (objgraph's `objects=` argument).
-///
-/// # Safety
-/// The GIL must be held and every pointer must be a live object.
-pub unsafe fn census_of(env: &'static Env, objects: &[Obj]) -> Census {
-    let mut strings = StringTable::new();
-    let mut types = TypeTable::new();
-    let mut registry = Registry::new(TypeFilter::Nothing);
-    let mut counts: Vec<u64> = Vec::new();
-    let mut bytes: Vec<u64> = Vec::new();
-    let mut tables = Tables {
-        strings: &mut strings,
-        types: &mut types,
-    };
-    unsafe {
-        for &o in objects {
-            let index = registry.lookup(env, raw::ob_type(o), &mut tables);
-            tally(&mut counts, &mut bytes, env, o, registry.entry(index));
-        }
-    }
-    Census::from_counts(&types, &strings, &counts, &bytes, false)
-}
-
-/// Every name (`__name__`, `__qualname__`, `module.__name__`, `module.__qualname__`) of every type
-/// object the full walk finds, whether or not the type has instances.
-///
-/// # Safety
-/// The GIL must be held; no Python code may run during the call.
-pub unsafe fn type_object_names(env: &'static Env, lists: &GcLists) -> Vec<String> {
-    let mut strings = StringTable::new();
-    let mut types = TypeTable::new();
-    let mut registry = Registry::new(TypeFilter::Nothing);
-    let mut names = Vec::new();
-    unsafe {
-        let mut tables = Tables {
-            strings: &mut strings,
-            types: &mut types,
-        };
-        for_each_object(env, lists, false, &mut registry, &mut tables, |o, entry| {
-            if entry.node_flags.contains(NodeFlags::TYPE) {
-                let (module, name, qualname) = super::registry::type_names(env.layout, o as raw::Type);
-                names.push(format!("{module}.{name}"));
-                names.push(format!("{module}.{qualname}"));
-                names.push(name);
-                names.push(qualname);
-            }
-        });
-    }
-    names
-}
-
-/// Whether the type `tp` matches `query`.
-///
-/// # Safety
-/// The GIL must be held; `tp` must be a live type.
-pub unsafe fn type_matches(env: &'static Env, tp: raw::Type, query: &str) -> bool {
-    let mut strings = StringTable::new();
-    let mut types = TypeTable::new();
-    let mut registry = Registry::new(TypeFilter::Named(query.to_string()));
-    let mut tables = Tables {
-        strings: &mut strings,
-        types: &mut types,
-    };
-    unsafe {
-        let index = registry.lookup(env, tp, &mut tables);
-        registry.entry(index).matched
     }
 }

@@ -1,0 +1,118 @@
+//! Reading dicts and instance attributes straight from their CPython 3.11 layouts: combined and
+//! split dict tables, the inline attribute values of instances whose `__dict__` was never
+//! materialised (read, never created), and `tp_dictoffset` dicts.
+
+use super::layout::{Layout, DICT_KEYS_GENERAL};
+use super::raw::{self, read, read_signed, Obj};
+
+/// Calls `f(key, value)` for each entry of the dict `d`: combined tables (general or str keys)
+/// and split tables (keys shared with the class, values in the dict).
+///
+/// # Safety
+/// `d` must be a live dict (or dict subclass) and the GIL held.
+pub unsafe fn for_each_dict_entry(l: &Layout, d: Obj, mut f: impl FnMut(Obj, Obj)) {
+    unsafe {
+        let db = d as *const u8;
+        let keys: *const u8 = read(db, l.dict_keys);
+        if keys.is_null() {
+            return;
+        }
+        let values: *const Obj = read(db, l.dict_values);
+        let n: isize = read(keys, l.dk_nentries);
+        let kind: u8 = read(keys, l.dk_kind);
+        let log2_index_bytes: u8 = read(keys, l.dk_log2_index_bytes);
+        let entries = keys.add(l.dk_indices + (1usize << log2_index_bytes));
+        if kind == DICT_KEYS_GENERAL {
+            for i in 0..n.max(0) as usize {
+                let e = entries.add(i * l.dk_general_entry_size);
+                let k: Obj = read(e, 8);
+                let v: Obj = read(e, 16);
+                if !k.is_null() && !v.is_null() {
+                    f(k, v);
+                }
+            }
+        } else {
+            for i in 0..n.max(0) as usize {
+                let e = entries.add(i * l.dk_unicode_entry_size);
+                let k: Obj = read(e, 0);
+                let v: Obj = if values.is_null() {
+                    read(e, 8)
+                } else {
+                    *values.add(i)
+                };
+                if !k.is_null() && !v.is_null() {
+                    f(k, v);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a dict keeps its keys in a table shared with its class (a split table): the keys are
+/// then held by the class, not by the dict.
+pub(super) unsafe fn dict_is_split(l: &Layout, d: Obj) -> bool {
+    unsafe { !read::<*const u8>(d as *const u8, l.dict_values).is_null() }
+}
+
+/// Calls `f(name, value)` for each attribute an instance keeps inline (a managed dict that was
+/// never materialised: no `__dict__` object exists, and heaplens does not create one).
+///
+/// # Safety
+/// `o` must be a live instance of a class with `Py_TPFLAGS_MANAGED_DICT`, GIL held.
+pub unsafe fn for_each_inline_attribute(l: &Layout, o: Obj, mut f: impl FnMut(Obj, Obj)) {
+    unsafe {
+        let values: *const Obj = read_signed(o as *const u8, l.managed_values);
+        if values.is_null() {
+            return;
+        }
+        let keys: *const u8 = read(raw::ob_type(o) as *const u8, l.ht_cached_keys);
+        if keys.is_null() {
+            return;
+        }
+        let n: isize = read(keys, l.dk_nentries);
+        let log2_index_bytes: u8 = read(keys, l.dk_log2_index_bytes);
+        let entries = keys.add(l.dk_indices + (1usize << log2_index_bytes));
+        for i in 0..n.max(0) as usize {
+            let v = *values.add(i);
+            if !v.is_null() {
+                let k: Obj = read(entries.add(i * l.dk_unicode_entry_size), 0);
+                if !k.is_null() {
+                    f(k, v);
+                }
+            }
+        }
+    }
+}
+
+/// `_PyObject_DictPointer` for a given `tp_dictoffset`.
+pub(super) unsafe fn dict_slot(o: Obj, dictoffset: isize) -> *const Obj {
+    unsafe {
+        if dictoffset == 0 {
+            return std::ptr::null();
+        }
+        let mut off = dictoffset;
+        if off < 0 {
+            let tp = raw::ob_type(o);
+            let n = raw::ob_size(o).unsigned_abs() as isize;
+            let size = ((*tp).tp_basicsize + n * (*tp).tp_itemsize + 7) & !7;
+            off += size;
+        }
+        (o as *const u8).offset(off) as *const Obj
+    }
+}
+
+/// The object's `__dict__`, if it has one materialised.
+pub(super) unsafe fn instance_dict(l: &Layout, o: Obj) -> Obj {
+    unsafe {
+        let tp = raw::ob_type(o);
+        if raw::has_flag(tp, raw::MANAGED_DICT) {
+            return read_signed(o as *const u8, l.managed_dict);
+        }
+        let slot = dict_slot(o, (*tp).tp_dictoffset);
+        if slot.is_null() {
+            std::ptr::null_mut()
+        } else {
+            *slot
+        }
+    }
+}

@@ -167,30 +167,40 @@ fn tally(counts: &mut Vec<u64>, bytes: &mut Vec<u64>, env: &Env, o: Obj, entry: 
     bytes[t] += unsafe { shallow_size(env.layout, o, entry) };
 }
 
+/// Runs [`for_each_object`] with name tables of its own, which it returns for naming results.
+unsafe fn walk_objects(
+    env: &'static Env,
+    lists: &GcLists,
+    gc_only: bool,
+    filter: TypeFilter,
+    visit: impl FnMut(Obj, &TypeEntry),
+) -> (TypeTable, StringTable) {
+    let mut strings = StringTable::new();
+    let mut types = TypeTable::new();
+    let mut registry = Registry::new(filter);
+    {
+        let mut tables = Tables {
+            strings: &mut strings,
+            types: &mut types,
+        };
+        // SAFETY: forwarded from the callers' contracts.
+        unsafe { for_each_object(env, lists, gc_only, &mut registry, &mut tables, visit) };
+    }
+    (types, strings)
+}
+
 /// Counts and bytes per type.
 ///
 /// # Safety
 /// The GIL must be held; no Python code may run during the call.
 pub unsafe fn census(env: &'static Env, lists: &GcLists, gc_only: bool) -> Census {
-    let mut strings = StringTable::new();
-    let mut types = TypeTable::new();
-    let mut registry = Registry::new(TypeFilter::Nothing);
     let mut counts: Vec<u64> = Vec::new();
     let mut bytes: Vec<u64> = Vec::new();
-    unsafe {
-        let mut tables = Tables {
-            strings: &mut strings,
-            types: &mut types,
-        };
-        for_each_object(
-            env,
-            lists,
-            gc_only,
-            &mut registry,
-            &mut tables,
-            |o, entry| tally(&mut counts, &mut bytes, env, o, entry),
-        );
-    }
+    let (types, strings) = unsafe {
+        walk_objects(env, lists, gc_only, TypeFilter::Nothing, |o, entry| {
+            tally(&mut counts, &mut bytes, env, o, entry)
+        })
+    };
     Census::from_counts(&types, &strings, &counts, &bytes, gc_only)
 }
 
@@ -205,28 +215,14 @@ pub unsafe fn matching_objects(
     filter: TypeFilter,
     gc_only: bool,
 ) -> Vec<Obj> {
-    let mut strings = StringTable::new();
-    let mut types = TypeTable::new();
-    let mut registry = Registry::new(filter);
     let mut found = Vec::new();
     unsafe {
-        let mut tables = Tables {
-            strings: &mut strings,
-            types: &mut types,
-        };
-        for_each_object(
-            env,
-            lists,
-            gc_only,
-            &mut registry,
-            &mut tables,
-            |o, entry| {
-                if entry.matched {
-                    found.push(o);
-                }
-            },
-        );
-    }
+        walk_objects(env, lists, gc_only, filter, |o, entry| {
+            if entry.matched {
+                found.push(o);
+            }
+        })
+    };
     found
 }
 
@@ -259,16 +255,9 @@ pub unsafe fn census_of(env: &'static Env, objects: &[Obj]) -> Census {
 /// # Safety
 /// The GIL must be held; no Python code may run during the call.
 pub unsafe fn type_object_names(env: &'static Env, lists: &GcLists) -> Vec<String> {
-    let mut strings = StringTable::new();
-    let mut types = TypeTable::new();
-    let mut registry = Registry::new(TypeFilter::Nothing);
     let mut names = Vec::new();
     unsafe {
-        let mut tables = Tables {
-            strings: &mut strings,
-            types: &mut types,
-        };
-        for_each_object(env, lists, false, &mut registry, &mut tables, |o, entry| {
+        walk_objects(env, lists, false, TypeFilter::Nothing, |o, entry| {
             if entry.node_flags.contains(NodeFlags::TYPE) {
                 let (module, name, qualname) =
                     super::registry::type_names(env.layout, o as raw::Type);
@@ -277,8 +266,8 @@ pub unsafe fn type_object_names(env: &'static Env, lists: &GcLists) -> Vec<Strin
                 names.push(name);
                 names.push(qualname);
             }
-        });
-    }
+        })
+    };
     names
 }
 

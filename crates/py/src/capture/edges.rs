@@ -45,6 +45,27 @@ fn nonnull<S: EdgeSink>(sink: &mut S, target: Obj, label: Label) {
     }
 }
 
+/// Edges to the object-pointer fields at `fields` (offset, name) of the object at `ob`.
+#[inline(always)]
+unsafe fn field_edges<S: EdgeSink>(sink: &mut S, ob: *const u8, fields: &[(usize, StringId)]) {
+    for &(off, name) in fields {
+        // SAFETY: the caller names fields of the live object's layout.
+        nonnull(sink, unsafe { field(ob, off) }, Label::field(name));
+    }
+}
+
+/// The `PyBaseExceptionObject` fields, by name.
+pub(super) fn exception_fields(l: &Layout, n: &super::labels::Names) -> [(usize, StringId); 6] {
+    [
+        (l.exc_dict, n.dict),
+        (l.exc_args, n.args),
+        (l.exc_notes, n.notes),
+        (l.exc_traceback, n.traceback),
+        (l.exc_context, n.context),
+        (l.exc_cause, n.cause),
+    ]
+}
+
 /// Enumerates the references of `o`, whose type entry is `t`.
 ///
 /// # Safety
@@ -131,8 +152,10 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                     }
                 }
             }
-            Walker::Function => {
-                for (off, name) in [
+            Walker::Function => field_edges(
+                sink,
+                ob,
+                &[
                     (l.func_code, n.code),
                     (l.func_globals, n.globals),
                     (l.func_builtins, n.builtins),
@@ -145,12 +168,12 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                     (l.func_closure, n.closure),
                     (l.func_annotations, n.annotations),
                     (l.func_qualname, n.qualname),
-                ] {
-                    nonnull(sink, field(ob, off), Label::field(name));
-                }
-            }
-            Walker::Code => {
-                for (off, name) in [
+                ],
+            ),
+            Walker::Code => field_edges(
+                sink,
+                ob,
+                &[
                     (l.code_consts, n.co_consts),
                     (l.code_names, n.co_names),
                     (l.code_exceptiontable, n.co_exceptiontable),
@@ -161,10 +184,8 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                     (l.code_qualname, n.co_qualname),
                     (l.code_linetable, n.co_linetable),
                     (l.code_co_code, n.co_code),
-                ] {
-                    nonnull(sink, field(ob, off), Label::field(name));
-                }
-            }
+                ],
+            ),
             Walker::Cell => nonnull(sink, field(ob, l.cell_ref), Label::field(n.cell_contents)),
             Walker::Method => {
                 nonnull(sink, field(ob, l.method_func), Label::field(n.func));
@@ -232,7 +253,7 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                     Label::field(n.callback),
                 );
             }
-            Walker::Exception => exception_edges(cx, o, sink),
+            Walker::Exception => field_edges(sink, ob, &exception_fields(l, n)),
             Walker::Traceback => {
                 nonnull(sink, field(ob, l.tb_next), Label::field(n.tb_next));
                 nonnull(sink, field(ob, l.tb_frame), Label::field(n.tb_frame));
@@ -252,24 +273,6 @@ unsafe fn dict_edges<S: EdgeSink>(cx: &mut Cx, d: Obj, sink: &mut S) {
             }
             sink.edge(v, value_label);
         });
-    }
-}
-
-unsafe fn exception_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, sink: &mut S) {
-    let l = cx.env.layout;
-    let n = &cx.names;
-    let ob = o as *const u8;
-    unsafe {
-        for (off, name) in [
-            (l.exc_dict, n.dict),
-            (l.exc_args, n.args),
-            (l.exc_notes, n.notes),
-            (l.exc_traceback, n.traceback),
-            (l.exc_context, n.context),
-            (l.exc_cause, n.cause),
-        ] {
-            nonnull(sink, field(ob, off), Label::field(name));
-        }
     }
 }
 
@@ -473,15 +476,7 @@ impl<'t> LabelMatcher<'t> {
                 }
             }
             if t.is_exception {
-                let n = &cx.names;
-                for (off, name) in [
-                    (l.exc_dict, n.dict),
-                    (l.exc_args, n.args),
-                    (l.exc_notes, n.notes),
-                    (l.exc_traceback, n.traceback),
-                    (l.exc_context, n.context),
-                    (l.exc_cause, n.cause),
-                ] {
+                for (off, name) in exception_fields(l, &cx.names) {
                     if field(ob, off) == p {
                         return Label::field(name);
                     }
@@ -501,19 +496,21 @@ pub unsafe fn thread_state_edges<S: EdgeSink>(cx: &mut Cx, tstate: *const u8, si
     let l = cx.env.layout;
     let n = &cx.names;
     unsafe {
-        for (off, name) in [
-            (l.tstate_dict, n.thread_dict),
-            (l.tstate_curexc_type, n.curexc_type),
-            (l.tstate_curexc_value, n.curexc_value),
-            (l.tstate_curexc_traceback, n.curexc_traceback),
-            (l.tstate_exc_state, n.handled_exception),
-            (l.tstate_context, n.thread_context),
-            (l.tstate_async_gen_firstiter, n.async_gen_firstiter),
-            (l.tstate_async_gen_finalizer, n.async_gen_finalizer),
-            (l.tstate_c_profileobj, n.profile),
-            (l.tstate_c_traceobj, n.trace),
-        ] {
-            nonnull(sink, field(tstate, off), Label::field(name));
-        }
+        field_edges(
+            sink,
+            tstate,
+            &[
+                (l.tstate_dict, n.thread_dict),
+                (l.tstate_curexc_type, n.curexc_type),
+                (l.tstate_curexc_value, n.curexc_value),
+                (l.tstate_curexc_traceback, n.curexc_traceback),
+                (l.tstate_exc_state, n.handled_exception),
+                (l.tstate_context, n.thread_context),
+                (l.tstate_async_gen_firstiter, n.async_gen_firstiter),
+                (l.tstate_async_gen_finalizer, n.async_gen_finalizer),
+                (l.tstate_c_profileobj, n.profile),
+                (l.tstate_c_traceobj, n.trace),
+            ],
+        );
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod capture;
 mod errors;
+mod logging_bridge;
 mod py_census;
 mod py_growth;
 mod py_memory;
@@ -21,6 +22,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    logging_bridge::install();
     capture::env::init(py);
     m.add("__version__", heaplens_core::VERSION)?;
     m.add("HeapLensError", py.get_type::<errors::HeapLensError>())?;

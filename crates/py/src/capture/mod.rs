@@ -76,15 +76,35 @@ fn prepare() -> Result<(&'static env::Env, GcLists), CaptureError> {
 /// A snapshot of the whole heap.
 pub fn snapshot(_py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, CaptureError> {
     let (env, lists) = prepare()?;
+    let started = std::time::Instant::now();
     // SAFETY: the GIL is held (`_py`), and the walk runs no Python code.
-    unsafe { snapshot::snapshot(env, &lists, options) }.map_err(CaptureError::Core)
+    let graph = unsafe { snapshot::snapshot(env, &lists, options) }.map_err(CaptureError::Core)?;
+    log::debug!(
+        target: "heaplens.capture",
+        "snapshot: {} nodes, {} references, {} bytes kept, in {:.3} s",
+        graph.node_count(),
+        graph.edge_count(),
+        graph.heap_bytes(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(graph)
 }
 
 /// Per-type counts and bytes: of every object, or of gc-tracked objects only.
 pub fn census(_py: Python<'_>, gc_only: bool) -> Result<Census, CaptureError> {
     let (env, lists) = prepare()?;
+    let started = std::time::Instant::now();
     // SAFETY: the GIL is held, and the walk runs no Python code.
-    Ok(unsafe { census::census(env, &lists, gc_only) })
+    let census = unsafe { census::census(env, &lists, gc_only) };
+    log::debug!(
+        target: "heaplens.capture",
+        "census{}: {} objects of {} types, in {:.3} s",
+        if gc_only { " (gc-tracked only)" } else { "" },
+        census.total_count(),
+        census.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(census)
 }
 
 /// The objects `filter` selects, as new references.

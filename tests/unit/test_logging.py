@@ -19,3 +19,14 @@ def test_nothing_is_logged_at_the_default_level(caplog):
     with caplog.at_level(logging.WARNING, logger="heaplens.capture"):
         heaplens.census(gc_only=True)
     assert [r for r in caplog.records if r.name == "heaplens.capture"] == []
+
+
+def test_a_capture_creates_no_logger_nobody_asked_for():
+    import logging
+
+    name = "heaplens.capture"
+    if name in logging.Logger.manager.loggerDict:
+        del logging.Logger.manager.loggerDict[name]
+    heaplens.census()
+    heaplens.snapshot()
+    assert name not in logging.Logger.manager.loggerDict

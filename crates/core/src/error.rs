@@ -18,6 +18,11 @@ pub enum Error {
     InvalidGraph(String),
     /// The operation is not available on this platform.
     Unsupported(String),
+    /// A snapshot file is not one heaplens can read: not a snapshot, truncated, corrupt, or
+    /// hostile. `detail` says what was wrong and where.
+    Format { path: String, detail: String },
+    /// A snapshot file of a format version this heaplens does not read.
+    Version { path: String, found: u32, supported: u32 },
 }
 
 impl fmt::Display for Error {
@@ -30,6 +35,17 @@ impl fmt::Display for Error {
             }
             Error::InvalidGraph(why) => write!(f, "invalid heap graph: {why}"),
             Error::Unsupported(what) => write!(f, "not supported on this platform: {what}"),
+            Error::Format { path, detail } => {
+                write!(f, "{path}: not a readable heaplens snapshot: {detail}")
+            }
+            Error::Version {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "{path}: snapshot format version {found}, but this heaplens reads version {supported}"
+            ),
         }
     }
 }

@@ -251,6 +251,114 @@ impl Graph {
         (0..self.node_count() as NodeId).filter(|&n| !self.flags(n).contains(NodeFlags::SYNTHETIC))
     }
 
+    /// The graph's arrays, for serialisation.
+    pub fn into_parts(self) -> GraphParts {
+        let mut big_sizes: Vec<(NodeId, u64)> = self.big_sizes.into_iter().collect();
+        big_sizes.sort_unstable();
+        let mut names: Vec<(NodeId, StringId)> = self.names.into_iter().collect();
+        names.sort_unstable();
+        GraphParts {
+            addrs: self.addrs,
+            type_and_flags: self.type_and_flags,
+            sizes: self.sizes,
+            big_sizes,
+            offsets: self.offsets,
+            targets: self.targets,
+            labels: self.labels,
+            names,
+            strings: self.strings,
+            types: self.types,
+            root: self.root,
+            meta: self.meta,
+        }
+    }
+
+    /// A graph from its arrays, after checking every invariant the accessors rely on.
+    pub fn from_parts(p: GraphParts) -> Result<Graph> {
+        let bad = |why: String| Err(Error::InvalidGraph(why));
+        let n = p.addrs.len();
+        if n >= NodeId::MAX as usize {
+            return bad(format!("{n} nodes is more than a graph holds"));
+        }
+        if p.type_and_flags.len() != n || p.sizes.len() != n {
+            return bad(format!(
+                "{n} addresses but {} types and {} sizes",
+                p.type_and_flags.len(),
+                p.sizes.len()
+            ));
+        }
+        if p.offsets.len() != n + 1 || p.offsets.first() != Some(&0) {
+            return bad(format!("{} offsets for {n} nodes", p.offsets.len()));
+        }
+        if p.offsets.windows(2).any(|w| w[0] > w[1]) {
+            return bad("edge offsets decrease".into());
+        }
+        let edges = p.targets.len();
+        if p.labels.len() != edges || p.offsets[n] as usize != edges {
+            return bad(format!(
+                "{edges} targets, {} labels, offsets end at {}",
+                p.labels.len(),
+                p.offsets[n]
+            ));
+        }
+        if let Some(t) = p.targets.iter().find(|&&t| t as usize >= n) {
+            return bad(format!("an edge points at node {t} of {n}"));
+        }
+        let n_types = p.types.len() as u32;
+        if let Some(i) = p
+            .type_and_flags
+            .iter()
+            .position(|&tf| tf & TYPE_MASK >= n_types)
+        {
+            return bad(format!("node {i} has an unknown type"));
+        }
+        let n_strings = p.strings.len() as u32;
+        for (_, t) in p.types.iter() {
+            if [t.module, t.name, t.qualname].iter().any(|s| s.0 >= n_strings) {
+                return bad("a type names an unknown string".into());
+            }
+        }
+        if let Some(l) = p
+            .labels
+            .iter()
+            .find(|l| l.name().is_some_and(|s| s.0 >= n_strings))
+        {
+            return bad(format!("label {:#x} names an unknown string", l.0));
+        }
+        let mut big_sizes = HashMap::with_capacity(p.big_sizes.len());
+        for &(node, size) in &p.big_sizes {
+            if node as usize >= n || p.sizes[node as usize] != SIZE_IN_SIDE_TABLE {
+                return bad(format!("a large size for node {node}, which has none"));
+            }
+            big_sizes.insert(node, size);
+        }
+        let mut names = HashMap::with_capacity(p.names.len());
+        for &(node, name) in &p.names {
+            if node as usize >= n || name.0 >= n_strings {
+                return bad(format!("a name for node {node} of {n}"));
+            }
+            names.insert(node, name);
+        }
+        if p.root as usize >= n {
+            return bad(format!("the root is node {} of {n}", p.root));
+        }
+        Ok(Graph {
+            addrs: p.addrs,
+            type_and_flags: p.type_and_flags,
+            sizes: p.sizes,
+            big_sizes,
+            offsets: p.offsets,
+            targets: p.targets,
+            labels: p.labels,
+            names,
+            strings: p.strings,
+            types: p.types,
+            root: p.root,
+            meta: p.meta,
+            by_addr: OnceLock::new(),
+        })
+    }
+
     /// Heap bytes held by the graph, for the memory-per-object figures of the benchmark.
     pub fn heap_bytes(&self) -> usize {
         self.addrs.capacity() * 8
@@ -264,6 +372,31 @@ impl Graph {
             + self.strings.heap_bytes()
             + self.by_addr.get().map_or(0, |v| v.capacity() * 4)
     }
+}
+
+/// The arrays of a [`Graph`], as plain data: what the snapshot file format reads and writes.
+/// [`Graph::from_parts`] checks every invariant, so parts read from an untrusted file cannot
+/// produce a graph that panics later.
+#[derive(Clone, Debug, Default)]
+pub struct GraphParts {
+    /// Object address per node (0 for synthetic nodes).
+    pub addrs: Vec<u64>,
+    /// Per node: type id in the low 24 bits, [`NodeFlags`] in the high 8.
+    pub type_and_flags: Vec<u32>,
+    /// Per node: shallow size, or `u16::MAX` when the size is in `big_sizes`.
+    pub sizes: Vec<u16>,
+    /// Sizes of 65535 bytes and more.
+    pub big_sizes: Vec<(NodeId, u64)>,
+    /// CSR offsets: `nodes + 1` entries, from 0, non-decreasing, ending at the edge count.
+    pub offsets: Vec<u32>,
+    pub targets: Vec<NodeId>,
+    pub labels: Vec<Label>,
+    /// Names of synthetic nodes.
+    pub names: Vec<(NodeId, StringId)>,
+    pub strings: StringTable,
+    pub types: TypeTable,
+    pub root: NodeId,
+    pub meta: SnapshotMeta,
 }
 
 /// Builds a [`Graph`] in node order. See the module documentation.
@@ -628,6 +761,34 @@ pub(crate) mod tests {
         let g = b.finish().unwrap();
         assert_eq!(g.node_count(), 2);
         assert_eq!(g.edges(g.root()).len(), 0);
+    }
+
+    #[test]
+    fn parts_round_trip_and_bad_parts_are_errors_not_panics() {
+        let g = sample();
+        let edges = g.edge_count();
+        let parts = g.into_parts();
+        let again = Graph::from_parts(parts.clone()).unwrap();
+        assert_eq!(again.edge_count(), edges);
+        assert_eq!(again.type_name(3), "app.Order");
+        let mut broken = parts.clone();
+        broken.targets[0] = 99;
+        assert!(Graph::from_parts(broken).is_err());
+        let mut broken = parts.clone();
+        broken.offsets[2] = 0;
+        assert!(Graph::from_parts(broken).is_err());
+        let mut broken = parts.clone();
+        broken.type_and_flags[1] = 1000;
+        assert!(Graph::from_parts(broken).is_err());
+        let mut broken = parts.clone();
+        broken.labels[0] = Label::attr(StringId(10_000));
+        assert!(Graph::from_parts(broken).is_err());
+        let mut broken = parts.clone();
+        broken.root = 1000;
+        assert!(Graph::from_parts(broken).is_err());
+        let mut broken = parts;
+        broken.sizes.pop();
+        assert!(Graph::from_parts(broken).is_err());
     }
 
     #[test]

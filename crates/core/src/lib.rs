@@ -35,6 +35,7 @@
 //! assert_eq!(graph.root(), root);
 //! ```
 
+pub mod analysis;
 pub mod census;
 pub mod error;
 pub mod graph;
@@ -42,6 +43,8 @@ pub mod growth;
 pub mod label;
 pub mod procmem;
 pub mod reach;
+pub mod render;
+pub mod snapfile;
 pub mod strings;
 pub mod types;
 

@@ -4,7 +4,9 @@
 //! HeapLensError
 //! ├── CaptureError              the heap could not be walked now
 //! │   └── UnsupportedPythonError   this interpreter is not one heaplens can walk
-//! └── UnknownTypeError          no type of that name exists in the process
+//! ├── UnknownTypeError          no type of that name exists in the process
+//! └── SnapshotFormatError       a snapshot file heaplens cannot read (corrupt, truncated,
+//!                               another format version)
 //! ```
 //! File and process errors become the builtin `OSError` subclasses (`FileNotFoundError`,
 //! `PermissionError`, `ProcessLookupError`) so callers can catch them the usual way.
@@ -42,6 +44,13 @@ create_exception!(
     "No type of the given name exists in the process."
 );
 
+create_exception!(
+    heaplens,
+    SnapshotFormatError,
+    HeapLensError,
+    "A snapshot file heaplens cannot read: not a snapshot, truncated, corrupt, or of another format version."
+);
+
 pub fn capture_error(e: RustCaptureError) -> PyErr {
     match e {
         RustCaptureError::Unsupported(why) => UnsupportedPythonError::new_err(why),
@@ -61,5 +70,6 @@ pub fn core_error(e: heaplens_core::Error) -> PyErr {
         Error::Parse { .. } => PyValueError::new_err(e.to_string()),
         Error::TooLarge { .. } | Error::InvalidGraph(_) => CaptureError::new_err(e.to_string()),
         Error::Unsupported(_) => HeapLensError::new_err(e.to_string()),
+        Error::Format { .. } | Error::Version { .. } => SnapshotFormatError::new_err(e.to_string()),
     }
 }

@@ -1,0 +1,1 @@
+//! Analyses of a snapshot graph: what keeps objects alive, and what grew.

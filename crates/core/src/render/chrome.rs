@@ -1,0 +1,1 @@
+//! Export to Chrome DevTools' `.heapsnapshot` format (being written).

@@ -1,0 +1,3 @@
+//! Renderers: a snapshot in the formats other tools read.
+
+pub mod chrome;

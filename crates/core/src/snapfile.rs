@@ -1,0 +1,1 @@
+//! The `.hlsnap` snapshot file format (being written).

@@ -22,7 +22,11 @@ pub enum Error {
     /// hostile. `detail` says what was wrong and where.
     Format { path: String, detail: String },
     /// A snapshot file of a format version this heaplens does not read.
-    Version { path: String, found: u32, supported: u32 },
+    Version {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
 }
 
 impl fmt::Display for Error {

@@ -180,6 +180,21 @@ impl Graph {
             .zip(self.labels[start..end].iter().copied())
     }
 
+    /// The global indices of the outgoing edges of `n` (for [`Graph::edge`]).
+    pub fn edge_range(&self, n: NodeId) -> std::ops::Range<u32> {
+        self.offsets[n as usize]..self.offsets[n as usize + 1]
+    }
+
+    /// Edge `e` (a global index from [`Graph::edge_range`]): (target, label).
+    pub fn edge(&self, e: u32) -> (NodeId, Label) {
+        (self.targets[e as usize], self.labels[e as usize])
+    }
+
+    /// The node edge `e` starts from (a binary search over the offsets).
+    pub fn source_of(&self, e: u32) -> NodeId {
+        (self.offsets.partition_point(|&o| o <= e) - 1) as NodeId
+    }
+
     /// The outgoing edge targets of `n`, without labels (the fast path for traversals).
     pub fn targets(&self, n: NodeId) -> &[NodeId] {
         let start = self.offsets[n as usize] as usize;
@@ -216,7 +231,8 @@ impl Graph {
         &self.types
     }
 
-    /// The name of a synthetic node (`MainThread`, `handle (app.py:12)`), if it has one.
+    /// The name of a node that has one: a synthetic node (`MainThread`, `handle (app.py:12)`),
+    /// a module (`app`), a class (`app.Order`), a function (`app.handle`).
     pub fn name(&self, n: NodeId) -> Option<&str> {
         self.names.get(&n).map(|&id| self.strings.get(id))
     }
@@ -314,7 +330,10 @@ impl Graph {
         }
         let n_strings = p.strings.len() as u32;
         for (_, t) in p.types.iter() {
-            if [t.module, t.name, t.qualname].iter().any(|s| s.0 >= n_strings) {
+            if [t.module, t.name, t.qualname]
+                .iter()
+                .any(|s| s.0 >= n_strings)
+            {
                 return bad("a type names an unknown string".into());
             }
         }
@@ -564,6 +583,12 @@ impl GraphBuilder {
         let name = self.graph.strings.intern(name);
         self.graph.names.insert(n, name);
         n
+    }
+
+    /// Names node `n` (a module, class or function, so paths can say which one).
+    pub fn set_name(&mut self, n: NodeId, name: &str) {
+        let name = self.graph.strings.intern(name);
+        self.graph.names.insert(n, name);
     }
 
     /// Adds the root node. Its edges, pushed when it is processed, name the roots.

@@ -11,6 +11,7 @@
 pub mod capture;
 mod errors;
 mod logging_bridge;
+mod py_analysis;
 mod py_census;
 mod py_growth;
 mod py_memory;
@@ -40,6 +41,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_census::PyTypeStat>()?;
     m.add_class::<py_snapshot::PySnapshot>()?;
     m.add_class::<py_snapshot::PySnapshotObject>()?;
+    m.add_class::<py_analysis::PyRetainingPath>()?;
+    m.add_class::<py_analysis::PySnapshotDiff>()?;
+    m.add_class::<py_analysis::PySuspect>()?;
     m.add_class::<py_memory::PyMemoryInfo>()?;
     m.add_function(wrap_pyfunction!(py_census::census, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::objects_of_type, m)?)?;

@@ -2,39 +2,70 @@
 //!
 //! A snapshot holds no reference to any Python object: it is the graph of what the heap was when
 //! it was taken, keyed by object address (``id(obj)``), so it can outlive the objects it
-//! describes (and later be saved and analysed elsewhere).
+//! describes, and be saved and analysed elsewhere. Its analysis (dominators, retaining paths) is
+//! computed on first use, with the GIL released, and shared by every view of the snapshot.
 
 use crate::capture::{self, SnapshotOptions};
 use crate::errors::capture_error;
+use crate::py_analysis::{PyRetainingPath, PySnapshotDiff};
 use crate::py_census::PyCensus;
+use heaplens_core::analysis::diff::{diff, DiffOptions};
+use heaplens_core::analysis::{report, Analysis};
 use heaplens_core::census::Census;
 use heaplens_core::graph::{Graph, NodeFlags, NodeId};
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyInt};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// A graph and, once computed, its analysis.
+pub struct SnapshotData {
+    pub graph: Graph,
+    analysis: OnceLock<Analysis>,
+}
+
+impl SnapshotData {
+    pub fn new(graph: Graph) -> Arc<SnapshotData> {
+        Arc::new(SnapshotData {
+            graph,
+            analysis: OnceLock::new(),
+        })
+    }
+
+    /// The analysis, computed on first use without holding the GIL.
+    pub fn analysis(&self, py: Python<'_>) -> &Analysis {
+        if let Some(a) = self.analysis.get() {
+            return a;
+        }
+        let computed = py.detach(|| Analysis::compute(&self.graph));
+        let _ = self.analysis.set(computed);
+        self.analysis.get().expect("just set")
+    }
+}
 
 /// The object graph of a whole heap at one moment: every object, with its type, shallow size
 /// and flags, and every reference between objects with a label saying how it refers
 /// (``.attr``, ``['key']``, ``[3]``, ``local 'x'``).
 ///
-/// Look objects up by address: ``snap[id(obj)]`` or ``snap.get(id(obj))`` give a
-/// :class:`SnapshotObject`.
+/// Look objects up by address (``snap[id(obj)]``, ``snap.get(address)``) or by the live object
+/// (``snap.object(obj)``): each gives a :class:`SnapshotObject`. Ask why something is alive with
+/// :meth:`paths_to`, :meth:`retained_size` and :meth:`top_retainers`; compare with an earlier
+/// snapshot with :meth:`diff`.
 #[pyclass(module = "heaplens", name = "Snapshot", frozen)]
 pub struct PySnapshot {
-    pub graph: Arc<Graph>,
+    pub data: Arc<SnapshotData>,
 }
 
 /// One object of a :class:`Snapshot` (or a synthetic node: the root, a thread, a frame).
 #[pyclass(module = "heaplens", name = "SnapshotObject", frozen)]
 pub struct PySnapshotObject {
-    graph: Arc<Graph>,
-    node: NodeId,
+    pub data: Arc<SnapshotData>,
+    pub node: NodeId,
 }
 
-fn view(graph: &Arc<Graph>, node: NodeId) -> PySnapshotObject {
+pub fn view(data: &Arc<SnapshotData>, node: NodeId) -> PySnapshotObject {
     PySnapshotObject {
-        graph: Arc::clone(graph),
+        data: Arc::clone(data),
         node,
     }
 }
@@ -55,8 +86,23 @@ fn address(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
 /// The address of a target: a SnapshotObject's, or a live object's ``id()`` (ints included).
 fn target_address(obj: &Bound<'_, PyAny>) -> u64 {
     match obj.extract::<PyRef<'_, PySnapshotObject>>() {
-        Ok(v) => v.graph.addr(v.node),
+        Ok(v) => v.data.graph.addr(v.node),
         Err(_) => obj.as_ptr() as u64,
+    }
+}
+
+impl PySnapshot {
+    /// The node of `obj`: a SnapshotObject of this snapshot, or a live object.
+    fn node_of(&self, obj: &Bound<'_, PyAny>) -> PyResult<NodeId> {
+        if let Ok(v) = obj.extract::<PyRef<'_, PySnapshotObject>>() {
+            if Arc::ptr_eq(&v.data, &self.data) {
+                return Ok(v.node);
+            }
+        }
+        let addr = target_address(obj);
+        self.data.graph.node_by_addr(addr).ok_or_else(|| {
+            PyKeyError::new_err(format!("the object at {addr:#x} is not in this snapshot"))
+        })
     }
 }
 
@@ -64,122 +110,220 @@ fn target_address(obj: &Bound<'_, PyAny>) -> u64 {
 impl PySnapshot {
     /// The number of objects (synthetic nodes not included).
     fn __len__(&self) -> usize {
-        self.graph.objects().count()
+        self.data.graph.objects().count()
     }
 
     /// Nodes in the graph, synthetic ones included.
     #[getter]
     fn node_count(&self) -> usize {
-        self.graph.node_count()
+        self.data.graph.node_count()
     }
 
     /// References in the graph (root edges included).
     #[getter]
     fn edge_count(&self) -> usize {
-        self.graph.edge_count()
+        self.data.graph.edge_count()
     }
 
     /// ``sys.version`` of the process the snapshot was taken in.
     #[getter]
     fn python_version(&self) -> &str {
-        &self.graph.meta().python_version
+        &self.data.graph.meta().python_version
     }
 
     /// Process id of the process the snapshot was taken in.
     #[getter]
     fn pid(&self) -> u32 {
-        self.graph.meta().pid
+        self.data.graph.meta().pid
     }
 
-    /// Bytes of memory the snapshot itself uses.
+    /// When the snapshot was taken, in milliseconds since the Unix epoch.
+    #[getter]
+    fn taken_at_ms(&self) -> u64 {
+        self.data.graph.meta().taken_at_ms
+    }
+
+    /// Bytes of memory the snapshot itself uses (and its analysis, once computed).
     #[getter]
     fn memory_size(&self) -> usize {
-        self.graph.heap_bytes()
+        self.data.graph.heap_bytes() + self.data.analysis.get().map_or(0, Analysis::heap_bytes)
     }
 
     /// The census of the snapshot: every object, unreachable garbage included.
     fn census(&self) -> PyCensus {
         PyCensus {
-            inner: Arc::new(Census::from_graph(&self.graph)),
+            inner: Arc::new(Census::from_graph(&self.data.graph)),
         }
     }
 
     /// The object at ``address`` (an int such as ``id(obj)``), or None.
     fn get(&self, address: &Bound<'_, PyAny>) -> PyResult<Option<PySnapshotObject>> {
         let addr = self::address(address)?;
-        Ok(self.graph.node_by_addr(addr).map(|n| view(&self.graph, n)))
+        Ok(self
+            .data
+            .graph
+            .node_by_addr(addr)
+            .map(|n| view(&self.data, n)))
     }
 
-    /// The snapshot's record of the live object ``obj`` (found by ``id(obj)``).
+    /// The snapshot's record of ``obj`` (a live object, found by ``id(obj)``).
     fn object(&self, obj: &Bound<'_, PyAny>) -> PyResult<PySnapshotObject> {
-        let addr = obj.as_ptr() as u64;
-        self.graph
-            .node_by_addr(addr)
-            .map(|n| view(&self.graph, n))
-            .ok_or_else(|| {
-                PyKeyError::new_err(format!("the object at {addr:#x} is not in this snapshot"))
-            })
+        Ok(view(&self.data, self.node_of(obj)?))
     }
 
     fn __getitem__(&self, address: &Bound<'_, PyAny>) -> PyResult<PySnapshotObject> {
         let addr = self::address(address)?;
-        self.graph
+        self.data
+            .graph
             .node_by_addr(addr)
-            .map(|n| view(&self.graph, n))
+            .map(|n| view(&self.data, n))
             .ok_or_else(|| PyKeyError::new_err(format!("no object at {addr:#x} in this snapshot")))
     }
 
     fn __contains__(&self, address: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.graph.node_by_addr(self::address(address)?).is_some())
+        Ok(self
+            .data
+            .graph
+            .node_by_addr(self::address(address)?)
+            .is_some())
     }
 
     /// The objects whose type ``name`` names (``"dict"``, ``"Order"``, ``"myapp.Order"``).
     fn by_type(&self, name: &str) -> Vec<PySnapshotObject> {
-        let g = &self.graph;
+        let g = &self.data.graph;
         g.objects()
             .filter(|&n| g.types().matches(g.type_id(n), g.strings(), name))
-            .map(|n| view(g, n))
+            .map(|n| view(&self.data, n))
             .collect()
     }
 
     /// Objects no root reaches: cyclic garbage the collector has not freed yet.
     fn unreachable(&self) -> Vec<PySnapshotObject> {
-        let g = &self.graph;
+        let g = &self.data.graph;
         g.objects()
             .filter(|&n| g.flags(n).contains(NodeFlags::UNREACHABLE))
-            .map(|n| view(g, n))
+            .map(|n| view(&self.data, n))
             .collect()
     }
 
     /// The roots, as ``(label, object)`` pairs: modules in ``sys.modules``, thread stacks, and
     /// objects referenced from outside the Python heap (``<external>``).
     fn roots(&self) -> Vec<(String, PySnapshotObject)> {
-        let g = &self.graph;
+        let g = &self.data.graph;
         g.edges(g.root())
-            .map(|(t, l)| (g.describe_label(l), view(g, t)))
+            .map(|(t, l)| (g.describe_label(l), view(&self.data, t)))
             .collect()
     }
 
     /// The synthetic root node.
     #[getter]
     fn root(&self) -> PySnapshotObject {
-        view(&self.graph, self.graph.root())
+        view(&self.data, self.data.graph.root())
     }
 
     /// The thread stacks, as synthetic nodes whose referents are their frames.
     fn threads(&self) -> Vec<PySnapshotObject> {
-        let g = &self.graph;
+        let g = &self.data.graph;
         (0..g.node_count() as NodeId)
             .filter(|&n| g.flags(n).contains(NodeFlags::THREAD))
-            .map(|n| view(g, n))
+            .map(|n| view(&self.data, n))
             .collect()
+    }
+
+    /// Why ``obj`` is alive: up to ``k`` distinct retaining paths from the roots, shortest
+    /// first, each labelled hop by hop (``module app -> .__dict__['CACHE'] -> dict['k'] ->
+    /// list[3] -> app.Order``). Weak references are never followed.
+    #[pyo3(signature = (obj, k=1))]
+    fn paths_to(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        k: usize,
+    ) -> PyResult<Vec<PyRetainingPath>> {
+        let node = self.node_of(obj)?;
+        let analysis = self.data.analysis(py);
+        Ok(analysis
+            .paths
+            .paths(&self.data.graph, &analysis.predecessors, node, k)
+            .into_iter()
+            .map(|p| PyRetainingPath::new(&self.data, p))
+            .collect())
+    }
+
+    /// The shortest retaining path to ``obj``, or None for the root itself.
+    fn path_to(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Option<PyRetainingPath>> {
+        let node = self.node_of(obj)?;
+        let analysis = self.data.analysis(py);
+        Ok(analysis
+            .paths
+            .path(&self.data.graph, node)
+            .map(|p| PyRetainingPath::new(&self.data, p)))
+    }
+
+    /// The bytes that freeing ``obj`` would free: its size and that of everything only it
+    /// keeps alive (the objects it dominates).
+    fn retained_size(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let node = self.node_of(obj)?;
+        Ok(self.data.analysis(py).dominators.retained_size(node))
+    }
+
+    /// The ``limit`` objects that keep the most memory alive, as ``(object, retained size)``,
+    /// largest first. Modules, classes and their ``__dict__`` are left out (they retain their
+    /// globals and attributes by design).
+    #[pyo3(signature = (limit=10))]
+    fn top_retainers(&self, py: Python<'_>, limit: usize) -> Vec<(PySnapshotObject, u64)> {
+        let g = &self.data.graph;
+        let analysis = self.data.analysis(py);
+        analysis
+            .dominators
+            .top_retainers(g, limit, |v| report::is_infrastructure(g, analysis, v))
+            .into_iter()
+            .map(|v| (view(&self.data, v), analysis.dominators.retained_size(v)))
+            .collect()
+    }
+
+    /// What grew since ``before`` (an earlier snapshot of the same process) and what holds it:
+    /// the leak suspects, each with the container that accumulates the new objects and its
+    /// retaining path. A group of new objects is a suspect when it has at least ``min_objects``
+    /// objects or ``min_size`` bytes.
+    #[pyo3(signature = (before, *, min_objects=10, min_size=1 << 20, limit=10))]
+    fn diff(
+        &self,
+        py: Python<'_>,
+        before: &PySnapshot,
+        min_objects: u64,
+        min_size: u64,
+        limit: usize,
+    ) -> PySnapshotDiff {
+        let analysis = self.data.analysis(py);
+        let options = DiffOptions {
+            min_objects,
+            min_bytes: min_size,
+            max_suspects: limit,
+        };
+        let result = py.detach(|| {
+            diff(
+                &before.data.graph,
+                &self.data.graph,
+                &analysis.paths,
+                options,
+            )
+        });
+        PySnapshotDiff::new(&before.data, &self.data, result)
+    }
+
+    /// A readable summary: biggest types, biggest retainers with their paths, garbage.
+    #[pyo3(signature = (limit=10))]
+    fn report(&self, py: Python<'_>, limit: usize) -> String {
+        let analysis = self.data.analysis(py);
+        report::snapshot_report(&self.data.graph, analysis, limit)
     }
 
     fn __repr__(&self) -> String {
         format!(
             "<heaplens.Snapshot of {} objects, {} references>",
-            self.graph.objects().count(),
-            self.graph.edge_count()
+            self.data.graph.objects().count(),
+            self.data.graph.edge_count()
         )
     }
 }
@@ -189,7 +333,7 @@ impl PySnapshotObject {
     /// The object's address (its ``id()``); 0 for synthetic nodes.
     #[getter]
     fn address(&self) -> u64 {
-        self.graph.addr(self.node)
+        self.data.graph.addr(self.node)
     }
 
     /// The type name heaplens shows (``dict``, ``myapp.Order``; ``(thread)``, ``(frame)`` and
@@ -197,64 +341,87 @@ impl PySnapshotObject {
     #[getter]
     #[pyo3(name = "type")]
     fn type_name(&self) -> String {
-        self.graph.type_name(self.node)
+        self.data.graph.type_name(self.node)
     }
 
     /// Shallow size in bytes (``sys.getsizeof``).
     #[getter]
     fn size(&self) -> u64 {
-        self.graph.size(self.node)
+        self.data.graph.size(self.node)
     }
 
     /// The node's flags: ``gc_tracked``, ``module``, ``type``, ``frame``, ``unreachable``,
     /// ``synthetic``, ``external``, ``thread``.
     #[getter]
     fn flags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
-        PyFrozenSet::new(py, self.graph.flags(self.node).names())
+        PyFrozenSet::new(py, self.data.graph.flags(self.node).names())
     }
 
     /// Whether the object is cyclic garbage no root reaches.
     #[getter]
     fn unreachable(&self) -> bool {
-        self.graph.flags(self.node).contains(NodeFlags::UNREACHABLE)
+        self.data
+            .graph
+            .flags(self.node)
+            .contains(NodeFlags::UNREACHABLE)
     }
 
     /// Whether the object is tracked by the garbage collector.
     #[getter]
     fn gc_tracked(&self) -> bool {
-        self.graph.flags(self.node).contains(NodeFlags::GC_TRACKED)
+        self.data
+            .graph
+            .flags(self.node)
+            .contains(NodeFlags::GC_TRACKED)
     }
 
-    /// The name of a synthetic node (a thread's name, ``func (file:line)`` for a frame).
+    /// The name of a module, class or function, or of a synthetic node (a thread's name,
+    /// ``func (file:line)`` for a frame); None otherwise.
     #[getter]
     fn name(&self) -> Option<String> {
-        self.graph.name(self.node).map(str::to_string)
+        self.data.graph.name(self.node).map(str::to_string)
     }
 
     /// What this object refers to: ``(label, object)`` pairs in the object's own order.
     #[getter]
     fn referents(&self) -> Vec<(String, PySnapshotObject)> {
-        let g = &self.graph;
+        let g = &self.data.graph;
         g.edges(self.node)
-            .map(|(t, l)| (g.describe_label(l), view(g, t)))
+            .map(|(t, l)| (g.describe_label(l), view(&self.data, t)))
             .collect()
     }
 
     /// What refers to this object: ``(label, object)`` pairs. Scans the whole graph.
     #[getter]
     fn referrers(&self) -> Vec<(String, PySnapshotObject)> {
-        let g = &self.graph;
+        let g = &self.data.graph;
         g.referrers(self.node)
             .into_iter()
-            .map(|(s, l)| (g.describe_label(l), view(g, s)))
+            .map(|(s, l)| (g.describe_label(l), view(&self.data, s)))
             .collect()
+    }
+
+    /// The bytes freeing this object would free (see :meth:`Snapshot.retained_size`).
+    #[getter]
+    fn retained_size(&self, py: Python<'_>) -> u64 {
+        self.data.analysis(py).dominators.retained_size(self.node)
+    }
+
+    /// The shortest retaining path to this object, or None for the root.
+    #[getter]
+    fn path(&self, py: Python<'_>) -> Option<PyRetainingPath> {
+        self.data
+            .analysis(py)
+            .paths
+            .path(&self.data.graph, self.node)
+            .map(|p| PyRetainingPath::new(&self.data, p))
     }
 
     /// Labels of the references from this object to ``target`` (a live object, or a
     /// SnapshotObject); empty if it does not refer to it.
     fn labels_to(&self, target: &Bound<'_, PyAny>) -> Vec<String> {
         let addr = target_address(target);
-        let g = &self.graph;
+        let g = &self.data.graph;
         g.edges(self.node)
             .filter(|(t, _)| g.addr(*t) == addr && !g.flags(*t).contains(NodeFlags::SYNTHETIC))
             .map(|(_, l)| g.describe_label(l))
@@ -263,17 +430,17 @@ impl PySnapshotObject {
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         match other.extract::<PyRef<'_, PySnapshotObject>>() {
-            Ok(o) => Arc::ptr_eq(&self.graph, &o.graph) && o.node == self.node,
+            Ok(o) => Arc::ptr_eq(&self.data, &o.data) && o.node == self.node,
             Err(_) => false,
         }
     }
 
     fn __hash__(&self) -> u64 {
-        (Arc::as_ptr(&self.graph) as u64).wrapping_mul(31) ^ self.node as u64
+        (Arc::as_ptr(&self.data) as u64).wrapping_mul(31) ^ self.node as u64
     }
 
     fn __repr__(&self) -> String {
-        let g = &self.graph;
+        let g = &self.data.graph;
         match g.name(self.node) {
             Some(name) => format!("<{} {}>", g.type_name(self.node), name),
             None => format!(
@@ -299,6 +466,6 @@ pub fn snapshot(py: Python<'_>, thread_names: Option<&Bound<'_, PyDict>>) -> PyR
     }
     let graph = capture::snapshot(py, &options).map_err(capture_error)?;
     Ok(PySnapshot {
-        graph: Arc::new(graph),
+        data: SnapshotData::new(graph),
     })
 }

@@ -450,3 +450,41 @@ unsafe fn sizeof_kind(env: &Env, tp: Type) -> SizeKind {
         }
     }
 }
+
+/// The name a path shows for a module (`app`), a class (`app.models.Order`, `dict` for
+/// builtins) or a function (`app.views.handle`); `None` for other objects.
+///
+/// # Safety
+/// `o` must be a live object of the type `t` describes, GIL held.
+pub unsafe fn object_name(l: &Layout, o: Obj, t: &TypeEntry) -> Option<String> {
+    let text = |s: Obj| {
+        let mut out = String::new();
+        // SAFETY: `s` is checked to be a str before it is read.
+        let ok = !s.is_null()
+            && unsafe { raw::has_flag(raw::ob_type(s), ffi::Py_TPFLAGS_UNICODE_SUBCLASS) }
+            && unsafe { raw::str_text(l, s, 200, &mut out) };
+        ok.then_some(out)
+    };
+    let ob = o as *const u8;
+    unsafe {
+        match t.walker {
+            Walker::Module => text(field(ob, l.module_name)),
+            Walker::Type => {
+                let (module, _, qualname) = type_names(l, o as Type);
+                Some(if module.is_empty() || module == "builtins" {
+                    qualname
+                } else {
+                    format!("{module}.{qualname}")
+                })
+            }
+            Walker::Function => {
+                let qualname = text(field(ob, l.func_qualname))?;
+                Some(match text(field(ob, l.func_module)) {
+                    Some(module) if module != "builtins" => format!("{module}.{qualname}"),
+                    _ => qualname,
+                })
+            }
+            _ => None,
+        }
+    }
+}

@@ -297,6 +297,9 @@ impl SnapshotWalk {
             }
             r.builder
                 .set_node(n, entry.id, shallow_size(l, o, &entry), flags);
+            if let Some(name) = super::registry::object_name(l, o, &entry) {
+                r.builder.set_name(n, &name);
+            }
             r.balance[n as usize] += raw::ob_refcnt(o).clamp(0, 1 << 30) as i32;
             edges::object_edges(&mut self.cx, o, &entry, r);
         }

@@ -1,0 +1,402 @@
+//! What grew between two snapshots of the same process, and what holds it: the leak suspects.
+//!
+//! Objects are matched by address and type: an object of `after` is *old* when `before` has an
+//! object at the same address whose type has the same name, and *new* otherwise. (CPython reuses
+//! freed memory, so an object freed between the snapshots and replaced by a new one of the same
+//! type at the same address counts as old. Per-type totals are unaffected, since they compare
+//! counts; only the attribution below can miss such an object.)
+//!
+//! Every new object is attributed to its *accumulation point*: the nearest old object (or thread
+//! frame) on its shortest retaining path, which is the container that holds the growth (the dict
+//! that is the cache, the list of handlers, the set of tasks). New objects are grouped by
+//! accumulation point; a group's *entry type* is the type of the new objects the accumulation
+//! point holds directly (the leaked objects, not their payload of str, dict and bytes), so the
+//! leaking type comes first even when its payload grows just as fast. New objects no root reaches
+//! (cyclic garbage) form one group of their own.
+
+use super::paths::{Path, RetainingPaths};
+use crate::census::{Census, TypeDelta};
+use crate::graph::{Graph, NodeFlags, NodeId};
+use crate::label::LabelKind;
+use hashbrown::HashMap;
+
+const NONE: u32 = u32::MAX;
+
+/// Thresholds for what counts as a suspect.
+#[derive(Clone, Copy, Debug)]
+pub struct DiffOptions {
+    /// A group with at least this many new objects is a suspect...
+    pub min_objects: u64,
+    /// ...and so is a group whose new objects take at least this many bytes.
+    pub min_bytes: u64,
+    /// At most this many suspects are reported (largest first).
+    pub max_suspects: usize,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            min_objects: 10,
+            min_bytes: 1 << 20,
+            max_suspects: 10,
+        }
+    }
+}
+
+/// Where a group of new objects hangs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// An old object (or a thread frame) of `after`.
+    Node(NodeId),
+    /// The new objects are roots themselves (new modules, objects held from outside the heap).
+    Roots,
+    /// The new objects are cyclic garbage no root reaches.
+    Garbage,
+}
+
+/// One accumulation point and the growth it holds.
+#[derive(Clone, Debug)]
+pub struct Suspect {
+    pub holder: Holder,
+    /// The shortest retaining path to the holder (for [`Holder::Node`]).
+    pub holder_path: Option<Path>,
+    /// The type of the new objects held directly: the leaking type.
+    pub entry_type: String,
+    /// New objects held directly by the holder.
+    pub entries: u64,
+    /// All new objects attributed to the holder (entries and what they hold).
+    pub objects: u64,
+    /// Their shallow bytes.
+    pub bytes: u64,
+    /// The largest types among them: (name, count, bytes), by count.
+    pub types: Vec<(String, u64, u64)>,
+    /// One of the entries, and the label of the reference to it (`['k42']`, `[17]`, `.cache`).
+    pub sample: NodeId,
+    pub sample_label: String,
+}
+
+/// The result of comparing two snapshots.
+#[derive(Clone, Debug)]
+pub struct SnapshotDiff {
+    /// Per-type changes of count and bytes, largest count growth first.
+    pub types: Vec<TypeDelta>,
+    /// Objects of `after` that were not in `before`.
+    pub new_objects: u64,
+    pub new_bytes: u64,
+    /// Groups of new objects large enough to report, largest first.
+    pub suspects: Vec<Suspect>,
+}
+
+/// Per-group running totals.
+#[derive(Default)]
+struct Group {
+    /// Entries per type, with the first one met (the sample).
+    entries_by_type: HashMap<u32, (u64, NodeId)>,
+    types: HashMap<u32, (u64, u64)>,
+    objects: u64,
+    bytes: u64,
+}
+
+/// Compares `before` and `after` (two snapshots of one process; `paths` are `after`'s).
+pub fn diff(
+    before: &Graph,
+    after: &Graph,
+    paths: &RetainingPaths,
+    options: DiffOptions,
+) -> SnapshotDiff {
+    let types = Census::from_graph(after).diff(&Census::from_graph(before));
+
+    // One name index for both graphs' types, so "same type" is an integer comparison.
+    let mut names: HashMap<String, u32> = HashMap::new();
+    let mut type_names: Vec<String> = Vec::new();
+    let mut name_index = |g: &Graph| -> Vec<u32> {
+        g.types()
+            .iter()
+            .map(|(id, _)| {
+                let name = g.types().display_name(id, g.strings());
+                *names.entry(name.clone()).or_insert_with(|| {
+                    type_names.push(name);
+                    type_names.len() as u32 - 1
+                })
+            })
+            .collect()
+    };
+    let before_names = name_index(before);
+    let after_names = name_index(after);
+    let after_name = |v: NodeId| after_names[after.type_id(v).0 as usize];
+    let is_new = |v: NodeId| -> bool {
+        if after.flags(v).contains(NodeFlags::SYNTHETIC) {
+            return false;
+        }
+        match before.node_by_addr(after.addr(v)) {
+            Some(b) => before_names[before.type_id(b).0 as usize] != after_name(v),
+            None => true,
+        }
+    };
+
+    // Attribute each new object to the nearest old node above it on its shortest path; parents
+    // come first in the search order, so one pass suffices.
+    let n = after.node_count();
+    let mut holder = vec![NONE; n];
+    const ROOTS: u32 = NONE - 1;
+    const GARBAGE: u32 = NONE - 2;
+    let mut groups: HashMap<u32, Group> = HashMap::new();
+    let (mut new_objects, mut new_bytes) = (0u64, 0u64);
+    for &v in paths.order() {
+        if !is_new(v) {
+            continue;
+        }
+        let parent = paths.parent(after, v);
+        // A dict's keys are payload, not entries: the values are what the container collects.
+        let via_key = paths.via(v).is_some_and(|e| {
+            matches!(
+                after.edge(e).1.kind(),
+                LabelKind::DictKey | LabelKind::DictKeyStr
+            )
+        });
+        let (h, direct) = match parent {
+            Some(p) if holder[p as usize] != NONE => (holder[p as usize], false),
+            Some(p) => (p, true),
+            None if after.flags(v).contains(NodeFlags::UNREACHABLE) => (GARBAGE, true),
+            None => (ROOTS, true),
+        };
+        holder[v as usize] = h;
+        let size = after.size(v);
+        new_objects += 1;
+        new_bytes += size;
+        let g = groups.entry(h).or_default();
+        let t = after_name(v);
+        if direct && !via_key {
+            g.entries_by_type.entry(t).or_insert((0, v)).0 += 1;
+        }
+        let slot = g.types.entry(t).or_default();
+        slot.0 += 1;
+        slot.1 += size;
+        g.objects += 1;
+        g.bytes += size;
+    }
+
+    let mut suspects: Vec<Suspect> = groups
+        .into_iter()
+        .filter(|(_, g)| g.objects >= options.min_objects || g.bytes >= options.min_bytes)
+        .map(|(h, g)| {
+            let holder = match h {
+                ROOTS => Holder::Roots,
+                GARBAGE => Holder::Garbage,
+                node => Holder::Node(node),
+            };
+            let (entry, entries, sample) = g
+                .entries_by_type
+                .iter()
+                .max_by_key(|(t, (c, _))| (*c, std::cmp::Reverse(**t)))
+                .map(|(t, (c, s))| (*t, *c, *s))
+                .unwrap_or((NONE, 0, 0));
+            let mut types: Vec<(String, u64, u64)> = g
+                .types
+                .iter()
+                .map(|(t, (c, b))| (type_names[*t as usize].clone(), *c, *b))
+                .collect();
+            types.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+            types.truncate(5);
+            let sample_label = match holder {
+                Holder::Node(h) => after
+                    .edge_range(h)
+                    .map(|e| after.edge(e))
+                    .find(|(t, l)| *t == sample && !l.is_weak())
+                    .map(|(_, l)| after.describe_label(l))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            Suspect {
+                holder_path: match holder {
+                    Holder::Node(h) => paths.path(after, h),
+                    _ => None,
+                },
+                holder,
+                entry_type: type_names.get(entry as usize).cloned().unwrap_or_default(),
+                entries,
+                objects: g.objects,
+                bytes: g.bytes,
+                types,
+                sample,
+                sample_label,
+            }
+        })
+        .collect();
+    suspects.sort_by(|a, b| {
+        b.objects
+            .cmp(&a.objects)
+            .then(b.bytes.cmp(&a.bytes))
+            .then(a.entry_type.cmp(&b.entry_type))
+    });
+    suspects.truncate(options.max_suspects);
+    SnapshotDiff {
+        types,
+        new_objects,
+        new_bytes,
+        suspects,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::dominators::Dominators;
+    use crate::graph::{GraphBuilder, NodeFlags};
+    use crate::label::Label;
+    use crate::reach;
+
+    /// module app -> __dict__ -> ['CACHE'] dict holding `orders` Orders (each with a str payload
+    /// and a dict payload) under keys 'k0'...; plus `garbage` new two-list cycles.
+    fn heap(orders: u64, garbage: u64) -> Graph {
+        heap_with(orders, garbage, ("app", "Order"))
+    }
+
+    fn heap_with(orders: u64, garbage: u64, order_type: (&str, &str)) -> Graph {
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let dict = b.intern_type("builtins", "dict", "dict");
+        let list = b.intern_type("builtins", "list", "list");
+        let order = b.intern_type(order_type.0, order_type.1, order_type.1);
+        let str_t = b.intern_type("builtins", "str", "str");
+        let gc = NodeFlags::GC_TRACKED;
+        let m = b.add_node(0x100);
+        let md = b.add_node(0x200);
+        let cache = b.add_node(0x300);
+        let mut order_ids = Vec::new();
+        for i in 0..orders {
+            order_ids.push((
+                b.add_node(0x10_000 + i * 0x100),
+                b.add_node(0x10_040 + i * 0x100),
+                b.add_node(0x10_080 + i * 0x100),
+            ));
+        }
+        let mut cycles = Vec::new();
+        for i in 0..garbage {
+            cycles.push((
+                b.add_node(0x900_000 + i * 0x40),
+                b.add_node(0x900_020 + i * 0x40),
+            ));
+        }
+        b.set_node(m, module, 72, gc | NodeFlags::MODULE);
+        b.set_name(m, "app");
+        let f = b.strings_mut().intern("__dict__");
+        b.push_edge(md, Label::field(f));
+        b.end_node();
+        b.set_node(md, dict, 360, gc);
+        let k = b.strings_mut().intern("CACHE");
+        b.push_edge(cache, Label::key(k));
+        b.end_node();
+        b.set_node(cache, dict, 1000, gc);
+        for (i, &(o, _, _)) in order_ids.iter().enumerate() {
+            let k = b.strings_mut().intern(&format!("k{i}"));
+            b.push_edge(o, Label::key(k));
+        }
+        b.end_node();
+        let payload = b.strings_mut().intern("payload");
+        let meta = b.strings_mut().intern("meta");
+        for &(o, s, d) in &order_ids {
+            b.set_node(o, order, 56, gc);
+            b.push_edge(s, Label::attr(payload));
+            b.push_edge(d, Label::attr(meta));
+            b.end_node();
+            b.set_node(s, str_t, 60, NodeFlags::empty());
+            b.end_node();
+            b.set_node(d, dict, 64, NodeFlags::empty());
+            b.end_node();
+        }
+        for &(x, y) in &cycles {
+            b.set_node(x, list, 64, gc);
+            b.push_edge(y, Label::index(0));
+            b.end_node();
+            b.set_node(y, list, 64, gc);
+            b.push_edge(x, Label::index(0));
+            b.end_node();
+        }
+        b.add_root_node();
+        let r = b.strings_mut().intern("sys.modules['app']");
+        b.push_edge(m, Label::root(r));
+        b.end_node();
+        let mut g = b.finish().unwrap();
+        reach::mark_unreachable(&mut g);
+        g
+    }
+
+    fn diff_of(before: &Graph, after: &Graph, options: DiffOptions) -> SnapshotDiff {
+        let d = Dominators::compute(after);
+        let p = RetainingPaths::compute(after, &d);
+        diff(before, after, &p, options)
+    }
+
+    #[test]
+    fn the_leaking_type_comes_first_with_the_cache_that_holds_it() {
+        let before = heap(5, 0);
+        let after = heap(305, 0);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert_eq!(d.new_objects, 900);
+        let s = &d.suspects[0];
+        assert_eq!(s.entry_type, "app.Order");
+        assert_eq!(s.entries, 300);
+        assert_eq!(s.objects, 900, "entries and their payload");
+        assert_eq!(s.holder, Holder::Node(2));
+        assert_eq!(
+            s.holder_path.as_ref().unwrap().render(&after),
+            "module app -> .__dict__['CACHE'] -> dict"
+        );
+        assert!(s.sample_label.starts_with("['k"), "{}", s.sample_label);
+        assert_eq!(s.types[0].1, 300);
+        let orders = d.types.iter().find(|t| t.name == "app.Order").unwrap();
+        assert_eq!(orders.count_delta, 300);
+    }
+
+    #[test]
+    fn uncollected_garbage_is_its_own_suspect() {
+        let before = heap(5, 0);
+        let after = heap(5, 50);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        let s = &d.suspects[0];
+        assert_eq!(s.holder, Holder::Garbage);
+        assert_eq!(s.objects, 100);
+        assert_eq!(s.entry_type, "list");
+    }
+
+    #[test]
+    fn no_growth_means_no_suspects() {
+        let before = heap(50, 0);
+        let after = heap(50, 0);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert_eq!(d.new_objects, 0);
+        assert!(d.suspects.is_empty());
+        assert!(d.types.is_empty());
+    }
+
+    #[test]
+    fn small_growth_is_below_the_threshold() {
+        let d = diff_of(&heap(5, 0), &heap(7, 0), DiffOptions::default());
+        assert_eq!(d.new_objects, 6);
+        assert!(d.suspects.is_empty());
+        let d = diff_of(
+            &heap(5, 0),
+            &heap(7, 0),
+            DiffOptions {
+                min_objects: 1,
+                ..DiffOptions::default()
+            },
+        );
+        assert_eq!(d.suspects.len(), 1);
+    }
+
+    #[test]
+    fn an_object_at_a_reused_address_with_another_type_is_new() {
+        // Same addresses, but where `after` has an Order, `before` had a Ticket.
+        let before = heap_with(1, 0, ("app", "Ticket"));
+        let after = heap(1, 0);
+        let options = DiffOptions {
+            min_objects: 1,
+            ..DiffOptions::default()
+        };
+        let d = diff_of(&before, &after, options);
+        assert_eq!(d.new_objects, 1);
+        assert_eq!(d.suspects[0].entry_type, "app.Order");
+    }
+}

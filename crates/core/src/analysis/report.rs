@@ -1,0 +1,268 @@
+//! Reports a person reads: the summary of one snapshot (biggest types, biggest retainers,
+//! garbage) and of a comparison (what grew, and the leak suspects with their paths).
+//!
+//! Plain text, aligned, sizes in KiB/MiB/GiB, counts with thousands separators. Every name in a
+//! report comes from the heap being analysed, which is untrusted: names are printed through
+//! [`crate::label::quote`] where they appear in paths, and the text is never interpreted.
+
+use super::diff::{Holder, SnapshotDiff};
+use super::Analysis;
+use crate::census::Census;
+use crate::graph::{Graph, NodeFlags, NodeId};
+use crate::label::LabelKind;
+use std::fmt::Write;
+
+/// `1234567` as `1,234,567`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A signed count: `+1,024`, `-3`.
+pub fn signed(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "+" };
+    format!("{sign}{}", count(n.unsigned_abs()))
+}
+
+/// Bytes as `512 B`, `3.4 KiB`, `12.1 MiB`, `2.0 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+fn signed_bytes(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "+" };
+    format!("{sign}{}", bytes(n.unsigned_abs()))
+}
+
+/// Whether `v` is interpreter infrastructure rather than data: modules, classes, the dicts
+/// that are their `__dict__`, synthetic nodes. The biggest-retainer list leaves them out: a
+/// module retaining its globals says nothing.
+pub fn is_infrastructure(graph: &Graph, analysis: &Analysis, v: NodeId) -> bool {
+    let flags = graph.flags(v);
+    if flags.intersects(NodeFlags::SYNTHETIC | NodeFlags::MODULE | NodeFlags::TYPE) {
+        return true;
+    }
+    match analysis.paths.parent(graph, v) {
+        Some(p)
+            if graph
+                .flags(p)
+                .intersects(NodeFlags::MODULE | NodeFlags::TYPE) =>
+        {
+            graph
+                .edge_range(p)
+                .map(|e| graph.edge(e))
+                .any(|(t, l)| t == v && l.kind() == LabelKind::Field)
+        }
+        _ => false,
+    }
+}
+
+fn header(graph: &Graph) -> String {
+    let census = Census::from_graph(graph);
+    let meta = graph.meta();
+    let python = meta.python_version.split_whitespace().next().unwrap_or("?");
+    format!(
+        "{} objects, {} references, {} (Python {python}, pid {}, {})",
+        count(census.total_count()),
+        count(graph.edge_count() as u64),
+        bytes(census.total_bytes()),
+        meta.pid,
+        meta.producer,
+    )
+}
+
+/// The summary of one snapshot.
+pub fn snapshot_report(graph: &Graph, analysis: &Analysis, limit: usize) -> String {
+    let mut out = String::new();
+    let census = Census::from_graph(graph);
+    let _ = writeln!(out, "heaplens report: {}\n", header(graph));
+
+    let _ = writeln!(out, "Biggest types (shallow size)");
+    let rows = census.top_by_bytes(limit);
+    let width = rows
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60);
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>12} objects  {:>10}",
+            r.name,
+            count(r.count),
+            bytes(r.bytes)
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\nBiggest retainers (retained size: what freeing the object would free)"
+    );
+    let top = analysis
+        .dominators
+        .top_retainers(graph, limit, |v| is_infrastructure(graph, analysis, v));
+    for v in top {
+        let path = analysis
+            .paths
+            .path(graph, v)
+            .map(|p| p.render(graph))
+            .unwrap_or_else(|| super::paths::display(graph, v));
+        let _ = writeln!(
+            out,
+            "  {:>10}  {:>10} objects  {path}",
+            bytes(analysis.dominators.retained_size(v)),
+            count(analysis.dominators.retained_count(v)),
+        );
+    }
+
+    let garbage: Vec<NodeId> = graph
+        .objects()
+        .filter(|&v| graph.flags(v).contains(NodeFlags::UNREACHABLE))
+        .collect();
+    if garbage.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNo unreachable objects (no cyclic garbage waiting for the collector)."
+        );
+    } else {
+        let total: u64 = garbage.iter().map(|&v| graph.size(v)).sum();
+        let _ = writeln!(
+            out,
+            "\nUnreachable: {} objects, {} of cyclic garbage the collector has not freed (is gc disabled?)",
+            count(garbage.len() as u64),
+            bytes(total)
+        );
+        let mut entries = analysis.dominators.garbage_entries().to_vec();
+        entries.sort_by_key(|&v| std::cmp::Reverse(analysis.dominators.retained_size(v)));
+        for &v in entries.iter().take(limit.min(5)) {
+            let _ = writeln!(
+                out,
+                "  {:>10}  {:>10} objects  {}",
+                bytes(analysis.dominators.retained_size(v)),
+                count(analysis.dominators.retained_count(v)),
+                super::paths::display(graph, v)
+            );
+        }
+    }
+    out
+}
+
+/// The comparison of two snapshots: what grew, and the suspects.
+pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: usize) -> String {
+    let mut out = String::new();
+    let b = Census::from_graph(before);
+    let a = Census::from_graph(after);
+    let _ = writeln!(
+        out,
+        "heaplens diff: {} -> {} objects ({}), {} -> {} ({})\n",
+        count(b.total_count()),
+        count(a.total_count()),
+        signed(a.total_count() as i64 - b.total_count() as i64),
+        bytes(b.total_bytes()),
+        bytes(a.total_bytes()),
+        signed_bytes(a.total_bytes() as i64 - b.total_bytes() as i64),
+    );
+    let grew: Vec<_> = diff
+        .types
+        .iter()
+        .filter(|t| t.count_delta > 0)
+        .take(limit)
+        .collect();
+    if grew.is_empty() {
+        let _ = writeln!(out, "No type grew.");
+    } else {
+        let _ = writeln!(out, "Types that grew");
+        let width = grew
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 60);
+        for t in grew {
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {:>10}  {:>12} now  {:>11}",
+                t.name,
+                signed(t.count_delta),
+                count(t.count),
+                signed_bytes(t.bytes_delta)
+            );
+        }
+    }
+    let _ = writeln!(out);
+    if diff.suspects.is_empty() {
+        let _ = writeln!(
+            out,
+            "No leak suspects ({} new objects in all).",
+            count(diff.new_objects)
+        );
+        return out;
+    }
+    let _ = writeln!(out, "Leak suspects");
+    for (i, s) in diff.suspects.iter().enumerate() {
+        let what = match s.holder {
+            Holder::Garbage => "uncollected cyclic garbage: ".to_string(),
+            Holder::Roots => "new roots: ".to_string(),
+            Holder::Node(_) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {}. {what}{} x{} (+{} objects, +{} with what they hold)",
+            i + 1,
+            s.entry_type,
+            count(s.entries),
+            count(s.objects),
+            bytes(s.bytes)
+        );
+        if let Some(path) = &s.holder_path {
+            let _ = writeln!(out, "     held by: {}", path.render(after));
+        }
+        if !s.sample_label.is_empty() {
+            let _ = writeln!(out, "     e.g. via {}", s.sample_label);
+        }
+        let types: Vec<String> = s
+            .types
+            .iter()
+            .map(|(name, c, _)| format!("{name} {}", count(*c)))
+            .collect();
+        let _ = writeln!(out, "     new objects: {}", types.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_like_numbers() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(signed(-1200), "-1,200");
+        assert_eq!(signed(5), "+5");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(5 << 20), "5.0 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+}

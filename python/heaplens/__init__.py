@@ -19,8 +19,12 @@ from heaplens._native import (
     Census,
     HeapLensError,
     MemoryInfo,
+    RetainingPath,
     Snapshot,
+    SnapshotDiff,
+    SnapshotFormatError,
     SnapshotObject,
+    Suspect,
     TypeStat,
     UnknownTypeError,
     UnsupportedPythonError,
@@ -36,15 +40,20 @@ from heaplens._census import (
     typestats,
 )
 from heaplens._growth import Tracker, growth, show_growth
+from heaplens._paths import find_backref_chain, is_proper_module
 from heaplens._snapshot import snapshot
 
 __all__ = [
     "CaptureError",
     "Census",
+    "RetainingPath",
     "HeapLensError",
     "MemoryInfo",
     "Snapshot",
+    "SnapshotDiff",
+    "SnapshotFormatError",
     "SnapshotObject",
+    "Suspect",
     "Tracker",
     "TypeStat",
     "UnknownTypeError",
@@ -53,7 +62,9 @@ __all__ = [
     "by_type",
     "census",
     "count",
+    "find_backref_chain",
     "growth",
+    "is_proper_module",
     "memory",
     "most_common_types",
     "show_growth",

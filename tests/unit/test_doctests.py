@@ -5,7 +5,13 @@ import importlib
 
 import pytest
 
-MODULES = ["heaplens", "heaplens._census", "heaplens._growth", "heaplens._snapshot"]
+MODULES = [
+    "heaplens",
+    "heaplens._census",
+    "heaplens._growth",
+    "heaplens._paths",
+    "heaplens._snapshot",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

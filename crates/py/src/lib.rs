@@ -36,6 +36,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "UnknownTypeError",
         py.get_type::<errors::UnknownTypeError>(),
     )?;
+    m.add(
+        "SnapshotFormatError",
+        py.get_type::<errors::SnapshotFormatError>(),
+    )?;
     m.add_class::<py_census::PyCensus>()?;
     m.add_class::<py_growth::PyPeakTracker>()?;
     m.add_class::<py_census::PyTypeStat>()?;
@@ -49,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_census::objects_of_type, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::all_objects, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::census_of, m)?)?;
+    m.add_function(wrap_pyfunction!(py_census::objects_at, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::type_names, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::type_matches, m)?)?;
     m.add_function(wrap_pyfunction!(py_growth::format_growth, m)?)?;

@@ -231,6 +231,17 @@ pub fn all_objects(py: Python<'_>, gc_only: bool) -> PyResult<Vec<Py<PyAny>>> {
     capture::matching_objects(py, capture::TypeFilter::Everything, gc_only).map_err(capture_error)
 }
 
+/// The live objects at the given addresses, as ``{address: object}`` (addresses whose object
+/// no longer exists are left out). Safe where ``ctypes.cast(address, py_object)`` is not: only
+/// objects the heap walk finds alive are returned.
+#[pyfunction]
+pub fn objects_at(py: Python<'_>, addresses: Vec<u64>) -> PyResult<std::collections::HashMap<u64, Py<PyAny>>> {
+    Ok(capture::objects_at(py, &addresses)
+        .map_err(capture_error)?
+        .into_iter()
+        .collect())
+}
+
 /// The census of the given objects.
 #[pyfunction]
 pub fn census_of(py: Python<'_>, objects: Vec<Bound<'_, PyAny>>) -> PyResult<PyCensus> {

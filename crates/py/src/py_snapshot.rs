@@ -312,6 +312,45 @@ impl PySnapshot {
         PySnapshotDiff::new(&before.data, &self.data, result)
     }
 
+    /// A breadth-first search from ``obj`` over the objects that refer to it, up to
+    /// ``max_depth`` references away, skipping synthetic nodes and the addresses in ``ignore``:
+    /// ``[(address, index of the object it refers to, or -1), ...]`` nearest first. The search
+    /// behind :func:`heaplens.find_backref_chain`.
+    fn _backref_search(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        max_depth: usize,
+        ignore: Vec<u64>,
+    ) -> PyResult<Vec<(u64, i64)>> {
+        let start = self.node_of(obj)?;
+        let g = &self.data.graph;
+        let preds = &self.data.analysis(py).predecessors;
+        let ignore: std::collections::HashSet<u64> = ignore.into_iter().collect();
+        let mut seen = std::collections::HashSet::from([start]);
+        let mut out: Vec<(u64, i64)> = vec![(g.addr(start), -1)];
+        let mut nodes = vec![start];
+        let mut depth_end = 1;
+        let mut depth = 0;
+        let mut head = 0;
+        while head < nodes.len() && depth < max_depth {
+            let v = nodes[head];
+            for &p in preds.of(v) {
+                let skip = g.flags(p).contains(NodeFlags::SYNTHETIC) || ignore.contains(&g.addr(p));
+                if !skip && seen.insert(p) {
+                    nodes.push(p);
+                    out.push((g.addr(p), head as i64));
+                }
+            }
+            head += 1;
+            if head == depth_end {
+                depth += 1;
+                depth_end = nodes.len();
+            }
+        }
+        Ok(out)
+    }
+
     /// A readable summary: biggest types, biggest retainers with their paths, garbage.
     #[pyo3(signature = (limit=10))]
     fn report(&self, py: Python<'_>, limit: usize) -> String {

@@ -11,8 +11,10 @@
 //! that is the cache, the list of handlers, the set of tasks). New objects are grouped by
 //! accumulation point; a group's *entry type* is the type of the new objects the accumulation
 //! point holds directly (the leaked objects, not their payload of str, dict and bytes), so the
-//! leaking type comes first even when its payload grows just as fast. New objects no root reaches
-//! (cyclic garbage) form one group of their own.
+//! leaking type comes first even when its payload grows just as fast; dict keys count as payload,
+//! and when what is held directly is plain data (str, int, bytes, tuple...) while the group holds
+//! as many objects of some other type (an `lru_cache` keeping instances in its keys), that type
+//! is the entry type. New objects no root reaches (cyclic garbage) form one group of their own.
 
 use super::paths::{Path, RetainingPaths};
 use crate::census::{Census, TypeDelta};
@@ -21,6 +23,11 @@ use crate::label::LabelKind;
 use hashbrown::HashMap;
 
 const NONE: u32 = u32::MAX;
+
+/// Types that are data rather than the thing a program accumulates.
+const PAYLOAD_TYPES: [&str; 9] = [
+    "str", "bytes", "int", "float", "tuple", "bool", "complex", "bytearray", "NoneType",
+];
 
 /// Thresholds for what counts as a suspect.
 #[derive(Clone, Copy, Debug)]
@@ -185,12 +192,27 @@ pub fn diff(
                 GARBAGE => Holder::Garbage,
                 node => Holder::Node(node),
             };
-            let (entry, entries, sample) = g
+            let (mut entry, entries, sample) = g
                 .entries_by_type
                 .iter()
                 .max_by_key(|(t, (c, _))| (*c, std::cmp::Reverse(**t)))
                 .map(|(t, (c, s))| (*t, *c, *s))
                 .unwrap_or((NONE, 0, 0));
+            let is_payload = |t: u32| {
+                type_names
+                    .get(t as usize)
+                    .is_some_and(|n| PAYLOAD_TYPES.contains(&n.as_str()))
+            };
+            if is_payload(entry) {
+                if let Some((&t, _)) = g
+                    .types
+                    .iter()
+                    .filter(|(t, (c, _))| !is_payload(**t) && *c >= entries)
+                    .max_by_key(|(t, (c, _))| (*c, std::cmp::Reverse(**t)))
+                {
+                    entry = t;
+                }
+            }
             let mut types: Vec<(String, u64, u64)> = g
                 .types
                 .iter()

@@ -288,3 +288,25 @@ pub unsafe fn type_matches(env: &'static Env, tp: raw::Type, query: &str) -> boo
         registry.entry(index).matched
     }
 }
+
+/// The live objects at the given addresses (those the walk finds: an address whose object has
+/// died is simply absent).
+///
+/// # Safety
+/// The GIL must be held; no Python code may run during the call. The returned pointers are
+/// borrowed: the caller must take references before running any Python code or allocating.
+pub unsafe fn objects_at(
+    env: &'static Env,
+    lists: &GcLists,
+    wanted: &hashbrown::HashSet<u64>,
+) -> Vec<Obj> {
+    let mut found = Vec::new();
+    unsafe {
+        walk_objects(env, lists, false, TypeFilter::Nothing, |o, _| {
+            if wanted.contains(&(o as u64)) {
+                found.push(o);
+            }
+        })
+    };
+    found
+}

@@ -126,6 +126,20 @@ pub fn matching_objects(
     }
 }
 
+/// The live objects at `addresses`, by address, as new references.
+pub fn objects_at(py: Python<'_>, addresses: &[u64]) -> Result<Vec<(u64, Py<PyAny>)>, CaptureError> {
+    let (env, lists) = prepare()?;
+    let wanted: hashbrown::HashSet<u64> = addresses.iter().copied().collect();
+    // SAFETY: as in `matching_objects`: references are taken before anything else runs.
+    unsafe {
+        let found = census::objects_at(env, &lists, &wanted);
+        Ok(found
+            .into_iter()
+            .map(|o| (o as u64, Bound::from_borrowed_ptr(py, o).unbind()))
+            .collect())
+    }
+}
+
 /// The census of the given objects.
 pub fn census_of(_py: Python<'_>, objects: &[Bound<'_, PyAny>]) -> Result<Census, CaptureError> {
     let env = env::get().map_err(CaptureError::Unsupported)?;

@@ -29,6 +29,7 @@ from heaplens._native import (
     UnknownTypeError,
     UnsupportedPythonError,
     __version__,
+    load,
     memory,
 )
 from heaplens._census import (
@@ -65,6 +66,7 @@ __all__ = [
     "find_backref_chain",
     "growth",
     "is_proper_module",
+    "load",
     "memory",
     "most_common_types",
     "show_growth",

@@ -60,7 +60,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_snapshot::snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(py_memory::memory, m)?)?;
     m.add_function(wrap_pyfunction!(capture_support, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(py_snapshot::load, m)?)?;
     Ok(())
+}
+
+/// Runs the `heaplens` command line with `argv` (without the program name); returns the exit
+/// status. The GIL is released: the commands are pure Rust.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.detach(|| heaplens_cli::run(std::iter::once("heaplens".to_string()).chain(argv)))
 }
 
 /// Why heap capture does not work in this interpreter, or None when it does.

@@ -235,7 +235,10 @@ pub fn all_objects(py: Python<'_>, gc_only: bool) -> PyResult<Vec<Py<PyAny>>> {
 /// no longer exists are left out). Safe where ``ctypes.cast(address, py_object)`` is not: only
 /// objects the heap walk finds alive are returned.
 #[pyfunction]
-pub fn objects_at(py: Python<'_>, addresses: Vec<u64>) -> PyResult<std::collections::HashMap<u64, Py<PyAny>>> {
+pub fn objects_at(
+    py: Python<'_>,
+    addresses: Vec<u64>,
+) -> PyResult<std::collections::HashMap<u64, Py<PyAny>>> {
     Ok(capture::objects_at(py, &addresses)
         .map_err(capture_error)?
         .into_iter()

@@ -13,7 +13,7 @@ use heaplens_core::analysis::diff::{diff, DiffOptions};
 use heaplens_core::analysis::{report, Analysis};
 use heaplens_core::census::Census;
 use heaplens_core::graph::{Graph, NodeFlags, NodeId};
-use pyo3::exceptions::{PyKeyError, PyTypeError};
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyInt};
 use std::sync::{Arc, OnceLock};
@@ -351,6 +351,38 @@ impl PySnapshot {
         Ok(out)
     }
 
+    /// Writes the snapshot to ``path`` (a ``.hlsnap`` file: versioned, compressed, checksummed;
+    /// read it back with :func:`heaplens.load` or the ``heaplens`` command line). The file is
+    /// replaced atomically: a failed save leaves no partial file.
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let graph = &self.data.graph;
+        py.detach(|| heaplens_core::snapfile::save(graph, &path))
+            .map_err(crate::errors::core_error)
+    }
+
+    /// Writes the snapshot in another tool's format: ``format="chrome"`` writes a
+    /// ``.heapsnapshot`` for Chrome DevTools' Memory panel.
+    #[pyo3(signature = (path, format="chrome"))]
+    fn export(&self, py: Python<'_>, path: std::path::PathBuf, format: &str) -> PyResult<()> {
+        if format != "chrome" {
+            return Err(PyValueError::new_err(format!(
+                "unknown export format {format:?}; heaplens exports \"chrome\""
+            )));
+        }
+        let graph = &self.data.graph;
+        py.detach(|| -> Result<(), heaplens_core::Error> {
+            let io = |source| heaplens_core::Error::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            let file = std::fs::File::create(&path).map_err(io)?;
+            let mut out = std::io::BufWriter::new(file);
+            heaplens_core::render::chrome::write_heapsnapshot(graph, &mut out)?;
+            std::io::Write::flush(&mut out).map_err(io)
+        })
+        .map_err(crate::errors::core_error)
+    }
+
     /// A readable summary: biggest types, biggest retainers with their paths, garbage.
     #[pyo3(signature = (limit=10))]
     fn report(&self, py: Python<'_>, limit: usize) -> String {
@@ -504,6 +536,17 @@ pub fn snapshot(py: Python<'_>, thread_names: Option<&Bound<'_, PyDict>>) -> PyR
         }
     }
     let graph = capture::snapshot(py, &options).map_err(capture_error)?;
+    Ok(PySnapshot {
+        data: SnapshotData::new(graph),
+    })
+}
+
+/// Reads a snapshot file written by :meth:`Snapshot.save` (on this machine or another).
+#[pyfunction]
+pub fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<PySnapshot> {
+    let graph = py
+        .detach(|| heaplens_core::snapfile::load(&path))
+        .map_err(crate::errors::core_error)?;
     Ok(PySnapshot {
         data: SnapshotData::new(graph),
     })

@@ -6,11 +6,12 @@
 //! type at the same address counts as old. Per-type totals are unaffected, since they compare
 //! counts; only the attribution below can miss such an object.)
 //!
-//! Every new object is attributed to its *accumulation point*: the nearest old object (or thread
-//! frame) on its shortest retaining path, which is the container that holds the growth (the dict
-//! that is the cache, the list of handlers, the set of tasks). New objects are grouped by
-//! accumulation point; a group's *entry type* is the type of the new objects the accumulation
-//! point holds directly (the leaked objects, not their payload of str, dict and bytes), so the
+//! Every new object is attributed to the nearest old object (or thread frame) on its shortest
+//! retaining path; the objects attributed to one old object form a group. A group's
+//! *accumulation point* is the container that holds the most of its new objects directly: the
+//! old object itself (the dict that is the cache, the list of handlers, the set of tasks), or a
+//! new container under it (a new list of orders stored in an old dict). A group's *entry type*
+//! is the type of the new objects the accumulation point holds directly (the leaked objects, not their payload of str, dict and bytes), so the
 //! leaking type comes first even when its payload grows just as fast; dict keys count as payload,
 //! and when what is held directly is plain data (str, int, bytes, tuple...) while the group holds
 //! as many objects of some other type (an `lru_cache` keeping instances in its keys), that type
@@ -26,7 +27,15 @@ const NONE: u32 = u32::MAX;
 
 /// Types that are data rather than the thing a program accumulates.
 const PAYLOAD_TYPES: [&str; 9] = [
-    "str", "bytes", "int", "float", "tuple", "bool", "complex", "bytearray", "NoneType",
+    "str",
+    "bytes",
+    "int",
+    "float",
+    "tuple",
+    "bool",
+    "complex",
+    "bytearray",
+    "NoneType",
 ];
 
 /// Thresholds for what counts as a suspect.
@@ -141,13 +150,16 @@ pub fn diff(
         }
     };
 
-    // Attribute each new object to the nearest old node above it on its shortest path; parents
-    // come first in the search order, so one pass suffices.
+    // Attribute each new object to the nearest old node above it on its shortest path (its
+    // group), counting for every node how many new objects it holds directly. Parents come first
+    // in the search order, so one pass suffices.
     let n = after.node_count();
     let mut holder = vec![NONE; n];
     const ROOTS: u32 = NONE - 1;
     const GARBAGE: u32 = NONE - 2;
     let mut groups: HashMap<u32, Group> = HashMap::new();
+    let mut direct_new: HashMap<NodeId, u64> = HashMap::new();
+    let mut new_in_order: Vec<(NodeId, Option<NodeId>, bool)> = Vec::new();
     let (mut new_objects, mut new_bytes) = (0u64, 0u64);
     for &v in paths.order() {
         if !is_new(v) {
@@ -161,33 +173,64 @@ pub fn diff(
                 LabelKind::DictKey | LabelKind::DictKeyStr
             )
         });
-        let (h, direct) = match parent {
-            Some(p) if holder[p as usize] != NONE => (holder[p as usize], false),
-            Some(p) => (p, true),
-            None if after.flags(v).contains(NodeFlags::UNREACHABLE) => (GARBAGE, true),
-            None => (ROOTS, true),
+        let h = match parent {
+            Some(p) if holder[p as usize] != NONE => holder[p as usize],
+            Some(p) => p,
+            None if after.flags(v).contains(NodeFlags::UNREACHABLE) => GARBAGE,
+            None => ROOTS,
         };
         holder[v as usize] = h;
+        match (parent, via_key) {
+            (Some(p), false) => *direct_new.entry(p).or_default() += 1,
+            // The entries of the garbage and root groups hang from the group itself.
+            (None, _) => *direct_new.entry(h).or_default() += 1,
+            (Some(_), true) => {}
+        }
+        new_in_order.push((v, parent, via_key));
         let size = after.size(v);
         new_objects += 1;
         new_bytes += size;
         let g = groups.entry(h).or_default();
-        let t = after_name(v);
-        if direct && !via_key {
-            g.entries_by_type.entry(t).or_insert((0, v)).0 += 1;
-        }
-        let slot = g.types.entry(t).or_default();
+        let slot = g.types.entry(after_name(v)).or_default();
         slot.0 += 1;
         slot.1 += size;
         g.objects += 1;
         g.bytes += size;
+    }
+    // The accumulation point of a group is the node holding the most of its new objects
+    // directly: its old holder, or a new container under it (a new list of new orders hung on
+    // an old dict).
+    let mut accumulator: HashMap<u32, (NodeId, u64)> = groups
+        .keys()
+        .map(|&h| (h, (h, direct_new.get(&h).copied().unwrap_or(0))))
+        .collect();
+    for &(v, _, _) in &new_in_order {
+        let fanout = direct_new.get(&v).copied().unwrap_or(0);
+        let best = accumulator
+            .get_mut(&holder[v as usize])
+            .expect("every group has an entry");
+        if fanout > best.1 {
+            *best = (v, fanout);
+        }
+    }
+    for &(v, parent, via_key) in &new_in_order {
+        let h = holder[v as usize];
+        let point = accumulator[&h].0;
+        let direct = match parent {
+            Some(p) => p == point,
+            None => point == h,
+        };
+        if direct && !via_key {
+            let g = groups.get_mut(&h).expect("grouped above");
+            g.entries_by_type.entry(after_name(v)).or_insert((0, v)).0 += 1;
+        }
     }
 
     let mut suspects: Vec<Suspect> = groups
         .into_iter()
         .filter(|(_, g)| g.objects >= options.min_objects || g.bytes >= options.min_bytes)
         .map(|(h, g)| {
-            let holder = match h {
+            let holder = match accumulator[&h].0 {
                 ROOTS => Holder::Roots,
                 GARBAGE => Holder::Garbage,
                 node => Holder::Node(node),
@@ -406,6 +449,61 @@ mod tests {
             },
         );
         assert_eq!(d.suspects.len(), 1);
+    }
+
+    #[test]
+    fn a_new_container_of_new_objects_is_the_accumulation_point() {
+        // `after` stores one new list (under the old CACHE dict) holding 200 new Orders.
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let dict = b.intern_type("builtins", "dict", "dict");
+        let list = b.intern_type("builtins", "list", "list");
+        let order = b.intern_type("app", "Order", "Order");
+        let gc = NodeFlags::GC_TRACKED;
+        let m = b.add_node(0x100);
+        let md = b.add_node(0x200);
+        let cache = b.add_node(0x300);
+        let new_list = b.add_node(0x5000);
+        let orders: Vec<NodeId> = (0..200).map(|i| b.add_node(0x10_000 + i * 64)).collect();
+        b.set_node(m, module, 72, gc | NodeFlags::MODULE);
+        b.set_name(m, "app");
+        let f = b.strings_mut().intern("__dict__");
+        b.push_edge(md, Label::field(f));
+        b.end_node();
+        b.set_node(md, dict, 360, gc);
+        let k = b.strings_mut().intern("CACHE");
+        b.push_edge(cache, Label::key(k));
+        b.end_node();
+        b.set_node(cache, dict, 232, gc);
+        let k = b.strings_mut().intern("batch");
+        b.push_edge(new_list, Label::key(k));
+        b.end_node();
+        b.set_node(new_list, list, 1656, gc);
+        for (i, &o) in orders.iter().enumerate() {
+            b.push_edge(o, Label::index(i));
+        }
+        b.end_node();
+        for _ in &orders {
+            b.set_node(b.processed() as NodeId, order, 56, gc);
+            b.end_node();
+        }
+        b.add_root_node();
+        let r = b.strings_mut().intern("sys.modules['app']");
+        b.push_edge(m, Label::root(r));
+        b.end_node();
+        let mut after = b.finish().unwrap();
+        reach::mark_unreachable(&mut after);
+        let before = heap(0, 0);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        let s = &d.suspects[0];
+        assert_eq!(s.entry_type, "app.Order");
+        assert_eq!(s.entries, 200);
+        assert_eq!(s.holder, Holder::Node(new_list));
+        assert_eq!(
+            s.holder_path.as_ref().unwrap().render(&after),
+            "module app -> .__dict__['CACHE'] -> dict['batch'] -> list"
+        );
+        assert_eq!(s.sample_label, "[0]");
     }
 
     #[test]

@@ -127,7 +127,10 @@ pub fn matching_objects(
 }
 
 /// The live objects at `addresses`, by address, as new references.
-pub fn objects_at(py: Python<'_>, addresses: &[u64]) -> Result<Vec<(u64, Py<PyAny>)>, CaptureError> {
+pub fn objects_at(
+    py: Python<'_>,
+    addresses: &[u64],
+) -> Result<Vec<(u64, Py<PyAny>)>, CaptureError> {
     let (env, lists) = prepare()?;
     let wanted: hashbrown::HashSet<u64> = addresses.iter().copied().collect();
     // SAFETY: as in `matching_objects`: references are taken before anything else runs.

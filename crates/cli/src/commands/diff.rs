@@ -1,0 +1,60 @@
+//! `heaplens diff`: what grew between two snapshots, and what holds it.
+
+use super::{analyse, load};
+use crate::progress::Progress;
+use anyhow::{bail, Result};
+use heaplens_core::analysis::diff::{diff, DiffOptions};
+use heaplens_core::analysis::report;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Compare two snapshots of one process: the types that grew, and the leak suspects (each
+/// container that accumulates new objects, with its retaining path). Exits with status 1 when
+/// there are suspects, so a CI job can fail on a leak.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The earlier snapshot.
+    pub before: PathBuf,
+    /// The later snapshot.
+    pub after: PathBuf,
+    /// A container holding at least this many new objects is a suspect...
+    #[arg(long, default_value_t = 10)]
+    pub min_objects: u64,
+    /// ...and so is one whose new objects take at least this many bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub min_size: u64,
+    /// How many suspects and rows to show.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+}
+
+pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32> {
+    let before = load(&args.before, progress)?;
+    let after = load(&args.after, progress)?;
+    if before.meta().pid != after.meta().pid {
+        // Addresses only identify objects within one process.
+        bail!(
+            "{} (pid {}) and {} (pid {}) come from different processes; \
+             a diff compares two snapshots of the same process",
+            args.before.display(),
+            before.meta().pid,
+            args.after.display(),
+            after.meta().pid
+        );
+    }
+    let analysis = analyse(&after, progress);
+    let options = DiffOptions {
+        min_objects: args.min_objects,
+        min_bytes: args.min_size,
+        max_suspects: args.limit,
+    };
+    let result = progress.step("comparing", || {
+        diff(&before, &after, &analysis.paths, options)
+    });
+    out.write_all(report::diff_report(&before, &after, &result, args.limit).as_bytes())?;
+    Ok(if result.suspects.is_empty() {
+        crate::OK
+    } else {
+        crate::LEAK_FOUND
+    })
+}

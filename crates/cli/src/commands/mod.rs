@@ -1,0 +1,53 @@
+//! One module per subcommand, each with an `Args` struct whose doc comment is its help.
+
+pub mod diff;
+pub mod export;
+pub mod report;
+
+use crate::progress::Progress;
+use anyhow::{Context, Result};
+use heaplens_core::analysis::Analysis;
+use heaplens_core::graph::Graph;
+use std::path::Path;
+
+/// Loads a snapshot file, with progress.
+pub fn load(path: &Path, progress: &Progress) -> Result<Graph> {
+    progress
+        .step(&format!("loading {}", path.display()), || {
+            heaplens_core::snapfile::load(path)
+        })
+        .with_context(|| format!("cannot read the snapshot {}", path.display()))
+}
+
+/// Analyses a snapshot (dominators, retaining paths), with progress.
+pub fn analyse(graph: &Graph, progress: &Progress) -> Analysis {
+    progress.step("analysing", || Analysis::compute(graph))
+}
+
+/// What to do about an error, when there is something to say.
+pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    for cause in e.chain() {
+        if let Some(core) = cause.downcast_ref::<heaplens_core::Error>() {
+            return match core {
+                heaplens_core::Error::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Some("check the path; snapshots are written by `snapshot.save(path)` in Python")
+                }
+                heaplens_core::Error::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    Some("check the file's permissions, or run as a user who can read it")
+                }
+                heaplens_core::Error::Version { .. } => {
+                    Some("read it with the heaplens version that wrote it, or take a new snapshot")
+                }
+                heaplens_core::Error::Format { .. } => Some(
+                    "the file is damaged or is not a heaplens snapshot (.hlsnap); take a new snapshot",
+                ),
+                _ => None,
+            };
+        }
+    }
+    None
+}

@@ -1,0 +1,108 @@
+//! heaplens-cli: the `heaplens` command line. It reads snapshot files (`.hlsnap`) and answers
+//! the questions of a leak hunt offline, on any machine, without Python: `heaplens report` (what
+//! is big, what retains it), `heaplens diff` (what grew between two snapshots and what holds it;
+//! exit status 1 when there are leak suspects, so a CI job can gate on it), `heaplens export`
+//! (to Chrome DevTools' `.heapsnapshot`).
+//!
+//! It is a library, not a binary: the Python package runs it in-process as the `heaplens`
+//! console script (`heaplens._native.cli_main`), so one `pip install` provides it. Commands that
+//! need a live interpreter (`run`, `attach`) are added by the Python side.
+//!
+//! Exit status: 0 success, 1 leak suspects found (`diff`), 2 error. An error says what failed
+//! and why, and ends with a hint of what to do.
+//!
+//! ```
+//! let status = heaplens_cli::run(["heaplens", "--version"]);
+//! assert_eq!(status, 0);
+//! ```
+
+mod commands;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+
+/// Find memory leaks in Python programs: what is growing, and what keeps it alive.
+#[derive(Parser, Debug)]
+#[command(name = "heaplens", version, about, long_about = None)]
+pub struct Cli {
+    /// No progress messages on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Report(commands::report::Args),
+    Diff(commands::diff::Args),
+    Export(commands::export::Args),
+}
+
+/// Exit statuses.
+pub const OK: i32 = 0;
+pub const LEAK_FOUND: i32 = 1;
+pub const ERROR: i32 = 2;
+
+/// Runs the command line `args` (the first is the program name) on the process's standard
+/// output and error, and returns the exit status.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    run_with(
+        args,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )
+}
+
+/// Runs the command line `args`, writing results to `out` and messages to `err`.
+pub fn run_with<I, T>(args: I, out: &mut impl Write, err: &mut impl Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let is_error = e.use_stderr();
+            let text = e.render().to_string();
+            let _ = if is_error {
+                err.write_all(text.as_bytes())
+            } else {
+                out.write_all(text.as_bytes())
+            };
+            return if is_error { ERROR } else { OK };
+        }
+    };
+    let progress = progress::Progress::new(!cli.quiet);
+    let result = match &cli.command {
+        Command::Report(args) => commands::report::run(args, &progress, out),
+        Command::Diff(args) => commands::diff::run(args, &progress, out),
+        Command::Export(args) => commands::export::run(args, &progress, out),
+    };
+    let _ = out.flush();
+    match result {
+        Ok(status) => status,
+        Err(e) if is_broken_pipe(&e) => OK,
+        Err(e) => {
+            let _ = writeln!(err, "heaplens: error: {e:#}");
+            if let Some(hint) = commands::hint(&e) {
+                let _ = writeln!(err, "hint: {hint}");
+            }
+            let _ = err.flush();
+            ERROR
+        }
+    }
+}
+
+/// Output piped into `head` that closes early is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

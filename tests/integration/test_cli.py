@@ -1,0 +1,100 @@
+"""The ``heaplens`` command line, run as a user runs it: a console script in a subprocess."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import heaplens
+
+HEAPLENS = shutil.which("heaplens") or pytest.fail("the heaplens console script is not installed")
+
+LEAKY_SCRIPT = """
+import sys, heaplens
+
+class Session:
+    def __init__(self, n):
+        self.n = n
+        self.token = "tok-%d" % n
+
+SESSIONS = {}
+
+def request(n):
+    SESSIONS["s%d" % n] = Session(n)
+
+for n in range(10):
+    request(n)
+heaplens.snapshot().save(sys.argv[1])
+for n in range(10, 510):
+    request(n)
+heaplens.snapshot().save(sys.argv[2])
+"""
+
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    script = d / "leaky.py"
+    script.write_text(LEAKY_SCRIPT)
+    before, after = d / "before.hlsnap", d / "after.hlsnap"
+    subprocess.run([sys.executable, str(script), str(before), str(after)], check=True, timeout=120)
+    return before, after
+
+
+def heaplens_cli(*args):
+    return subprocess.run([HEAPLENS, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_diff_finds_the_leak_and_exits_1(snapshots):
+    before, after = snapshots
+    r = heaplens_cli("diff", before, after)
+    assert r.returncode == 1, r.stderr
+    assert "1. __main__.Session x500" in r.stdout
+    assert "held by: module __main__ -> .__dict__['SESSIONS'] -> dict" in r.stdout
+
+
+def test_diff_of_a_snapshot_with_itself_exits_0(snapshots):
+    _, after = snapshots
+    r = heaplens_cli("diff", after, after)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "No leak suspects" in r.stdout
+
+
+def test_report_names_the_biggest_retainer(snapshots):
+    _, after = snapshots
+    r = heaplens_cli("report", after)
+    assert r.returncode == 0, r.stderr
+    assert "module __main__ -> .__dict__['SESSIONS'] -> dict" in r.stdout
+
+
+def test_export_for_chrome(snapshots, tmp_path):
+    _, after = snapshots
+    out = tmp_path / "after.heapsnapshot"
+    r = heaplens_cli("export", after, "--format", "chrome", "-o", out)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert "__main__.Session" in data["strings"]
+
+
+def test_python_m_heaplens_is_the_same_command(snapshots):
+    _, after = snapshots
+    r = subprocess.run(
+        [sys.executable, "-m", "heaplens", "report", str(after), "--limit", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("heaplens report: ")
+
+
+def test_errors_exit_2_with_a_hint(tmp_path):
+    r = heaplens_cli("report", tmp_path / "nope.hlsnap")
+    assert r.returncode == 2
+    assert "nope.hlsnap" in r.stderr and "hint:" in r.stderr
+    r = heaplens_cli("diff")
+    assert r.returncode == 2 and "Usage" in r.stderr
+    r = heaplens_cli("--version")
+    assert r.returncode == 0 and heaplens.__version__ in r.stdout

@@ -1,0 +1,74 @@
+"""Snapshot files: save, load, and export for Chrome DevTools."""
+
+import json
+import os
+
+import pytest
+
+import heaplens
+
+
+class Invoice:
+    def __init__(self, n):
+        self.n = n
+
+
+INVOICES = [Invoice(i) for i in range(50)]
+
+
+def test_a_saved_snapshot_loads_back_with_every_object_and_label(tmp_path):
+    snap = heaplens.snapshot()
+    path = tmp_path / "heap.hlsnap"
+    snap.save(path)
+    loaded = heaplens.load(path)
+    assert len(loaded) == len(snap) and loaded.edge_count == snap.edge_count
+    assert loaded.pid == os.getpid() and loaded.python_version == snap.python_version
+    node = loaded[id(INVOICES[7])]
+    assert node.type == f"{__name__}.Invoice"
+    assert str(loaded.path_to(node)) == str(snap.path_to(INVOICES[7]))
+    assert loaded.census().as_dict() == snap.census().as_dict()
+    assert os.path.getsize(path) < 10 * (len(snap) + snap.edge_count)
+
+
+def test_a_diff_of_loaded_files_finds_the_same_leak(tmp_path):
+    before = heaplens.snapshot()
+    INVOICES.extend(Invoice(i) for i in range(300))
+    after = heaplens.snapshot()
+    before.save(tmp_path / "before.hlsnap")
+    after.save(tmp_path / "after.hlsnap")
+    diff = heaplens.load(tmp_path / "after.hlsnap").diff(heaplens.load(tmp_path / "before.hlsnap"))
+    assert diff.suspects[0].entry_type == f"{__name__}.Invoice"
+    assert diff.suspects[0].entries == 300
+    del INVOICES[50:]
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        heaplens.load(tmp_path / "missing.hlsnap")
+    junk = tmp_path / "junk.hlsnap"
+    junk.write_bytes(b"definitely not a heap snapshot")
+    with pytest.raises(heaplens.SnapshotFormatError, match="junk.hlsnap"):
+        heaplens.load(junk)
+    good = tmp_path / "good.hlsnap"
+    heaplens.snapshot().save(good)
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.hlsnap"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(heaplens.SnapshotFormatError):
+        heaplens.load(truncated)
+    with pytest.raises((FileNotFoundError, PermissionError, OSError)):
+        heaplens.snapshot().save(tmp_path / "no-such-dir" / "x.hlsnap")
+
+
+def test_export_for_chrome_devtools(tmp_path):
+    snap = heaplens.snapshot()
+    path = tmp_path / "heap.heapsnapshot"
+    snap.export(path, format="chrome")
+    data = json.loads(path.read_text())
+    meta = data["snapshot"]["meta"]
+    assert len(meta["node_fields"]) == 7 and len(meta["edge_fields"]) == 3
+    assert len(data["nodes"]) == data["snapshot"]["node_count"] * 7
+    assert len(data["edges"]) == data["snapshot"]["edge_count"] * 3
+    assert f"{__name__}.Invoice" in data["strings"]
+    with pytest.raises(ValueError, match="unknown export format"):
+        snap.export(tmp_path / "x", format="graphviz")

@@ -292,6 +292,11 @@ CENSUS = "heaplens census()"
 GROWTH = "heaplens growth()"
 GROWTH_EVERY_OBJECT = "heaplens growth(gc_only=False)"
 SNAPSHOT = "heaplens snapshot()"
+ANALYSIS = "heaplens analyze() (dominators, paths)"
+SAVE = "heaplens snapshot.save()"
+LOAD = "heaplens load()"
+LOOP = "heaplens loop: 2 snapshots + diff + path"
+OBJGRAPH_LOOP = "objgraph loop: 2 growth + by_type + backref chain"
 
 
 @dataclass
@@ -399,12 +404,13 @@ def skipped(step, status):
 # ---------------------------------------------------------------------------------------------
 
 
-def ratios(rows):
+def ratios(rows, heap_facts):
     """The ratios heaplens is held to, as (name, value or None, comparison, target)."""
     by_step = {r["step"]: r for r in rows}
 
     def over(a, b):
-        x, y = by_step[a]["seconds"], by_step[b]["seconds"]
+        x = by_step.get(a, {}).get("seconds")
+        y = by_step.get(b, {}).get("seconds")
         return x / y if x is not None and y else None
 
     snap_row = by_step[SNAPSHOT]
@@ -422,6 +428,16 @@ def ratios(rows):
          None if peak is None else peak / objects, "<=", 60),
         ("snapshot kept bytes / object",
          snap_row["details"]["memory_size"] / objects, "<=", 40),
+        ("analyze() time / gc.collect time", over(ANALYSIS, GC_COLLECT), "<=", 1),
+        ("path query, ms", 1000 * by_step["path query (paths_to, after analysis)"]["seconds"],
+         "<=", 50),
+        ("retained size query, ms",
+         1000 * by_step["retained size query (after analysis)"]["seconds"], "<=", 50),
+        ("snapshot file bytes / (object + edge)",
+         heap_facts["analysis"]["file_bytes_per_unit"], "<=", 10),
+        ("save time, s", by_step[SAVE]["seconds"], "<=", 2),
+        ("load time, s", by_step[LOAD]["seconds"], "<=", 2),
+        ("objgraph loop / heaplens loop", over(OBJGRAPH_LOOP, LOOP), ">=", 10),
     ]
 
 
@@ -499,6 +515,78 @@ def print_report(result):
     print()
 
 
+LEAK_MORE = 1000  # sessions leaked between the two snapshots of the "what grew and why" loop
+
+
+def leak_more(n=LEAK_MORE):
+    """The app keeps leaking: `n` more sessions into the same store."""
+    rng = random.Random(n)
+    store = _SESSION_CACHE["sessions"][0]
+    user = _APP["users"][-1]
+    for _ in range(n):
+        token = f"sess-{rng.getrandbits(64):016x}"
+        store.by_token[token] = LeakedSession(token, user, rng.random() * 1e9)
+
+
+def analysis_rows(tmpdir):
+    """The analysis targets: analysis time, query latency, the snapshot file, and the full
+    "what grew and why" loop of heaplens against objgraph's."""
+    rows = {}
+    some_session = next(iter(_SESSION_CACHE["sessions"][0].by_token.values()))
+
+    times = []
+    for _ in range(FAST_RUNS):
+        snap = heaplens.snapshot()
+        seconds, _ = _timed(snap.analyze)
+        times.append(seconds)
+    rows[ANALYSIS] = statistics.median(times)
+    rows["path query (paths_to, after analysis)"] = statistics.median(
+        _timed(lambda: snap.paths_to(some_session))[0] for _ in range(20)
+    )
+    rows["retained size query (after analysis)"] = statistics.median(
+        _timed(lambda: snap.retained_size(some_session))[0] for _ in range(20)
+    )
+    path = Path(tmpdir) / "bench.hlsnap"
+    rows[SAVE], _ = _timed(lambda: snap.save(path))
+    file_bytes = path.stat().st_size
+    rows[LOAD], loaded = _timed(lambda: heaplens.load(path))
+    units = len(snap) + snap.edge_count
+    assert len(loaded) == len(snap)
+    del loaded, snap
+    path.unlink()
+
+    # heaplens: two snapshots, the diff, the path of the top suspect.
+    gc.collect()
+    t_before, before = _timed(heaplens.snapshot)
+    leak_more()
+    t_after, after = _timed(heaplens.snapshot)
+
+    def explain():
+        diff = after.diff(before)
+        return str(diff.suspects[0].holder_path), diff.suspects[0].entry_type
+
+    t_explain, (holder, entry) = _timed(explain)
+    rows[LOOP] = t_before + t_after + t_explain
+    loop_found = {"entry_type": entry, "holder": holder}
+    del before, after
+
+    objgraph = _peer("objgraph")
+    if objgraph is not None:
+        peaks = {}
+        t_g1, _ = _timed(lambda: objgraph.growth(peak_stats=peaks))
+        leak_more()
+        t_g2, _ = _timed(lambda: objgraph.growth(peak_stats=peaks))
+        t_by, sessions = _timed(lambda: objgraph.by_type("LeakedSession"))
+        target = sessions[-1]
+        del sessions
+        t_chain, chain = _timed(lambda: objgraph.find_backref_chain(target, objgraph.is_proper_module))
+        rows[OBJGRAPH_LOOP] = t_g1 + t_g2 + t_by + t_chain
+        loop_found["objgraph_chain_length"] = len(chain)
+        del chain, target
+    return rows, {"file_bytes": file_bytes, "file_bytes_per_unit": file_bytes / units,
+                  "loop": loop_found}
+
+
 def child(n_objects, slow_peers):
     """Builds the heap, measures every step, prints the report and writes the JSON."""
     gc.disable()
@@ -529,6 +617,14 @@ def child(n_objects, slow_peers):
             rows.append(skipped(step, "not installed"))
         else:
             rows.append(measure(step, resettable))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        analysis_seconds, analysis_facts = analysis_rows(tmpdir)
+    for name, seconds in analysis_seconds.items():
+        rows.append({"step": name, "status": "ok", "runs": 1, "seconds": seconds,
+                     "all_seconds": [seconds], "extra_peak_bytes": None, "details": None})
+    heap["analysis"] = analysis_facts
     result = {
         "machine": machine_facts(),
         "peak_resets": resettable,
@@ -537,7 +633,7 @@ def child(n_objects, slow_peers):
         "ratios": [
             {"name": name, "value": value, "op": op, "target": target,
              "verdict": verdict(value, op, target)}
-            for name, value, op, target in ratios(rows)
+            for name, value, op, target in ratios(rows, heap)
         ],
     }
     print_report(result)

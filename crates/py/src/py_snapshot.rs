@@ -10,7 +10,10 @@ use crate::errors::capture_error;
 use crate::py_analysis::{PyRetainingPath, PySnapshotDiff};
 use crate::py_census::PyCensus;
 use heaplens_core::analysis::diff::{diff, DiffOptions};
-use heaplens_core::analysis::{report, Analysis};
+use heaplens_core::analysis::dominators::{find_garbage_entries, Dominators};
+use heaplens_core::analysis::paths::RetainingPaths;
+use heaplens_core::analysis::report;
+use heaplens_core::analysis::reverse::StrongPredecessors;
 use heaplens_core::census::Census;
 use heaplens_core::graph::{Graph, NodeFlags, NodeId};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
@@ -18,28 +21,66 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyInt};
 use std::sync::{Arc, OnceLock};
 
-/// A graph and, once computed, its analysis.
+/// A graph and, once computed, the parts of its analysis: each is computed on first use,
+/// without holding the GIL, and only when needed (a diff needs retaining paths, not the
+/// dominator tree).
 pub struct SnapshotData {
     pub graph: Graph,
-    analysis: OnceLock<Analysis>,
+    dominators: OnceLock<Dominators>,
+    paths: OnceLock<RetainingPaths>,
+    predecessors: OnceLock<StrongPredecessors>,
+}
+
+/// `cell`'s value, computing it with `make` (GIL released) the first time.
+fn lazily<'a, T: Send>(
+    py: Python<'_>,
+    cell: &'a OnceLock<T>,
+    make: impl FnOnce() -> T + Send,
+) -> &'a T {
+    if let Some(v) = cell.get() {
+        return v;
+    }
+    let v = py.detach(make);
+    let _ = cell.set(v);
+    cell.get().expect("just set")
 }
 
 impl SnapshotData {
     pub fn new(graph: Graph) -> Arc<SnapshotData> {
         Arc::new(SnapshotData {
             graph,
-            analysis: OnceLock::new(),
+            dominators: OnceLock::new(),
+            paths: OnceLock::new(),
+            predecessors: OnceLock::new(),
         })
     }
 
-    /// The analysis, computed on first use without holding the GIL.
-    pub fn analysis(&self, py: Python<'_>) -> &Analysis {
-        if let Some(a) = self.analysis.get() {
-            return a;
-        }
-        let computed = py.detach(|| Analysis::compute(&self.graph));
-        let _ = self.analysis.set(computed);
-        self.analysis.get().expect("just set")
+    pub fn dominators(&self, py: Python<'_>) -> &Dominators {
+        lazily(py, &self.dominators, || Dominators::compute(&self.graph))
+    }
+
+    pub fn paths(&self, py: Python<'_>) -> &RetainingPaths {
+        let garbage = self.dominators.get().map(|d| d.garbage_entries().to_vec());
+        lazily(py, &self.paths, || {
+            let garbage = garbage.unwrap_or_else(|| find_garbage_entries(&self.graph));
+            RetainingPaths::compute(&self.graph, &garbage)
+        })
+    }
+
+    pub fn predecessors(&self, py: Python<'_>) -> &StrongPredecessors {
+        lazily(py, &self.predecessors, || {
+            StrongPredecessors::build(&self.graph)
+        })
+    }
+
+    /// Bytes held by the computed parts of the analysis.
+    fn analysis_bytes(&self) -> usize {
+        self.dominators.get().map_or(0, Dominators::heap_bytes)
+            + self.paths.get().map_or(0, RetainingPaths::heap_bytes)
+            + self
+                .predecessors
+                .get()
+                .map_or(0, StrongPredecessors::heap_bytes)
     }
 }
 
@@ -146,7 +187,7 @@ impl PySnapshot {
     /// Bytes of memory the snapshot itself uses (and its analysis, once computed).
     #[getter]
     fn memory_size(&self) -> usize {
-        self.data.graph.heap_bytes() + self.data.analysis.get().map_or(0, Analysis::heap_bytes)
+        self.data.graph.heap_bytes() + self.data.analysis_bytes()
     }
 
     /// The census of the snapshot: every object, unreachable garbage included.
@@ -230,6 +271,14 @@ impl PySnapshot {
             .collect()
     }
 
+    /// Computes the analysis (dominator tree, retained sizes, retaining paths) now rather than
+    /// on the first query that needs it. The GIL is released while it runs.
+    fn analyze(&self, py: Python<'_>) {
+        self.data.dominators(py);
+        self.data.paths(py);
+        self.data.predecessors(py);
+    }
+
     /// Why ``obj`` is alive: up to ``k`` distinct retaining paths from the roots, shortest
     /// first, each labelled hop by hop (``module app -> .__dict__['CACHE'] -> dict['k'] ->
     /// list[3] -> app.Order``). Weak references are never followed.
@@ -241,10 +290,9 @@ impl PySnapshot {
         k: usize,
     ) -> PyResult<Vec<PyRetainingPath>> {
         let node = self.node_of(obj)?;
-        let analysis = self.data.analysis(py);
-        Ok(analysis
-            .paths
-            .paths(&self.data.graph, &analysis.predecessors, node, k)
+        let (paths, preds) = (self.data.paths(py), self.data.predecessors(py));
+        Ok(paths
+            .paths(&self.data.graph, preds, node, k)
             .into_iter()
             .map(|p| PyRetainingPath::new(&self.data, p))
             .collect())
@@ -253,9 +301,9 @@ impl PySnapshot {
     /// The shortest retaining path to ``obj``, or None for the root itself.
     fn path_to(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Option<PyRetainingPath>> {
         let node = self.node_of(obj)?;
-        let analysis = self.data.analysis(py);
-        Ok(analysis
-            .paths
+        Ok(self
+            .data
+            .paths(py)
             .path(&self.data.graph, node)
             .map(|p| PyRetainingPath::new(&self.data, p)))
     }
@@ -264,7 +312,7 @@ impl PySnapshot {
     /// keeps alive (the objects it dominates).
     fn retained_size(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
         let node = self.node_of(obj)?;
-        Ok(self.data.analysis(py).dominators.retained_size(node))
+        Ok(self.data.dominators(py).retained_size(node))
     }
 
     /// The ``limit`` objects that keep the most memory alive, as ``(object, retained size)``,
@@ -273,12 +321,11 @@ impl PySnapshot {
     #[pyo3(signature = (limit=10))]
     fn top_retainers(&self, py: Python<'_>, limit: usize) -> Vec<(PySnapshotObject, u64)> {
         let g = &self.data.graph;
-        let analysis = self.data.analysis(py);
-        analysis
-            .dominators
-            .top_retainers(g, limit, |v| report::is_infrastructure(g, analysis, v))
+        let (dominators, paths) = (self.data.dominators(py), self.data.paths(py));
+        dominators
+            .top_retainers(g, limit, |v| report::is_infrastructure(g, paths, v))
             .into_iter()
-            .map(|v| (view(&self.data, v), analysis.dominators.retained_size(v)))
+            .map(|v| (view(&self.data, v), dominators.retained_size(v)))
             .collect()
     }
 
@@ -295,20 +342,13 @@ impl PySnapshot {
         min_size: u64,
         limit: usize,
     ) -> PySnapshotDiff {
-        let analysis = self.data.analysis(py);
+        let paths = self.data.paths(py);
         let options = DiffOptions {
             min_objects,
             min_bytes: min_size,
             max_suspects: limit,
         };
-        let result = py.detach(|| {
-            diff(
-                &before.data.graph,
-                &self.data.graph,
-                &analysis.paths,
-                options,
-            )
-        });
+        let result = py.detach(|| diff(&before.data.graph, &self.data.graph, paths, options));
         PySnapshotDiff::new(&before.data, &self.data, result)
     }
 
@@ -325,7 +365,7 @@ impl PySnapshot {
     ) -> PyResult<Vec<(u64, i64)>> {
         let start = self.node_of(obj)?;
         let g = &self.data.graph;
-        let preds = &self.data.analysis(py).predecessors;
+        let preds = self.data.predecessors(py);
         let ignore: std::collections::HashSet<u64> = ignore.into_iter().collect();
         let mut seen = std::collections::HashSet::from([start]);
         let mut out: Vec<(u64, i64)> = vec![(g.addr(start), -1)];
@@ -386,8 +426,8 @@ impl PySnapshot {
     /// A readable summary: biggest types, biggest retainers with their paths, garbage.
     #[pyo3(signature = (limit=10))]
     fn report(&self, py: Python<'_>, limit: usize) -> String {
-        let analysis = self.data.analysis(py);
-        report::snapshot_report(&self.data.graph, analysis, limit)
+        let (dominators, paths) = (self.data.dominators(py), self.data.paths(py));
+        report::snapshot_report(&self.data.graph, dominators, paths, limit)
     }
 
     fn __repr__(&self) -> String {
@@ -475,15 +515,14 @@ impl PySnapshotObject {
     /// The bytes freeing this object would free (see :meth:`Snapshot.retained_size`).
     #[getter]
     fn retained_size(&self, py: Python<'_>) -> u64 {
-        self.data.analysis(py).dominators.retained_size(self.node)
+        self.data.dominators(py).retained_size(self.node)
     }
 
     /// The shortest retaining path to this object, or None for the root.
     #[getter]
     fn path(&self, py: Python<'_>) -> Option<PyRetainingPath> {
         self.data
-            .analysis(py)
-            .paths
+            .paths(py)
             .path(&self.data.graph, self.node)
             .map(|p| PyRetainingPath::new(&self.data, p))
     }

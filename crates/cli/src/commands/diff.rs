@@ -1,9 +1,11 @@
 //! `heaplens diff`: what grew between two snapshots, and what holds it.
 
-use super::{analyse, load};
+use super::load;
 use crate::progress::Progress;
 use anyhow::{bail, Result};
 use heaplens_core::analysis::diff::{diff, DiffOptions};
+use heaplens_core::analysis::dominators::find_garbage_entries;
+use heaplens_core::analysis::paths::RetainingPaths;
 use heaplens_core::analysis::report;
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,15 +44,15 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
             after.meta().pid
         );
     }
-    let analysis = analyse(&after, progress);
+    let paths = progress.step("finding retaining paths", || {
+        RetainingPaths::compute(&after, &find_garbage_entries(&after))
+    });
     let options = DiffOptions {
         min_objects: args.min_objects,
         min_bytes: args.min_size,
         max_suspects: args.limit,
     };
-    let result = progress.step("comparing", || {
-        diff(&before, &after, &analysis.paths, options)
-    });
+    let result = progress.step("comparing", || diff(&before, &after, &paths, options));
     out.write_all(report::diff_report(&before, &after, &result, args.limit).as_bytes())?;
     Ok(if result.suspects.is_empty() {
         crate::OK

@@ -21,6 +21,7 @@ pub struct Args {
 pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32> {
     let graph = load(&args.snapshot, progress)?;
     let analysis = analyse(&graph, progress);
-    out.write_all(report::snapshot_report(&graph, &analysis, args.limit).as_bytes())?;
+    let text = report::snapshot_report(&graph, &analysis.dominators, &analysis.paths, args.limit);
+    out.write_all(text.as_bytes())?;
     Ok(crate::OK)
 }

@@ -21,6 +21,7 @@ use super::paths::{Path, RetainingPaths};
 use crate::census::{Census, TypeDelta};
 use crate::graph::{Graph, NodeFlags, NodeId};
 use crate::label::LabelKind;
+use crate::reach::NodeSet;
 use hashbrown::HashMap;
 
 const NONE: u32 = u32::MAX;
@@ -113,6 +114,78 @@ struct Group {
     bytes: u64,
 }
 
+/// Sorts by the 64-bit key, least significant digit first, 11 bits at a time, over the bits that
+/// vary (object addresses share their high bits and their low four are zero). Linear time: the
+/// diff sorts millions of addresses, where a comparison sort would dominate.
+fn radix_sort<T: Copy + Default>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
+    const BITS: u32 = 11;
+    let Some(first) = items.first().map(&key) else {
+        return;
+    };
+    let varying = items
+        .iter()
+        .fold(0u64, |acc, item| acc | (key(item) ^ first));
+    if varying == 0 {
+        return;
+    }
+    let (low, high) = (varying.trailing_zeros(), 64 - varying.leading_zeros());
+    let mut buffer = vec![T::default(); items.len()];
+    let mut shift = low;
+    while shift < high {
+        let digit = |item: &T| ((key(item) >> shift) & ((1 << BITS) - 1)) as usize;
+        let mut starts = vec![0usize; 1 << BITS];
+        for item in items.iter() {
+            starts[digit(item)] += 1;
+        }
+        let mut sum = 0;
+        for s in starts.iter_mut() {
+            (*s, sum) = (sum, sum + *s);
+        }
+        for item in items.iter() {
+            let d = digit(item);
+            buffer[starts[d]] = *item;
+            starts[d] += 1;
+        }
+        std::mem::swap(items, &mut buffer);
+        shift += BITS;
+    }
+}
+
+/// The objects of `after` that `before` does not have (same address, same type name), found by
+/// merging the two graphs' objects sorted by address.
+fn new_objects(
+    before: &Graph,
+    before_names: &[u32],
+    after: &Graph,
+    after_names: &[u32],
+) -> NodeSet {
+    let real = |g: &Graph, v: NodeId| !g.flags(v).contains(NodeFlags::SYNTHETIC);
+    let mut old: Vec<(u64, u32)> = (0..before.node_count() as NodeId)
+        .filter(|&v| real(before, v))
+        .map(|v| (before.addr(v), before_names[before.type_id(v).0 as usize]))
+        .collect();
+    radix_sort(&mut old, |p| p.0);
+    let mut now: Vec<(u64, NodeId)> = (0..after.node_count() as NodeId)
+        .filter(|&v| real(after, v))
+        .map(|v| (after.addr(v), v))
+        .collect();
+    radix_sort(&mut now, |p| p.0);
+    let mut new = NodeSet::new(after.node_count());
+    let mut i = 0;
+    for &(addr, v) in &now {
+        while i < old.len() && old[i].0 < addr {
+            i += 1;
+        }
+        let same = i < old.len()
+            && old[i].0 == addr
+            && old[i].1 == after_names[after.type_id(v).0 as usize];
+        if !same {
+            new.insert(v);
+        }
+    }
+    new
+}
+
 /// Compares `before` and `after` (two snapshots of one process; `paths` are `after`'s).
 pub fn diff(
     before: &Graph,
@@ -140,15 +213,8 @@ pub fn diff(
     let before_names = name_index(before);
     let after_names = name_index(after);
     let after_name = |v: NodeId| after_names[after.type_id(v).0 as usize];
-    let is_new = |v: NodeId| -> bool {
-        if after.flags(v).contains(NodeFlags::SYNTHETIC) {
-            return false;
-        }
-        match before.node_by_addr(after.addr(v)) {
-            Some(b) => before_names[before.type_id(b).0 as usize] != after_name(v),
-            None => true,
-        }
-    };
+    let new = new_objects(before, &before_names, after, &after_names);
+    let is_new = |v: NodeId| new.contains(v);
 
     // Attribute each new object to the nearest old node above it on its shortest path (its
     // group), counting for every node how many new objects it holds directly. Parents come first
@@ -306,7 +372,7 @@ pub fn diff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::dominators::Dominators;
+    use crate::analysis::dominators::find_garbage_entries;
     use crate::graph::{GraphBuilder, NodeFlags};
     use crate::label::Label;
     use crate::reach;
@@ -388,8 +454,7 @@ mod tests {
     }
 
     fn diff_of(before: &Graph, after: &Graph, options: DiffOptions) -> SnapshotDiff {
-        let d = Dominators::compute(after);
-        let p = RetainingPaths::compute(after, &d);
+        let p = RetainingPaths::compute(after, &find_garbage_entries(after));
         diff(before, after, &p, options)
     }
 
@@ -504,6 +569,20 @@ mod tests {
             "module app -> .__dict__['CACHE'] -> dict['batch'] -> list"
         );
         assert_eq!(s.sample_label, "[0]");
+    }
+
+    #[test]
+    fn radix_sort_sorts_addresses() {
+        let mut v: Vec<(u64, u32)> = (0..10_000u32)
+            .map(|i| ((i as u64 * 7919 % 10_007) << 4 | 0x7f00_0000_0000, i))
+            .collect();
+        let mut expected = v.clone();
+        expected.sort_by_key(|p| p.0);
+        radix_sort(&mut v, |p| p.0);
+        assert_eq!(v, expected);
+        let mut same = vec![(5u64, 1u32), (5, 2)];
+        radix_sort(&mut same, |p| p.0);
+        assert_eq!(same, vec![(5, 1), (5, 2)]);
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl Dominators {
         let super_root = n as u32;
         let garbage_root = n as u32 + 1;
         let total = n + 2;
-        let garbage_entries = garbage_entries(graph);
+        let garbage_entries = find_garbage_entries(graph);
 
         // Successors of the flow graph, by position: the snapshot's edges (weak ones are
         // skipped by the caller), plus the virtual edges.
@@ -283,7 +283,7 @@ impl Dominators {
 
 /// Entry points of the garbage: unreachable objects no other unreachable object refers to, then
 /// one object of each cycle of garbage not reachable from those (lowest id first), sorted.
-fn garbage_entries(graph: &Graph) -> Vec<NodeId> {
+pub fn find_garbage_entries(graph: &Graph) -> Vec<NodeId> {
     let n = graph.node_count();
     let is_garbage = |v: NodeId| graph.flags(v).contains(NodeFlags::UNREACHABLE);
     let garbage: Vec<NodeId> = (0..n as NodeId).filter(|&v| is_garbage(v)).collect();

@@ -24,7 +24,7 @@ pub struct Analysis {
 impl Analysis {
     pub fn compute(graph: &Graph) -> Analysis {
         let dominators = dominators::Dominators::compute(graph);
-        let paths = paths::RetainingPaths::compute(graph, &dominators);
+        let paths = paths::RetainingPaths::compute(graph, dominators.garbage_entries());
         let predecessors = reverse::StrongPredecessors::build(graph);
         Analysis {
             dominators,

@@ -12,8 +12,9 @@
 //! objects referenced from outside the heap (a C reference says little about a leak), then the
 //! entry points of cyclic garbage, so an object gets a module path whenever it has one, even a
 //! longer one. Weak references are never followed.
+//!
+//! [`find_garbage_entries`]: super::dominators::find_garbage_entries
 
-use super::dominators::Dominators;
 use super::reverse::StrongPredecessors;
 use crate::graph::{Graph, NodeFlags, NodeId};
 use crate::label::{quote, LabelKind};
@@ -80,8 +81,8 @@ pub struct RetainingPaths {
 
 impl RetainingPaths {
     /// Searches `graph` from its roots (modules and threads, then external references, then the
-    /// garbage entries of `dominators`).
-    pub fn compute(graph: &Graph, dominators: &Dominators) -> RetainingPaths {
+    /// entry points of cyclic garbage, from [`find_garbage_entries`]).
+    pub fn compute(graph: &Graph, garbage_entries: &[NodeId]) -> RetainingPaths {
         let n = graph.node_count();
         let root = graph.root();
         let mut via = vec![NONE; n];
@@ -133,7 +134,7 @@ impl RetainingPaths {
             &mut order,
         );
         search(
-            &mut dominators.garbage_entries().iter().map(|&v| (v, None)),
+            &mut garbage_entries.iter().map(|&v| (v, None)),
             &mut via,
             &mut start,
             &mut order,
@@ -324,6 +325,7 @@ fn render(graph: &Graph, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::dominators::find_garbage_entries;
     use crate::graph::{GraphBuilder, NodeFlags};
     use crate::label::Label;
     use crate::reach;
@@ -407,8 +409,7 @@ mod tests {
     }
 
     fn analysed(h: &Heap) -> RetainingPaths {
-        let d = Dominators::compute(&h.graph);
-        RetainingPaths::compute(&h.graph, &d)
+        RetainingPaths::compute(&h.graph, &find_garbage_entries(&h.graph))
     }
 
     #[test]
@@ -459,8 +460,7 @@ mod tests {
     #[test]
     fn k_paths_are_distinct_and_shortest_first() {
         let h = heap();
-        let d = Dominators::compute(&h.graph);
-        let p = RetainingPaths::compute(&h.graph, &d);
+        let p = analysed(&h);
         let preds = StrongPredecessors::build(&h.graph);
         let paths: Vec<String> = p
             .paths(&h.graph, &preds, h.order_a, 3)

@@ -6,7 +6,8 @@
 //! [`crate::label::quote`] where they appear in paths, and the text is never interpreted.
 
 use super::diff::{Holder, SnapshotDiff};
-use super::Analysis;
+use super::dominators::Dominators;
+use super::paths::RetainingPaths;
 use crate::census::Census;
 use crate::graph::{Graph, NodeFlags, NodeId};
 use crate::label::LabelKind;
@@ -54,12 +55,12 @@ fn signed_bytes(n: i64) -> String {
 /// Whether `v` is interpreter infrastructure rather than data: modules, classes, the dicts
 /// that are their `__dict__`, synthetic nodes. The biggest-retainer list leaves them out: a
 /// module retaining its globals says nothing.
-pub fn is_infrastructure(graph: &Graph, analysis: &Analysis, v: NodeId) -> bool {
+pub fn is_infrastructure(graph: &Graph, paths: &RetainingPaths, v: NodeId) -> bool {
     let flags = graph.flags(v);
     if flags.intersects(NodeFlags::SYNTHETIC | NodeFlags::MODULE | NodeFlags::TYPE) {
         return true;
     }
-    match analysis.paths.parent(graph, v) {
+    match paths.parent(graph, v) {
         Some(p)
             if graph
                 .flags(p)
@@ -89,7 +90,12 @@ fn header(graph: &Graph) -> String {
 }
 
 /// The summary of one snapshot.
-pub fn snapshot_report(graph: &Graph, analysis: &Analysis, limit: usize) -> String {
+pub fn snapshot_report(
+    graph: &Graph,
+    dominators: &Dominators,
+    paths: &RetainingPaths,
+    limit: usize,
+) -> String {
     let mut out = String::new();
     let census = Census::from_graph(graph);
     let _ = writeln!(out, "heaplens report: {}\n", header(graph));
@@ -116,20 +122,17 @@ pub fn snapshot_report(graph: &Graph, analysis: &Analysis, limit: usize) -> Stri
         out,
         "\nBiggest retainers (retained size: what freeing the object would free)"
     );
-    let top = analysis
-        .dominators
-        .top_retainers(graph, limit, |v| is_infrastructure(graph, analysis, v));
+    let top = dominators.top_retainers(graph, limit, |v| is_infrastructure(graph, paths, v));
     for v in top {
-        let path = analysis
-            .paths
+        let path = paths
             .path(graph, v)
             .map(|p| p.render(graph))
             .unwrap_or_else(|| super::paths::display(graph, v));
         let _ = writeln!(
             out,
             "  {:>10}  {:>10} objects  {path}",
-            bytes(analysis.dominators.retained_size(v)),
-            count(analysis.dominators.retained_count(v)),
+            bytes(dominators.retained_size(v)),
+            count(dominators.retained_count(v)),
         );
     }
 
@@ -150,14 +153,14 @@ pub fn snapshot_report(graph: &Graph, analysis: &Analysis, limit: usize) -> Stri
             count(garbage.len() as u64),
             bytes(total)
         );
-        let mut entries = analysis.dominators.garbage_entries().to_vec();
-        entries.sort_by_key(|&v| std::cmp::Reverse(analysis.dominators.retained_size(v)));
+        let mut entries = dominators.garbage_entries().to_vec();
+        entries.sort_by_key(|&v| std::cmp::Reverse(dominators.retained_size(v)));
         for &v in entries.iter().take(limit.min(5)) {
             let _ = writeln!(
                 out,
                 "  {:>10}  {:>10} objects  {}",
-                bytes(analysis.dominators.retained_size(v)),
-                count(analysis.dominators.retained_count(v)),
+                bytes(dominators.retained_size(v)),
+                count(dominators.retained_count(v)),
                 super::paths::display(graph, v)
             );
         }

@@ -5,8 +5,9 @@ caches every session it sees in a module-level dict and never evicts anything. h
 
 1. process memory growing (``heaplens.memory()``);
 2. which types grow after every batch (``heaplens.show_growth()``, objgraph's call);
-3. what grew over the whole run, every object counted (``census().diff()``);
-4. what holds one of the leaked objects (``heaplens.snapshot()``: referrers with labels).
+3. what grew between two snapshots and what holds it: the leak suspects
+   (``after.diff(before)``);
+4. why one leaked object is alive: its retaining path from the roots (``paths_to``).
 """
 
 import random
@@ -56,36 +57,25 @@ def mib(n):
 def main():
     random.seed(7)
     heaplens.growth()  # the first call records peaks; later calls show what grew past them
-    start = heaplens.census()
     start_rss = heaplens.memory().rss
+    serve(500)
+    before = heaplens.snapshot()
     for batch in range(1, 4):
         serve(2000)
         print(f"after batch {batch}: rss {mib(heaplens.memory().rss)}; types that grew:")
         heaplens.show_growth(limit=4)
         print()
+    print(f"rss grew by {mib(heaplens.memory().rss - start_rss)} over the run.\n")
 
-    print(f"rss grew by {mib(heaplens.memory().rss - start_rss)} over the run.")
-    print("every object counted, largest growth first:")
-    for name, count, delta, size_delta in heaplens.census().diff(start)[:6]:
-        print(f"  {name:<30} {count:>8} {delta:>+8} objects {size_delta:>+10} bytes")
-    print()
+    after = heaplens.snapshot()
+    print(after.diff(before, limit=3))
 
-    snap = heaplens.snapshot()
     leaked = next(iter(_SESSIONS.values()))
-    node = snap.object(leaked)
-    print(f"one leaked object: {node.type} ({node.size} bytes), held by:")
-    for _ in range(4):
-        # Prefer the module over the functions that share its globals. (Shortest retaining
-        # paths from the roots are the analysis layer's job; this only follows referrers.)
-        label, holder = min(
-            node.referrers, key=lambda r: ("module" not in r[1].flags, r[1].type == "function")
-        )
-        print(f"  {holder.type} via {label}")
-        node = holder
-        if "module" in node.flags:
-            root = next(label for label, obj in snap.roots() if obj == node)
-            print(f"  ... which is {root}")
-            break
+    (path,) = after.paths_to(leaked)
+    print("why one leaked Session is alive:")
+    print(f"  {path}")
+    print(f"it keeps {after.retained_size(leaked)} bytes alive; the cache keeps "
+          f"{mib(after.retained_size(_SESSIONS))}.")
 
 
 if __name__ == "__main__":

@@ -1,1 +1,0 @@
-//! The `.hlsnap` snapshot file format (being written).

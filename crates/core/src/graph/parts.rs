@@ -1,0 +1,148 @@
+//! A graph's arrays as plain data, for the snapshot file format, and the checks that make a
+//! graph from untrusted arrays safe to use.
+
+use super::{Graph, NodeId, SnapshotMeta, SIZE_IN_SIDE_TABLE, TYPE_MASK};
+use crate::error::{Error, Result};
+use crate::label::Label;
+use crate::strings::{StringId, StringTable};
+use crate::types::TypeTable;
+use hashbrown::HashMap;
+use std::sync::OnceLock;
+
+/// The arrays of a [`Graph`], as plain data: what the snapshot file format reads and writes.
+/// [`Graph::from_parts`] checks every invariant, so parts read from an untrusted file cannot
+/// produce a graph that panics later.
+#[derive(Clone, Debug, Default)]
+pub struct GraphParts {
+    /// Object address per node (0 for synthetic nodes).
+    pub addrs: Vec<u64>,
+    /// Per node: type id in the low 24 bits, [`NodeFlags`] in the high 8.
+    pub type_and_flags: Vec<u32>,
+    /// Per node: shallow size, or `u16::MAX` when the size is in `big_sizes`.
+    pub sizes: Vec<u16>,
+    /// Sizes of 65535 bytes and more.
+    pub big_sizes: Vec<(NodeId, u64)>,
+    /// CSR offsets: `nodes + 1` entries, from 0, non-decreasing, ending at the edge count.
+    pub offsets: Vec<u32>,
+    pub targets: Vec<NodeId>,
+    pub labels: Vec<Label>,
+    /// Names of synthetic nodes.
+    pub names: Vec<(NodeId, StringId)>,
+    pub strings: StringTable,
+    pub types: TypeTable,
+    pub root: NodeId,
+    pub meta: SnapshotMeta,
+}
+
+impl Graph {
+    /// The graph's arrays, for serialisation.
+    pub fn into_parts(self) -> GraphParts {
+        let mut big_sizes: Vec<(NodeId, u64)> = self.big_sizes.into_iter().collect();
+        big_sizes.sort_unstable();
+        let mut names: Vec<(NodeId, StringId)> = self.names.into_iter().collect();
+        names.sort_unstable();
+        GraphParts {
+            addrs: self.addrs,
+            type_and_flags: self.type_and_flags,
+            sizes: self.sizes,
+            big_sizes,
+            offsets: self.offsets,
+            targets: self.targets,
+            labels: self.labels,
+            names,
+            strings: self.strings,
+            types: self.types,
+            root: self.root,
+            meta: self.meta,
+        }
+    }
+
+    /// A graph from its arrays, after checking every invariant the accessors rely on.
+    pub fn from_parts(p: GraphParts) -> Result<Graph> {
+        let bad = |why: String| Err(Error::InvalidGraph(why));
+        let n = p.addrs.len();
+        if n >= NodeId::MAX as usize {
+            return bad(format!("{n} nodes is more than a graph holds"));
+        }
+        if p.type_and_flags.len() != n || p.sizes.len() != n {
+            return bad(format!(
+                "{n} addresses but {} types and {} sizes",
+                p.type_and_flags.len(),
+                p.sizes.len()
+            ));
+        }
+        if p.offsets.len() != n + 1 || p.offsets.first() != Some(&0) {
+            return bad(format!("{} offsets for {n} nodes", p.offsets.len()));
+        }
+        if p.offsets.windows(2).any(|w| w[0] > w[1]) {
+            return bad("edge offsets decrease".into());
+        }
+        let edges = p.targets.len();
+        if p.labels.len() != edges || p.offsets[n] as usize != edges {
+            return bad(format!(
+                "{edges} targets, {} labels, offsets end at {}",
+                p.labels.len(),
+                p.offsets[n]
+            ));
+        }
+        if let Some(t) = p.targets.iter().find(|&&t| t as usize >= n) {
+            return bad(format!("an edge points at node {t} of {n}"));
+        }
+        let n_types = p.types.len() as u32;
+        if let Some(i) = p
+            .type_and_flags
+            .iter()
+            .position(|&tf| tf & TYPE_MASK >= n_types)
+        {
+            return bad(format!("node {i} has an unknown type"));
+        }
+        let n_strings = p.strings.len() as u32;
+        for (_, t) in p.types.iter() {
+            if [t.module, t.name, t.qualname]
+                .iter()
+                .any(|s| s.0 >= n_strings)
+            {
+                return bad("a type names an unknown string".into());
+            }
+        }
+        if let Some(l) = p
+            .labels
+            .iter()
+            .find(|l| l.name().is_some_and(|s| s.0 >= n_strings))
+        {
+            return bad(format!("label {:#x} names an unknown string", l.0));
+        }
+        let mut big_sizes = HashMap::with_capacity(p.big_sizes.len());
+        for &(node, size) in &p.big_sizes {
+            if node as usize >= n || p.sizes[node as usize] != SIZE_IN_SIDE_TABLE {
+                return bad(format!("a large size for node {node}, which has none"));
+            }
+            big_sizes.insert(node, size);
+        }
+        let mut names = HashMap::with_capacity(p.names.len());
+        for &(node, name) in &p.names {
+            if node as usize >= n || name.0 >= n_strings {
+                return bad(format!("a name for node {node} of {n}"));
+            }
+            names.insert(node, name);
+        }
+        if p.root as usize >= n {
+            return bad(format!("the root is node {} of {n}", p.root));
+        }
+        Ok(Graph {
+            addrs: p.addrs,
+            type_and_flags: p.type_and_flags,
+            sizes: p.sizes,
+            big_sizes,
+            offsets: p.offsets,
+            targets: p.targets,
+            labels: p.labels,
+            names,
+            strings: p.strings,
+            types: p.types,
+            root: p.root,
+            meta: p.meta,
+            by_addr: OnceLock::new(),
+        })
+    }
+}

@@ -107,23 +107,7 @@ mod tests {
 
     #[test]
     fn a_million_deep_chain_does_not_overflow_the_stack() {
-        let n = 1_000_000u32;
-        let mut b = GraphBuilder::with_capacity(n as usize + 1, n as usize);
-        let t = b.intern_type("builtins", "list", "list");
-        for i in 0..n {
-            b.add_node(0x1000 + i as u64 * 16);
-        }
-        for i in 0..n {
-            b.set_node(i, t, 64, NodeFlags::GC_TRACKED);
-            if i + 1 < n {
-                b.push_edge(i + 1, Label::index(0));
-            }
-            b.end_node();
-        }
-        b.add_root_node();
-        b.push_edge(0, Label::root_external());
-        b.end_node();
-        let mut g = b.finish().unwrap();
+        let mut g = crate::graph::tests::chain(1_000_000, 64);
         assert_eq!(mark_unreachable(&mut g), 0);
     }
 }

@@ -475,22 +475,7 @@ mod tests {
     #[test]
     fn a_million_long_chain_needs_no_recursion() {
         let n = 1_000_000u32;
-        let mut b = GraphBuilder::with_capacity(n as usize + 1, n as usize);
-        let t = b.intern_type("builtins", "list", "list");
-        for i in 0..n {
-            b.add_node(0x1000 + i as u64 * 16);
-        }
-        for i in 0..n {
-            b.set_node(i, t, 8, NodeFlags::GC_TRACKED);
-            if i + 1 < n {
-                b.push_edge(i + 1, Label::index(0));
-            }
-            b.end_node();
-        }
-        b.add_root_node();
-        b.push_edge(0, Label::root_external());
-        b.end_node();
-        let g = b.finish().unwrap();
+        let g = crate::graph::tests::chain(n, 8);
         let d = Dominators::compute(&g);
         assert_eq!(d.retained_size(0), 8 * n as u64);
         assert_eq!(d.idom(n - 1), Some(n - 2));

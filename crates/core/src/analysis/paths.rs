@@ -412,47 +412,35 @@ mod tests {
         RetainingPaths::compute(&h.graph, &find_garbage_entries(&h.graph))
     }
 
+    fn rendered(h: &Heap, target: NodeId) -> String {
+        analysed(h).path(&h.graph, target).unwrap().render(&h.graph)
+    }
+
     #[test]
     fn a_module_global_leak_reads_like_the_code_that_holds_it() {
+        // order_b is also an external root (one hop), but module paths come first.
         let h = heap();
-        let p = analysed(&h);
-        let path = p.path(&h.graph, h.order_b).unwrap();
         assert_eq!(
-            path.render(&h.graph),
+            rendered(&h, h.order_b),
             "module app -> .__dict__['CACHE'] -> dict['k'] -> list[1] -> app.Order"
         );
-        assert_eq!(path.len(), 5);
+        assert_eq!(analysed(&h).path(&h.graph, h.order_b).unwrap().len(), 5);
     }
 
     #[test]
     fn the_shortest_path_wins_between_modules_and_threads() {
         let h = heap();
-        let p = analysed(&h);
-        let path = p.path(&h.graph, h.order_a).unwrap();
         assert_eq!(
-            path.render(&h.graph),
+            rendered(&h, h.order_a),
             "thread 'worker' -> frame run (app.py:12) -> local 'items' -> list[0] -> app.Order"
-        );
-    }
-
-    #[test]
-    fn module_paths_win_over_shorter_external_ones() {
-        let h = heap();
-        let p = analysed(&h);
-        let path = p.path(&h.graph, h.order_b).unwrap();
-        assert_eq!(
-            path.render(&h.graph),
-            "module app -> .__dict__['CACHE'] -> dict['k'] -> list[1] -> app.Order"
         );
     }
 
     #[test]
     fn a_thread_local_names_its_thread_frame_and_variable() {
         let h = heap();
-        let p = analysed(&h);
-        let path = p.path(&h.graph, h.local_list).unwrap();
         assert_eq!(
-            path.render(&h.graph),
+            rendered(&h, h.local_list),
             "thread 'worker' -> frame run (app.py:12) -> local 'items' -> list"
         );
     }

@@ -337,6 +337,27 @@ pub(crate) mod tests {
         b.finish().unwrap()
     }
 
+    /// A linked list of `n` objects of `size` bytes each (node i refers to i + 1), held by the
+    /// root through node 0: deep enough to overflow any recursive walk.
+    pub(crate) fn chain(n: u32, size: u64) -> Graph {
+        let mut b = GraphBuilder::with_capacity(n as usize + 1, n as usize);
+        let t = b.intern_type("builtins", "list", "list");
+        for i in 0..n {
+            b.add_node(0x1000 + i as u64 * 16);
+        }
+        for i in 0..n {
+            b.set_node(i, t, size, NodeFlags::GC_TRACKED);
+            if i + 1 < n {
+                b.push_edge(i + 1, Label::index(0));
+            }
+            b.end_node();
+        }
+        b.add_root_node();
+        b.push_edge(0, Label::root_external());
+        b.end_node();
+        b.finish().unwrap()
+    }
+
     #[test]
     fn nodes_keep_their_facts() {
         let g = sample();

@@ -6,6 +6,8 @@ import threading
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 
 @contextlib.contextmanager
 def gc_disabled():

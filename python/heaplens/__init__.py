@@ -18,6 +18,7 @@ from heaplens._native import (
     CaptureError,
     Census,
     HeapLensError,
+    LeakError,
     MemoryInfo,
     RetainingPath,
     Snapshot,
@@ -41,6 +42,7 @@ from heaplens._census import (
     typestats,
 )
 from heaplens._growth import Tracker, growth, show_growth
+from heaplens._leaks import Leak, LeakCheck, no_leaks
 from heaplens._paths import find_backref_chain, is_proper_module
 from heaplens._snapshot import snapshot
 
@@ -49,6 +51,9 @@ __all__ = [
     "Census",
     "RetainingPath",
     "HeapLensError",
+    "Leak",
+    "LeakCheck",
+    "LeakError",
     "MemoryInfo",
     "Snapshot",
     "SnapshotDiff",
@@ -68,6 +73,7 @@ __all__ = [
     "is_proper_module",
     "load",
     "memory",
+    "no_leaks",
     "most_common_types",
     "show_growth",
     "show_most_common_types",

@@ -9,6 +9,7 @@ MODULES = [
     "heaplens",
     "heaplens._census",
     "heaplens._growth",
+    "heaplens._leaks",
     "heaplens._paths",
     "heaplens._snapshot",
 ]

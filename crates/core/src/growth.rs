@@ -6,6 +6,7 @@
 //! their peak is reached; a leak keeps setting new peaks. State lives in the tracker, never in a
 //! mutable default argument.
 
+use crate::census::Census;
 use hashbrown::HashMap;
 
 /// One type that grew past its peak.
@@ -78,6 +79,74 @@ impl PeakTracker {
     }
 }
 
+/// Which types grow on *every* step of a repeated run: a leak check calls the code several times
+/// and records a census after each call; a type that grows each time leaks, one that grows
+/// once (a cache filled lazily) does not.
+#[derive(Clone, Debug)]
+pub struct SteadyGrowth {
+    baseline: HashMap<String, u64>,
+    last: HashMap<String, u64>,
+    growing: Option<hashbrown::HashSet<String>>,
+    steps: usize,
+}
+
+impl SteadyGrowth {
+    /// Starts from the counts before the first step.
+    pub fn new(baseline: &Census) -> SteadyGrowth {
+        let counts = counts_of(baseline);
+        SteadyGrowth {
+            baseline: counts.clone(),
+            last: counts,
+            growing: None,
+            steps: 0,
+        }
+    }
+
+    /// Records the counts after one more step.
+    pub fn record(&mut self, now: &Census) {
+        let counts = counts_of(now);
+        let grew: hashbrown::HashSet<String> = counts
+            .iter()
+            .filter(|(name, &c)| c > self.last.get(*name).copied().unwrap_or(0))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.growing = Some(match self.growing.take() {
+            None => grew,
+            Some(before) => before.intersection(&grew).cloned().collect(),
+        });
+        self.last = counts;
+        self.steps += 1;
+    }
+
+    /// The types that grew on every recorded step, with their total growth, largest first.
+    pub fn steady(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .growing
+            .iter()
+            .flatten()
+            .map(|name| {
+                let now = self.last.get(name).copied().unwrap_or(0);
+                let then = self.baseline.get(name).copied().unwrap_or(0);
+                (name.clone(), now.saturating_sub(then))
+            })
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+}
+
+fn counts_of(census: &Census) -> HashMap<String, u64> {
+    census
+        .rows()
+        .iter()
+        .map(|r| (r.name.clone(), r.count))
+        .collect()
+}
+
 /// objgraph's `show_growth` table: name left-aligned, count and signed delta right-aligned.
 pub fn render_growth(rows: &[GrowthRow]) -> String {
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
@@ -121,6 +190,38 @@ mod tests {
         assert!(t.update([("list", 50)]).is_empty());
         assert_eq!(t.update([("list", 51)])[0].delta, 1);
         assert_eq!(t.peak("list"), Some(51));
+    }
+
+    fn census(counts: &[(&str, u64)]) -> Census {
+        let mut strings = crate::strings::StringTable::new();
+        let mut types = crate::types::TypeTable::new();
+        for (name, _) in counts {
+            types
+                .push(crate::types::TypeInfo {
+                    module: strings.intern("app"),
+                    name: strings.intern(name),
+                    qualname: strings.intern(name),
+                    flags: crate::types::TypeFlags::default(),
+                })
+                .unwrap();
+        }
+        let c: Vec<u64> = counts.iter().map(|x| x.1).collect();
+        Census::from_counts(&types, &strings, &c, &c, false)
+    }
+
+    #[test]
+    fn only_types_that_grow_on_every_step_are_steady() {
+        let mut g = SteadyGrowth::new(&census(&[("Leak", 1), ("Cache", 1), ("Flat", 5)]));
+        g.record(&census(&[("Leak", 2), ("Cache", 9), ("Flat", 5)]));
+        g.record(&census(&[("Leak", 3), ("Cache", 9), ("Flat", 6)]));
+        g.record(&census(&[
+            ("Leak", 4),
+            ("Cache", 9),
+            ("Flat", 5),
+            ("New", 1),
+        ]));
+        assert_eq!(g.steady(), vec![("app.Leak".to_string(), 3)]);
+        assert_eq!(g.steps(), 3);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! ├── CaptureError              the heap could not be walked now
 //! │   └── UnsupportedPythonError   this interpreter is not one heaplens can walk
 //! ├── UnknownTypeError          no type of that name exists in the process
-//! └── SnapshotFormatError       a snapshot file heaplens cannot read (corrupt, truncated,
-//!                               another format version)
+//! ├── SnapshotFormatError       a snapshot file heaplens cannot read (corrupt, truncated,
+//! │                             another format version)
+//! └── LeakError                 code checked by `no_leaks` left objects behind
 //! ```
 //! File and process errors become the builtin `OSError` subclasses (`FileNotFoundError`,
 //! `PermissionError`, `ProcessLookupError`) so callers can catch them the usual way.
@@ -49,6 +50,14 @@ create_exception!(
     SnapshotFormatError,
     HeapLensError,
     "A snapshot file heaplens cannot read: not a snapshot, truncated, corrupt, or of another format version."
+);
+
+create_exception!(
+    heaplens,
+    LeakError,
+    HeapLensError,
+    "Code checked by heaplens.no_leaks left objects behind: the message lists each leaking type \
+     with its count per call and the retaining path of a sample; `leaks` holds the same as data."
 );
 
 pub fn capture_error(e: RustCaptureError) -> PyErr {

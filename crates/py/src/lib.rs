@@ -40,8 +40,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "SnapshotFormatError",
         py.get_type::<errors::SnapshotFormatError>(),
     )?;
+    m.add("LeakError", py.get_type::<errors::LeakError>())?;
     m.add_class::<py_census::PyCensus>()?;
     m.add_class::<py_growth::PyPeakTracker>()?;
+    m.add_class::<py_growth::PySteadyGrowth>()?;
     m.add_class::<py_census::PyTypeStat>()?;
     m.add_class::<py_snapshot::PySnapshot>()?;
     m.add_class::<py_snapshot::PySnapshotObject>()?;

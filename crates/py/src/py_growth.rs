@@ -1,6 +1,7 @@
 //! The peak tracker behind `heaplens.growth()` (heaplens-core's [`PeakTracker`]).
 
-use heaplens_core::growth::{render_growth, GrowthRow, PeakTracker};
+use crate::py_census::PyCensus;
+use heaplens_core::growth::{render_growth, GrowthRow, PeakTracker, SteadyGrowth};
 use pyo3::prelude::*;
 use std::collections::HashMap;
 
@@ -50,4 +51,32 @@ pub fn format_growth(rows: Vec<(String, u64, u64)>) -> String {
         .map(|(name, count, delta)| GrowthRow { name, count, delta })
         .collect();
     render_growth(&rows)
+}
+
+/// The bookkeeping of a leak check, kept out of the heap it measures: the counts of every
+/// census live in Rust, so between censuses the check holds this one object and nothing else.
+#[pyclass(module = "heaplens._native", name = "SteadyGrowth")]
+pub struct PySteadyGrowth {
+    inner: SteadyGrowth,
+}
+
+#[pymethods]
+impl PySteadyGrowth {
+    /// Starts from the census taken before the first step.
+    #[new]
+    fn new(baseline: &PyCensus) -> Self {
+        PySteadyGrowth {
+            inner: SteadyGrowth::new(&baseline.inner),
+        }
+    }
+
+    /// Records the census taken after one more step.
+    fn record(&mut self, now: &PyCensus) {
+        self.inner.record(&now.inner);
+    }
+
+    /// ``[(type name, total growth), ...]`` for the types that grew on every step.
+    fn steady(&self) -> Vec<(String, u64)> {
+        self.inner.steady()
+    }
 }

@@ -1,0 +1,97 @@
+"""heaplens' pytest plugin: fail tests that leave objects behind.
+
+Registered through the ``pytest11`` entry point, so installing heaplens makes it available:
+
+- ``@pytest.mark.no_leaks`` checks one test: its body runs ``warmup`` times, then ``runs``
+  times more, and the test fails with :class:`heaplens.LeakError` (leaking types, count per
+  call, retaining path) when some type grows on every one of those runs. Arguments are
+  :func:`heaplens.no_leaks`'s: ``@pytest.mark.no_leaks(Session, warmup=2, runs=3)``.
+  ``@pytest.mark.no_leaks(enabled=False)`` exempts a test from ``--heaplens``.
+- ``pytest --heaplens`` checks every test (``heaplens = true`` in the ini file does the same);
+  ``--heaplens-warmup`` and ``--heaplens-runs`` (ini ``heaplens_warmup``, ``heaplens_runs``)
+  set the defaults.
+
+The test body is called again with the same fixture values (fixtures run once), so tests that
+cannot run twice should not be checked. Coroutine tests are left to their async plugin and not
+checked. The marker is ``no_leaks``, distinct from pytest-memray's ``limit_leaks`` and
+``limit_memory``.
+"""
+
+import inspect
+
+import pytest
+
+from heaplens._leaks import LeakCheck
+
+MARKER = "no_leaks"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("heaplens", "heaplens: fail tests that leak objects")
+    group.addoption(
+        "--heaplens",
+        action="store_true",
+        default=None,
+        help="check every test for leaked objects (run its body warmup + runs times)",
+    )
+    group.addoption(
+        "--heaplens-warmup",
+        type=int,
+        default=None,
+        metavar="N",
+        help="calls before counting, that may fill caches legitimately (default 1)",
+    )
+    group.addoption(
+        "--heaplens-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="counted calls; a type leaks if it grows on every one (default 3)",
+    )
+    parser.addini("heaplens", "check every test for leaked objects", type="bool", default=False)
+    parser.addini("heaplens_warmup", "calls before counting (default 1)", default="1")
+    parser.addini("heaplens_runs", "counted calls (default 3)", default="3")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(*types, warmup=1, runs=3, enabled=True): fail the test if it leaves objects "
+        "(of the given types, or of any type) behind on every one of `runs` calls",
+    )
+
+
+def _setting(config, option, ini, convert):
+    value = config.getoption(option)
+    if value is None:
+        value = convert(config.getini(ini))
+    return value
+
+
+def _check_for(item):
+    """The leak check that applies to `item`, or None."""
+    config = item.config
+    marker = item.get_closest_marker(MARKER)
+    everywhere = _setting(config, "heaplens", "heaplens", bool)
+    if marker is None and not everywhere:
+        return None
+    kwargs = dict(marker.kwargs) if marker is not None else {}
+    if not kwargs.pop("enabled", True):
+        return None
+    kwargs.setdefault("warmup", _setting(config, "heaplens_warmup", "heaplens_warmup", int))
+    kwargs.setdefault("runs", _setting(config, "heaplens_runs", "heaplens_runs", int))
+    types = marker.args if marker is not None else ()
+    return LeakCheck(*types, **kwargs)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    check = _check_for(pyfuncitem)
+    function = pyfuncitem.obj
+    if check is None or inspect.iscoroutinefunction(function):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    arguments = {name: pyfuncitem.funcargs[name] for name in names}
+    __tracebackhide__ = True
+    check(function)(**arguments)
+    return True

@@ -48,8 +48,9 @@ def _collect():
 
 
 def _own(name):
-    """heaplens' own types (the census and snapshots of the check itself)."""
-    return name.startswith("heaplens.")
+    """heaplens' own types (the census and snapshots of the check itself); not classes that
+    merely live in a module of the heaplens package."""
+    return name.rpartition(".")[0] in ("heaplens", "heaplens._native")
 
 
 def _type_name(t):

@@ -44,6 +44,7 @@ from heaplens._census import (
 from heaplens._growth import Tracker, growth, show_growth
 from heaplens._leaks import Leak, LeakCheck, no_leaks
 from heaplens._paths import find_backref_chain, is_proper_module
+from heaplens._pictures import show_backrefs, show_chain, show_refs
 from heaplens._snapshot import snapshot
 
 __all__ = [
@@ -75,8 +76,11 @@ __all__ = [
     "memory",
     "no_leaks",
     "most_common_types",
+    "show_backrefs",
+    "show_chain",
     "show_growth",
     "show_most_common_types",
+    "show_refs",
     "snapshot",
     "typestats",
 ]

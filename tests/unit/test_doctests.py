@@ -11,6 +11,7 @@ MODULES = [
     "heaplens._growth",
     "heaplens._leaks",
     "heaplens._paths",
+    "heaplens._pictures",
     "heaplens._snapshot",
 ]
 

@@ -3,7 +3,9 @@ own self-perturbation test): a leak hunter must not add leaks of its own."""
 
 import gc
 import io
+import os
 import sys
+import tempfile
 
 import pytest
 
@@ -34,7 +36,20 @@ def _public_calls():
         "tracker_growth": lambda: tracker.growth(),
         "snapshot": lambda: heaplens.snapshot(),
         "snapshot_queries": lambda: _query_snapshot(heaplens.snapshot()),
+        "show_refs": lambda: heaplens.show_refs(sys.modules[__name__], output=io.StringIO()),
+        "show_backrefs": lambda: heaplens.show_backrefs(
+            Sentinel, filter=lambda o: True, highlight=callable, output=io.StringIO()
+        ),
+        "show_backrefs_png": lambda: _draw_png(Sentinel),
+        "show_chain": lambda: heaplens.show_chain(
+            [sys.modules[__name__], Sentinel], output=io.StringIO()
+        ),
     }
+
+
+def _draw_png(obj):
+    with tempfile.TemporaryDirectory() as folder:
+        heaplens.show_backrefs(obj, filename=os.path.join(folder, "picture.png"))
 
 
 def _query_snapshot(snap):

@@ -27,6 +27,8 @@ pub enum Error {
         found: u32,
         supported: u32,
     },
+    /// A picture could not be drawn: its input was inconsistent, or rendering it failed.
+    Picture(String),
 }
 
 impl fmt::Display for Error {
@@ -50,6 +52,7 @@ impl fmt::Display for Error {
                 f,
                 "{path}: snapshot format version {found}, but this heaplens reads version {supported}"
             ),
+            Error::Picture(why) => write!(f, "cannot draw the picture: {why}"),
         }
     }
 }

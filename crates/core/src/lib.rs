@@ -41,6 +41,7 @@ pub mod error;
 pub mod graph;
 pub mod growth;
 pub mod label;
+pub mod new_ids;
 pub mod procmem;
 pub mod reach;
 pub mod render;

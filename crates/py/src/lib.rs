@@ -15,6 +15,8 @@ mod py_analysis;
 mod py_census;
 mod py_growth;
 mod py_memory;
+mod py_objgraph;
+mod py_pictures;
 mod py_snapshot;
 
 use pyo3::prelude::*;
@@ -56,6 +58,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_census::all_objects, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::census_of, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::objects_at, m)?)?;
+    m.add_function(wrap_pyfunction!(py_objgraph::ref_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(py_objgraph::backref_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(py_objgraph::leaking_objects, m)?)?;
+    m.add_class::<py_objgraph::PyNewIds>()?;
     m.add_function(wrap_pyfunction!(py_census::type_names, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::type_matches, m)?)?;
     m.add_function(wrap_pyfunction!(py_growth::format_growth, m)?)?;
@@ -64,6 +70,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(capture_support, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(py_snapshot::load, m)?)?;
+    m.add_function(wrap_pyfunction!(py_pictures::render_picture, m)?)?;
     Ok(())
 }
 

@@ -352,43 +352,42 @@ impl PySnapshot {
         PySnapshotDiff::new(&before.data, &self.data, result)
     }
 
-    /// A breadth-first search from ``obj`` over the objects that refer to it, up to
-    /// ``max_depth`` references away, skipping synthetic nodes and the addresses in ``ignore``:
-    /// ``[(address, index of the object it refers to, or -1), ...]`` nearest first. The search
-    /// behind :func:`heaplens.find_backref_chain`.
-    fn _backref_search(
+    /// The walk behind the pictures (:func:`heaplens.show_refs`, :func:`heaplens.show_backrefs`):
+    /// from the objects at ``starts``, along references (or, with ``backwards``, referrers) up
+    /// to ``max_depth`` away, at most ``too_many`` neighbours per object, never through the
+    /// addresses in ``ignore`` or frames running code from ``skip_frames_in``. ``keep``, if given,
+    /// is called with a list of candidate addresses per level and returns which to draw; ``only``
+    /// restricts the walk to those addresses. Returns ``(nodes, edges, elided)``: nodes as
+    /// ``(address, title, text, size, is_root, depth)``, edges as ``(from, to, label)`` node
+    /// indices, and ``(node index, count)`` of neighbours left out.
+    #[pyo3(signature = (starts, backwards, max_depth, too_many, ignore, keep=None, only=None, skip_frames_in=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn _neighbourhood<'py>(
         &self,
-        py: Python<'_>,
-        obj: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        starts: Vec<u64>,
+        backwards: bool,
         max_depth: usize,
+        too_many: usize,
         ignore: Vec<u64>,
-    ) -> PyResult<Vec<(u64, i64)>> {
-        let start = self.node_of(obj)?;
-        let g = &self.data.graph;
-        let preds = self.data.predecessors(py);
-        let ignore: std::collections::HashSet<u64> = ignore.into_iter().collect();
-        let mut seen = std::collections::HashSet::from([start]);
-        let mut out: Vec<(u64, i64)> = vec![(g.addr(start), -1)];
-        let mut nodes = vec![start];
-        let mut depth_end = 1;
-        let mut depth = 0;
-        let mut head = 0;
-        while head < nodes.len() && depth < max_depth {
-            let v = nodes[head];
-            for &p in preds.of(v) {
-                let skip = g.flags(p).contains(NodeFlags::SYNTHETIC) || ignore.contains(&g.addr(p));
-                if !skip && seen.insert(p) {
-                    nodes.push(p);
-                    out.push((g.addr(p), head as i64));
-                }
-            }
-            head += 1;
-            if head == depth_end {
-                depth += 1;
-                depth_end = nodes.len();
-            }
-        }
-        Ok(out)
+        keep: Option<Bound<'py, PyAny>>,
+        only: Option<Vec<u64>>,
+        skip_frames_in: Vec<String>,
+    ) -> PyResult<crate::py_pictures::NeighbourhoodResult> {
+        crate::py_pictures::neighbourhood(
+            py,
+            &self.data,
+            crate::py_pictures::Walk {
+                starts,
+                backwards,
+                max_depth,
+                too_many,
+                ignore,
+                keep,
+                only,
+                skip_frames_in,
+            },
+        )
     }
 
     /// Writes the snapshot to ``path`` (a ``.hlsnap`` file: versioned, compressed, checksummed;

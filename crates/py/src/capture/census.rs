@@ -290,7 +290,8 @@ pub unsafe fn type_matches(env: &'static Env, tp: raw::Type, query: &str) -> boo
 }
 
 /// The live objects at the given addresses (those the walk finds: an address whose object has
-/// died is simply absent).
+/// died is simply absent). With `gc_only`, only gc-tracked objects are looked for, in a walk of
+/// the GC lists alone (objgraph's `at()`).
 ///
 /// # Safety
 /// The GIL must be held; no Python code may run during the call. The returned pointers are
@@ -299,14 +300,38 @@ pub unsafe fn objects_at(
     env: &'static Env,
     lists: &GcLists,
     wanted: &hashbrown::HashSet<u64>,
+    gc_only: bool,
 ) -> Vec<Obj> {
     let mut found = Vec::new();
     unsafe {
-        walk_objects(env, lists, false, TypeFilter::Nothing, |o, _| {
+        walk_objects(env, lists, gc_only, TypeFilter::Nothing, |o, _| {
             if wanted.contains(&(o as u64)) {
                 found.push(o);
             }
         })
     };
     found
+}
+
+/// The addresses of the gc-tracked objects, grouped by type: `groups[t]` holds those of the type
+/// whose [`heaplens_core::types::TypeId`] is `t` in the returned table (objgraph's
+/// `get_new_ids`).
+///
+/// # Safety
+/// The GIL must be held; no Python code may run during the call.
+pub unsafe fn gc_addresses_by_type(
+    env: &'static Env,
+    lists: &GcLists,
+) -> (Vec<Vec<u64>>, TypeTable, StringTable) {
+    let mut groups: Vec<Vec<u64>> = Vec::new();
+    let (types, strings) = unsafe {
+        walk_objects(env, lists, true, TypeFilter::Nothing, |o, entry| {
+            let t = entry.id.0 as usize;
+            if t >= groups.len() {
+                groups.resize_with(t + 1, Vec::new);
+            }
+            groups[t].push(o as u64);
+        })
+    };
+    (groups, types, strings)
 }

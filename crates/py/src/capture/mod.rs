@@ -27,6 +27,7 @@ mod gc_lists;
 mod labels;
 pub mod layout;
 mod raw;
+mod references;
 mod registry;
 mod sizeof;
 mod snapshot;
@@ -126,16 +127,18 @@ pub fn matching_objects(
     }
 }
 
-/// The live objects at `addresses`, by address, as new references.
+/// The live objects at `addresses` (or, with `gc_only`, the gc-tracked ones), by address, as new
+/// references.
 pub fn objects_at(
     py: Python<'_>,
     addresses: &[u64],
+    gc_only: bool,
 ) -> Result<Vec<(u64, Py<PyAny>)>, CaptureError> {
     let (env, lists) = prepare()?;
     let wanted: hashbrown::HashSet<u64> = addresses.iter().copied().collect();
     // SAFETY: as in `matching_objects`: references are taken before anything else runs.
     unsafe {
-        let found = census::objects_at(env, &lists, &wanted);
+        let found = census::objects_at(env, &lists, &wanted, gc_only);
         Ok(found
             .into_iter()
             .map(|o| (o as u64, Bound::from_borrowed_ptr(py, o).unbind()))
@@ -167,4 +170,105 @@ pub fn type_matches(
     let env = env::get().map_err(CaptureError::Unsupported)?;
     // SAFETY: the GIL is held and `tp` is a live type.
     Ok(unsafe { census::type_matches(env, tp.as_ptr() as raw::Type, query) })
+}
+
+/// What `gc.get_referents(obj)` returns, as new references.
+pub fn referents(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Vec<Py<PyAny>> {
+    let mut buf = Vec::new();
+    // SAFETY: the GIL is held and `obj` is alive; references are taken before anything else
+    // runs, as in `matching_objects`.
+    unsafe {
+        references::referents_into(obj.as_ptr(), &mut buf);
+        buf.into_iter()
+            .map(|o| Bound::from_borrowed_ptr(py, o).unbind())
+            .collect()
+    }
+}
+
+/// The tracked objects that refer to one of the objects at `targets`, as `(index in targets,
+/// referrer)` pairs ordered by target, each referrer once (see [`references::referrers`]); those
+/// at an address in `skip` are left out.
+pub fn referrers(
+    py: Python<'_>,
+    targets: &[u64],
+    skip: &hashbrown::HashSet<u64>,
+) -> Result<Vec<(u32, Py<PyAny>)>, CaptureError> {
+    let (_, lists) = prepare()?;
+    // SAFETY: the GIL is held and the walk runs no Python code; references are taken before
+    // anything else runs, as in `matching_objects`.
+    unsafe {
+        let found = references::referrers(&lists, targets, skip);
+        Ok(found
+            .into_iter()
+            .map(|(i, o)| (i, Bound::from_borrowed_ptr(py, o).unbind()))
+            .collect())
+    }
+}
+
+/// Of `candidates`, those no tracked object refers to, in order (objgraph's
+/// `get_leaking_objects(objects)`); references from objects at an address in `skip` do not
+/// count.
+pub fn unreferenced_among(
+    candidates: &[Bound<'_, PyAny>],
+    skip: &hashbrown::HashSet<u64>,
+) -> Result<Vec<Py<PyAny>>, CaptureError> {
+    let (_, lists) = prepare()?;
+    let wanted: hashbrown::HashSet<u64> = candidates.iter().map(|o| o.as_ptr() as u64).collect();
+    // SAFETY: the GIL is held and the walk runs no Python code.
+    let referenced =
+        unsafe { references::referenced(&lists, |t| wanted.contains(&(t as u64)), skip) };
+    Ok(candidates
+        .iter()
+        .filter(|o| !referenced.contains(&(o.as_ptr() as u64)))
+        .map(|o| o.clone().unbind())
+        .collect())
+}
+
+/// The tracked objects no other tracked object refers to (objgraph's `get_leaking_objects()`),
+/// as new references.
+pub fn unreferenced_tracked(py: Python<'_>) -> Result<Vec<Py<PyAny>>, CaptureError> {
+    let (_, lists) = prepare()?;
+    let none = hashbrown::HashSet::new();
+    // SAFETY: the GIL is held and the walks run no Python code; `is_gc` and `is_tracked` only
+    // read the live referents. References are taken before anything else runs.
+    unsafe {
+        let referenced =
+            references::referenced(&lists, |t| raw::is_gc(t) && raw::is_tracked(t), &none);
+        let mut found = Vec::new();
+        lists.for_each(|o| {
+            if !referenced.contains(&(o as u64)) {
+                found.push(o);
+            }
+        });
+        Ok(found
+            .into_iter()
+            .map(|o| Bound::from_borrowed_ptr(py, o).unbind())
+            .collect())
+    }
+}
+
+/// The addresses of the gc-tracked objects grouped by type name: `type(obj).__name__` with
+/// `shortnames`, else `module.__name__` (objgraph's names). Two types of one name give two
+/// entries.
+pub fn gc_addresses_by_name(
+    _py: Python<'_>,
+    shortnames: bool,
+) -> Result<Vec<(String, Vec<u64>)>, CaptureError> {
+    let (env, lists) = prepare()?;
+    // SAFETY: the GIL is held and the walk runs no Python code.
+    let (groups, types, strings) = unsafe { census::gc_addresses_by_type(env, &lists) };
+    Ok(groups
+        .into_iter()
+        .enumerate()
+        .filter(|(_, addrs)| !addrs.is_empty())
+        .map(|(t, addrs)| {
+            let id = heaplens_core::types::TypeId(t as u32);
+            let name = if shortnames {
+                types.short_name(id, &strings).to_string()
+            } else {
+                types.long_name(id, &strings)
+            };
+            (name, addrs)
+        })
+        .collect())
 }

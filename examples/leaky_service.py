@@ -7,10 +7,13 @@ caches every session it sees in a module-level dict and never evicts anything. h
 2. which types grow after every batch (``heaplens.show_growth()``, objgraph's call);
 3. what grew between two snapshots and what holds it: the leak suspects
    (``after.diff(before)``);
-4. why one leaked object is alive: its retaining path from the roots (``paths_to``).
+4. why one leaked object is alive: its retaining path from the roots (``paths_to``), and the
+   same as a picture (``show_chain``), written to the temporary directory.
 """
 
+import os
 import random
+import tempfile
 
 import heaplens
 
@@ -76,6 +79,12 @@ def main():
     print(f"  {path}")
     print(f"it keeps {after.retained_size(leaked)} bytes alive; the cache keeps "
           f"{mib(after.retained_size(_SESSIONS))}.")
+
+    chain = heaplens.find_backref_chain(leaked, heaplens.is_proper_module)
+    picture = heaplens.show_chain(
+        chain, filename=os.path.join(tempfile.gettempdir(), "heaplens-leak.png")
+    )
+    print(f"the same path, drawn: {picture}")
 
 
 if __name__ == "__main__":

@@ -198,8 +198,17 @@ def _draw(snap, diff, name, filename):
     path = snap.path_to(suspects[0].sample)
     if path is None:
         return ""
-    _pictures.draw_path(path, filename)
-    return f"\nThe retaining path of a {name} is drawn in {filename}."
+    # The path names objects by address; the picture asks the live ones for their reprs. Thread
+    # and frame steps (address 0) are not objects and are left out.
+    addresses = [o.address for o in path.objects if o.address]
+    del path
+    live = _native.objects_at(addresses)
+    chain = [live[a] for a in addresses if a in live]
+    del live
+    if not chain:
+        return ""
+    written = _pictures.show_chain(chain, filename=filename)
+    return f"\nThe retaining path of a {name} is drawn in {written}."
 
 
 def _error(leaks, what, runs, warmup, note):
@@ -252,5 +261,6 @@ def no_leaks(*types, warmup=1, runs=3, picture=None):
         3
     """
     if len(types) == 1 and _is_code(types[0]):
-        return LeakCheck()(types[0])
+        # `no_leaks(func, runs=5)`: the function is checked with the options given.
+        return LeakCheck(warmup=warmup, runs=runs, picture=picture)(types[0])
     return LeakCheck(*types, warmup=warmup, runs=runs, picture=picture)

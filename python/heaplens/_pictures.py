@@ -1,8 +1,10 @@
 """objgraph's ``show_refs``, ``show_backrefs`` and ``show_chain``, drawn without Graphviz.
 
 The walk that picks what a picture shows runs in Rust on a snapshot (breadth first, with
-objgraph's ``max_depth``, ``too_many``, ``filter`` and ``extra_ignore``), and so does the drawing:
-a layered layout with every reference labelled, written as DOT, SVG or PNG with a bundled font.
+objgraph's ``max_depth``, ``too_many``, ``filter`` and ``extra_ignore``): for a picture of what
+objects refer to, a small snapshot of the objects within ``max_depth`` of them; for one of what
+refers to them, the whole heap. The drawing is Rust too: a layered layout with every reference
+labelled, written as DOT, SVG or PNG with a bundled font.
 This module only asks the live objects what the snapshot cannot know (their repr, and the
 caller's predicates), resolving them by address once per level of the walk.
 
@@ -24,6 +26,10 @@ __all__ = ["show_backrefs", "show_chain", "show_refs"]
 
 _FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png"}
 _REPR_LIMIT = 40
+# A forward picture walks only the objects near its starts, up to this many; past it (a start
+# that reaches much of the heap within max_depth) a whole snapshot is cheaper than the lookups.
+_MAX_OBJECTS_AROUND = 100_000
+
 # Our own frames hold the objects being drawn; they are left out of every picture.
 _OWN_FILES = [__file__, _snapshot.__file__]
 _MISSING = object()
@@ -157,11 +163,26 @@ def _draw(objs, backwards, max_depth, extra_ignore, filter, too_many, highlight,
     # The list of objects and the lookup table refer to the objects drawn: not part of the story.
     ignore = [*extra_ignore, id(objs), id(live)]
 
+    def resolve(addresses):
+        # Finding objects by address walks the heap: only for those not already at hand.
+        missing = [a for a in addresses if a and a not in live]
+        if missing:
+            live.update(_native.objects_at(missing))
+
     def keep(addresses):
-        live.update(_native.objects_at([a for a in addresses if a not in live]))
+        resolve(addresses)
         return [a in live and bool(filter(live[a])) for a in addresses]
 
-    snap = _snapshot.snapshot()
+    snap = None
+    if not backwards:
+        # What objects refer to needs only the objects near them, not a walk of the whole heap.
+        around = _native.snapshot_around(list(objs), max_depth, _MAX_OBJECTS_AROUND)
+        if around is not None:
+            snap, near = around
+            live.update(near)
+            del around, near
+    if snap is None:
+        snap = _snapshot.snapshot()
     try:
         nodes, edges, elided = snap._neighbourhood(
             [id(o) for o in objs], backwards, max_depth, too_many, ignore,
@@ -169,7 +190,7 @@ def _draw(objs, backwards, max_depth, extra_ignore, filter, too_many, highlight,
         )
     finally:
         del snap
-    live.update(_native.objects_at([n[0] for n in nodes if n[0] and n[0] not in live]))
+    resolve([n[0] for n in nodes])
     # Objects the snapshot did not see (an object only C code refers to) are drawn alone.
     drawn = {n[0] for n in nodes}
     for o in objs:

@@ -46,6 +46,21 @@ def test_a_leak_raises_with_the_type_its_count_per_call_and_its_path():
     assert leak.path in message
 
 
+def test_a_leak_can_be_drawn(tmp_path):
+    target = tmp_path / "leak.svg"
+    with pytest.raises(heaplens.LeakError) as info:
+        heaplens.no_leaks(function_with_leak, runs=2, picture=str(target))()
+    assert info.value.leaks[0].total == 2  # the options apply to a function passed directly
+    assert f"The retaining path of a {__name__}.MyLeakyObject is drawn in {target}" in str(
+        info.value
+    )
+    svg = target.read_text()
+    assert svg.startswith("<svg") or svg.startswith("<?xml")
+    # The picture runs from the module through the list to the leaked object.
+    for text in (__name__, "CACHE", "list", "MyLeakyObject"):
+        assert text in svg, text
+
+
 def test_clean_code_passes_and_returns_its_result():
     calls = []
 

@@ -70,6 +70,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(capture_support, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(py_snapshot::load, m)?)?;
+    m.add_function(wrap_pyfunction!(py_snapshot::snapshot_around, m)?)?;
     m.add_function(wrap_pyfunction!(py_pictures::render_picture, m)?)?;
     Ok(())
 }

@@ -579,6 +579,32 @@ pub fn snapshot(py: Python<'_>, thread_names: Option<&Bound<'_, PyDict>>) -> PyR
     })
 }
 
+/// The objects within ``max_depth`` references of ``objects``, as a small snapshot (no paths,
+/// no garbage: it does not know who refers to them from outside), with each of them by address;
+/// ``None`` when there are more than ``max_objects``. Forward pictures use it instead of a whole
+/// snapshot.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn snapshot_around(
+    py: Python<'_>,
+    objects: Vec<Bound<'_, PyAny>>,
+    max_depth: usize,
+    max_objects: usize,
+) -> PyResult<Option<(PySnapshot, std::collections::HashMap<u64, Py<PyAny>>)>> {
+    let Some((graph, live)) =
+        capture::snapshot_around(py, &objects, max_depth, max_objects).map_err(capture_error)?
+    else {
+        return Ok(None);
+    };
+    let by_address = live.into_iter().map(|o| (o.as_ptr() as u64, o)).collect();
+    Ok(Some((
+        PySnapshot {
+            data: SnapshotData::new(graph),
+        },
+        by_address,
+    )))
+}
+
 /// Reads a snapshot file written by :meth:`Snapshot.save` (on this machine or another).
 #[pyfunction]
 pub fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<PySnapshot> {

@@ -19,6 +19,7 @@
 //! from C as well as from Python show up as roots ("held outside the heap").
 
 mod addrmap;
+mod around;
 mod census;
 mod dicts;
 mod edges;
@@ -89,6 +90,32 @@ pub fn snapshot(_py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, Cap
         started.elapsed().as_secs_f64()
     );
     Ok(graph)
+}
+
+/// The objects within `max_depth` references of `starts`, as a small snapshot, and every one of
+/// them as a new reference (node order); `None` when there are more than `max_objects`.
+#[allow(clippy::type_complexity)]
+pub fn snapshot_around(
+    py: Python<'_>,
+    starts: &[Bound<'_, PyAny>],
+    max_depth: usize,
+    max_objects: usize,
+) -> Result<Option<(Graph, Vec<Py<PyAny>>)>, CaptureError> {
+    let (env, _) = prepare()?;
+    let ptrs: Vec<raw::Obj> = starts.iter().map(|o| o.as_ptr()).collect();
+    // SAFETY: the GIL is held, the starts are alive (the caller holds them) and the walk runs no
+    // Python code. Every node is an object reached through live references; references are
+    // taken before anything else runs, as in `matching_objects`.
+    unsafe {
+        let Some(graph) = around::snapshot_around(env, &ptrs, max_depth, max_objects) else {
+            return Ok(None);
+        };
+        let objects = graph
+            .objects()
+            .map(|n| Bound::from_borrowed_ptr(py, graph.addr(n) as raw::Obj).unbind())
+            .collect();
+        Ok(Some((graph, objects)))
+    }
 }
 
 /// Per-type counts and bytes: of every object, or of gc-tracked objects only.

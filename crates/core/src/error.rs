@@ -29,6 +29,8 @@ pub enum Error {
     },
     /// A picture could not be drawn: its input was inconsistent, or rendering it failed.
     Picture(String),
+    /// A history file (SQLite) could not be read or written: not a history, corrupt, locked.
+    History { path: String, detail: String },
 }
 
 impl fmt::Display for Error {
@@ -53,6 +55,9 @@ impl fmt::Display for Error {
                 "{path}: snapshot format version {found}, but this heaplens reads version {supported}"
             ),
             Error::Picture(why) => write!(f, "cannot draw the picture: {why}"),
+            Error::History { path, detail } => {
+                write!(f, "{path}: not a usable heaplens history: {detail}")
+            }
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod census;
 pub mod error;
 pub mod graph;
 pub mod growth;
+pub mod history;
 pub mod label;
 pub mod new_ids;
 pub mod procmem;

@@ -1,0 +1,404 @@
+//! History files: samples in an SQLite database, so a process's growth curve outlives it (a
+//! crash, an out-of-memory kill) and can be read while it runs.
+//!
+//! One file can hold several processes (successive runs, or the workers of one server): each
+//! writer registers its process and appends samples as they are taken, one short transaction
+//! each, in WAL mode so readers never wait. Per sample it stores the process figures and, per
+//! type, only the values that changed since that process's previous sample (see
+//! [`super::History`]); the `changes` view shows them with names and times:
+//!
+//! ```sh
+//! sqlite3 history.db "select * from changes where name = 'myapp.Order'"
+//! ```
+
+use super::{History, Sample};
+use crate::error::{Error, Result};
+use hashbrown::HashMap;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::Path;
+
+/// What the `meta` table says a history file is.
+const FORMAT: &str = "heaplens-history";
+const VERSION: u32 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS processes(
+    id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    started_ms INTEGER NOT NULL,
+    program TEXT NOT NULL,
+    python TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS types(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS samples(
+    id INTEGER PRIMARY KEY,
+    process INTEGER NOT NULL REFERENCES processes(id),
+    taken_ms INTEGER NOT NULL,
+    rss INTEGER NOT NULL,
+    objects INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    gc_only INTEGER NOT NULL,
+    census_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counts(
+    sample INTEGER NOT NULL REFERENCES samples(id),
+    type INTEGER NOT NULL REFERENCES types(id),
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY(sample, type)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS changes AS
+    SELECT p.pid, s.taken_ms, t.name, c.count, c.bytes
+    FROM counts c JOIN samples s ON s.id = c.sample JOIN types t ON t.id = c.type
+    JOIN processes p ON p.id = s.process;
+";
+
+fn db_error(path: &Path, e: rusqlite::Error) -> Error {
+    let detail = match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+            "not an SQLite database".to_string()
+        }
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseCorrupt => {
+            "the database is corrupt".to_string()
+        }
+        _ => e.to_string(),
+    };
+    Error::History {
+        path: path.display().to_string(),
+        detail,
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Checks that `conn` is a heaplens history of a version this code reads, or an empty database.
+fn check_format(conn: &Connection, path: &Path, may_be_empty: bool) -> Result<()> {
+    let err = |detail: String| Error::History {
+        path: path.display().to_string(),
+        detail,
+    };
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| db_error(path, e))?;
+    if tables == 0 && may_be_empty {
+        return Ok(());
+    }
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(|e| db_error(path, e))?
+        > 0;
+    let value = |key: &str| -> Result<Option<String>> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| db_error(path, e))
+    };
+    if !has_meta || value("format")?.as_deref() != Some(FORMAT) {
+        return Err(err(
+            "an SQLite database, but not a heaplens history (no heaplens tables in it)".into(),
+        ));
+    }
+    let version = value("version")?.and_then(|v| v.parse::<u32>().ok());
+    if version != Some(VERSION) {
+        return Err(err(format!(
+            "history format version {}, but this heaplens reads version {VERSION}",
+            version.map_or("unknown".to_string(), |v| v.to_string())
+        )));
+    }
+    Ok(())
+}
+
+/// Appends the samples of one process to a history file.
+pub struct HistoryWriter {
+    conn: Connection,
+    path: std::path::PathBuf,
+    process: i64,
+    type_ids: HashMap<String, i64>,
+}
+
+impl HistoryWriter {
+    /// Opens (or creates) the history file at `path` and registers this process in it.
+    /// `program` names what runs (a script, a server); `python` is its Python version.
+    pub fn open(path: &Path, pid: u32, program: &str, python: &str) -> Result<HistoryWriter> {
+        let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| db_error(path, e))?;
+        check_format(&conn, path, true)?;
+        // WAL: readers (`heaplens history`, a dashboard) never block the writer, and a process
+        // killed mid-write loses at most its last sample. NORMAL sync is enough for that: only
+        // an operating-system crash could lose the newest samples.
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| db_error(path, e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| db_error(path, e))?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?1), ('version', ?2)",
+            params![FORMAT, VERSION.to_string()],
+        )
+        .map_err(|e| db_error(path, e))?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        conn.execute(
+            "INSERT INTO processes(pid, started_ms, program, python) VALUES (?1, ?2, ?3, ?4)",
+            params![pid, to_i64(started), program, python],
+        )
+        .map_err(|e| db_error(path, e))?;
+        let process = conn.last_insert_rowid();
+        Ok(HistoryWriter {
+            conn,
+            path: path.to_path_buf(),
+            process,
+            type_ids: HashMap::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one sample with the type values that changed since this process's previous one
+    /// (what [`History::push`] returns).
+    pub fn append(&mut self, sample: &Sample, changes: &[(&str, u64, u64)]) -> Result<()> {
+        let path = self.path.clone();
+        let e = |e| db_error(&path, e);
+        let tx = self.conn.transaction().map_err(e)?;
+        tx.execute(
+            "INSERT INTO samples(process, taken_ms, rss, objects, bytes, gc_only, census_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                self.process,
+                to_i64(sample.taken_ms),
+                to_i64(sample.rss),
+                to_i64(sample.objects),
+                to_i64(sample.bytes),
+                sample.gc_only,
+                to_i64(sample.census_us)
+            ],
+        )
+        .map_err(e)?;
+        let sample_id = tx.last_insert_rowid();
+        {
+            let mut find = tx
+                .prepare_cached("SELECT id FROM types WHERE name = ?1")
+                .map_err(e)?;
+            let mut add = tx
+                .prepare_cached("INSERT INTO types(name) VALUES (?1)")
+                .map_err(e)?;
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO counts(sample, type, count, bytes) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(e)?;
+            for &(name, count, bytes) in changes {
+                let id = match self.type_ids.get(name) {
+                    Some(&id) => id,
+                    None => {
+                        // Another process may have added the name already.
+                        let id = match find
+                            .query_row([name], |r| r.get::<_, i64>(0))
+                            .optional()
+                            .map_err(e)?
+                        {
+                            Some(id) => id,
+                            None => {
+                                add.execute([name]).map_err(e)?;
+                                tx.last_insert_rowid()
+                            }
+                        };
+                        self.type_ids.insert(name.to_string(), id);
+                        id
+                    }
+                };
+                put.execute(params![sample_id, id, to_i64(count), to_i64(bytes)])
+                    .map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+}
+
+/// One process of a history file.
+#[derive(Clone, Debug)]
+pub struct ProcessHistory {
+    pub pid: u32,
+    pub started_ms: u64,
+    pub program: String,
+    pub python: String,
+    pub history: History,
+}
+
+/// Reads every process of the history file at `path`, oldest first, keeping all samples.
+pub fn read(path: &Path) -> Result<Vec<ProcessHistory>> {
+    if !path.exists() {
+        return Err(Error::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| db_error(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| db_error(path, e))?;
+    check_format(&conn, path, false)?;
+    let e = |e| db_error(path, e);
+    let names: HashMap<i64, String> = conn
+        .prepare("SELECT id, name FROM types")
+        .map_err(e)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    let mut processes: Vec<(i64, ProcessHistory)> = conn
+        .prepare("SELECT id, pid, started_ms, program, python FROM processes ORDER BY id")
+        .map_err(e)?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                ProcessHistory {
+                    pid: r.get::<_, i64>(1)? as u32,
+                    started_ms: r.get::<_, i64>(2)? as u64,
+                    program: r.get(3)?,
+                    python: r.get(4)?,
+                    history: History::new(usize::MAX),
+                },
+            ))
+        })
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    let index: HashMap<i64, usize> = processes
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    let mut samples = conn
+        .prepare(
+            "SELECT id, process, taken_ms, rss, objects, bytes, gc_only, census_us
+             FROM samples ORDER BY id",
+        )
+        .map_err(e)?;
+    let mut counts = conn
+        .prepare("SELECT type, count, bytes FROM counts WHERE sample = ?1")
+        .map_err(e)?;
+    let rows = samples
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                Sample {
+                    taken_ms: r.get::<_, i64>(2)? as u64,
+                    pid: 0,
+                    rss: r.get::<_, i64>(3)? as u64,
+                    objects: r.get::<_, i64>(4)? as u64,
+                    bytes: r.get::<_, i64>(5)? as u64,
+                    gc_only: r.get(6)?,
+                    census_us: r.get::<_, i64>(7)? as u64,
+                },
+            ))
+        })
+        .map_err(e)?;
+    for row in rows {
+        let (id, process, mut sample) = row.map_err(e)?;
+        let Some(&p) = index.get(&process) else {
+            continue;
+        };
+        let changes: Vec<(i64, i64, i64)> = counts
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(e)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(e)?;
+        let ph = &mut processes[p].1;
+        sample.pid = ph.pid;
+        ph.history.push_changes(
+            sample,
+            changes.iter().filter_map(|&(t, c, b)| {
+                names
+                    .get(&t)
+                    .map(|n| (n.as_str(), c.max(0) as u64, b.max(0) as u64))
+            }),
+        );
+    }
+    Ok(processes.into_iter().map(|(_, p)| p).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("heaplens-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("history.db")
+    }
+
+    #[test]
+    fn samples_written_by_two_processes_read_back_exactly() {
+        let path = temp("two");
+        let mut a = HistoryWriter::open(&path, 100, "app.py", "3.11.7").unwrap();
+        let mut b = HistoryWriter::open(&path, 200, "app.py", "3.11.7").unwrap();
+        let mut ha = History::new(10);
+        let mut hb = History::new(10);
+        for t in 0..5u64 {
+            let s = Sample {
+                taken_ms: 1000 * t,
+                pid: 100,
+                rss: 1 << 20,
+                objects: 10 + t,
+                bytes: 1000,
+                gc_only: true,
+                census_us: 50,
+            };
+            let changes = ha.push_values(s, [("Order", t, t * 56), ("dict", 9, 90)]);
+            a.append(&s, &changes).unwrap();
+            let s = Sample { pid: 200, ..s };
+            let changes = hb.push_values(s, [("dict", 9 + t, 90)]);
+            b.append(&s, &changes).unwrap();
+        }
+        drop((a, b));
+        let read = read(&path).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].pid, 100);
+        assert_eq!(read[0].program, "app.py");
+        assert_eq!(read[0].history.series("Order"), ha.series("Order"));
+        assert_eq!(read[0].history.series("dict"), vec![(9, 90); 5]);
+        assert_eq!(read[1].history.series("dict"), hb.series("dict"));
+        assert!(read[1].history.series("Order").is_empty());
+        let samples: Vec<Sample> = read[0].history.samples().copied().collect();
+        assert_eq!(samples, ha.samples().copied().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn other_files_are_refused_with_a_reason() {
+        let path = temp("bad");
+        std::fs::write(
+            &path,
+            b"this is not a database, just some text padding it out",
+        )
+        .unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("not an SQLite database"), "{err}");
+        assert!(HistoryWriter::open(&path, 1, "x", "3.11").is_err());
+
+        let other = temp("other");
+        let conn = Connection::open(&other).unwrap();
+        conn.execute_batch("CREATE TABLE users(name TEXT)").unwrap();
+        drop(conn);
+        let err = HistoryWriter::open(&other, 1, "x", "3.11")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not a heaplens history"), "{err}");
+        assert!(read(&temp("missing")).is_err());
+    }
+}

@@ -5,8 +5,10 @@
 //! (to Chrome DevTools' `.heapsnapshot`).
 //!
 //! It is a library, not a binary: the Python package runs it in-process as the `heaplens`
-//! console script (`heaplens._native.cli_main`), so one `pip install` provides it. Commands that
-//! need a live interpreter (`run`, `attach`) are added by the Python side.
+//! console script (`heaplens._native.cli_main`), so one `pip install` provides it. `heaplens
+//! history` reads sample histories; `heaplens attach` snapshots another running process. `heaplens
+//! run` needs the interpreter the console script runs in: this crate parses its arguments and
+//! hands them back ([`Outcome::RunPython`]) for the Python package to run the program.
 //!
 //! Exit status: 0 success, 1 leak suspects found (`diff`), 2 error. An error says what failed
 //! and why, and ends with a hint of what to do.
@@ -38,7 +40,21 @@ enum Command {
     Report(commands::report::Args),
     Diff(commands::diff::Args),
     Export(commands::export::Args),
+    History(commands::history::Args),
+    Run(commands::run::Args),
+    Attach(commands::attach::Args),
 }
+
+/// What a command line came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The command ran; this is its exit status.
+    Exit(i32),
+    /// `heaplens run`: the Python package runs the program with these arguments.
+    RunPython(commands::run::Args),
+}
+
+pub use commands::run::Args as RunArgs;
 
 /// Exit statuses.
 pub const OK: i32 = 0;
@@ -65,6 +81,37 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    match dispatch(args, out, err) {
+        Outcome::Exit(status) => status,
+        Outcome::RunPython(_) => {
+            let _ = writeln!(
+                err,
+                "heaplens: error: `heaplens run` needs Python\n\
+                 hint: run it through the `heaplens` console script of the Python package"
+            );
+            ERROR
+        }
+    }
+}
+
+/// Runs the command line `args` like [`run_with`], except that `heaplens run` is handed back
+/// for the caller to run in its interpreter.
+pub fn dispatch<I, T>(args: I, out: &mut impl Write, err: &mut impl Write) -> Outcome
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Outcome::Exit(match execute(args, out, err) {
+        Ok(status) => status,
+        Err(run) => return Outcome::RunPython(run),
+    })
+}
+
+fn execute<I, T>(args: I, out: &mut impl Write, err: &mut impl Write) -> Result<i32, RunArgs>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -75,7 +122,7 @@ where
             } else {
                 out.write_all(text.as_bytes())
             };
-            return if is_error { ERROR } else { OK };
+            return Ok(if is_error { ERROR } else { OK });
         }
     };
     let progress = progress::Progress::new(!cli.quiet);
@@ -83,9 +130,12 @@ where
         Command::Report(args) => commands::report::run(args, &progress, out),
         Command::Diff(args) => commands::diff::run(args, &progress, out),
         Command::Export(args) => commands::export::run(args, &progress, out),
+        Command::History(args) => commands::history::run(args, &progress, out),
+        Command::Attach(args) => commands::attach::run(args, &progress, out),
+        Command::Run(args) => return Err(args.clone()),
     };
     let _ = out.flush();
-    match result {
+    Ok(match result {
         Ok(status) => status,
         Err(e) if is_broken_pipe(&e) => OK,
         Err(e) => {
@@ -96,7 +146,7 @@ where
             let _ = err.flush();
             ERROR
         }
-    }
+    })
 }
 
 /// Output piped into `head` that closes early is not an error.

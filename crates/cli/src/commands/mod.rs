@@ -1,8 +1,11 @@
 //! One module per subcommand, each with an `Args` struct whose doc comment is its help.
 
+pub mod attach;
 pub mod diff;
 pub mod export;
+pub mod history;
 pub mod report;
+pub mod run;
 
 use crate::progress::Progress;
 use anyhow::{Context, Result};

@@ -6,91 +6,17 @@
 //! type at the same address counts as old. Per-type totals are unaffected, since they compare
 //! counts; only the attribution below can miss such an object.)
 //!
-//! Every new object is attributed to the nearest old object (or thread frame) on its shortest
-//! retaining path; the objects attributed to one old object form a group. A group's
-//! *accumulation point* is the container that holds the most of its new objects directly: the
-//! old object itself (the dict that is the cache, the list of handlers, the set of tasks), or a
-//! new container under it (a new list of orders stored in an old dict). A group's *entry type*
-//! is the type of the new objects the accumulation point holds directly (the leaked objects, not their payload of str, dict and bytes), so the
-//! leaking type comes first even when its payload grows just as fast; dict keys count as payload,
-//! and when what is held directly is plain data (str, int, bytes, tuple...) while the group holds
-//! as many objects of some other type (an `lru_cache` keeping instances in its keys), that type
-//! is the entry type. New objects no root reaches (cyclic garbage) form one group of their own.
+//! The new objects are then grouped where they accumulate (see [`super::accumulation`]): each
+//! group is a container (the dict that is the cache, the list of handlers), its retaining path,
+//! and the type it collects.
 
-use super::paths::{Path, RetainingPaths};
+use super::accumulation;
+pub use super::accumulation::{DiffOptions, Holder, Suspect};
+use super::paths::RetainingPaths;
 use crate::census::{Census, TypeDelta};
 use crate::graph::{Graph, NodeFlags, NodeId};
-use crate::label::LabelKind;
 use crate::reach::NodeSet;
 use hashbrown::HashMap;
-
-const NONE: u32 = u32::MAX;
-
-/// Types that are data rather than the thing a program accumulates.
-const PAYLOAD_TYPES: [&str; 9] = [
-    "str",
-    "bytes",
-    "int",
-    "float",
-    "tuple",
-    "bool",
-    "complex",
-    "bytearray",
-    "NoneType",
-];
-
-/// Thresholds for what counts as a suspect.
-#[derive(Clone, Copy, Debug)]
-pub struct DiffOptions {
-    /// A group with at least this many new objects is a suspect...
-    pub min_objects: u64,
-    /// ...and so is a group whose new objects take at least this many bytes.
-    pub min_bytes: u64,
-    /// At most this many suspects are reported (largest first).
-    pub max_suspects: usize,
-}
-
-impl Default for DiffOptions {
-    fn default() -> Self {
-        DiffOptions {
-            min_objects: 10,
-            min_bytes: 1 << 20,
-            max_suspects: 10,
-        }
-    }
-}
-
-/// Where a group of new objects hangs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Holder {
-    /// An old object (or a thread frame) of `after`.
-    Node(NodeId),
-    /// The new objects are roots themselves (new modules, objects held from outside the heap).
-    Roots,
-    /// The new objects are cyclic garbage no root reaches.
-    Garbage,
-}
-
-/// One accumulation point and the growth it holds.
-#[derive(Clone, Debug)]
-pub struct Suspect {
-    pub holder: Holder,
-    /// The shortest retaining path to the holder (for [`Holder::Node`]).
-    pub holder_path: Option<Path>,
-    /// The type of the new objects held directly: the leaking type.
-    pub entry_type: String,
-    /// New objects held directly by the holder.
-    pub entries: u64,
-    /// All new objects attributed to the holder (entries and what they hold).
-    pub objects: u64,
-    /// Their shallow bytes.
-    pub bytes: u64,
-    /// The largest types among them: (name, count, bytes), by count.
-    pub types: Vec<(String, u64, u64)>,
-    /// One of the entries, and the label of the reference to it (`['k42']`, `[17]`, `.cache`).
-    pub sample: NodeId,
-    pub sample_label: String,
-}
 
 /// The result of comparing two snapshots.
 #[derive(Clone, Debug)]
@@ -102,16 +28,6 @@ pub struct SnapshotDiff {
     pub new_bytes: u64,
     /// Groups of new objects large enough to report, largest first.
     pub suspects: Vec<Suspect>,
-}
-
-/// Per-group running totals.
-#[derive(Default)]
-struct Group {
-    /// Entries per type, with the first one met (the sample).
-    entries_by_type: HashMap<u32, (u64, NodeId)>,
-    types: HashMap<u32, (u64, u64)>,
-    objects: u64,
-    bytes: u64,
 }
 
 /// Sorts by the 64-bit key, least significant digit first, 11 bits at a time, over the bits that
@@ -214,153 +130,9 @@ pub fn diff(
     let after_names = name_index(after);
     let after_name = |v: NodeId| after_names[after.type_id(v).0 as usize];
     let new = new_objects(before, &before_names, after, &after_names);
-    let is_new = |v: NodeId| new.contains(v);
 
-    // Attribute each new object to the nearest old node above it on its shortest path (its
-    // group), counting for every node how many new objects it holds directly. Parents come first
-    // in the search order, so one pass suffices.
-    let n = after.node_count();
-    let mut holder = vec![NONE; n];
-    const ROOTS: u32 = NONE - 1;
-    const GARBAGE: u32 = NONE - 2;
-    let mut groups: HashMap<u32, Group> = HashMap::new();
-    let mut direct_new: HashMap<NodeId, u64> = HashMap::new();
-    let mut new_in_order: Vec<(NodeId, Option<NodeId>, bool)> = Vec::new();
-    let (mut new_objects, mut new_bytes) = (0u64, 0u64);
-    for &v in paths.order() {
-        if !is_new(v) {
-            continue;
-        }
-        let parent = paths.parent(after, v);
-        // A dict's keys are payload, not entries: the values are what the container collects.
-        let via_key = paths.via(v).is_some_and(|e| {
-            matches!(
-                after.edge(e).1.kind(),
-                LabelKind::DictKey | LabelKind::DictKeyStr
-            )
-        });
-        let h = match parent {
-            Some(p) if holder[p as usize] != NONE => holder[p as usize],
-            Some(p) => p,
-            None if after.flags(v).contains(NodeFlags::UNREACHABLE) => GARBAGE,
-            None => ROOTS,
-        };
-        holder[v as usize] = h;
-        match (parent, via_key) {
-            (Some(p), false) => *direct_new.entry(p).or_default() += 1,
-            // The entries of the garbage and root groups hang from the group itself.
-            (None, _) => *direct_new.entry(h).or_default() += 1,
-            (Some(_), true) => {}
-        }
-        new_in_order.push((v, parent, via_key));
-        let size = after.size(v);
-        new_objects += 1;
-        new_bytes += size;
-        let g = groups.entry(h).or_default();
-        let slot = g.types.entry(after_name(v)).or_default();
-        slot.0 += 1;
-        slot.1 += size;
-        g.objects += 1;
-        g.bytes += size;
-    }
-    // The accumulation point of a group is the node holding the most of its new objects
-    // directly: its old holder, or a new container under it (a new list of new orders hung on
-    // an old dict).
-    let mut accumulator: HashMap<u32, (NodeId, u64)> = groups
-        .keys()
-        .map(|&h| (h, (h, direct_new.get(&h).copied().unwrap_or(0))))
-        .collect();
-    for &(v, _, _) in &new_in_order {
-        let fanout = direct_new.get(&v).copied().unwrap_or(0);
-        let best = accumulator
-            .get_mut(&holder[v as usize])
-            .expect("every group has an entry");
-        if fanout > best.1 {
-            *best = (v, fanout);
-        }
-    }
-    for &(v, parent, via_key) in &new_in_order {
-        let h = holder[v as usize];
-        let point = accumulator[&h].0;
-        let direct = match parent {
-            Some(p) => p == point,
-            None => point == h,
-        };
-        if direct && !via_key {
-            let g = groups.get_mut(&h).expect("grouped above");
-            g.entries_by_type.entry(after_name(v)).or_insert((0, v)).0 += 1;
-        }
-    }
-
-    let mut suspects: Vec<Suspect> = groups
-        .into_iter()
-        .filter(|(_, g)| g.objects >= options.min_objects || g.bytes >= options.min_bytes)
-        .map(|(h, g)| {
-            let holder = match accumulator[&h].0 {
-                ROOTS => Holder::Roots,
-                GARBAGE => Holder::Garbage,
-                node => Holder::Node(node),
-            };
-            let (mut entry, entries, sample) = g
-                .entries_by_type
-                .iter()
-                .max_by_key(|(t, (c, _))| (*c, std::cmp::Reverse(**t)))
-                .map(|(t, (c, s))| (*t, *c, *s))
-                .unwrap_or((NONE, 0, 0));
-            let is_payload = |t: u32| {
-                type_names
-                    .get(t as usize)
-                    .is_some_and(|n| PAYLOAD_TYPES.contains(&n.as_str()))
-            };
-            if is_payload(entry) {
-                if let Some((&t, _)) = g
-                    .types
-                    .iter()
-                    .filter(|(t, (c, _))| !is_payload(**t) && *c >= entries)
-                    .max_by_key(|(t, (c, _))| (*c, std::cmp::Reverse(**t)))
-                {
-                    entry = t;
-                }
-            }
-            let mut types: Vec<(String, u64, u64)> = g
-                .types
-                .iter()
-                .map(|(t, (c, b))| (type_names[*t as usize].clone(), *c, *b))
-                .collect();
-            types.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
-            types.truncate(5);
-            let sample_label = match holder {
-                Holder::Node(h) => after
-                    .edge_range(h)
-                    .map(|e| after.edge(e))
-                    .find(|(t, l)| *t == sample && !l.is_weak())
-                    .map(|(_, l)| after.describe_label(l))
-                    .unwrap_or_default(),
-                _ => String::new(),
-            };
-            Suspect {
-                holder_path: match holder {
-                    Holder::Node(h) => paths.path(after, h),
-                    _ => None,
-                },
-                holder,
-                entry_type: type_names.get(entry as usize).cloned().unwrap_or_default(),
-                entries,
-                objects: g.objects,
-                bytes: g.bytes,
-                types,
-                sample,
-                sample_label,
-            }
-        })
-        .collect();
-    suspects.sort_by(|a, b| {
-        b.objects
-            .cmp(&a.objects)
-            .then(b.bytes.cmp(&a.bytes))
-            .then(a.entry_type.cmp(&b.entry_type))
-    });
-    suspects.truncate(options.max_suspects);
+    let (suspects, new_objects, new_bytes) =
+        accumulation::suspects(after, paths, &new, after_name, &type_names, options);
     SnapshotDiff {
         types,
         new_objects,
@@ -477,6 +249,29 @@ mod tests {
         assert_eq!(s.types[0].1, 300);
         let orders = d.types.iter().find(|t| t.name == "app.Order").unwrap();
         assert_eq!(orders.count_delta, 300);
+    }
+
+    #[test]
+    fn the_holder_of_a_type_is_found_without_a_before_snapshot() {
+        let after = heap(40, 0);
+        let p = RetainingPaths::compute(&after, &find_garbage_entries(&after));
+        let found = accumulation::holders_of_types(
+            &after,
+            &p,
+            &["app.Order".to_string()],
+            DiffOptions::default(),
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].entry_type, "app.Order");
+        assert_eq!(found[0].entries, 40);
+        assert_eq!(found[0].holder, Holder::Node(2));
+        let none = accumulation::holders_of_types(
+            &after,
+            &p,
+            &["app.Nothing".to_string()],
+            DiffOptions::default(),
+        );
+        assert!(none.is_empty());
     }
 
     #[test]

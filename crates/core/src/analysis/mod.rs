@@ -4,6 +4,7 @@
 //! Everything here works on a finished [`crate::graph::Graph`], needs no Python and is tested
 //! with plain `cargo test` on constructed graphs.
 
+pub mod accumulation;
 pub mod diff;
 pub mod dominators;
 pub mod paths;

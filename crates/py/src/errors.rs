@@ -78,7 +78,9 @@ pub fn core_error(e: heaplens_core::Error) -> PyErr {
         },
         Error::Parse { .. } => PyValueError::new_err(e.to_string()),
         Error::TooLarge { .. } | Error::InvalidGraph(_) => CaptureError::new_err(e.to_string()),
-        Error::Unsupported(_) | Error::Picture(_) => HeapLensError::new_err(e.to_string()),
+        Error::Unsupported(_) | Error::Picture(_) | Error::History { .. } => {
+            HeapLensError::new_err(e.to_string())
+        }
         Error::Format { .. } | Error::Version { .. } => SnapshotFormatError::new_err(e.to_string()),
     }
 }

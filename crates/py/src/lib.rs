@@ -17,6 +17,7 @@ mod py_growth;
 mod py_memory;
 mod py_objgraph;
 mod py_pictures;
+mod py_sampler;
 mod py_snapshot;
 
 use pyo3::prelude::*;
@@ -53,6 +54,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_analysis::PySnapshotDiff>()?;
     m.add_class::<py_analysis::PySuspect>()?;
     m.add_class::<py_memory::PyMemoryInfo>()?;
+    m.add_class::<py_sampler::PySampler>()?;
     m.add_function(wrap_pyfunction!(py_census::census, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::objects_of_type, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::all_objects, m)?)?;
@@ -78,8 +80,31 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Runs the `heaplens` command line with `argv` (without the program name); returns the exit
 /// status. The GIL is released: the commands are pure Rust.
 #[pyfunction]
-fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    py.detach(|| heaplens_cli::run(std::iter::once("heaplens".to_string()).chain(argv)))
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+    let outcome = py.detach(|| {
+        heaplens_cli::dispatch(
+            std::iter::once("heaplens".to_string()).chain(argv),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
+    });
+    match outcome {
+        heaplens_cli::Outcome::Exit(status) => Ok(status),
+        // `heaplens run` runs the program in this interpreter: the Python package does that.
+        heaplens_cli::Outcome::RunPython(args) => {
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("period", args.period)?;
+            kwargs.set_item("history", args.history)?;
+            kwargs.set_item("no_history", args.no_history)?;
+            kwargs.set_item("snapshot_at_exit", args.snapshot_at_exit)?;
+            kwargs.set_item("all_objects", args.all_objects)?;
+            kwargs.set_item("module", args.module)?;
+            kwargs.set_item("argv", args.argv)?;
+            py.import("heaplens._run")?
+                .call_method("run", (), Some(&kwargs))?
+                .extract()
+        }
+    }
 }
 
 /// Why heap capture does not work in this interpreter, or None when it does.

@@ -1,7 +1,7 @@
 //! Python views of analysis results: retaining paths and snapshot comparisons.
 
 use crate::py_snapshot::{view, PySnapshotObject, SnapshotData};
-use heaplens_core::analysis::diff::{Holder, SnapshotDiff};
+use heaplens_core::analysis::diff::{Holder, SnapshotDiff, Suspect};
 use heaplens_core::analysis::paths::{Path, Start};
 use heaplens_core::analysis::report;
 use std::sync::Arc;
@@ -102,6 +102,31 @@ pub struct PySuspect {
     sample: u32,
 }
 
+impl PySuspect {
+    pub fn new(data: &Arc<SnapshotData>, s: &Suspect) -> Self {
+        PySuspect {
+            entry_type: s.entry_type.clone(),
+            entries: s.entries,
+            objects: s.objects,
+            size: s.bytes,
+            types: s.types.clone(),
+            kind: match s.holder {
+                Holder::Node(_) => "object",
+                Holder::Garbage => "garbage",
+                Holder::Roots => "roots",
+            },
+            sample_label: s.sample_label.clone(),
+            data: Arc::clone(data),
+            holder: match s.holder {
+                Holder::Node(h) => Some(h),
+                _ => None,
+            },
+            holder_path: s.holder_path.clone(),
+            sample: s.sample,
+        }
+    }
+}
+
 #[pymethods]
 impl PySuspect {
     /// The container (in the later snapshot), or None for garbage and roots.
@@ -167,26 +192,7 @@ impl PySnapshotDiff {
         self.result
             .suspects
             .iter()
-            .map(|s| PySuspect {
-                entry_type: s.entry_type.clone(),
-                entries: s.entries,
-                objects: s.objects,
-                size: s.bytes,
-                types: s.types.clone(),
-                kind: match s.holder {
-                    Holder::Node(_) => "object",
-                    Holder::Garbage => "garbage",
-                    Holder::Roots => "roots",
-                },
-                sample_label: s.sample_label.clone(),
-                data: Arc::clone(&self.after),
-                holder: match s.holder {
-                    Holder::Node(h) => Some(h),
-                    _ => None,
-                },
-                holder_path: s.holder_path.clone(),
-                sample: s.sample,
-            })
+            .map(|s| PySuspect::new(&self.after, s))
             .collect()
     }
 

@@ -133,6 +133,68 @@ fn target_address(obj: &Bound<'_, PyAny>) -> u64 {
 }
 
 impl PySnapshot {
+    /// For each type named in `types`, where its objects accumulate (the largest holder), as
+    /// text for reports.
+    pub fn holders_by_type(
+        &self,
+        py: Python<'_>,
+        types: &[String],
+    ) -> Vec<heaplens_core::history::report::WhereHeld> {
+        use heaplens_core::analysis::accumulation::holders_of_types;
+        use heaplens_core::analysis::diff::Holder;
+        let paths = self.data.paths(py);
+        let graph = &self.data.graph;
+        // All the growing types at once: objects that grow together (orders and the list of
+        // lines inside each) are one group, held by the container of the outermost ones. Asked
+        // one type at a time, each list would be "held" by its own order.
+        let together = DiffOptions {
+            min_objects: 1,
+            min_bytes: u64::MAX,
+            max_suspects: 64,
+        };
+        let alone = DiffOptions {
+            max_suspects: 1,
+            ..together
+        };
+        let render = |s: &heaplens_core::analysis::diff::Suspect| match s.holder {
+            Holder::Node(_) => s.holder_path.as_ref().map(|p| p.render(graph)),
+            Holder::Garbage => {
+                Some("uncollected cyclic garbage (the garbage collector is off?)".into())
+            }
+            Holder::Roots => Some("references from outside the Python heap".into()),
+        };
+        py.detach(|| {
+            let groups = holders_of_types(graph, paths, types, together);
+            types
+                .iter()
+                .filter_map(|t| {
+                    // The group holding most of this type's objects, else where it is alone.
+                    let in_group = groups
+                        .iter()
+                        .filter_map(|s| {
+                            let n = s.types.iter().find(|(name, _, _)| name == t)?.1;
+                            Some((n, s))
+                        })
+                        .max_by_key(|(n, _)| *n)
+                        .map(|(_, s)| s.clone());
+                    let s = match in_group {
+                        Some(s) => s,
+                        None => holders_of_types(graph, paths, std::slice::from_ref(t), alone)
+                            .into_iter()
+                            .next()?,
+                    };
+                    Some(heaplens_core::history::report::WhereHeld {
+                        type_name: t.clone(),
+                        holder: render(&s)?,
+                        entries: s.entries,
+                        entry_type: s.entry_type.clone(),
+                        sample_label: s.sample_label.clone(),
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// The node of `obj`: a SnapshotObject of this snapshot, or a live object.
     fn node_of(&self, obj: &Bound<'_, PyAny>) -> PyResult<NodeId> {
         if let Ok(v) = obj.extract::<PyRef<'_, PySnapshotObject>>() {
@@ -350,6 +412,34 @@ impl PySnapshot {
         };
         let result = py.detach(|| diff(&before.data.graph, &self.data.graph, paths, options));
         PySnapshotDiff::new(&before.data, &self.data, result)
+    }
+
+    /// Where the objects of the types named in ``types`` (``"myapp.Order"``, ``"dict"``)
+    /// accumulate: the containers holding most of them, largest first, as :class:`Suspect`
+    /// (``holder_path``, ``entries``, ``sample``). For types known to grow, from a history of
+    /// censuses, this says what keeps them; no earlier snapshot is needed.
+    #[pyo3(signature = (types, *, min_objects=1, limit=5))]
+    fn holders(
+        &self,
+        py: Python<'_>,
+        types: Vec<String>,
+        min_objects: u64,
+        limit: usize,
+    ) -> Vec<crate::py_analysis::PySuspect> {
+        let paths = self.data.paths(py);
+        let options = DiffOptions {
+            min_objects,
+            min_bytes: u64::MAX,
+            max_suspects: limit,
+        };
+        let graph = &self.data.graph;
+        let found = py.detach(|| {
+            heaplens_core::analysis::accumulation::holders_of_types(graph, paths, &types, options)
+        });
+        found
+            .iter()
+            .map(|s| crate::py_analysis::PySuspect::new(&self.data, s))
+            .collect()
     }
 
     /// The walk behind the pictures (:func:`heaplens.show_refs`, :func:`heaplens.show_backrefs`):

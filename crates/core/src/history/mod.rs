@@ -14,6 +14,7 @@
 //! ([`chart`] does).
 
 pub mod chart;
+pub mod report;
 pub mod store;
 mod trend;
 
@@ -160,6 +161,11 @@ impl History {
             .collect()
     }
 
+    /// How many samples it keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// How many samples are kept.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -213,17 +219,40 @@ impl History {
     /// Every type's count at every kept sample: `columns[t][s]` for type `t` of
     /// [`History::type_names`] at sample `s`. One pass, for analyses over all types.
     pub fn count_columns(&self) -> Vec<Vec<u64>> {
+        let all: Vec<usize> = (0..self.entries.len()).collect();
+        self.count_columns_at(&all)
+    }
+
+    /// Every type's count at the samples `at` (increasing indexes): `columns[t][k]` for type `t`
+    /// at sample `at[k]`. A long history is analysed at a few thousand evenly spaced samples
+    /// (see [`History::spread`]) so the columns stay small.
+    pub fn count_columns_at(&self, at: &[usize]) -> Vec<Vec<u64>> {
         let mut now: Vec<u64> = self.base.iter().map(|v| v.0).collect();
-        let mut columns = vec![Vec::with_capacity(self.entries.len()); self.names.len()];
-        for e in &self.entries {
+        let mut columns = vec![Vec::with_capacity(at.len()); self.names.len()];
+        let mut wanted = at.iter().peekable();
+        for (s, e) in self.entries.iter().enumerate() {
             for &(i, c, _) in &e.changes {
                 now[i as usize] = c;
             }
-            for (column, &c) in columns.iter_mut().zip(&now) {
-                column.push(c);
+            if wanted.next_if_eq(&&s).is_some() {
+                for (column, &c) in columns.iter_mut().zip(&now) {
+                    column.push(c);
+                }
             }
         }
         columns
+    }
+
+    /// At most `points` sample indexes, evenly spread from the oldest to the newest sample (all
+    /// of them when there are no more than `points`).
+    pub fn spread(&self, points: usize) -> Vec<usize> {
+        let n = self.entries.len();
+        if n <= points || points < 2 {
+            return (0..n).collect();
+        }
+        let mut out: Vec<usize> = (0..points).map(|k| k * (n - 1) / (points - 1)).collect();
+        out.dedup();
+        out
     }
 }
 
@@ -254,6 +283,24 @@ mod tests {
         assert!(h.series("nope").is_empty());
         assert_eq!(h.count_columns(), vec![vec![10, 10, 10], vec![1, 2, 0]]);
         assert_eq!(h.current().collect::<Vec<_>>(), vec![("dict", (10, 100))]);
+    }
+
+    #[test]
+    fn long_histories_are_read_at_evenly_spread_samples() {
+        let mut h = History::new(10_000);
+        for t in 0..5000u64 {
+            h.push_values(sample(t), [("Order", t, t)]);
+        }
+        let at = h.spread(11);
+        assert_eq!(
+            at,
+            vec![0, 499, 999, 1499, 1999, 2499, 2999, 3499, 3999, 4499, 4999]
+        );
+        assert_eq!(
+            h.count_columns_at(&at)[0],
+            at.iter().map(|&i| i as u64).collect::<Vec<_>>()
+        );
+        assert_eq!(h.spread(10_000).len(), 5000);
     }
 
     #[test]

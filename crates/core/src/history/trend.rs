@@ -8,6 +8,9 @@
 
 use super::History;
 
+/// How many samples of a long history the trends look at.
+const TREND_POINTS: usize = 2000;
+
 /// How one type's count moved over a history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TypeTrend {
@@ -23,7 +26,8 @@ pub struct TypeTrend {
     pub steady: bool,
     /// Growth per hour after the first stretch (warm-up), in objects.
     pub per_hour: f64,
-    /// The count at every kept sample, oldest first.
+    /// The count at every kept sample, oldest first; for a history of more than 2,000
+    /// samples, at 2,000 samples evenly spread over it ([`History::spread`]).
     pub counts: Vec<u64>,
 }
 
@@ -65,8 +69,10 @@ fn is_steady(counts: &[u64]) -> bool {
 /// The trend of every type of `history` that had objects at some sample: steady growers first,
 /// fastest first; then the rest by how much they grew.
 pub fn trends(history: &History) -> Vec<TypeTrend> {
-    let columns = history.count_columns();
-    let times: Vec<u64> = history.samples().map(|s| s.taken_ms).collect();
+    let at = history.spread(TREND_POINTS);
+    let columns = history.count_columns_at(&at);
+    let all_times: Vec<u64> = history.samples().map(|s| s.taken_ms).collect();
+    let times: Vec<u64> = at.iter().map(|&i| all_times[i]).collect();
     let n = times.len();
     if n == 0 {
         return Vec::new();

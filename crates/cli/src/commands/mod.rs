@@ -29,6 +29,9 @@ pub fn analyse(graph: &Graph, progress: &Progress) -> Analysis {
 
 /// What to do about an error, when there is something to say.
 pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    if let Some(hint) = history::hint(e) {
+        return Some(hint);
+    }
     for cause in e.chain() {
         if let Some(core) = cause.downcast_ref::<heaplens_core::Error>() {
             return match core {
@@ -47,6 +50,13 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
                 }
                 heaplens_core::Error::Format { .. } => Some(
                     "the file is damaged or is not a heaplens snapshot (.hlsnap); take a new snapshot",
+                ),
+                heaplens_core::Error::History { detail, .. } if detail.contains("version") => {
+                    Some("read it with the heaplens version that wrote it")
+                }
+                heaplens_core::Error::History { .. } => Some(
+                    "the file is damaged or is not a heaplens history file: histories are written \
+                     by `heaplens run`",
                 ),
                 _ => None,
             };

@@ -106,10 +106,18 @@ pub fn charted(trends: &[TypeTrend]) -> (Vec<&TypeTrend>, bool) {
     if !steady.is_empty() {
         return (steady, true);
     }
-    let mut movers: Vec<&TypeTrend> = trends.iter().filter(|t| movement(t) > 0).collect();
-    movers.sort_by(|a, b| movement(b).cmp(&movement(a)).then(a.name.cmp(&b.name)));
+    let mut movers = movers(trends);
     movers.truncate(MAX_TYPES);
     (movers, false)
+}
+
+/// Every type whose count changed, the ones that moved most first (by [`movement`], then by
+/// name): the ranking the chart falls back on, and `heaplens history`'s when nothing grew
+/// steadily.
+pub fn movers(trends: &[TypeTrend]) -> Vec<&TypeTrend> {
+    let mut movers: Vec<&TypeTrend> = trends.iter().filter(|t| movement(t) > 0).collect();
+    movers.sort_by(|a, b| movement(b).cmp(&movement(a)).then(a.name.cmp(&b.name)));
+    movers
 }
 
 /// Milliseconds since the Unix epoch as `2026-11-24 06:00:00` (UTC).

@@ -86,9 +86,15 @@ pub fn run_report(
     let span_ms = last.taken_ms.saturating_sub(first.taken_ms);
     let _ = writeln!(
         out,
-        "heaplens: {program} ran for {}: {} samples (every {period:.1} s)",
+        "heaplens: {program} ran for {}: {} samples (every {} s)",
         duration(span_ms),
         count(history.len() as u64),
+        // Two significant digits: 0.05, 0.25, 1.0, 12.
+        if period < 1.0 {
+            format!("{period:.2}")
+        } else {
+            format!("{period:.1}")
+        }
     );
     let _ = writeln!(
         out,
@@ -111,7 +117,14 @@ pub fn run_report(
         );
         return out;
     }
-    let steady: Vec<&TypeTrend> = trends.iter().filter(|t| t.steady).take(limit).collect();
+    let mut steady: Vec<&TypeTrend> = trends.iter().filter(|t| t.steady).take(limit).collect();
+    // A type that grows inside another (the list in each leaked order) comes after the type
+    // that is the leak; the sort is stable, so the fastest growers still come first.
+    let is_payload = |t: &TypeTrend| {
+        held.iter()
+            .any(|h| h.type_name == t.name && !h.entry_type.is_empty() && h.entry_type != t.name)
+    };
+    steady.sort_by_key(|t| is_payload(t));
     if steady.is_empty() {
         let _ = writeln!(out, "\nNo type grew steadily.");
         return out;

@@ -154,8 +154,8 @@ No type grew steadily.
 
 Types that moved most:
   type         first           last        growth  trend
-  dict            50 ->       1,000         0/min  ▁▄██████████████████
-  tuple          500 ->         660     +5.52/min  ▁▅█▃█▁▅█▃█▁▅█▃█▁▅█▃█
+  dict            50 ->       1,000      +950 net  ▁▄██████████████████
+  tuple          500 ->         660      +160 net  ▁▅█▃█▁▅█▃█▁▅█▃█▁▅█▃█
 "
     );
     assert_eq!(without_start_times(&out), expected);

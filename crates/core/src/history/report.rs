@@ -2,7 +2,7 @@
 
 use super::chart::{duration, native_growth, rate};
 use super::{sparkline, History, TypeTrend};
-use crate::analysis::report::{bytes, count};
+use crate::analysis::report::{bytes, count, signed};
 use std::fmt::Write;
 
 /// Where the objects of a growing type are held, as found in a snapshot taken at the end.
@@ -40,8 +40,9 @@ pub fn native_growth_note(history: &History) -> Option<String> {
     ))
 }
 
-/// The table of `trends`: type, first and last count, growth rate (in the unit that suits a
-/// history spanning `span_ms`, see [`rate`]), sparkline.
+/// The table of `trends`: type, first and last count, growth (for steady growers the rate, in
+/// the unit that suits a history spanning `span_ms`, see [`rate`]; for the others the net
+/// change), sparkline.
 pub fn trend_table(trends: &[&TypeTrend], span_ms: u64, out: &mut String) {
     let width = trends
         .iter()
@@ -62,7 +63,13 @@ pub fn trend_table(trends: &[&TypeTrend], span_ms: u64, out: &mut String) {
             name,
             count(t.first),
             count(t.last),
-            rate(t.per_hour, span_ms),
+            // A rate only means something for steady growth; for the rest, the net change
+            // (a sawtooth's rate depends on where the last sample fell).
+            if t.steady {
+                rate(t.per_hour, span_ms)
+            } else {
+                format!("{} net", signed(t.last as i64 - t.first as i64))
+            },
             sparkline(&t.counts, 20)
         );
     }

@@ -101,13 +101,44 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    Outcome::Exit(match execute(args, out, err) {
+    dispatch_from(&Caller::default(), args, out, err)
+}
+
+/// What the program running this command line knows and the command line cannot find out.
+#[derive(Debug, Default, Clone)]
+pub struct Caller {
+    /// The directory that holds the `heaplens` Python package running this command line (the
+    /// console script passes it): `heaplens attach` offers it to a process that has no heaplens
+    /// of its own, unless `--python-path` says otherwise.
+    pub python_path: Option<std::path::PathBuf>,
+    /// Whether the user asked to stop (Ctrl-C), for a caller whose signal handling keeps
+    /// SIGINT from this command line (Python's does); polled during long waits.
+    pub interrupted: Option<fn() -> bool>,
+}
+
+/// [`dispatch`], for a caller that knows more (see [`Caller`]).
+pub fn dispatch_from<I, T>(
+    caller: &Caller,
+    args: I,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Outcome
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Outcome::Exit(match execute(caller, args, out, err) {
         Ok(status) => status,
         Err(run) => return Outcome::RunPython(run),
     })
 }
 
-fn execute<I, T>(args: I, out: &mut impl Write, err: &mut impl Write) -> Result<i32, RunArgs>
+fn execute<I, T>(
+    caller: &Caller,
+    args: I,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<i32, RunArgs>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -131,7 +162,7 @@ where
         Command::Diff(args) => commands::diff::run(args, &progress, out),
         Command::Export(args) => commands::export::run(args, &progress, out),
         Command::History(args) => commands::history::run(args, &progress, out),
-        Command::Attach(args) => commands::attach::run(args, &progress, out),
+        Command::Attach(args) => commands::attach::run(args, caller, &progress, out),
         Command::Run(args) => return Err(args.clone()),
     };
     let _ = out.flush();

@@ -78,11 +78,22 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Runs the `heaplens` command line with `argv` (without the program name); returns the exit
-/// status. The GIL is released: the commands are pure Rust.
+/// status. The GIL is released: the commands are pure Rust. `python_path` is the directory that
+/// holds this `heaplens` package (for `heaplens attach`, see `heaplens_cli::Caller`).
 #[pyfunction]
-fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+#[pyo3(signature = (argv, python_path=None))]
+fn cli_main(
+    py: Python<'_>,
+    argv: Vec<String>,
+    python_path: Option<std::path::PathBuf>,
+) -> PyResult<i32> {
+    let caller = heaplens_cli::Caller {
+        python_path,
+        interrupted: Some(interrupted),
+    };
     let outcome = py.detach(|| {
-        heaplens_cli::dispatch(
+        heaplens_cli::dispatch_from(
+            &caller,
             std::iter::once("heaplens".to_string()).chain(argv),
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
@@ -105,6 +116,13 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
                 .extract()
         }
     }
+}
+
+/// Whether Ctrl-C was pressed while the command line ran without the GIL: Python's handler only
+/// sets a flag, so the command line asks. The KeyboardInterrupt is consumed: the command stops
+/// and says so itself.
+fn interrupted() -> bool {
+    Python::attach(|py| py.check_signals().is_err())
 }
 
 /// Why heap capture does not work in this interpreter, or None when it does.

@@ -216,7 +216,8 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
         let (p, t) = newest
             .find(|(p, _)| !p.history.is_empty())
             .context("no process to draw")?;
-        let title = format!("{}, started {} UTC", describe(p), utc(p.started_ms));
+        // The chart's subtitle gives the time of the first sample.
+        let title = describe(p);
         let drawn = progress.step(&format!("drawing {}", file.display()), || {
             Ok::<_, heaplens_core::Error>(match format {
                 ChartFormat::Svg => chart::svg(&p.history, t, &title).into_bytes(),

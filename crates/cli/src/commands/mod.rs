@@ -29,6 +29,9 @@ pub fn analyse(graph: &Graph, progress: &Progress) -> Analysis {
 
 /// What to do about an error, when there is something to say.
 pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    if let Some(hint) = attach::hint(e) {
+        return Some(hint);
+    }
     if let Some(hint) = history::hint(e) {
         return Some(hint);
     }

@@ -1,16 +1,314 @@
-//! `heaplens attach`: a snapshot of a running Python process, without restarting it.
+//! `heaplens attach PID`: a snapshot of a running CPython 3.11 process, without restarting it
+//! (a web server under load, say), saved where the user asked and optionally reported or
+//! compared with a second one.
+//!
+//! How (each step in its own module):
+//! 1. [`target`]: checks, reading `/proc` only, that the process exists and runs, is a CPython of
+//!    the version heaplens captures, and may be traced by this user;
+//! 2. [`protocol`]: writes a request and the script the target will run into a private
+//!    directory;
+//! 3. [`gdb`]: makes gdb queue a pending call in the target that runs the script at the main
+//!    thread's next bytecode boundary, then detaches at once;
+//! 4. [`protocol`]: waits for the target's answer, with progress and a timeout that withdraws
+//!    the request; the target imports heaplens (its own, or the one running this command, see
+//!    [`Args::python_path`]), takes the snapshot and writes it to the directory;
+//! 5. [`snapshot`]: moves the snapshot where the user asked; here, it is reported on or compared
+//!    with a second one, with the `report` and `diff` commands' code.
+//!
+//! What it is not: a way to run arbitrary code in a process (the script only snapshots), a
+//! profiler, or a dashboard (`--serve` belongs to the dashboard, which does not exist yet).
+//! Python 3.14's `sys.remote_exec` would replace gdb, once heaplens captures 3.14.
+//!
+//! The target is never killed: a refused or failed step leaves it as it was. What stays in it is
+//! one 4 KiB page gdb mapped (see [`gdb`]) and, if it had not imported heaplens before, heaplens
+//! (an extension module cannot be unloaded); its `sys.path` and `__main__` are left as they
+//! were. Every failure is a [`Failure`]: what happened, and a hint of what to do.
+//!
+//! Linux only (it reads `/proc`, and relies on gdb and ptrace).
+
+#[cfg(target_os = "linux")]
+mod gdb;
+#[cfg(target_os = "linux")]
+mod protocol;
+#[cfg(target_os = "linux")]
+mod snapshot;
+#[cfg(target_os = "linux")]
+mod target;
 
 use crate::progress::Progress;
 use anyhow::Result;
+use std::fmt;
 use std::io::Write;
+use std::path::PathBuf;
+#[cfg(target_os = "linux")]
+use std::time::Duration;
 
-/// Take a snapshot of a running CPython process.
+/// Take a snapshot of a running CPython 3.11 process without restarting it, and save it (or
+/// report on it). heaplens must be importable in the process; when it is not, the heaplens that
+/// runs this command is offered to it (same Python version needed), or give --python-path.
+/// Uses gdb, and needs permission to trace the process (same user, or root).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The process id.
     pub pid: u32,
+    /// Where to save the snapshot [default: heaplens-PID-<UTC time>.hlsnap in the current
+    /// directory].
+    #[arg(long, value_name = "FILE.hlsnap", conflicts_with = "diff")]
+    pub snapshot: Option<PathBuf>,
+    /// Print the report of the snapshot, as `heaplens report` does.
+    #[arg(long)]
+    pub report: bool,
+    /// Take two snapshots SECONDS apart (both saved under their default names) and print what
+    /// grew between them, as `heaplens diff` does; exit status 1 when there are leak suspects.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, conflicts_with = "report")]
+    pub diff: Option<f64>,
+    /// How long to wait for the process's main thread to reach a safe point (run Python code),
+    /// and for gdb, before giving up; the process is left as it was.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds)]
+    pub timeout: f64,
+    /// The directory that holds the `heaplens` package to import in the process when it has none
+    /// of its own (a site-packages directory, as the process sees it) [default: the one running
+    /// this command].
+    #[arg(long, value_name = "DIR")]
+    pub python_path: Option<PathBuf>,
+    /// How many rows per section of --report and --diff.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
 }
 
-pub fn run(_args: &Args, _progress: &Progress, _out: &mut impl Write) -> Result<i32> {
-    anyhow::bail!("heaplens attach is not implemented yet")
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(s),
+        _ => Err(format!(
+            "expected a positive number of seconds, not {text:?}"
+        )),
+    }
+}
+
+/// A failure of `heaplens attach` that the user can act on: the message, and what to do.
+#[derive(Debug)]
+pub struct Failure {
+    message: String,
+    hint: &'static str,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>, hint: &'static str) -> Failure {
+        Failure {
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The hint of an attach failure.
+pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<Failure>())
+        .map(|f| f.hint)
+}
+
+/// Whether the objects of a diff's suspect are held by the frames of the script `heaplens
+/// attach` runs in the target (a file in one of its [`protocol`] directories).
+pub fn held_by_attach_script(
+    graph: &heaplens_core::graph::Graph,
+    suspect: &heaplens_core::analysis::diff::Suspect,
+) -> bool {
+    use heaplens_core::graph::NodeFlags;
+    let Some(path) = &suspect.holder_path else {
+        return false;
+    };
+    path.nodes(graph).into_iter().any(|v| {
+        graph.flags(v).contains(NodeFlags::FRAME) && graph.name(v).is_some_and(is_script_location)
+    })
+}
+
+/// The prefix of the names of the private directories shared with targets.
+const DIRECTORY_PREFIX: &str = "heaplens-attach-";
+
+/// Whether a frame's description (`_main (/tmp/heaplens-attach-.../attach.py:132)`) is of code
+/// attach runs in the target (its script, or the bootstrap that runs it: see [`protocol`]).
+fn is_script_location(frame: &str) -> bool {
+    frame.contains(&format!("/{DIRECTORY_PREFIX}"))
+}
+
+/// Runs `heaplens attach`.
+#[cfg(not(target_os = "linux"))]
+pub fn run(
+    _args: &Args,
+    _caller: &crate::Caller,
+    _progress: &Progress,
+    _out: &mut impl Write,
+) -> Result<i32> {
+    Err(Failure::new(
+        "heaplens attach works on Linux only (it reads /proc and uses gdb)",
+        "take the snapshot inside the program: heaplens.snapshot().save(path)",
+    )
+    .into())
+}
+
+/// Runs `heaplens attach`.
+#[cfg(target_os = "linux")]
+pub fn run(
+    args: &Args,
+    caller: &crate::Caller,
+    progress: &Progress,
+    out: &mut impl Write,
+) -> Result<i32> {
+    let target = target::inspect(args.pid)?;
+    let gdb = gdb::find()?;
+    let interrupted = || caller.interrupted.is_some_and(|f| f());
+    let session = snapshot::Session {
+        target: &target,
+        gdb: &gdb,
+        python_path: args
+            .python_path
+            .as_deref()
+            .or(caller.python_path.as_deref()),
+        timeout: Duration::from_secs_f64(args.timeout),
+        progress,
+        interrupted: &interrupted,
+    };
+    let announce = |out: &mut dyn Write, saved: &snapshot::Saved| -> Result<()> {
+        writeln!(
+            out,
+            "snapshot of process {} ({}): {} objects in {:.2} s, saved to {}",
+            target.pid,
+            target.name,
+            saved.objects,
+            saved.seconds,
+            saved.path.display()
+        )?;
+        Ok(())
+    };
+    let Some(interval) = args.diff else {
+        let saved = session.take(args.snapshot.as_deref())?;
+        announce(out, &saved)?;
+        if !args.report {
+            return Ok(crate::OK);
+        }
+        writeln!(out)?;
+        let report = super::report::Args {
+            snapshot: saved.path,
+            limit: args.limit,
+        };
+        return super::report::run(&report, progress, out);
+    };
+    let before = session.take(None)?;
+    announce(out, &before)?;
+    let interval = Duration::from_secs_f64(interval);
+    let mut waiting = progress.waiting(format!(
+        "the second snapshot in {} s",
+        interval.as_secs_f64()
+    ));
+    let until = std::time::Instant::now() + interval;
+    while std::time::Instant::now() < until {
+        if interrupted() {
+            return Err(Failure::new(
+                format!(
+                    "interrupted; the first snapshot is saved in {}",
+                    before.path.display()
+                ),
+                "compare it with a later one: heaplens diff",
+            )
+            .into());
+        }
+        waiting.tick();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    waiting.finish();
+    let after = session.take(None)?;
+    announce(out, &after)?;
+    writeln!(out)?;
+    // `heaplens diff`'s defaults.
+    let diff = super::diff::Args {
+        before: before.path,
+        after: after.path,
+        min_objects: 10,
+        min_size: 1 << 20,
+        limit: args.limit,
+    };
+    super::diff::run(&diff, progress, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_must_be_positive_and_finite() {
+        assert_eq!(seconds("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "nan", "inf", "soon", "1e300"] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A thread whose frame `frame` holds a dict in a local; returns the graph and the dict.
+    fn thread_holding_a_dict(frame: &str) -> (heaplens_core::graph::Graph, u32) {
+        use heaplens_core::graph::{GraphBuilder, NodeFlags};
+        use heaplens_core::label::Label;
+        let mut b = GraphBuilder::new();
+        let dict_t = b.intern_type("builtins", "dict", "dict");
+        let dict = b.add_node(0x100);
+        b.set_node(dict, dict_t, 64, NodeFlags::GC_TRACKED);
+        b.end_node();
+        let thread = b.add_synthetic("(thread)", "MainThread", NodeFlags::THREAD);
+        let frame = b.add_synthetic("(frame)", frame, NodeFlags::FRAME);
+        b.push_edge(frame, Label::frame(0));
+        b.end_node();
+        let local = b.strings_mut().intern("fields");
+        b.push_edge(dict, Label::local(local));
+        b.end_node();
+        b.add_root_node();
+        let r = b.strings_mut().intern("thread 'MainThread'");
+        b.push_edge(thread, Label::root(r));
+        b.end_node();
+        (b.finish().unwrap(), dict)
+    }
+
+    fn suspect_at(
+        graph: &heaplens_core::graph::Graph,
+        v: u32,
+    ) -> heaplens_core::analysis::diff::Suspect {
+        use heaplens_core::analysis::diff::{Holder, Suspect};
+        use heaplens_core::analysis::paths::RetainingPaths;
+        let paths = RetainingPaths::compute(graph, &[]);
+        Suspect {
+            holder: Holder::Node(v),
+            holder_path: paths.path(graph, v),
+            entry_type: "str".to_string(),
+            entries: 20,
+            objects: 20,
+            bytes: 1000,
+            types: Vec::new(),
+            sample: v,
+            sample_label: "['k']".to_string(),
+        }
+    }
+
+    #[test]
+    fn suspects_held_by_the_attach_script_are_recognised() {
+        let script = std::env::temp_dir()
+            .join("heaplens-attach-42-43-1f")
+            .join("attach.py");
+        let (graph, dict) = thread_holding_a_dict(&format!("_main ({}:132)", script.display()));
+        assert!(held_by_attach_script(&graph, &suspect_at(&graph, dict)));
+        let (graph, dict) = thread_holding_a_dict("handle (/srv/app/views.py:12)");
+        assert!(!held_by_attach_script(&graph, &suspect_at(&graph, dict)));
+    }
+
+    #[test]
+    fn failures_carry_their_hint_through_context() {
+        let e = anyhow::Error::from(Failure::new("no process 9", "check the PID"))
+            .context("while attaching");
+        assert_eq!(hint(&e), Some("check the PID"));
+    }
 }

@@ -1,0 +1,433 @@
+"""``heaplens attach PID``, run as a user runs it (the console script in a subprocess), against
+real processes: a leaking WSGI app served by waitress, and the processes it must refuse, or give
+up on, without harming them.
+
+The tests that reach into a process need gdb and permission to trace a child process; they are
+skipped, with the reason, where either is missing (CI installs gdb: see ``.ci/run``).
+"""
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import heaplens
+
+HEAPLENS = shutil.which("heaplens") or pytest.fail("the heaplens console script is not installed")
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+LEAK_PATH = "module leaky_wsgi_app -> .__dict__['SESSIONS'] -> dict"
+
+
+def attach(*args, cwd=None, env=None):
+    return subprocess.run(
+        [HEAPLENS, "attach", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def ptrace():
+    """Skips unless gdb can attach to a child of this process, as heaplens attach will."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        pytest.skip("gdb is not installed (apt-get install gdb; CI installs it)")
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        r = subprocess.run(
+            [gdb, "-nx", "-batch", "-p", str(child.pid)], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        child.kill()
+        child.wait()
+    if "Operation not permitted" in r.stdout + r.stderr:
+        pytest.skip("ptrace is not allowed here (kernel.yama.ptrace_scope, or no CAP_SYS_PTRACE)")
+
+
+@pytest.fixture
+def spawn():
+    """Starts processes that are killed when the test ends, whatever happens."""
+    started = []
+
+    def start(args, **kwargs):
+        proc = subprocess.Popen(args, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def read_line(proc, timeout=60):
+    """The next line of ``proc``'s standard output, failing rather than hanging."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"process {proc.pid} printed nothing in {timeout} s"
+    return proc.stdout.readline()
+
+
+def start_python(spawn, source, *flags):
+    """A Python process running ``source``, which prints ``ready`` once it is set up."""
+    proc = spawn(
+        [sys.executable, *flags, "-c", source],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert read_line(proc).strip() == "ready"
+    return proc
+
+
+@pytest.fixture
+def leaky_server(spawn):
+    """The leaky app under waitress: (process, base URL)."""
+    proc = spawn(
+        [sys.executable, str(SCRIPTS / "leaky_wsgi_app.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port = int(read_line(proc))
+    return proc, f"http://127.0.0.1:{port}/"
+
+
+def get(url, path="session"):
+    with urllib.request.urlopen(url + path, timeout=30) as response:
+        assert response.status == 200
+        return response.read()
+
+
+def test_attach_reports_the_leak_in_a_waitress_app_which_keeps_serving(
+    ptrace, leaky_server, tmp_path
+):
+    server, url = leaky_server
+    for _ in range(500):
+        get(url)
+    snapshot = tmp_path / "app.hlsnap"
+    r = attach(server.pid, "--report", "--snapshot", snapshot, "--limit", "40")
+    assert r.returncode == 0, r.stderr
+    assert f"snapshot of process {server.pid} (python)" in r.stdout
+    assert f"saved to {snapshot}" in r.stdout
+    # The report names the leaking type and the container that holds the leak.
+    assert "leaky_wsgi_app.Session" in r.stdout, r.stdout
+    assert LEAK_PATH in r.stdout, r.stdout
+    snap = heaplens.load(snapshot)
+    assert snap.pid == server.pid
+    assert snap.census().count("leaky_wsgi_app.Session") >= 500
+    # The server goes on answering, and no error reached its log.
+    assert get(url).startswith(b"hello ")
+    assert server.poll() is None
+    server.kill()
+    assert "Traceback" not in server.communicate(timeout=30)[1]
+
+
+def test_attach_diff_names_what_grew_while_it_watched(ptrace, leaky_server, tmp_path):
+    server, url = leaky_server
+    get(url)
+    stop = threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            get(url)
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        r = attach(server.pid, "--diff", "2", cwd=tmp_path)
+    finally:
+        stop.set()
+        thread.join(60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    saved = sorted(tmp_path.glob(f"heaplens-{server.pid}-*.hlsnap"))
+    assert len(saved) == 2, saved
+    suspects = r.stdout.split("Leak suspects", 1)[1]
+    assert "1. leaky_wsgi_app.Session x" in suspects, r.stdout
+    assert f"held by: {LEAK_PATH}" in suspects
+    # attach's own script, on the main thread's stack at each snapshot, is not a suspect.
+    assert "heaplens-attach-" not in suspects
+    assert get(url).startswith(b"hello ")
+
+
+def test_a_pid_with_no_process_is_an_error():
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid = int(f.read())  # PIDs are below pid_max
+    r = attach(pid)
+    assert r.returncode == 2
+    assert f"heaplens: error: no process {pid}" in r.stderr
+    assert "hint: check the PID" in r.stderr
+
+
+def test_a_zombie_is_an_exited_process(spawn):
+    zombie = spawn(["true"])
+    for _ in range(600):
+        with open(f"/proc/{zombie.pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    r = attach(zombie.pid)
+    assert r.returncode == 2
+    assert f"process {zombie.pid} has exited" in r.stderr
+
+
+def test_a_program_that_is_not_python_is_refused(spawn):
+    sleeper = spawn(["sleep", "60"])
+    r = attach(sleeper.pid)
+    assert r.returncode == 2
+    assert f"process {sleeper.pid} (sleep) is not a Python process" in r.stderr
+    assert "hint:" in r.stderr
+    assert sleeper.poll() is None
+
+
+def other_python():
+    """A Python that is not 3.11, as (version, command), or (None, None)."""
+    for minor in (13, 12, 10, 14, 9, 8):
+        version = f"3.{minor}"
+        candidates = [shutil.which(f"python{version}")]
+        pyenv = Path.home() / ".pyenv" / "versions"
+        candidates += sorted(pyenv.glob(f"{version}.*/bin/python{version}"))
+        for exe in filter(None, candidates):
+            # Wrappers (pyenv's shims) may name a Python they cannot run: ask it.
+            probe = subprocess.run(
+                [str(exe), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+            )
+            if probe.stdout.strip() == version:
+                return version, [str(exe), "-c", "import time; time.sleep(60)"]
+    return None, None
+
+
+def test_another_python_version_is_refused_naming_both(spawn, tmp_path):
+    version, command = other_python()
+    if command is None:
+        # What heaplens reads is the program's name: a copy of sleep called python3.12 has it.
+        version = "3.12"
+        command = [str(tmp_path / "python3.12"), "60"]
+        shutil.copy(shutil.which("sleep"), command[0])
+    target = spawn(command)
+    time.sleep(0.5)  # until the program has replaced the fork's copy of this one
+    r = attach(target.pid)
+    assert r.returncode == 2
+    assert f"process {target.pid} runs Python {version}" in r.stderr, r.stderr
+    assert "captures Python 3.11 only" in r.stderr
+    assert target.poll() is None
+
+
+def test_missing_gdb_is_explained(spawn):
+    target = start_python(spawn, "import time\nprint('ready', flush=True)\ntime.sleep(60)")
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent / "no-such-dir"))
+    r = attach(target.pid, env=env)
+    assert r.returncode == 2
+    assert "gdb is not installed" in r.stderr
+    assert "hint: install gdb (apt-get install gdb" in r.stderr
+    assert target.poll() is None
+
+
+# Reports, after a line on stdin, whether the process ran attach's script (an audit hook sees
+# the script opened), whether anything was added to its globals, and whether heaplens was
+# imported; until then its main thread is blocked in a read, in C, running no Python code.
+BLOCKED = """
+import json, sys, time
+opened = []
+def hook(event, args):
+    if event == "open" and "heaplens-attach-" in str(args[0]):
+        opened.append(str(args[0]))
+sys.addaudithook(hook)
+names = set(globals()) | {"names"}
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(100000):  # bytecode: the main thread's next safe point is here
+    pass
+time.sleep(0.2)
+added = sorted(set(globals()) - names - {"_"})
+print(json.dumps({"opened": opened, "added": added, "heaplens": "heaplens" in sys.modules}))
+"""
+
+
+def test_a_main_thread_blocked_in_c_times_out_and_the_late_call_is_harmless(ptrace, spawn):
+    target = start_python(spawn, BLOCKED)
+    r = attach(target.pid, "--timeout", "3")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"process {target.pid} did not reach a safe point within 3 s" in r.stderr
+    assert "has not run Python code" in r.stderr
+    assert "Nothing was changed" in r.stderr
+    assert "hint: try again while the process is busy" in r.stderr
+    assert target.poll() is None
+    # Woken up, the target runs the queued call, which finds its request withdrawn and does
+    # nothing: no error, no new name, no heaplens.
+    out, err = target.communicate("go\n", timeout=60)
+    assert target.returncode == 0, err
+    assert err == ""
+    report = json.loads(out)
+    assert len(report["opened"]) == 1 and report["opened"][0].endswith("/attach.py")
+    assert report["added"] == []
+    assert report["heaplens"] is False
+
+
+def test_ctrl_c_while_waiting_withdraws_the_request(ptrace, spawn):
+    target = start_python(spawn, BLOCKED)
+    heaplens_process = spawn(
+        [HEAPLENS, "attach", str(target.pid), "--timeout", "120"],
+        stderr=subprocess.PIPE,
+        text=True,
+        # As a terminal's Ctrl-C finds it, even if this test runs where SIGINT is ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    # Until the request is queued: the directory appears before gdb runs, and gdb is quick.
+    time.sleep(3)
+    heaplens_process.send_signal(signal.SIGINT)
+    err = heaplens_process.communicate(timeout=60)[1]
+    assert heaplens_process.returncode == 2
+    assert f"interrupted; the request to process {target.pid} was withdrawn" in err
+    out, err = target.communicate("go\n", timeout=60)
+    assert target.returncode == 0, err
+    assert json.loads(out)["heaplens"] is False
+
+
+# A Python process whose main thread runs Python code often, until a file appears; then it
+# prints its sys.path and whether heaplens was imported.
+IDLE = """
+import json, os, sys, time
+flag = sys.argv[1]
+path = list(sys.path)
+print("ready", flush=True)
+while not os.path.exists(flag):
+    time.sleep(0.05)
+print(json.dumps({"path_kept": sys.path == path, "heaplens": "heaplens" in sys.modules}))
+"""
+
+
+def finish(target, flag):
+    flag.touch()
+    out, err = target.communicate(timeout=60)
+    assert target.returncode == 0, err
+    assert err == ""
+    return json.loads(out)
+
+
+@pytest.fixture
+def start_idle(spawn, tmp_path):
+    def start(*flags):
+        flag = tmp_path / "done"
+        proc = spawn(
+            [sys.executable, *flags, "-c", IDLE, str(flag)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert read_line(proc).strip() == "ready"
+        return proc, flag
+
+    return start
+
+
+def test_heaplens_not_importable_is_explained(ptrace, start_idle, tmp_path):
+    target, flag = start_idle("-I", "-S")
+    r = attach(target.pid, "--python-path", tmp_path / "empty")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"heaplens is not importable in process {target.pid}" in r.stderr
+    assert "No module named 'heaplens'" in r.stderr
+    assert "--python-path" in r.stderr.split("hint:", 1)[1]
+    assert finish(target, flag) == {"path_kept": True, "heaplens": False}
+
+
+def test_a_target_without_heaplens_is_lent_the_running_one(ptrace, start_idle, tmp_path):
+    target, flag = start_idle("-I", "-S")
+    snapshot = tmp_path / "idle.hlsnap"
+    r = attach(target.pid, "--snapshot", snapshot)
+    assert r.returncode == 0, r.stderr
+    assert heaplens.load(snapshot).pid == target.pid
+    # heaplens stays imported, but the target's sys.path is as it was.
+    assert finish(target, flag) == {"path_kept": True, "heaplens": True}
+
+
+def fake_gdb(directory, script):
+    """A directory to put first on PATH, holding a `gdb` that runs ``script`` (sh)."""
+    directory.mkdir()
+    gdb = directory / "gdb"
+    gdb.write_text("#!/bin/sh\n" + script)
+    gdb.chmod(0o755)
+    return dict(os.environ, PATH=f"{directory}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_gdbs_refusal_to_trace_is_explained(start_idle, tmp_path):
+    # The kernel's refusal as gdb reports it (this machine may well allow tracing).
+    env = fake_gdb(
+        tmp_path / "bin",
+        'echo "Attaching to process $4"\necho "ptrace: Operation not permitted."\nexit 1\n',
+    )
+    target, flag = start_idle()
+    r = attach(target.pid, env=env)
+    assert r.returncode == 2
+    assert f"no permission to trace process {target.pid}" in r.stderr
+    hint = r.stderr.split("hint:", 1)[1]
+    assert "sudo" in hint and "--cap-add=SYS_PTRACE" in hint and "ptrace_scope" in hint
+    assert finish(target, flag) == {"path_kept": True, "heaplens": False}
+
+
+def test_a_gdb_that_hangs_is_stopped_and_the_target_left_running(start_idle, tmp_path):
+    env = fake_gdb(tmp_path / "bin", "exec sleep 600\n")
+    target, flag = start_idle()
+    r = attach(target.pid, "--timeout", "1", env=env)
+    assert r.returncode == 2
+    assert f"gdb did not finish attaching to process {target.pid}" in r.stderr
+    assert "the process was left running" in r.stderr
+    # The watchdog's signal (SIGURG, ignored by default) did the target no harm.
+    assert finish(target, flag) == {"path_kept": True, "heaplens": False}
+
+
+def test_attaching_again_and_again_leaves_nothing_behind(ptrace, start_idle, tmp_path):
+    target, flag = start_idle()
+    # The first attach imports heaplens in the target; later ones must add nothing at all.
+    for name in ("first", "second", "third"):
+        r = attach(target.pid, "--snapshot", tmp_path / f"{name}.hlsnap")
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [HEAPLENS, "diff", tmp_path / "second.hlsnap", tmp_path / "third.hlsnap"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "No type grew." in r.stdout, r.stdout
+    assert finish(target, flag) == {"path_kept": True, "heaplens": True}
+
+
+def test_another_users_process_is_refused_with_the_remedy(spawn):
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv, to run heaplens as another user")
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run([*as_nobody, HEAPLENS, "--version"], capture_output=True).returncode != 0:
+        pytest.skip("the user nobody cannot run this heaplens")
+    target = start_python(spawn, "import time\nprint('ready', flush=True)\ntime.sleep(60)")
+    r = subprocess.run(
+        [*as_nobody, HEAPLENS, "attach", str(target.pid)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
+    assert r.returncode == 2
+    assert f"no permission to trace process {target.pid}: it runs as uid 0" in r.stderr
+    assert "hint: run heaplens as the user the process runs as, or with sudo" in r.stderr
+    assert target.poll() is None

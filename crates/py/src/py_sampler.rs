@@ -45,6 +45,30 @@ struct Shared {
 }
 
 impl Shared {
+    /// A sampler's state before its first sample.
+    fn new(
+        capacity: usize,
+        writer: Option<HistoryWriter>,
+        period: f64,
+        max_overhead: f64,
+        gc_only: bool,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                history: History::new(capacity),
+                writer,
+                period,
+                effective_period: period,
+                max_overhead,
+                gc_only,
+                stop: false,
+                error: None,
+                census_seconds: 0.0,
+            }),
+            wake: Condvar::new(),
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state inconsistent in a way that
         // matters (every field is a plain value), so a poisoned lock is used as is.
@@ -207,20 +231,7 @@ impl PySampler {
         }
         let writer = open_writer(&history, &program)?;
         Ok(PySampler {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    history: History::new(maxhistory),
-                    writer,
-                    period,
-                    effective_period: period,
-                    max_overhead,
-                    gc_only,
-                    stop: false,
-                    error: None,
-                    census_seconds: 0.0,
-                }),
-                wake: Condvar::new(),
-            }),
+            shared: Shared::new(maxhistory, writer, period, max_overhead, gc_only),
             thread: None,
             history_path: history,
             program,
@@ -382,20 +393,7 @@ impl PySampler {
             }
         }
         let writer = open_writer(&self.history_path, &self.program)?;
-        self.shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                history: History::new(capacity),
-                writer,
-                period,
-                effective_period: period,
-                max_overhead,
-                gc_only,
-                stop: false,
-                error: None,
-                census_seconds: 0.0,
-            }),
-            wake: Condvar::new(),
-        });
+        self.shared = Shared::new(capacity, writer, period, max_overhead, gc_only);
         if was_running {
             self.start()?;
         }

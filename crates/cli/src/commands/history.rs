@@ -8,9 +8,9 @@
 
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
-use heaplens_core::analysis::report::{bytes, count};
+use heaplens_core::analysis::report::count;
 use heaplens_core::history::chart::{self, duration, utc};
-use heaplens_core::history::report::{self, native_growth_note};
+use heaplens_core::history::report;
 use heaplens_core::history::store::{self, ProcessHistory};
 use heaplens_core::history::{trends, TypeTrend};
 use std::fmt::{self, Write as _};
@@ -258,18 +258,7 @@ fn process_report(p: &ProcessHistory, trends: &[TypeTrend], args: &Args, out: &m
         if n == 1 { "" } else { "s" },
         duration(span_ms)
     );
-    let _ = writeln!(
-        out,
-        "  rss {} -> {}; Python objects{} {} -> {}",
-        bytes(first.rss),
-        bytes(last.rss),
-        if last.gc_only { " (gc-tracked)" } else { "" },
-        count(first.objects),
-        count(last.objects)
-    );
-    if let Some(note) = native_growth_note(h) {
-        let _ = writeln!(out, "  {note}");
-    }
+    report::memory_lines(h, out);
     let steady: Vec<&TypeTrend> = trends.iter().filter(|t| t.steady).collect();
     let movers = || chart::movers(trends).into_iter().filter(|t| !t.steady);
     let (title, rows): (&str, Vec<&TypeTrend>) = if args.all {

@@ -40,6 +40,26 @@ pub fn native_growth_note(history: &History) -> Option<String> {
     ))
 }
 
+/// How memory moved from the first sample of `history` to the newest (RSS, Python objects),
+/// and the native-growth note when there is one: the lines under a report's heading.
+pub fn memory_lines(history: &History, out: &mut String) {
+    let (Some(first), Some(last)) = (history.samples().next(), history.latest()) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "  rss {} -> {}; Python objects{} {} -> {}",
+        bytes(first.rss),
+        bytes(last.rss),
+        if last.gc_only { " (gc-tracked)" } else { "" },
+        count(first.objects),
+        count(last.objects)
+    );
+    if let Some(note) = native_growth_note(history) {
+        let _ = writeln!(out, "  {note}");
+    }
+}
+
 /// The table of `trends`: type, first and last count, growth (for steady growers the rate, in
 /// the unit that suits a history spanning `span_ms`, see [`rate`]; for the others the net
 /// change), sparkline.
@@ -103,18 +123,7 @@ pub fn run_report(
             format!("{period:.1}")
         }
     );
-    let _ = writeln!(
-        out,
-        "  rss {} -> {}; Python objects{} {} -> {}",
-        bytes(first.rss),
-        bytes(last.rss),
-        if last.gc_only { " (gc-tracked)" } else { "" },
-        count(first.objects),
-        count(last.objects)
-    );
-    if let Some(note) = native_growth_note(history) {
-        let _ = writeln!(out, "  {note}");
-    }
+    memory_lines(history, &mut out);
     if history.len() < 3 {
         let _ = writeln!(
             out,

@@ -221,3 +221,34 @@ def test_mistakes_get_a_clear_error(tmp_path):
     assert unwritable.returncode == 2
     assert "h.db" in unwritable.stderr
     assert "Traceback" not in missing.stderr + nothing.stderr + unwritable.stderr
+
+
+def test_a_killed_program_leaves_its_samples_in_the_history(tmp_path):
+    # As an out-of-memory kill would: no exit handler, no report, but every sample taken so far
+    # is in the file.
+    write(
+        tmp_path / "doomed.py",
+        """
+        import os, signal, time
+        class Buffer:
+            pass
+        KEPT = []
+        for i in range(30):
+            KEPT.append(Buffer())
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+    )
+    result = run(tmp_path, "--period", "0.05", "--history", "doomed.db", "doomed.py")
+    assert result.returncode == -9
+    assert "ran for" not in result.stderr
+    db = sqlite3.connect(tmp_path / "doomed.db")
+    try:
+        samples = db.execute("SELECT count(*) FROM samples").fetchone()[0]
+        kept = db.execute(
+            "SELECT max(count) FROM changes WHERE name = '__main__.Buffer'"
+        ).fetchone()[0]
+    finally:
+        db.close()
+    assert samples >= 2
+    assert kept >= 10

@@ -178,10 +178,15 @@ def run(period, history, no_history, snapshot_at_exit, all_objects, module, argv
 def _report(sampler, snapshot_at_exit, history_path):
     import heaplens
 
-    steady = any(trend[6] for trend in sampler.trends())
+    steady = [trend[0] for trend in sampler.trends() if trend[6]]
     snap = None
     if steady or snapshot_at_exit:
         # Only the retaining paths of the steady growers need a snapshot.
+        if steady:
+            names = ", ".join(steady[:3]) + (", ..." if len(steady) > 3 else "")
+            _say(f"finding what holds {names} (one snapshot of the heap)")
+        else:
+            _say("taking the snapshot at exit")
         snap = heaplens.snapshot()
         if snapshot_at_exit:
             snap.save(snapshot_at_exit)

@@ -185,9 +185,26 @@ pub fn suspects(
         }
     }
 
-    let mut suspects: Vec<Suspect> = groups
+    // Only the largest groups become suspects: a set of a million objects can fall into a
+    // million groups of one (the list inside each of a million dicts), and a suspect's path and
+    // tables are not free. The holder id breaks ties, so the choice does not depend on the
+    // hash map's order.
+    let mut kept: Vec<(u32, Group)> = groups
         .into_iter()
         .filter(|(_, g)| g.objects >= options.min_objects || g.bytes >= options.min_bytes)
+        .collect();
+    let by_size = |a: &(u32, Group), b: &(u32, Group)| {
+        b.1.objects
+            .cmp(&a.1.objects)
+            .then(b.1.bytes.cmp(&a.1.bytes))
+            .then(a.0.cmp(&b.0))
+    };
+    if kept.len() > options.max_suspects {
+        kept.select_nth_unstable_by(options.max_suspects, by_size);
+        kept.truncate(options.max_suspects);
+    }
+    let mut suspects: Vec<Suspect> = kept
+        .into_iter()
         .map(|(h, g)| {
             let holder = match accumulator[&h].0 {
                 ROOTS => Holder::Roots,

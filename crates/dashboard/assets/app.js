@@ -1,0 +1,291 @@
+// heaplens dashboard page. Hand-written, no dependencies, no network beyond this dashboard.
+//
+// Every string shown comes from the heap being inspected (type names, labels, reprs), so it is
+// attacker-controlled: the DOM is built with createElement and textContent only. Images (the
+// growth chart, path pictures) are fetched as text and shown through data: URLs in <img>, where
+// SVG cannot run script. Routing is by the URL's hash: #/, #/type/<name>/<page>, #/object/<id>,
+// #/diff.
+"use strict";
+
+(function () {
+  const params = new URLSearchParams(window.location.search);
+  const token = params.get("token");
+  const main = document.getElementById("main");
+  let info = null;
+
+  function headers(extra) {
+    const h = Object.assign({}, extra || {});
+    if (token) h["X-HeapLens-Token"] = token;
+    return h;
+  }
+
+  async function getJSON(url) {
+    const r = await fetch(url, { headers: headers(), credentials: "same-origin" });
+    const body = await r.json().catch(() => ({ error: "not JSON (status " + r.status + ")" }));
+    if (!r.ok) throw new Error(body.error || ("status " + r.status));
+    return body;
+  }
+
+  async function svgImage(url, cls) {
+    const r = await fetch(url, { headers: headers(), credentials: "same-origin" });
+    if (!r.ok) return null;
+    const text = await r.text();
+    const img = document.createElement("img");
+    img.className = cls;
+    img.alt = cls;
+    img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(text);
+    return img;
+  }
+
+  // el("td", {class: "num"}, "text", childNode, ...): text children become text nodes.
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v;
+      else if (k === "href") e.setAttribute("href", v);
+      else if (k === "onclick") e.addEventListener("click", v);
+      else e.setAttribute(k, String(v));
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function show(...nodes) {
+    main.replaceChildren(...nodes.filter((n) => n));
+  }
+
+  function fail(err) {
+    show(el("p", { class: "error" }, "Error: " + (err && err.message ? err.message : err)));
+  }
+
+  function count(n) {
+    return n === null || n === undefined ? "" : Number(n).toLocaleString("en");
+  }
+
+  function bytes(n) {
+    if (n === null || n === undefined) return "";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let v = Number(n), u = 0;
+    while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+    return u === 0 ? v + " B" : v.toFixed(1) + " " + units[u];
+  }
+
+  function sparkline(values) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("viewBox", "0 0 120 24");
+    if (!values || values.length < 2) return svg;
+    const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
+    const pts = values.map((v, i) =>
+      (i * 120 / (values.length - 1)).toFixed(1) + "," + (22 - (v - lo) * 20 / span).toFixed(1));
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", pts.join(" "));
+    svg.appendChild(line);
+    return svg;
+  }
+
+  function typeLink(name, page) {
+    return "#/type/" + encodeURIComponent(name) + "/" + (page || 1);
+  }
+
+  function objectLink(id, text) {
+    return el("a", { href: "#/object/" + Number(id) }, text);
+  }
+
+  function table(head, rows) {
+    const thead = el("tr", {}, ...head.map(([t, cls]) => el("th", cls ? { class: cls } : {}, t)));
+    return el("table", {}, el("thead", {}, thead), el("tbody", {}, ...rows));
+  }
+
+  async function overview() {
+    const o = await getJSON("api/overview");
+    const parts = [el("h1", {}, "Overview")];
+    const m = o.memory;
+    if (m) {
+      parts.push(el("p", {}, "RSS " + bytes(m.rss) + (m.peak_rss ? " (peak " + bytes(m.peak_rss) + ")" : "") +
+        ", Python objects " + count(m.python_objects) + " taking " + bytes(m.python_bytes) +
+        ", " + count(m.samples) + " samples"));
+      if (m.native) parts.push(el("p", { class: "warn" }, m.native.message + ": RSS " +
+        bytes(m.native.rss_from) + " → " + bytes(m.native.rss_to) + ", Python objects " +
+        bytes(m.native.bytes_from) + " → " + bytes(m.native.bytes_to) + "."));
+      const chart = await svgImage("api/chart.svg", "chart");
+      if (chart) parts.push(chart);
+    } else {
+      parts.push(el("p", { class: "note" }, "No sample history: the table is the snapshot's census."));
+    }
+    if (o.snapshot) {
+      parts.push(el("p", {}, "Snapshot: " + count(o.snapshot.objects) + " objects, " +
+        bytes(o.snapshot.bytes) + ", " + count(o.snapshot.references) + " references."));
+    }
+    parts.push(el("h2", {}, "Types, by " + o.sorted_by));
+    const rows = o.types.map((t) => {
+      const tr = t.trend;
+      return el("tr", {},
+        el("td", { class: "name" }, el("a", { href: typeLink(t.name) }, t.name)),
+        el("td", { class: "num" }, count(t.count)),
+        el("td", { class: "num" }, bytes(t.bytes)),
+        el("td", {}, tr ? sparkline(tr.sparkline) : ""),
+        el("td", { class: "num" }, tr ? count(tr.min) + " – " + count(tr.max) : ""),
+        el("td", { class: "num" + (tr && tr.steady ? " steady" : "") },
+          tr ? (tr.per_hour >= 0 ? "+" : "") + count(Math.round(tr.per_hour)) + "/h" +
+            (tr.steady ? " steady" : "") : ""));
+    });
+    parts.push(table([["type"], ["count", "num"], ["bytes", "num"], ["over time"],
+      ["min – max", "num"], ["growth", "num"]], rows));
+    if (o.more) parts.push(el("p", { class: "note" }, count(o.more) + " more types not shown."));
+    const ep = await getJSON("api/endpoints");
+    if (ep.tracing) {
+      parts.push(el("h2", {}, "Endpoints (traced requests)"));
+      parts.push(table([["endpoint"], ["requests", "num"], ["traced", "num"],
+        ["objects left per request", "num"], ["types"]], ep.endpoints.map((e) => el("tr", {},
+        el("td", { class: "name" }, e.endpoint),
+        el("td", { class: "num" }, count(e.requests)),
+        el("td", { class: "num" }, count(e.traced)),
+        el("td", { class: "num" }, e.objects_per_request.toFixed(1)),
+        el("td", { class: "name" }, e.types.map((t) => t.name + " " + (t.count >= 0 ? "+" : "") +
+          count(t.count)).join(", "))))));
+    }
+    show(...parts);
+  }
+
+  function objectRow(x) {
+    return el("tr", {},
+      el("td", {}, objectLink(x.id, "#" + x.id)),
+      el("td", { class: "name" }, x.repr !== null ? x.repr : (x.name || x.label)),
+      el("td", { class: "num" }, x.address || ""),
+      el("td", { class: "num" }, bytes(x.size)),
+      el("td", { class: "num" }, bytes(x.retained_size)));
+  }
+
+  async function typePage(name, page) {
+    const t = await getJSON("api/types/" + encodeURIComponent(name) + "?page=" + page);
+    const parts = [el("h1", {}, t.name),
+      el("p", {}, count(t.count) + " objects" + (t.bytes !== null ? ", " + bytes(t.bytes) : ""))];
+    if (t.history) parts.push(el("p", {}, "Count over time: ", sparkline(t.history)));
+    if (t.note) parts.push(el("p", { class: "note" }, t.note));
+    parts.push(table([["id"], ["repr"], ["address", "num"], ["size", "num"], ["retained", "num"]],
+      t.instances.map(objectRow)));
+    const pager = el("p", { class: "pager" }, "Page " + t.page + " of " + Math.max(t.pages, 1) + " ");
+    if (t.page > 1) pager.appendChild(el("a", { href: typeLink(name, t.page - 1) }, "previous"));
+    if (t.page < t.pages) pager.appendChild(el("a", { href: typeLink(name, t.page + 1) }, "next"));
+    parts.push(pager);
+    show(...parts);
+  }
+
+  function refTable(refs) {
+    return table([["object"], ["type"], ["how"]], refs.map((r) => el("tr", {},
+      el("td", {}, objectLink(r.id, "#" + r.id)),
+      el("td", { class: "name" }, r.label),
+      el("td", {}, (r.via || r.edge) + (r.weak ? " (weak)" : "")))));
+  }
+
+  async function objectPage(id) {
+    const o = await getJSON("api/objects/" + Number(id));
+    const parts = [el("h1", {}, o.label + (o.address ? " at " + o.address : "")),
+      el("p", {}, "size " + bytes(o.size) + ", retains " + bytes(o.retained_size) + " in " +
+        count(o.retained_count) + " objects" + (o.flags.length ? "; " + o.flags.join(", ") : ""))];
+    if (o.repr !== null) parts.push(el("p", { class: "name" }, o.repr));
+    parts.push(el("h2", {}, "Retaining path"));
+    if (o.path) {
+      parts.push(el("p", { class: "path" }, o.path.text));
+      const steps = el("ol", {}, ...o.path.steps.map((s) =>
+        el("li", {}, s.via + " → ", objectLink(s.id, s.label))));
+      parts.push(steps);
+      if (o.path.elided) parts.push(el("p", { class: "note" }, count(o.path.elided) + " steps not shown."));
+      const pic = await svgImage("api/objects/" + Number(id) + "/path.svg", "picture");
+      if (pic) parts.push(pic);
+    } else {
+      parts.push(el("p", { class: "note" }, "No root reaches this object."));
+    }
+    parts.push(el("h2", {}, "Referrers (what keeps it alive)"), refTable(o.referrers));
+    if (o.more_referrers) parts.push(el("p", { class: "note" }, count(o.more_referrers) + " more."));
+    parts.push(el("h2", {}, "Referents (what it refers to)"), refTable(o.referents));
+    if (o.more_referents) parts.push(el("p", { class: "note" }, count(o.more_referents) + " more."));
+    show(...parts);
+  }
+
+  function diffParts(d) {
+    const parts = [el("h1", {}, "Compared with the previous snapshot"),
+      el("p", {}, count(d.new_objects) + " new objects, " + bytes(d.new_bytes) + ".")];
+    parts.push(el("h2", {}, "Leak suspects"));
+    if (!d.suspects.length) parts.push(el("p", { class: "note" }, "None."));
+    for (const s of d.suspects) {
+      parts.push(el("p", {}, s.entry_type + " ×" + count(s.entries) + " (+" + count(s.objects) +
+        " objects, +" + bytes(s.bytes) + ") ", objectLink(s.sample_id, "an example")));
+      if (s.holder_path) parts.push(el("p", { class: "path" }, "held by: " + s.holder_path));
+    }
+    parts.push(el("h2", {}, "Report"), el("pre", {}, d.text));
+    return parts;
+  }
+
+  async function diffPage() {
+    show(...diffParts(await getJSON("api/diff")));
+  }
+
+  async function takeSnapshot() {
+    show(el("p", { class: "note" }, "Taking a snapshot…"));
+    const r = await fetch("api/snapshot", { method: "POST", credentials: "same-origin",
+      headers: headers({ "X-HeapLens": "1" }) });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) return fail(new Error(body.error || ("status " + r.status)));
+    await header();
+    if (body.diff) show(...diffParts(body.diff));
+    else window.location.hash = "#/";
+  }
+
+  async function download(name) {
+    const r = await fetch("download/" + name, { headers: headers(), credentials: "same-origin" });
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      return fail(new Error(body.error || ("status " + r.status)));
+    }
+    const url = URL.createObjectURL(await r.blob());
+    const a = el("a", { href: url, download: name });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  async function header() {
+    info = await getJSON("api/info");
+    document.getElementById("process").textContent = info.program + " (pid " + info.pid + ", " +
+      (info.live ? "live" : "snapshot file, read-only") + ", Python " +
+      String(info.python_version).split(" ")[0] + ")";
+    const nav = document.getElementById("actions");
+    nav.replaceChildren();
+    if (info.can_take_snapshot) nav.appendChild(el("button", { onclick: () => takeSnapshot().catch(fail) }, "Take a snapshot"));
+    if (info.has_previous) nav.appendChild(el("a", { href: "#/diff" }, "Compare"));
+    if (info.allow_downloads && info.has_snapshot) {
+      nav.appendChild(el("button", { onclick: () => download("snapshot.hlsnap").catch(fail) }, "Download .hlsnap"));
+      nav.appendChild(el("button", { onclick: () => download("snapshot.heapsnapshot").catch(fail) }, "Download for Chrome"));
+    }
+  }
+
+  function route() {
+    const hash = window.location.hash.replace(/^#\/?/, "");
+    const parts = hash.split("/");
+    let page;
+    try {
+      if (parts[0] === "type" && parts.length >= 2) {
+        page = typePage(decodeURIComponent(parts[1]), Math.max(1, parseInt(parts[2], 10) || 1));
+      } else if (parts[0] === "object" && /^[0-9]+$/.test(parts[1] || "")) {
+        page = objectPage(parts[1]);
+      } else if (parts[0] === "diff") {
+        page = diffPage();
+      } else {
+        page = overview();
+      }
+    } catch (e) {
+      return fail(e);
+    }
+    page.catch(fail);
+  }
+
+  window.addEventListener("hashchange", route);
+  header().then(route, fail);
+})();

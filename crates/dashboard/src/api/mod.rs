@@ -1,0 +1,396 @@
+//! The JSON API (and the few non-JSON answers next to it: the growth chart, downloads).
+//!
+//! Every function here takes what the router parsed and returns a complete [`Response`]. Strings
+//! from the heap (type names, labels, reprs) go into JSON strings untouched apart from
+//! shortening: `serde_json` escapes quotes and control characters, and [`Response::json`]
+//! additionally writes `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`, so no answer contains a
+//! tag whatever a browser takes it for. The page shows every string with `textContent`.
+//!
+//! Shapes (fields that may be absent are `null`, never missing):
+//! - `/api/info`: `{pid, program, python_version, live, rss, peak_rss, can_take_snapshot,
+//!   has_history, has_snapshot, has_previous, allow_downloads, version}`.
+//! - `/api/overview`: `{info, snapshot: {objects, bytes, types, references, taken_at_ms} | null,
+//!   memory: {rss, peak_rss, python_objects, python_bytes, samples, span_ms, native, series}
+//!   | null, sorted_by: "steady growth" | "count", types: [{name, count, bytes, snapshot_count,
+//!   trend: {first, last, min, max, per_hour, steady, sparkline} | null}], more}`.
+//! - `/api/endpoints`: `{tracing, endpoints: [{endpoint, requests, traced, objects, bytes,
+//!   objects_per_request, types: [{name, count}]}], more}`, most objects per traced request first.
+//! - `/api/diff`: `{before, after, new_objects, new_bytes, grew: [...], suspects: [...], text}`.
+//! - `/api/types/...`, `/api/objects/...`: see [`objects`].
+
+pub mod objects;
+
+pub use objects::{object_page, path_picture, type_page};
+
+use crate::source::{ActionError, Snapshot};
+use crate::{Config, Response, Source};
+use heaplens_core::analysis::diff::{self as core_diff, DiffOptions, Holder};
+use heaplens_core::analysis::report::diff_report;
+use heaplens_core::history::{chart, trends, History};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Points in a sparkline; longer series keep each stretch's highest count.
+pub const SPARKLINE_POINTS: usize = 60;
+/// Points in the memory series of the overview.
+pub const MEMORY_POINTS: usize = 300;
+/// Longest string (in characters) of a name or label in a JSON answer.
+pub const MAX_TEXT: usize = 300;
+
+/// `text` cut to `max` characters, with `…` when cut.
+pub fn short(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// At most `points` values: the highest of each of `points` equal stretches of `values`.
+pub fn thin(values: &[u64], points: usize) -> Vec<u64> {
+    if values.len() <= points || points == 0 {
+        return values.to_vec();
+    }
+    (0..points)
+        .map(|k| {
+            let (from, to) = (k * values.len() / points, (k + 1) * values.len() / points);
+            values[from..to.max(from + 1)]
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+pub(crate) fn no_snapshot() -> Response {
+    Response::error(
+        404,
+        "no snapshot yet: take one with the page's \"Take a snapshot\" button (POST \
+         /api/snapshot)",
+    )
+}
+
+fn info_json(source: &dyn Source) -> Value {
+    let info = source.info();
+    let has_history = source.with_history(&mut |_| {});
+    json!({
+        "pid": info.pid,
+        "program": short(&info.program, MAX_TEXT),
+        "python_version": short(&info.python_version, MAX_TEXT),
+        "live": info.live,
+        "rss": info.rss,
+        "peak_rss": info.peak_rss,
+        "can_take_snapshot": info.can_take_snapshot,
+        "has_history": has_history,
+        "has_snapshot": source.snapshot().is_some(),
+        "has_previous": source.previous_snapshot().is_some(),
+        "version": heaplens_core::VERSION,
+    })
+}
+
+/// `GET /api/info`, with whether downloads are allowed (the page shows the links only then).
+pub fn info(config: &Config, source: &dyn Source) -> Response {
+    let mut v = info_json(source);
+    v["allow_downloads"] = json!(config.allow_downloads);
+    Response::json(200, &v)
+}
+
+fn memory_json(history: &History, peak: Option<u64>) -> Value {
+    let samples: Vec<_> = history.samples().collect();
+    let latest = history.latest();
+    let span = match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) => b.taken_ms.saturating_sub(a.taken_ms),
+        _ => 0,
+    };
+    let at = history.spread(MEMORY_POINTS);
+    let pick = |f: &dyn Fn(&heaplens_core::history::Sample) -> u64| -> Vec<u64> {
+        at.iter()
+            .filter_map(|&i| samples.get(i))
+            .map(|s| f(s))
+            .collect()
+    };
+    let native = chart::native_growth(history).map(|n| {
+        json!({
+            "rss_from": n.rss_from, "rss_to": n.rss_to,
+            "bytes_from": n.bytes_from, "bytes_to": n.bytes_to, "gc_only": n.gc_only,
+            "message": "RSS grows while the Python objects do not: the memory is held outside \
+                        Python objects (a C extension, native buffers, allocator fragmentation)",
+        })
+    });
+    let peak = peak.or_else(|| samples.iter().map(|s| s.rss).max().filter(|&r| r > 0));
+    json!({
+        "rss": latest.map(|s| s.rss).filter(|&r| r > 0),
+        "peak_rss": peak,
+        "python_objects": latest.map(|s| s.objects),
+        "python_bytes": latest.map(|s| s.bytes),
+        "samples": samples.len(),
+        "span_ms": span,
+        "native": native,
+        "series": {
+            "taken_ms": pick(&|s| s.taken_ms),
+            "rss": pick(&|s| s.rss),
+            "python_bytes": pick(&|s| s.bytes),
+        },
+    })
+}
+
+fn snapshot_json(snap: &Snapshot) -> Value {
+    let census = &snap.census;
+    json!({
+        "objects": census.total_count(),
+        "bytes": census.total_bytes(),
+        "types": census.len(),
+        "references": snap.graph.edge_count(),
+        "taken_at_ms": snap.graph.meta().taken_at_ms,
+    })
+}
+
+/// `GET /api/overview?limit=`: the types, steady growers first when there is a history.
+pub fn overview(source: &dyn Source, limit: usize) -> Response {
+    let snap = source.snapshot();
+    let census = snap.as_ref().map(|s| &s.census);
+    let in_snapshot = |name: &str| census.as_ref().and_then(|c| c.get(name)).map(|r| r.count);
+    let mut rows: Vec<Value> = Vec::new();
+    let mut memory = Value::Null;
+    let peak = source.info().peak_rss;
+    let mut seen = std::collections::HashSet::new();
+    let has_history = source.with_history(&mut |h| {
+        memory = memory_json(h, peak);
+        for t in trends(h) {
+            if t.last == 0 && t.max == 0 {
+                continue;
+            }
+            seen.insert(t.name.clone());
+            rows.push(json!({
+                "name": short(&t.name, MAX_TEXT),
+                "count": t.last,
+                "bytes": t.bytes,
+                "snapshot_count": in_snapshot(&t.name),
+                "trend": {
+                    "first": t.first, "last": t.last, "min": t.min, "max": t.max,
+                    "per_hour": if t.per_hour.is_finite() { t.per_hour } else { 0.0 },
+                    "steady": t.steady,
+                    "sparkline": thin(&t.counts, SPARKLINE_POINTS),
+                },
+            }));
+        }
+    });
+    if let Some(c) = &census {
+        for r in c.rows().iter().filter(|r| !seen.contains(&r.name)) {
+            rows.push(json!({
+                "name": short(&r.name, MAX_TEXT),
+                "count": r.count,
+                "bytes": r.bytes,
+                "snapshot_count": r.count,
+                "trend": null,
+            }));
+        }
+    }
+    let more = rows.len().saturating_sub(limit);
+    rows.truncate(limit);
+    let snapshot = snap.as_ref().map_or(Value::Null, |s| snapshot_json(s));
+    Response::json(
+        200,
+        &json!({
+            "info": info_json(source),
+            "snapshot": snapshot,
+            "memory": memory,
+            "sorted_by": if has_history { "steady growth" } else { "count" },
+            "types": rows,
+            "more": more,
+        }),
+    )
+}
+
+/// `GET /api/chart.svg`: the growth chart, or a 404 without a history.
+pub fn chart(source: &dyn Source) -> Response {
+    let info = source.info();
+    let title = format!("{} <pid {}>", info.program, info.pid);
+    let mut svg = None;
+    source.with_history(&mut |h| svg = Some(chart::svg(h, &trends(h), &title)));
+    match svg {
+        Some(svg) => Response::new(200, "image/svg+xml; charset=utf-8", svg.into_bytes()),
+        None => Response::error(
+            404,
+            "no sample history: the chart needs the middleware's sampling (or a history file)",
+        ),
+    }
+}
+
+/// `GET /api/diff`: the previous snapshot compared with the current one.
+pub fn diff(source: &dyn Source) -> Response {
+    let (Some(before), Some(after)) = (source.previous_snapshot(), source.snapshot()) else {
+        return Response::error(
+            404,
+            "nothing to compare: take two snapshots (the second is compared with the first)",
+        );
+    };
+    Response::json(200, &diff_json(&before, &after))
+}
+
+fn diff_json(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
+    let (b, a) = (&before.graph, &after.graph);
+    let d = core_diff::diff(b, a, &after.analysis.paths, DiffOptions::default());
+    let grew: Vec<Value> = d
+        .types
+        .iter()
+        .filter(|t| t.count_delta > 0)
+        .take(50)
+        .map(|t| {
+            json!({"name": short(&t.name, MAX_TEXT), "count": t.count,
+                   "count_delta": t.count_delta, "bytes": t.bytes, "bytes_delta": t.bytes_delta})
+        })
+        .collect();
+    let suspects: Vec<Value> = d
+        .suspects
+        .iter()
+        .map(|s| {
+            let (holder, holder_id) = match s.holder {
+                Holder::Node(v) => ("object", Some(v)),
+                Holder::Roots => ("roots", None),
+                Holder::Garbage => ("garbage", None),
+            };
+            let types: Vec<Value> = s
+                .types
+                .iter()
+                .map(|(n, c, by)| json!({"name": short(n, MAX_TEXT), "count": c, "bytes": by}))
+                .collect();
+            json!({
+                "holder": holder,
+                "holder_id": holder_id,
+                "holder_path": s.holder_path.as_ref().map(|p| short(&p.render(a), 2000)),
+                "entry_type": short(&s.entry_type, MAX_TEXT),
+                "entries": s.entries,
+                "objects": s.objects,
+                "bytes": s.bytes,
+                "types": types,
+                "sample_id": s.sample,
+                "sample_label": short(&s.sample_label, MAX_TEXT),
+            })
+        })
+        .collect();
+    json!({
+        "before": b.meta().taken_at_ms,
+        "after": a.meta().taken_at_ms,
+        "new_objects": d.new_objects,
+        "new_bytes": d.new_bytes,
+        "grew": grew,
+        "suspects": suspects,
+        "text": diff_report(b, a, &d, 20),
+    })
+}
+
+/// Most endpoints listed.
+pub const MAX_ENDPOINTS: usize = 200;
+/// Most types listed per endpoint.
+pub const MAX_ENDPOINT_TYPES: usize = 10;
+
+/// `GET /api/endpoints`: what traced requests left behind, most per traced request first.
+pub fn endpoints(source: &dyn Source) -> Response {
+    let Some(mut list) = source.endpoints() else {
+        return Response::json(200, &json!({ "tracing": false, "endpoints": [] }));
+    };
+    let per_request = |e: &crate::EndpointGrowth| e.objects as f64 / e.traced.max(1) as f64;
+    list.sort_by(|a, b| {
+        per_request(b)
+            .total_cmp(&per_request(a))
+            .then(a.endpoint.cmp(&b.endpoint))
+    });
+    let rows: Vec<Value> = list
+        .iter()
+        .take(MAX_ENDPOINTS)
+        .map(|e| {
+            let types: Vec<Value> = e
+                .types
+                .iter()
+                .take(MAX_ENDPOINT_TYPES)
+                .map(|(n, c)| json!({"name": short(n, MAX_TEXT), "count": c}))
+                .collect();
+            json!({
+                "endpoint": short(&e.endpoint, MAX_TEXT),
+                "requests": e.requests,
+                "traced": e.traced,
+                "objects": e.objects,
+                "bytes": e.bytes,
+                "objects_per_request": per_request(e),
+                "types": types,
+            })
+        })
+        .collect();
+    Response::json(
+        200,
+        &json!({
+            "tracing": true,
+            "endpoints": rows,
+            "more": list.len().saturating_sub(MAX_ENDPOINTS),
+        }),
+    )
+}
+
+/// `POST /api/snapshot`: takes a snapshot now, and compares it with the previous one if any.
+pub fn take_snapshot(source: &dyn Source) -> Response {
+    match source.take_snapshot() {
+        Ok(()) => {
+            let diff = match (source.previous_snapshot(), source.snapshot()) {
+                (Some(b), Some(a)) => diff_json(&b, &a),
+                _ => Value::Null,
+            };
+            Response::json(200, &json!({ "taken": true, "diff": diff }))
+        }
+        Err(ActionError::NotAvailable(why)) => Response::error(501, &why),
+        Err(ActionError::Failed(why)) => {
+            Response::error(500, &format!("the snapshot failed: {}", short(&why, 2000)))
+        }
+    }
+}
+
+/// `GET /download/snapshot.hlsnap` and `.heapsnapshot` (Chrome DevTools), when allowed.
+pub fn download(config: &Config, source: &dyn Source, chrome: bool) -> Response {
+    if !config.allow_downloads {
+        return Response::error(
+            403,
+            "snapshot downloads are off: a snapshot holds every string in the process. Turn them \
+             on with allow_downloads=True (or `heaplens serve --allow-downloads`)",
+        );
+    }
+    let Some(snap) = source.snapshot() else {
+        return no_snapshot();
+    };
+    let mut body = Vec::new();
+    let pid = snap.graph.meta().pid;
+    let (written, content_type, ext) = if chrome {
+        let w = heaplens_core::render::chrome::write_heapsnapshot(&snap.graph, &mut body);
+        (w, "application/json", "heapsnapshot")
+    } else {
+        let w = heaplens_core::snapfile::write(&snap.graph, &mut body);
+        (w, "application/octet-stream", "hlsnap")
+    };
+    match written {
+        Ok(()) => Response::new(200, content_type, body).with_header(
+            "Content-Disposition",
+            &format!("attachment; filename=\"heaplens-{pid}.{ext}\""),
+        ),
+        Err(e) => Response::error(500, &format!("could not write the snapshot: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        assert_eq!(short("abc", 3), "abc");
+        assert_eq!(short("abcd", 3), "abc…");
+        assert_eq!(short("ééé", 2), "éé…");
+        assert_eq!(short("", 0), "");
+    }
+
+    #[test]
+    fn thinning_keeps_each_stretchs_highest_value() {
+        assert_eq!(thin(&[1, 2, 3], 5), vec![1, 2, 3]);
+        assert_eq!(thin(&[1, 9, 2, 3, 7, 1], 3), vec![9, 3, 7]);
+        assert_eq!(thin(&[1, 2, 3], 0), vec![1, 2, 3]);
+        assert_eq!(thin(&(0..1000).collect::<Vec<u64>>(), 60).len(), 60);
+    }
+}

@@ -1,0 +1,316 @@
+//! The type page, the object page and the picture of a retaining path.
+//!
+//! Objects are named by their node number in the current snapshot (`id`), which the type page
+//! lists; the address (`id()` in Python) is shown beside it as a hex string. Referrers are the
+//! objects that keep this one alive (strong references; a weak reference is listed only when it
+//! comes from one of them), each with how it refers, in Dozer's words ("via its 'k' key").
+//!
+//! Shapes:
+//! - `/api/types/<name>`: `{name, count, bytes, page, per_page, pages, history: [counts] | null,
+//!   instances: [object]}`, instances largest retained size first.
+//! - `/api/objects/<id>`: `object` plus `{referrers: [ref], referents: [ref], more_referrers,
+//!   more_referents, path: {text, garbage, steps: [{id, type, label, via}], elided} | null}`.
+//! - `object` is `{id, address, type, label, repr, size, retained_size, retained_count, flags}`;
+//!   `ref` is `{id, type, label, via, edge, weak}`.
+
+use super::{no_snapshot, short, thin, MAX_TEXT};
+use crate::source::Snapshot;
+use crate::{Response, Source};
+use heaplens_core::analysis::paths::{display, Start};
+use heaplens_core::analysis::report::bytes;
+use heaplens_core::graph::{NodeFlags, NodeId};
+use heaplens_core::render::picture::{self, edge_label, node_text, Edge, Format, Node, NodeKind};
+use heaplens_core::types::TypeId;
+use serde_json::{json, Value};
+
+/// Most referrers or referents listed on an object page.
+pub const MAX_NEIGHBOURS: usize = 200;
+/// Most steps of a retaining path shown (the first and last half of a longer one).
+pub const MAX_PATH_STEPS: usize = 200;
+/// Most boxes in a path picture (the ones nearest the object).
+pub const MAX_PICTURE_NODES: usize = 24;
+/// Points of a type's count over time.
+pub const HISTORY_POINTS: usize = 300;
+/// Longest repr shown.
+pub const MAX_REPR: usize = 120;
+
+fn object_json(source: &dyn Source, snap: &Snapshot, v: NodeId) -> Value {
+    let g = &snap.graph;
+    let (_, text) = node_text(g, v);
+    let repr = source.repr(snap, v).map(|r| short(&r, MAX_REPR));
+    let synthetic = g.flags(v).contains(NodeFlags::SYNTHETIC);
+    json!({
+        "id": v,
+        "address": if synthetic { Value::Null } else { json!(format!("{:#x}", g.addr(v))) },
+        "type": short(&g.type_name(v), MAX_TEXT),
+        "label": short(&display(g, v), MAX_TEXT),
+        "name": short(&text, MAX_TEXT),
+        "repr": repr,
+        "size": g.size(v),
+        "retained_size": snap.analysis.dominators.retained_size(v),
+        "retained_count": snap.analysis.dominators.retained_count(v),
+        "flags": g.flags(v).names(),
+    })
+}
+
+fn neighbour_json(snap: &Snapshot, v: NodeId, label: heaplens_core::label::Label) -> Value {
+    let g = &snap.graph;
+    json!({
+        "id": v,
+        "type": short(&g.type_name(v), MAX_TEXT),
+        "label": short(&display(g, v), MAX_TEXT),
+        "via": short(&edge_label(g, label, 1), MAX_TEXT),
+        "edge": short(&g.describe_label(label), MAX_TEXT),
+        "weak": label.is_weak(),
+    })
+}
+
+/// `GET /api/types/<name>?page=&per_page=`. Pages count from 1; a page past the end is empty.
+pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) -> Response {
+    let (page, per_page) = (page.max(1), per_page.max(1));
+    let mut history: Option<Vec<u64>> = None;
+    source.with_history(&mut |h| {
+        let counts: Vec<u64> = h.series(name).iter().map(|v| v.0).collect();
+        if !counts.is_empty() {
+            history = Some(thin(&counts, HISTORY_POINTS));
+        }
+    });
+    let Some(snap) = source.snapshot() else {
+        return match history {
+            Some(h) => Response::json(
+                200,
+                &json!({"name": short(name, MAX_TEXT), "count": h.last(), "bytes": null,
+                        "page": 1, "per_page": per_page, "pages": 0, "history": h,
+                        "instances": [], "note": "no snapshot yet: take one to see the instances"}),
+            ),
+            None => no_snapshot(),
+        };
+    };
+    let g = &snap.graph;
+    let types: Vec<TypeId> = g
+        .types()
+        .iter()
+        .filter(|(id, _)| g.types().display_name(*id, g.strings()) == name)
+        .map(|(id, _)| id)
+        .collect();
+    let mut nodes: Vec<NodeId> = if types.is_empty() {
+        Vec::new()
+    } else {
+        g.objects()
+            .filter(|&v| types.contains(&g.type_id(v)))
+            .collect()
+    };
+    if nodes.is_empty() && history.is_none() {
+        return Response::error(404, "no objects of that type in the snapshot");
+    }
+    let dom = &snap.analysis.dominators;
+    nodes.sort_by(|&a, &b| {
+        dom.retained_size(b)
+            .cmp(&dom.retained_size(a))
+            .then(a.cmp(&b))
+    });
+    let count = nodes.len();
+    let total_bytes: u64 = nodes.iter().map(|&v| g.size(v)).sum();
+    let pages = count.div_ceil(per_page);
+    let start = (page - 1).saturating_mul(per_page).min(count);
+    let end = start.saturating_add(per_page).min(count);
+    let instances: Vec<Value> = nodes[start..end]
+        .iter()
+        .map(|&v| object_json(source, &snap, v))
+        .collect();
+    Response::json(
+        200,
+        &json!({
+            "name": short(name, MAX_TEXT),
+            "count": count,
+            "bytes": total_bytes,
+            "page": page,
+            "per_page": per_page,
+            "pages": pages,
+            "history": history,
+            "instances": instances,
+        }),
+    )
+}
+
+fn node_in(snap: &Snapshot, id: u32) -> Result<NodeId, Response> {
+    if (id as usize) < snap.graph.node_count() {
+        Ok(id)
+    } else {
+        Err(Response::error(
+            404,
+            "no object with that id in this snapshot",
+        ))
+    }
+}
+
+/// `GET /api/objects/<id>`.
+pub fn object_page(source: &dyn Source, id: u32) -> Response {
+    let Some(snap) = source.snapshot() else {
+        return no_snapshot();
+    };
+    let v = match node_in(&snap, id) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let g = &snap.graph;
+    let mut out = object_json(source, &snap, v);
+    let referents: Vec<Value> = g
+        .edges(v)
+        .take(MAX_NEIGHBOURS)
+        .map(|(t, l)| neighbour_json(&snap, t, l))
+        .collect();
+    let mut preds: Vec<NodeId> = snap.analysis.predecessors.of(v).to_vec();
+    preds.sort_unstable();
+    preds.dedup();
+    let mut referrers = Vec::new();
+    let mut more_referrers = 0usize;
+    for p in preds {
+        for (t, l) in g.edges(p) {
+            if t != v {
+                continue;
+            }
+            if referrers.len() < MAX_NEIGHBOURS {
+                referrers.push(neighbour_json(&snap, p, l));
+            } else {
+                more_referrers += 1;
+            }
+        }
+    }
+    out["referents"] = json!(referents);
+    out["more_referents"] = json!(g.edges(v).len().saturating_sub(MAX_NEIGHBOURS));
+    out["referrers"] = json!(referrers);
+    out["more_referrers"] = json!(more_referrers);
+    out["path"] = path_json(&snap, v);
+    Response::json(200, &out)
+}
+
+/// The retaining path of `v`: its steps from the root (first and last halves of a long one).
+fn path_json(snap: &Snapshot, v: NodeId) -> Value {
+    let g = &snap.graph;
+    let Some(path) = snap.analysis.paths.path(g, v) else {
+        return Value::Null;
+    };
+    let nodes = path.nodes(g);
+    let mut vias: Vec<String> = Vec::with_capacity(nodes.len());
+    let garbage = match path.start {
+        Start::Root { edge } => {
+            vias.push(g.describe_label(g.edge(edge).1));
+            false
+        }
+        Start::Garbage { .. } => {
+            vias.push("unreachable garbage".to_string());
+            true
+        }
+    };
+    vias.extend(path.edges.iter().map(|&e| edge_label(g, g.edge(e).1, 1)));
+    let n = nodes.len();
+    let keep =
+        |i: usize| n <= MAX_PATH_STEPS || i < MAX_PATH_STEPS / 2 || i >= n - MAX_PATH_STEPS / 2;
+    let steps: Vec<Value> = nodes
+        .iter()
+        .zip(&vias)
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, (&node, via))| {
+            json!({
+                "id": node,
+                "type": short(&g.type_name(node), MAX_TEXT),
+                "label": short(&display(g, node), MAX_TEXT),
+                "via": short(via, MAX_TEXT),
+            })
+        })
+        .collect();
+    json!({
+        "text": short(&path.render(g), 4000),
+        "garbage": garbage,
+        "steps": steps,
+        "elided": n.saturating_sub(MAX_PATH_STEPS),
+    })
+}
+
+/// `GET /api/objects/<id>/path.svg`: the retaining path drawn, nearest boxes to the object.
+pub fn path_picture(source: &dyn Source, id: u32) -> Response {
+    let Some(snap) = source.snapshot() else {
+        return no_snapshot();
+    };
+    let v = match node_in(&snap, id) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let g = &snap.graph;
+    let Some(path) = snap.analysis.paths.path(g, v) else {
+        return Response::error(
+            404,
+            "no root reaches this object (or it is the root itself)",
+        );
+    };
+    let nodes = path.nodes(g);
+    let mut labels: Vec<String> = vec![String::new()];
+    labels.extend(path.edges.iter().map(|&e| edge_label(g, g.edge(e).1, 1)));
+    let skip = nodes.len().saturating_sub(MAX_PICTURE_NODES);
+    let mut pic = picture::Picture::default();
+    for (i, &node) in nodes.iter().enumerate().skip(skip) {
+        let (title, text) = node_text(g, node);
+        let kind = if node == v {
+            NodeKind::Target
+        } else if i == 0 || picture::is_root(g, node) {
+            NodeKind::Root
+        } else {
+            NodeKind::Normal
+        };
+        let repr = source.repr(&snap, node).unwrap_or(text);
+        pic.nodes.push(Node::new(
+            &title,
+            &short(&repr, MAX_REPR),
+            &bytes(g.size(node)),
+            kind,
+        ));
+        if i > skip {
+            let at = pic.nodes.len() - 1;
+            pic.edges.push(Edge::new(at - 1, at, &labels[i]));
+        }
+    }
+    if skip > 0 {
+        pic.nodes.insert(
+            0,
+            Node::new(&format!("{skip} more"), "", "", NodeKind::Elided),
+        );
+        for e in &mut pic.edges {
+            e.from += 1;
+            e.to += 1;
+        }
+        let mut elided = Edge::new(0, 1, "");
+        elided.elided = true;
+        pic.edges.insert(0, elided);
+    }
+    match picture::render(&pic, Format::Svg) {
+        Ok(svg) => Response::new(200, "image/svg+xml; charset=utf-8", svg),
+        Err(e) => Response::error(500, &format!("could not draw the path: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FileSource;
+    use heaplens_core::graph::GraphBuilder;
+
+    #[test]
+    fn pages_out_of_range_are_empty_not_a_panic() {
+        let mut b = GraphBuilder::new();
+        let t = b.intern_type("builtins", "dict", "dict");
+        for i in 0..3 {
+            let n = b.add_node(0x10 * (i + 1));
+            b.set_node(n, t, 64, NodeFlags::GC_TRACKED);
+            b.end_node();
+        }
+        let source = FileSource::from_graph(b.finish().unwrap(), "x");
+        for (page, per_page) in [(0, 0), (usize::MAX, usize::MAX), (2, 2), (5, 1)] {
+            let r = type_page(&source, "dict", page, per_page);
+            assert_eq!(r.status, 200, "{page} {per_page}");
+        }
+        assert_eq!(object_page(&source, u32::MAX).status, 404);
+        assert_eq!(path_picture(&source, u32::MAX).status, 404);
+    }
+}

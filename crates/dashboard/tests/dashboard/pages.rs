@@ -1,0 +1,203 @@
+//! What the pages say: overview, type, object, diff; hostile strings escaped everywhere.
+
+use crate::support::*;
+use heaplens_dashboard::Source;
+
+#[test]
+fn hostile_strings_are_escaped_in_every_json_answer() {
+    let live = Live::new();
+    post_snapshot(&live);
+    let s = file_source();
+    let targets = [
+        "/api/info".to_string(),
+        "/api/overview".to_string(),
+        format!("/api/types/{}", enc(&format!("app.{SCRIPT}"))),
+        format!("/api/types/{}", enc(&format!("{IMG}.Img"))),
+        format!("/api/types/{}", enc(&format!("app.{CONTROL}"))),
+        "/api/objects/1".to_string(),
+        "/api/objects/2".to_string(),
+        "/api/objects/3".to_string(),
+        "/api/objects/5".to_string(),
+        "/api/objects/6".to_string(),
+        "/api/diff".to_string(),
+    ];
+    for source in [&live as &dyn Source, &s] {
+        for t in &targets {
+            let r = get(source, t);
+            if r.status == 404 && t == "/api/diff" && source.previous_snapshot().is_none() {
+                continue; // a file source has nothing to compare
+            }
+            assert_eq!(r.status, 200, "{t}: {}", text(&r));
+            let body = text(&r);
+            for raw in ['<', '>', '&', '\u{0}', '\u{1}', '\n', '\u{1b}', '\u{2028}'] {
+                assert!(!body.contains(raw), "{t}: raw {raw:?} in {body:.300}");
+            }
+            json(&r);
+        }
+    }
+    // The escapes decode to the very names, so nothing is lost but the markup's power.
+    let v = json(&get(&live, "/api/overview"));
+    let names: Vec<&str> = v["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&format!("app.{SCRIPT}").as_str()),
+        "{names:?}"
+    );
+    assert!(names.contains(&format!("app.{CONTROL}").as_str()));
+    assert!(names.contains(&format!("{IMG}.Img").as_str()));
+    let long = names.iter().find(|n| n.starts_with("app.Long")).unwrap();
+    assert!(long.chars().count() <= 301 && long.ends_with('…'));
+}
+
+#[test]
+fn the_overview_puts_steady_growers_first_and_points_out_native_memory() {
+    let live = Live::new();
+    let v = json(&get(&live, "/api/overview"));
+    assert_eq!(v["sorted_by"], "steady growth");
+    let first = &v["types"][0];
+    assert_eq!(first["name"], SCRIPT);
+    let trend = &first["trend"];
+    assert_eq!(trend["steady"], true);
+    assert_eq!(
+        (trend["first"].as_u64(), trend["last"].as_u64()),
+        (Some(100), Some(290))
+    );
+    assert_eq!(trend["min"], 100);
+    assert_eq!(trend["max"], 290);
+    assert!(trend["per_hour"].as_f64().unwrap() > 0.0);
+    assert_eq!(trend["sparkline"].as_array().unwrap().len(), 20);
+    let memory = &v["memory"];
+    assert_eq!(memory["samples"], 20);
+    assert_eq!(memory["peak_rss"], 150u64 << 20);
+    assert!(
+        memory["native"].is_object(),
+        "RSS grew 19 MiB, Python bytes barely"
+    );
+    assert_eq!(memory["series"]["rss"].as_array().unwrap().len(), 20);
+    let v = json(&get(&file_source(), "/api/overview"));
+    assert_eq!(v["sorted_by"], "count");
+    assert!(v["memory"].is_null());
+    assert_eq!(v["types"][0]["name"], format!("app.{SCRIPT}"));
+    assert_eq!(v["types"][0]["count"], 120);
+    let r = get(&live, "/api/chart.svg");
+    assert_eq!(r.status, 200);
+    assert!(!text(&r).contains("<script"));
+}
+
+#[test]
+fn type_pages_list_instances_by_retained_size_in_pages() {
+    let s = file_source();
+    let name = enc(&format!("app.{SCRIPT}"));
+    let v = json(&get(&s, &format!("/api/types/{name}?per_page=50")));
+    assert_eq!(
+        (v["count"].as_u64(), v["pages"].as_u64()),
+        (Some(120), Some(3))
+    );
+    let sizes: Vec<u64> = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["retained_size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.len(), 50);
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+    assert_eq!(sizes[0], 56 + 119);
+    let first = &v["instances"][0];
+    assert!(first["address"].as_str().unwrap().starts_with("0x"));
+    assert!(first["repr"].is_null(), "offline there is no repr");
+    let v = json(&get(&s, &format!("/api/types/{name}?page=3&per_page=50")));
+    assert_eq!(v["instances"].as_array().unwrap().len(), 20);
+    let v = json(&get(&s, &format!("/api/types/{name}?page=9")));
+    assert_eq!(v["instances"].as_array().unwrap().len(), 0);
+    let live = Live::new();
+    let v = json(&get(&live, &format!("/api/types/{}", enc(SCRIPT))));
+    assert_eq!(v["history"].as_array().unwrap().len(), 20);
+    let v = json(&get(&live, &format!("/api/types/{name}")));
+    assert!(v["instances"][0]["repr"].as_str().unwrap().starts_with(IMG));
+}
+
+#[test]
+fn object_pages_show_labelled_referrers_referents_and_the_retaining_path() {
+    let s = file_source();
+    // Node 2 is the list: held by the dict under the hostile key, holding the objects.
+    let v = json(&get(&s, "/api/objects/2"));
+    assert_eq!(v["type"], "list");
+    let referrers = v["referrers"].as_array().unwrap();
+    assert_eq!(referrers.len(), 1);
+    assert_eq!(referrers[0]["id"], 1);
+    let via = referrers[0]["via"].as_str().unwrap();
+    assert!(
+        via.starts_with("via its '") && via.ends_with("' key"),
+        "{via}"
+    );
+    assert_eq!(v["referents"].as_array().unwrap().len(), 120);
+    assert_eq!(v["referents"][3]["edge"], "[3]");
+    assert_eq!(v["retained_count"], 121);
+    let path = &v["path"];
+    assert!(path["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("module app -> .__dict__["));
+    let steps = path["steps"].as_array().unwrap();
+    let ids: Vec<u64> = steps.iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![0, 1, 2]);
+    assert_eq!(steps[0]["via"], "sys.modules['app']");
+    assert_eq!(steps[1]["via"], "via its .__dict__");
+    // Attributes read like Dozer's.
+    let v = json(&get(&s, "/api/objects/3"));
+    let via = v["referrers"][0]["via"].as_str().unwrap();
+    assert_eq!(via, format!("via its .{SCRIPT}0 attribute"));
+    // The root has no path; its picture is a 404, any object's a picture.
+    let root = s.snapshot().unwrap().graph.root();
+    assert!(json(&get(&s, &format!("/api/objects/{root}")))["path"].is_null());
+    assert_eq!(
+        get(&s, &format!("/api/objects/{root}/path.svg")).status,
+        404
+    );
+    let r = get(&s, "/api/objects/40/path.svg");
+    assert_eq!(r.status, 200);
+    let svg = text(&r);
+    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"));
+    assert!(!svg.contains("<script") && !svg.contains("<img"));
+}
+
+#[test]
+fn a_new_snapshot_is_compared_with_the_previous_one() {
+    let live = Live::new();
+    assert_eq!(get(&live, "/api/diff").status, 404);
+    let r = post_snapshot(&live);
+    let v = json(&r);
+    assert_eq!(v["taken"], true);
+    assert_eq!(v["diff"]["new_objects"], 200);
+    let d = json(&get(&live, "/api/diff"));
+    assert_eq!(d["new_objects"], 200);
+    let suspect = &d["suspects"][0];
+    assert_eq!(suspect["entry_type"], format!("app.{SCRIPT}"));
+    assert_eq!(suspect["entries"], 200);
+    assert!(suspect["holder_path"]
+        .as_str()
+        .unwrap()
+        .contains("module app"));
+    assert!(d["text"].as_str().unwrap().contains("Leak suspects"));
+    assert_eq!(json(&get(&live, "/api/info"))["has_previous"], true);
+}
+
+#[test]
+fn endpoints_that_leave_objects_behind_come_first() {
+    let v = json(&get(&file_source(), "/api/endpoints"));
+    assert_eq!(v["tracing"], false);
+    assert_eq!(v["endpoints"].as_array().unwrap().len(), 0);
+    let r = get(&Live::new(), "/api/endpoints");
+    assert!(!text(&r).contains('<'));
+    let v = json(&r);
+    assert_eq!(v["tracing"], true);
+    let e = &v["endpoints"][0];
+    assert_eq!(e["endpoint"], format!("POST /orders/{IMG}"));
+    assert_eq!(e["objects_per_request"], 50.0);
+    assert_eq!(e["types"][0]["name"], SCRIPT);
+    assert_eq!(v["endpoints"].as_array().unwrap().len(), 3);
+}

@@ -6,9 +6,10 @@
 //!
 //! It is a library, not a binary: the Python package runs it in-process as the `heaplens`
 //! console script (`heaplens._native.cli_main`), so one `pip install` provides it. `heaplens
-//! history` reads sample histories; `heaplens attach` snapshots another running process. `heaplens
-//! run` needs the interpreter the console script runs in: this crate parses its arguments and
-//! hands them back ([`Outcome::RunPython`]) for the Python package to run the program.
+//! history` reads sample histories; `heaplens attach` snapshots another running process;
+//! `heaplens serve` shows a snapshot file in the web dashboard. `heaplens run` needs the
+//! interpreter the console script runs in: this crate parses its arguments and hands them back
+//! ([`Outcome::RunPython`]) for the Python package to run the program.
 //!
 //! Exit status: 0 success, 1 leak suspects found (`diff`), 2 error. An error says what failed
 //! and why, and ends with a hint of what to do.
@@ -43,6 +44,7 @@ enum Command {
     History(commands::history::Args),
     Run(commands::run::Args),
     Attach(commands::attach::Args),
+    Serve(commands::serve::Args),
 }
 
 /// What a command line came to.
@@ -163,6 +165,7 @@ where
         Command::Export(args) => commands::export::run(args, &progress, out),
         Command::History(args) => commands::history::run(args, &progress, out),
         Command::Attach(args) => commands::attach::run(args, caller, &progress, out),
+        Command::Serve(args) => commands::serve::run(args, caller, &progress, out),
         Command::Run(args) => return Err(args.clone()),
     };
     let _ = out.flush();

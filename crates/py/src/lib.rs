@@ -13,6 +13,7 @@ mod errors;
 mod logging_bridge;
 mod py_analysis;
 mod py_census;
+mod py_dashboard;
 mod py_growth;
 mod py_memory;
 mod py_objgraph;
@@ -55,6 +56,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_analysis::PySuspect>()?;
     m.add_class::<py_memory::PyMemoryInfo>()?;
     m.add_class::<py_sampler::PySampler>()?;
+    m.add_class::<py_dashboard::PyDashboard>()?;
     m.add_function(wrap_pyfunction!(py_census::census, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::objects_of_type, m)?)?;
     m.add_function(wrap_pyfunction!(py_census::all_objects, m)?)?;

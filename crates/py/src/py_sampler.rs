@@ -76,6 +76,20 @@ impl Shared {
     }
 }
 
+/// A sampler's history, for a reader on another thread (the live dashboard). It follows the
+/// sampler's lock-order rule: [`HistoryHandle::with_history`] holds the state mutex while its
+/// closure runs, so the closure must not wait for the GIL (the sampler thread takes the mutex
+/// while holding the GIL). Call it with the GIL released, or at least never attach inside it.
+#[derive(Clone)]
+pub(crate) struct HistoryHandle(Arc<Shared>);
+
+impl HistoryHandle {
+    /// Calls `f` with the history, under the state mutex.
+    pub(crate) fn with_history<R>(&self, f: impl FnOnce(&History) -> R) -> R {
+        f(&self.0.lock().history)
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -200,6 +214,14 @@ fn open_writer(path: &Option<PathBuf>, program: &str) -> PyResult<Option<History
     HistoryWriter::open(path, std::process::id(), program, &python)
         .map(Some)
         .map_err(core_error)
+}
+
+impl PySampler {
+    /// The history, for the dashboard. After `_reinit_after_fork` the sampler has a new one:
+    /// ask again rather than keep the handle for the life of the process.
+    pub(crate) fn history_handle(&self) -> HistoryHandle {
+        HistoryHandle(Arc::clone(&self.shared))
+    }
 }
 
 #[pymethods]

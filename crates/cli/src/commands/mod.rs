@@ -6,6 +6,7 @@ pub mod export;
 pub mod history;
 pub mod report;
 pub mod run;
+pub mod serve;
 
 use crate::progress::Progress;
 use anyhow::{Context, Result};
@@ -33,6 +34,9 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         return Some(hint);
     }
     if let Some(hint) = history::hint(e) {
+        return Some(hint);
+    }
+    if let Some(hint) = serve::hint(e) {
         return Some(hint);
     }
     for cause in e.chain() {

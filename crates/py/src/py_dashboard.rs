@@ -1,0 +1,227 @@
+//! `_native.Dashboard`: the live dashboard of this process, for the WSGI and ASGI middleware.
+//!
+//! The dashboard itself (routes, JSON API, page, security rules) is heaplens-dashboard's pure
+//! [`heaplens_dashboard::handle`]; this file only gives it a live [`Source`]: the sampler's
+//! history (lent under the sampler's mutex), and snapshots of this heap taken on request. The
+//! middleware parses HTTP and calls [`PyDashboard::handle`], which releases the GIL for the whole
+//! request: only the heap walk of a snapshot takes it back, and the snapshot is analysed
+//! (dominators, retaining paths, census) after the GIL is released again, so a request for the
+//! dashboard costs the program's other threads the walk and nothing more.
+//!
+//! Lock order (the sampler's rule): no lock here is held while waiting for the GIL. The
+//! sampler's state mutex is held only inside [`Source::with_history`] (which runs without the
+//! GIL), and the snapshot pair's mutex only to swap `Arc`s.
+//!
+//! Not here: HTTP parsing (the Python middleware), per-endpoint tracing (not yet: `endpoints` is
+//! the default "tracing off").
+
+use crate::capture::{self, SnapshotOptions};
+use crate::py_sampler::{HistoryHandle, PySampler};
+use heaplens_core::history::History;
+use heaplens_dashboard::{ActionError, Config, ProcessInfo, Request, Snapshot, Source};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The current snapshot and the one before it.
+#[derive(Default)]
+struct Snapshots {
+    current: Option<Arc<Snapshot>>,
+    previous: Option<Arc<Snapshot>>,
+}
+
+/// A mutex whose data stays usable after a panic elsewhere (every value in it is replaced
+/// whole, never left half-written).
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The live source of one request: the dashboard's snapshots and the sampler's history as it
+/// is now (after a fork the sampler has a new history, so it is looked up per request).
+struct LiveSource<'a> {
+    dashboard: &'a PyDashboard,
+    history: Option<HistoryHandle>,
+}
+
+/// Thread names by ident, as `heaplens.snapshot()` gathers them (Python code: before the walk).
+fn thread_names(py: Python<'_>) -> SnapshotOptions {
+    let mut options = SnapshotOptions::default();
+    let names = py
+        .import("heaplens._snapshot")
+        .and_then(|m| m.call_method0("_thread_names"))
+        .and_then(|d| d.extract::<std::collections::HashMap<u64, String>>());
+    match names {
+        Ok(names) => options.thread_names.extend(names),
+        Err(e) => log::debug!(target: "heaplens.dashboard", "no thread names: {e}"),
+    }
+    options
+}
+
+impl Source for LiveSource<'_> {
+    fn info(&self) -> ProcessInfo {
+        let memory = heaplens_core::procmem::current().ok();
+        ProcessInfo {
+            pid: std::process::id(),
+            program: self.dashboard.program.clone(),
+            python_version: capture::env::get()
+                .map(|e| e.python_version.clone())
+                .unwrap_or_default(),
+            live: true,
+            rss: memory.and_then(|m| m.rss),
+            peak_rss: memory.map(|m| m.peak_rss),
+            can_take_snapshot: capture::env::get().is_ok(),
+        }
+    }
+
+    fn with_history(&self, f: &mut dyn FnMut(&History)) -> bool {
+        match &self.history {
+            // Called without the GIL (`handle` detaches), so holding the sampler's mutex here
+            // keeps the lock order.
+            Some(h) => {
+                h.with_history(|history| f(history));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        locked(&self.dashboard.snapshots).current.clone()
+    }
+
+    fn previous_snapshot(&self) -> Option<Arc<Snapshot>> {
+        locked(&self.dashboard.snapshots).previous.clone()
+    }
+
+    fn take_snapshot(&self) -> Result<(), ActionError> {
+        if let Err(why) = capture::env::get() {
+            return Err(ActionError::NotAvailable(why));
+        }
+        // One snapshot at a time: two clicks do not walk the heap twice at once. This lock is
+        // held while the walk waits for the GIL, which is safe because no thread ever waits for
+        // it while holding the GIL (`handle` detaches before routing).
+        let _one_at_a_time = locked(&self.dashboard.taking);
+        let graph = Python::attach(|py| {
+            let options = thread_names(py);
+            capture::snapshot(py, &options)
+        })
+        .map_err(|e| ActionError::Failed(e.to_string()))?;
+        // The analysis runs without the GIL: the program's threads go on meanwhile.
+        let snapshot = Arc::new(Snapshot::new(graph));
+        let mut pair = locked(&self.dashboard.snapshots);
+        pair.previous = pair.current.take();
+        pair.current = Some(snapshot);
+        Ok(())
+    }
+}
+
+/// The live dashboard of this process, as the WSGI and ASGI middleware serve it: give it the
+/// :class:`Sampler` whose history it shows (or None: snapshots only), a ``token`` to answer
+/// clients other than loopback ones, and ``allow_downloads=True`` to offer the snapshot as a
+/// file. :meth:`handle` answers one request below the mount point.
+#[pyclass(module = "heaplens._native", name = "Dashboard", frozen)]
+pub struct PyDashboard {
+    config: Config,
+    program: String,
+    sampler: Option<Py<PySampler>>,
+    /// The sampler's history as last seen, for a request that arrives while the sampler is
+    /// busy (its `stop()` holds it mutably while joining the thread).
+    last_history: Mutex<Option<HistoryHandle>>,
+    snapshots: Mutex<Snapshots>,
+    taking: Mutex<()>,
+}
+
+impl PyDashboard {
+    fn history(&self, py: Python<'_>) -> Option<HistoryHandle> {
+        let sampler = self.sampler.as_ref()?;
+        let mut last = locked(&self.last_history);
+        if let Ok(s) = sampler.bind(py).try_borrow() {
+            *last = Some(s.history_handle());
+        }
+        last.clone()
+    }
+}
+
+#[pymethods]
+impl PyDashboard {
+    #[new]
+    #[pyo3(signature = (sampler=None, token=None, allow_downloads=false, program=String::new()))]
+    fn new(
+        sampler: Option<Py<PySampler>>,
+        token: Option<String>,
+        allow_downloads: bool,
+        program: String,
+    ) -> PyDashboard {
+        PyDashboard {
+            config: Config {
+                token: token.filter(|t| !t.is_empty()),
+                allow_downloads,
+            },
+            program,
+            sampler,
+            last_history: Mutex::new(None),
+            snapshots: Mutex::new(Snapshots::default()),
+            taking: Mutex::new(()),
+        }
+    }
+
+    /// Answers one request: ``path`` is below the mount point and still percent-encoded,
+    /// ``query`` the raw query string, ``loopback`` whether the client is on 127.0.0.0/8 or ::1.
+    /// Returns ``(status, headers, body)``. The GIL is released while it runs (a snapshot takes
+    /// it back for the heap walk only).
+    #[pyo3(signature = (method, path, query, headers, loopback, body))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn handle<'py>(
+        &self,
+        py: Python<'py>,
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<(String, String)>,
+        loopback: bool,
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Bound<'py, PyBytes>) {
+        let request = Request {
+            method,
+            path,
+            query,
+            headers,
+            loopback,
+            body: body.to_vec(),
+        };
+        let history = self.history(py);
+        let response = py.detach(|| {
+            let source = LiveSource {
+                dashboard: self,
+                history,
+            };
+            heaplens_dashboard::handle(&self.config, &source, &request)
+        });
+        (
+            response.status,
+            response.headers,
+            PyBytes::new(py, &response.body),
+        )
+    }
+
+    /// Whether a token is required (and clients other than loopback ones are answered).
+    #[getter]
+    fn has_token(&self) -> bool {
+        self.config.token.is_some()
+    }
+
+    /// Whether a snapshot was taken (through the page or ``POST api/snapshot``).
+    #[getter]
+    fn has_snapshot(&self) -> bool {
+        locked(&self.snapshots).current.is_some()
+    }
+
+    /// Forgets the snapshots (after ``os.fork()``, in the child: they describe the parent).
+    fn _reinit_after_fork(&self) {
+        // The parent may have held the lock at the fork; the mutex is then unusable here, and
+        // the snapshots are left (they are only ever read).
+        if let Ok(mut pair) = self.snapshots.try_lock() {
+            *pair = Snapshots::default();
+        }
+    }
+}

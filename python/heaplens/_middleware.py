@@ -1,0 +1,128 @@
+"""What the WSGI and ASGI middleware share: the mount point, the sampler's life, loopback.
+
+The dashboard itself is ``_native.Dashboard`` (routes, API, page and security rules, in Rust);
+the middleware only moves bytes between the server and it.
+"""
+
+import atexit
+import ipaddress
+import os
+import threading
+import urllib.parse
+import weakref
+
+from heaplens import _native
+
+#: The largest request body the dashboard reads (its requests carry none worth more).
+MAX_BODY = 1 << 20
+
+#: Characters left as they are when a decoded path is percent-encoded again (RFC 3986 pchar).
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+# Every mount alive, for the fork and exit hooks (weakly: a discarded middleware is not kept).
+_mounts = weakref.WeakSet()
+
+
+def is_loopback(host):
+    """Whether ``host`` (a client address as the server gives it) is 127.0.0.0/8 or ::1.
+
+    Anything that is not an IP address (a Unix socket path, a test client's name) is not.
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("10.0.0.1")
+        (True, True, False)
+        >>> is_loopback("testclient"), is_loopback(None)
+        (False, False)
+    """
+    if not isinstance(host, str):
+        return False
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def quote_path(path):
+    """A decoded path, percent-encoded again for the dashboard's router.
+
+    Example:
+        >>> quote_path("/api/types/app.<Order>")
+        '/api/types/app.%3COrder%3E'
+    """
+    return urllib.parse.quote(path, safe=_PATH_SAFE)
+
+
+def _program(app):
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    module = getattr(app, "__module__", None) or type(app).__module__
+    return f"{module}.{name}" if module else name
+
+
+class Mount:
+    """A dashboard mounted at ``path``, with the sampler whose history it shows."""
+
+    def __init__(self, app, path, period, maxhistory, history, token, allow_downloads):
+        path = "/" + path.strip("/")
+        if path == "/":
+            raise ValueError("the dashboard needs a path of its own, such as '/_heaplens'")
+        self.path = path
+        program = _program(app)
+        self.sampler = _native.Sampler(
+            period=period, maxhistory=maxhistory, history=history, program=program
+        )
+        self.dashboard = _native.Dashboard(
+            self.sampler, token=token, allow_downloads=allow_downloads, program=program
+        )
+        self._started = False
+        self._lock = threading.Lock()
+        _mounts.add(self)
+
+    def ensure_started(self):
+        """Starts sampling, on the first request (so a pre-fork server samples in each worker)."""
+        if self._started:
+            return
+        with self._lock:
+            if not self._started:
+                # A first sample now, so the dashboard has something to show at once.
+                try:
+                    self.sampler.sample_now()
+                except _native.CaptureError:
+                    pass  # a collection was running; the thread samples soon
+                self.sampler.start()
+                self._started = True
+
+    def below(self, path):
+        """``path`` below the mount point (``""`` for the bare mount), or None outside it."""
+        if path == self.path:
+            return ""
+        if path.startswith(self.path + "/"):
+            return path[len(self.path) :]
+        return None
+
+    def close(self):
+        """Stops the sampler (it is started again by the next request)."""
+        with self._lock:
+            self.sampler.stop()
+            self._started = False
+
+    def _after_fork_in_child(self):
+        self._lock = threading.Lock()
+        self.sampler._reinit_after_fork()
+        self.dashboard._reinit_after_fork()
+
+
+def _after_fork_in_child():
+    for mount in list(_mounts):
+        mount._after_fork_in_child()
+
+
+def _stop_all():
+    # The sampler thread must not ask for the GIL while the interpreter finalizes.
+    for mount in list(_mounts):
+        mount.sampler.stop()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_stop_all)

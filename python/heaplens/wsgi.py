@@ -1,0 +1,117 @@
+"""The heaplens dashboard as WSGI middleware (Dozer's successor).
+
+Wrap the application, and the dashboard answers at ``/_heaplens/`` while every other request
+goes to the application untouched::
+
+    from heaplens.wsgi import HeapLens
+    app.wsgi_app = HeapLens(app.wsgi_app)            # Flask
+    application = HeapLens(get_wsgi_application())   # Django, any WSGI app
+
+A census of the heap is taken every ``period`` seconds by a background thread, started on the
+first request (so each worker of a pre-fork server samples itself), keeping ``maxhistory``
+samples (and appending them to the SQLite file ``history``, if given). Only clients on the
+loopback interface are answered unless a ``token`` is set; snapshot downloads are off unless
+``allow_downloads=True``. No dependencies beyond the standard library.
+
+Example:
+    >>> from heaplens.wsgi import HeapLens
+    >>> def app(environ, start_response):
+    ...     start_response("200 OK", [("Content-Type", "text/plain")])
+    ...     return [b"hello"]
+    >>> wrapped = HeapLens(app, period=60)
+    >>> seen = []
+    >>> environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/_heaplens", "REMOTE_ADDR": "127.0.0.1"}
+    >>> wrapped(environ, lambda status, headers: seen.append(status))
+    [b'']
+    >>> seen
+    ['301 Moved Permanently']
+    >>> wrapped.close()
+"""
+
+import http
+
+from heaplens._middleware import MAX_BODY, Mount, is_loopback, quote_path
+
+__all__ = ["HeapLens"]
+
+
+def _reason(status):
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
+
+
+def _headers(environ):
+    headers = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").title(), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-").title(), value))
+    return headers
+
+
+class HeapLens:
+    """WSGI middleware serving the heaplens dashboard at ``path`` (see the module docs)."""
+
+    def __init__(
+        self,
+        app,
+        path="/_heaplens",
+        period=5.0,
+        maxhistory=720,
+        history=None,
+        token=None,
+        allow_downloads=False,
+    ):
+        self.app = app
+        self._mount = Mount(app, path, period, maxhistory, history, token, allow_downloads)
+
+    @property
+    def path(self):
+        """The mount point, such as ``/_heaplens``."""
+        return self._mount.path
+
+    @property
+    def sampler(self):
+        """The :class:`heaplens._native.Sampler` whose history the dashboard shows."""
+        return self._mount.sampler
+
+    def close(self):
+        """Stops the background sampler (the next request starts it again)."""
+        self._mount.close()
+
+    def __call__(self, environ, start_response):
+        self._mount.ensure_started()
+        below = self._mount.below(environ.get("PATH_INFO", ""))
+        if below is None:
+            return self.app(environ, start_response)
+        query = environ.get("QUERY_STRING", "")
+        if below == "":
+            location = environ.get("SCRIPT_NAME", "") + self._mount.path + "/"
+            if query:
+                location += "?" + query
+            start_response(_reason(301), [("Location", location), ("Content-Length", "0")])
+            return [b""]
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_BODY:
+            start_response(_reason(413), [("Content-Length", "0")])
+            return [b""]
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        # PATH_INFO is the decoded path as latin-1 text (PEP 3333): back to bytes, then encoded.
+        path = quote_path(below.encode("latin-1", "replace").decode("utf-8", "replace"))
+        status, headers, content = self._mount.dashboard.handle(
+            environ.get("REQUEST_METHOD", "GET"),
+            path,
+            query,
+            _headers(environ),
+            is_loopback(environ.get("REMOTE_ADDR")),
+            body,
+        )
+        headers.append(("Content-Length", str(len(content))))
+        start_response(_reason(status), headers)
+        return [content]

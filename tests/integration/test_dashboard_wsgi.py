@@ -1,0 +1,342 @@
+"""The dashboard as WSGI middleware, over a real Flask app that leaks on every request."""
+
+import doctest
+import gc
+import importlib
+import importlib.util
+import io
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from heaplens.wsgi import HeapLens
+
+# Flask is imported by the tests that use it, not when this file is collected: importing it
+# leaves cyclic garbage whose collection, in the middle of another test's pair of snapshots (in
+# the same xdist worker), frees addresses that test's new objects then reuse.
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("flask") is None, reason="Flask is not installed"
+)
+
+MOUNT = "/_heaplens"
+CSRF = {"X-HeapLens": "1"}
+
+
+class LeakyOrder:
+    """What the app leaks: one per request to /order, kept in ``_ORDERS`` for ever."""
+
+    def __init__(self, n):
+        self.n = n
+        self.lines = [n] * 4
+
+
+_ORDERS = []
+
+
+def make_app(**options):
+    import flask
+
+    app = flask.Flask("leaky_shop")
+
+    @app.route("/order")
+    def order():
+        _ORDERS.append(LeakyOrder(len(_ORDERS)))
+        return {"orders": len(_ORDERS)}
+
+    @app.route("/echo/<path:rest>")
+    def echo(rest):
+        environ = flask.request.environ
+        return {"path_info": environ["PATH_INFO"], "query": environ["QUERY_STRING"]}
+
+    app.wsgi_app = HeapLens(app.wsgi_app, **options)
+    return app
+
+
+@pytest.fixture
+def app():
+    app = make_app(period=0.05)
+    yield app
+    app.wsgi_app.close()
+    _ORDERS.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_garbage_left_behind():
+    """Collects the apps' reference cycles after each test: other tests in this worker compare
+    snapshots, and a collection in the middle of theirs frees addresses their new objects reuse.
+    """
+    yield
+    gc.collect()
+
+
+def wait_for_samples(sampler, n, timeout=30.0):
+    """Polls until the sampler holds ``n`` more samples than now (the timeout only ends a hang)."""
+    target = len(sampler) + n
+    deadline = time.monotonic() + timeout
+    while len(sampler) < target:
+        assert time.monotonic() < deadline, "the sampler took no samples"
+        time.sleep(0.01)
+
+
+def test_requests_outside_the_mount_reach_the_app_untouched(app):
+    client = app.test_client()
+    answer = client.get("/echo/a%20b/_heaplens?x=1")
+    assert answer.status_code == 200
+    assert answer.get_json() == {"path_info": "/echo/a b/_heaplens", "query": "x=1"}
+    # A path that only starts like the mount point is the app's too.
+    assert client.get("/_heaplensx").status_code == 404
+    assert "Content-Security-Policy" not in client.get("/order").headers
+
+
+def test_the_bare_mount_redirects_to_the_page(app):
+    answer = app.test_client().get(MOUNT + "?token=t")
+    assert answer.status_code == 301
+    assert answer.headers["Location"].endswith(MOUNT + "/?token=t")
+
+
+def test_the_page_is_served_with_security_headers(app):
+    answer = app.test_client().get(MOUNT + "/")
+    assert answer.status_code == 200
+    assert answer.content_type.startswith("text/html")
+    assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Content-Length"] == str(len(answer.data))
+    info = app.test_client().get(MOUNT + "/api/info").get_json()
+    assert info["live"] is True
+    assert info["can_take_snapshot"] is True
+    assert info["program"].endswith("wsgi_app")
+
+
+def test_the_overview_shows_the_type_that_leaks(app):
+    client = app.test_client()
+    sampler = app.wsgi_app.sampler
+    for _ in range(4):
+        for _ in range(25):
+            assert client.get("/order").status_code == 200
+        wait_for_samples(sampler, 1)
+    overview = client.get(MOUNT + "/api/overview").get_json()
+    rows = {row["name"]: row for row in overview["types"]}
+    name = next(n for n in rows if n.endswith("LeakyOrder"))
+    assert rows[name]["count"] >= 100
+    assert rows[name]["trend"]["last"] > rows[name]["trend"]["first"]
+
+
+def test_two_snapshots_name_the_leak_and_what_holds_it(app):
+    client = app.test_client()
+    # Taking a snapshot changes state: a GET is refused, and so is a POST without the header.
+    assert client.get(MOUNT + "/api/snapshot").status_code == 405
+    assert client.post(MOUNT + "/api/snapshot").status_code == 403
+    assert client.get(MOUNT + "/api/diff").status_code == 404
+    for _ in range(20):
+        client.get("/order")
+    first = client.post(MOUNT + "/api/snapshot", headers=CSRF)
+    assert first.status_code == 200, first.data
+    for _ in range(300):
+        client.get("/order")
+    second = client.post(MOUNT + "/api/snapshot", headers=CSRF)
+    assert second.status_code == 200, second.data
+    assert second.get_json()["diff"] is not None
+
+    diff = client.get(MOUNT + "/api/diff").get_json()
+    grew = {row["name"]: row["count_delta"] for row in diff["grew"]}
+    leaked = next(n for n in grew if n.endswith("LeakyOrder"))
+    assert grew[leaked] >= 300
+    suspect = next(
+        s for s in diff["suspects"] if any(t["name"] == leaked for t in s["types"])
+    )
+    assert "_ORDERS" in suspect["holder_path"]
+    assert "LeakyOrder" in diff["text"]
+
+
+def test_only_loopback_clients_are_answered_without_a_token(app):
+    remote = {"REMOTE_ADDR": "10.1.2.3"}
+    client = app.test_client()
+    answer = client.get(MOUNT + "/api/info", environ_overrides=remote)
+    assert answer.status_code == 403
+    assert "token" in answer.get_json()["error"]
+    # The app itself still answers everyone.
+    assert client.get("/order", environ_overrides=remote).status_code == 200
+    assert client.get(MOUNT + "/api/info", environ_overrides={"REMOTE_ADDR": "::1"}).status_code == 200
+
+
+def test_a_token_lets_remote_clients_in_and_is_required_of_everyone():
+    app = make_app(period=60, token="s3cret")
+    try:
+        client = app.test_client()
+        remote = {"REMOTE_ADDR": "10.1.2.3"}
+        url = MOUNT + "/api/info"
+        assert client.get(url, environ_overrides=remote).status_code == 401
+        assert client.get(url).status_code == 401
+        bad = {"Authorization": "Bearer nope"}
+        assert client.get(url, headers=bad, environ_overrides=remote).status_code == 403
+        good = {"Authorization": "Bearer s3cret"}
+        assert client.get(url, headers=good, environ_overrides=remote).status_code == 200
+        assert client.get(MOUNT + "/?token=s3cret", environ_overrides=remote).status_code == 200
+    finally:
+        app.wsgi_app.close()
+
+
+def test_metrics_are_prometheus_text(app):
+    client = app.test_client()
+    assert not app.wsgi_app.sampler.running  # started by the first request, not before
+    client.get("/order")
+    assert app.wsgi_app.sampler.running
+    wait_for_samples(app.wsgi_app.sampler, 1)
+    answer = client.get(MOUNT + "/metrics")
+    assert answer.status_code == 200
+    assert answer.content_type.startswith("text/plain")
+    text = answer.get_data(as_text=True)
+    assert "heaplens_python_objects " in text
+    assert "heaplens_type_objects{" in text
+
+
+def test_downloads_are_off_unless_allowed(app):
+    client = app.test_client()
+    assert client.get(MOUNT + "/download/snapshot.hlsnap").status_code == 403
+    allowed = make_app(period=60, allow_downloads=True)
+    try:
+        client = allowed.test_client()
+        assert client.post(MOUNT + "/api/snapshot", headers=CSRF).status_code == 200
+        answer = client.get(MOUNT + "/download/snapshot.hlsnap")
+        assert answer.status_code == 200
+        assert "attachment" in answer.headers["Content-Disposition"]
+    finally:
+        allowed.wsgi_app.close()
+
+
+def test_a_large_body_is_refused_without_being_read(app):
+    answer = app.test_client().post(
+        MOUNT + "/api/snapshot", headers=CSRF, data=b"x" * ((1 << 20) + 1)
+    )
+    assert answer.status_code == 413
+
+
+def test_a_real_server_over_http():
+    from werkzeug.serving import make_server  # Flask brings werkzeug
+
+    app = make_app(period=60)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with urllib.request.urlopen(base + "/order") as answer:
+            assert json.load(answer) == {"orders": len(_ORDERS)}
+        # urllib follows the redirect of the bare mount to the page.
+        with urllib.request.urlopen(base + MOUNT) as answer:
+            assert answer.url == base + MOUNT + "/"
+            assert answer.headers["Content-Security-Policy"]
+        post = urllib.request.Request(base + MOUNT + "/api/snapshot", method="POST", headers=CSRF)
+        with urllib.request.urlopen(post) as answer:
+            assert json.load(answer)["taken"] is True
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(base + MOUNT + "/api/types/no.Such%3CType%3E")
+        assert error.value.code == 404
+        error.value.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        app.wsgi_app.close()
+        _ORDERS.clear()
+
+
+@pytest.mark.parametrize("name", ["heaplens.wsgi", "heaplens._middleware"])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def _plain_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def _wsgi_get(wrapped, path, method="GET", **environ):
+    base = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_X_HEAPLENS": "1",
+        "wsgi.input": io.BytesIO(),
+    }
+    base.update(environ)
+    seen = []
+    body = b"".join(wrapped(base, lambda status, headers: seen.append(status)))
+    return seen[0], body
+
+
+@pytest.mark.parametrize(
+    "path, method",
+    [
+        ("/", "GET"),
+        ("/elsewhere", "GET"),
+        (MOUNT, "GET"),
+        (MOUNT + "/", "GET"),
+        (MOUNT + "/api/info", "GET"),
+        (MOUNT + "/api/overview", "GET"),
+        (MOUNT + "/api/snapshot", "POST"),
+        (MOUNT + "/api/diff", "GET"),
+        (MOUNT + "/metrics", "GET"),
+    ],
+)
+def test_a_request_creates_no_cycles_and_keeps_nothing_alive(path, method):
+    wrapped = HeapLens(_plain_app, period=60)
+    try:
+        sentinel = LeakyOrder(0)
+        _wsgi_get(wrapped, path, method, sentinel=sentinel)  # warm one-time caches
+        gc.collect()
+        refcount = sys.getrefcount(sentinel)
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            status, _ = _wsgi_get(wrapped, path, method, sentinel=sentinel)
+            assert gc.collect() == 0, f"{method} {path} left cyclic garbage behind"
+        finally:
+            if was_enabled:
+                gc.enable()
+        assert sys.getrefcount(sentinel) == refcount, f"{method} {path} kept the environ alive"
+        assert not status.startswith("5"), status
+    finally:
+        wrapped.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+def test_a_forked_worker_samples_itself_and_forgets_the_parents_snapshots():
+    wrapped = HeapLens(_plain_app, period=0.05)
+    try:
+        _wsgi_get(wrapped, MOUNT + "/api/snapshot", "POST")
+        assert wrapped.sampler.running
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: answer through the pipe, then leave at once
+            try:
+                wait_for_samples(wrapped.sampler, 2)
+                status, body = _wsgi_get(wrapped, MOUNT + "/api/info")
+                info = json.loads(body)
+                ok = (
+                    status.startswith("200")
+                    and info["pid"] == os.getpid()
+                    and not info["has_snapshot"]
+                    and wrapped.sampler.running
+                )
+                os.write(write, b"ok" if ok else body)
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            answer = pipe.read()
+        assert os.waitpid(pid, 0)[1] == 0
+        assert answer == b"ok"
+    finally:
+        wrapped.close()

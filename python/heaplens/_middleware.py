@@ -126,3 +126,34 @@ def _stop_all():
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_stop_all)
+
+
+class Mounted:
+    """What the WSGI and ASGI middleware share: the wrapped app, the mount and its sampler."""
+
+    def __init__(
+        self,
+        app,
+        path="/_heaplens",
+        period=5.0,
+        maxhistory=720,
+        history=None,
+        token=None,
+        allow_downloads=False,
+    ):
+        self.app = app
+        self._mount = Mount(app, path, period, maxhistory, history, token, allow_downloads)
+
+    @property
+    def path(self):
+        """The mount point, such as ``/_heaplens``."""
+        return self._mount.path
+
+    @property
+    def sampler(self):
+        """The :class:`heaplens._native.Sampler` whose history the dashboard shows."""
+        return self._mount.sampler
+
+    def close(self):
+        """Stops the background sampler (the next request starts it again)."""
+        self._mount.close()

@@ -34,7 +34,7 @@ Example:
 import asyncio
 import functools
 
-from heaplens._middleware import MAX_BODY, Mount, is_loopback, quote_path
+from heaplens._middleware import MAX_BODY, Mounted, is_loopback, quote_path
 
 __all__ = ["HeapLens"]
 
@@ -67,35 +67,8 @@ async def _read_body(receive):
     return b"".join(chunks)
 
 
-class HeapLens:
+class HeapLens(Mounted):
     """ASGI 3 middleware serving the heaplens dashboard at ``path`` (see the module docs)."""
-
-    def __init__(
-        self,
-        app,
-        path="/_heaplens",
-        period=5.0,
-        maxhistory=720,
-        history=None,
-        token=None,
-        allow_downloads=False,
-    ):
-        self.app = app
-        self._mount = Mount(app, path, period, maxhistory, history, token, allow_downloads)
-
-    @property
-    def path(self):
-        """The mount point, such as ``/_heaplens``."""
-        return self._mount.path
-
-    @property
-    def sampler(self):
-        """The :class:`heaplens._native.Sampler` whose history the dashboard shows."""
-        return self._mount.sampler
-
-    def close(self):
-        """Stops the background sampler (the next request starts it again)."""
-        self._mount.close()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

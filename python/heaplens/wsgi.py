@@ -30,7 +30,7 @@ Example:
 
 import http
 
-from heaplens._middleware import MAX_BODY, Mount, is_loopback, quote_path
+from heaplens._middleware import MAX_BODY, Mounted, is_loopback, quote_path
 
 __all__ = ["HeapLens"]
 
@@ -52,35 +52,8 @@ def _headers(environ):
     return headers
 
 
-class HeapLens:
+class HeapLens(Mounted):
     """WSGI middleware serving the heaplens dashboard at ``path`` (see the module docs)."""
-
-    def __init__(
-        self,
-        app,
-        path="/_heaplens",
-        period=5.0,
-        maxhistory=720,
-        history=None,
-        token=None,
-        allow_downloads=False,
-    ):
-        self.app = app
-        self._mount = Mount(app, path, period, maxhistory, history, token, allow_downloads)
-
-    @property
-    def path(self):
-        """The mount point, such as ``/_heaplens``."""
-        return self._mount.path
-
-    @property
-    def sampler(self):
-        """The :class:`heaplens._native.Sampler` whose history the dashboard shows."""
-        return self._mount.sampler
-
-    def close(self):
-        """Stops the background sampler (the next request starts it again)."""
-        self._mount.close()
 
     def __call__(self, environ, start_response):
         self._mount.ensure_started()

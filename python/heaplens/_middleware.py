@@ -63,13 +63,27 @@ def _program(app):
 class Mount:
     """A dashboard mounted at ``path``, with the sampler whose history it shows."""
 
-    def __init__(self, app, path, period, maxhistory, history, token, allow_downloads):
+    def __init__(
+        self,
+        app,
+        path,
+        period,
+        maxhistory,
+        history,
+        token,
+        allow_downloads,
+        sampler=None,
+        program=None,
+    ):
         path = "/" + path.strip("/")
         if path == "/":
             raise ValueError("the dashboard needs a path of its own, such as '/_heaplens'")
         self.path = path
-        program = _program(app)
-        self.sampler = _native.Sampler(
+        program = program or _program(app)
+        # A sampler given by its owner (heaplens run) is started, stopped and re-created after
+        # a fork by that owner, not by the mount.
+        self._owns_sampler = sampler is None
+        self.sampler = sampler or _native.Sampler(
             period=period, maxhistory=maxhistory, history=history, program=program
         )
         self.dashboard = _native.Dashboard(
@@ -81,7 +95,7 @@ class Mount:
 
     def ensure_started(self):
         """Starts sampling, on the first request (so a pre-fork server samples in each worker)."""
-        if self._started:
+        if self._started or not self._owns_sampler:
             return
         with self._lock:
             if not self._started:
@@ -104,12 +118,14 @@ class Mount:
     def close(self):
         """Stops the sampler (it is started again by the next request)."""
         with self._lock:
-            self.sampler.stop()
+            if self._owns_sampler:
+                self.sampler.stop()
             self._started = False
 
     def _after_fork_in_child(self):
         self._lock = threading.Lock()
-        self.sampler._reinit_after_fork()
+        if self._owns_sampler:
+            self.sampler._reinit_after_fork()
         self.dashboard._reinit_after_fork()
 
 
@@ -121,7 +137,8 @@ def _after_fork_in_child():
 def _stop_all():
     # The sampler thread must not ask for the GIL while the interpreter finalizes.
     for mount in list(_mounts):
-        mount.sampler.stop()
+        if mount._owns_sampler:
+            mount.sampler.stop()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -140,9 +157,13 @@ class Mounted:
         history=None,
         token=None,
         allow_downloads=False,
+        sampler=None,
+        program=None,
     ):
         self.app = app
-        self._mount = Mount(app, path, period, maxhistory, history, token, allow_downloads)
+        self._mount = Mount(
+            app, path, period, maxhistory, history, token, allow_downloads, sampler, program
+        )
 
     @property
     def path(self):

@@ -124,7 +124,66 @@ def _run_program(module, argv):
     return 0, False
 
 
-def run(period, history, no_history, snapshot_at_exit, all_objects, module, argv):
+def _serve(sampler, program, address, token):
+    """Serves the dashboard over `sampler` at ``http://address/_heaplens/`` from a daemon
+    thread (stdlib wsgiref, one thread per request); returns the server, or None after saying
+    why it cannot."""
+    import ipaddress
+    import socketserver
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from heaplens.wsgi import HeapLens
+
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port)
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        _say(f"--serve expects [HOST:]PORT with a numeric port and an IP address, not {address!r}")
+        return None
+    if not loopback and not token:
+        _say(
+            f"refusing to serve the dashboard on {host} without a token: anyone who can reach "
+            "it would see the program's private data; add --token TOKEN"
+        )
+        return None
+
+    def not_found(environ, start_response):
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"heaplens: the dashboard is at /_heaplens/\n"]
+
+    class Server(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass  # the program's stderr is its own
+
+    app = HeapLens(not_found, token=token, sampler=sampler, program=program)
+    try:
+        server = make_server(host, port, app, server_class=Server, handler_class=QuietHandler)
+    except OSError as error:
+        _say(f"cannot serve the dashboard on {address}: {error}")
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{server.server_port}/_heaplens/"
+    _say(f"dashboard of {program} at {url}" + (f"?token={token}" if token else ""))
+    threading.Thread(target=server.serve_forever, name="heaplens-dashboard", daemon=True).start()
+    return server
+
+
+def run(
+    period,
+    history,
+    no_history,
+    snapshot_at_exit,
+    all_objects,
+    module,
+    argv,
+    serve=None,
+    token=None,
+):
     """``heaplens run``: returns the exit status (the program's own)."""
     if module is None and not argv:
         _say("run needs a script to run (heaplens run [OPTIONS] SCRIPT [ARGS]) or -m MODULE")
@@ -160,9 +219,18 @@ def run(period, history, no_history, snapshot_at_exit, all_objects, module, argv
     os.register_at_fork(after_in_child=sampler._reinit_after_fork)
     sampler.sample_now()
     sampler.start()
+    server = None
+    if serve is not None:
+        server = _serve(sampler, program, serve, token)
+        if server is None:
+            sampler.stop()
+            return 2
     try:
         status, interrupted = _run_program(module, argv)
     finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         # The program may also end in a KeyboardInterrupt raised inside the handlers above:
         # the sampler thread is stopped whatever happens.
         try:

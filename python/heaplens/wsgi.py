@@ -11,7 +11,8 @@ A census of the heap is taken every ``period`` seconds by a background thread, s
 first request (so each worker of a pre-fork server samples itself), keeping ``maxhistory``
 samples (and appending them to the SQLite file ``history``, if given). Only clients on the
 loopback interface are answered unless a ``token`` is set; snapshot downloads are off unless
-``allow_downloads=True``. No dependencies beyond the standard library.
+``allow_downloads=True``. ``sampler=`` shows a sampler someone else runs (``heaplens run
+--serve`` passes its own), ``program=`` names the program on the page (default: the app). No dependencies beyond the standard library.
 
 Example:
     >>> from heaplens.wsgi import HeapLens

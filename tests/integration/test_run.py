@@ -252,3 +252,55 @@ def test_a_killed_program_leaves_its_samples_in_the_history(tmp_path):
         db.close()
     assert samples >= 2
     assert kept >= 10
+
+
+def test_serve_shows_the_live_dashboard_while_the_program_runs(tmp_path):
+    import json
+    import urllib.request
+
+    write(
+        tmp_path / "server.py",
+        """
+        import os, time
+        class Order:
+            pass
+        ORDERS = []
+        while not os.path.exists("stop"):
+            ORDERS.append(Order())
+            time.sleep(0.01)
+        """,
+    )
+    process = subprocess.Popen(
+        [HEAPLENS, "run", "--no-history", "--period", "0.05", "--serve", "127.0.0.1:0", "server.py"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stderr:
+            if "dashboard of server.py at " in line:
+                url = line.split(" at ", 1)[1].strip()
+                break
+        else:
+            pytest.fail("no dashboard URL was printed")
+        with urllib.request.urlopen(url + "api/info", timeout=60) as answer:
+            info = json.load(answer)
+        assert info["live"] is True
+        assert info["program"] == "server.py"
+        with urllib.request.urlopen(url.replace("/_heaplens/", "/other"), timeout=60) as answer:
+            pytest.fail("only the dashboard is served")
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+    finally:
+        (tmp_path / "stop").write_text("")
+        rest = process.communicate(timeout=120)[1]
+    assert process.returncode == 0
+    assert "heaplens: server.py ran for" in rest
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path):
+    (tmp_path / "x.py").write_text("")
+    result = run(tmp_path, "--serve", "0.0.0.0:0", "x.py")
+    assert result.returncode == 2
+    assert "without a token" in result.stderr
+    assert "--token" in result.stderr

@@ -113,6 +113,8 @@ fn cli_main(
             kwargs.set_item("all_objects", args.all_objects)?;
             kwargs.set_item("module", args.module)?;
             kwargs.set_item("argv", args.argv)?;
+            kwargs.set_item("serve", args.serve)?;
+            kwargs.set_item("token", args.token)?;
             py.import("heaplens._run")?
                 .call_method("run", (), Some(&kwargs))?
                 .extract()

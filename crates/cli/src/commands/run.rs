@@ -26,6 +26,13 @@ pub struct Args {
     /// Count every object in each sample, not only the gc-tracked ones (slower on big heaps).
     #[arg(long)]
     pub all_objects: bool,
+    /// Serve the live dashboard of the program at http://[HOST:]PORT/_heaplens/ while it runs
+    /// (HOST defaults to 127.0.0.1; port 0 picks a free one).
+    #[arg(long, value_name = "[HOST:]PORT")]
+    pub serve: Option<String>,
+    /// The token the dashboard requires (needed to serve on an address other than loopback).
+    #[arg(long, value_name = "TOKEN", requires = "serve")]
+    pub token: Option<String>,
     /// Run a library module as a script, as `python -m` does.
     #[arg(short = 'm', value_name = "MODULE")]
     pub module: Option<String>,

@@ -131,7 +131,7 @@ where
 {
     Outcome::Exit(match execute(caller, args, out, err) {
         Ok(status) => status,
-        Err(run) => return Outcome::RunPython(run),
+        Err(run) => return Outcome::RunPython(*run),
     })
 }
 
@@ -140,7 +140,7 @@ fn execute<I, T>(
     args: I,
     out: &mut impl Write,
     err: &mut impl Write,
-) -> Result<i32, RunArgs>
+) -> Result<i32, Box<RunArgs>>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -166,7 +166,7 @@ where
         Command::History(args) => commands::history::run(args, &progress, out),
         Command::Attach(args) => commands::attach::run(args, caller, &progress, out),
         Command::Serve(args) => commands::serve::run(args, caller, &progress, out),
-        Command::Run(args) => return Err(args.clone()),
+        Command::Run(args) => return Err(Box::new(args.clone())),
     };
     let _ = out.flush();
     Ok(match result {

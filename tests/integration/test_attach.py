@@ -139,6 +139,34 @@ def test_attach_reports_the_leak_in_a_waitress_app_which_keeps_serving(
     assert "Traceback" not in server.communicate(timeout=30)[1]
 
 
+def test_attach_serve_shows_the_snapshot_in_the_dashboard_until_ctrl_c(
+    ptrace, leaky_server, spawn, tmp_path
+):
+    server, url = leaky_server
+    for _ in range(50):
+        get(url)
+    viewer = spawn(
+        [HEAPLENS, "attach", str(server.pid), "--snapshot", tmp_path / "s.hlsnap", "--serve", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    # The second line may already sit in the first readline's buffer: read it without select.
+    lines = [read_line(viewer), viewer.stdout.readline()]
+    assert f"snapshot of process {server.pid} (python)" in lines[0], lines
+    dashboard = lines[1].split(": ", 1)[1].strip()
+    assert dashboard.startswith("http://127.0.0.1:"), lines
+    with urllib.request.urlopen(dashboard + "api/info", timeout=30) as response:
+        info = json.loads(response.read())
+    assert info["pid"] == server.pid
+    assert info["live"] is False
+    viewer.send_signal(signal.SIGINT)
+    viewer.communicate(timeout=60)
+    assert viewer.returncode == 0
+    assert get(url).startswith(b"hello ")
+
+
 def test_attach_diff_names_what_grew_while_it_watched(ptrace, leaky_server, tmp_path):
     server, url = leaky_server
     get(url)

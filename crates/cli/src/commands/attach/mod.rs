@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE.hlsnap", conflicts_with = "diff")]
     pub snapshot: Option<PathBuf>,
     /// Print the report of the snapshot, as `heaplens report` does.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "serve")]
     pub report: bool,
     /// Take two snapshots SECONDS apart (both saved under their default names) and print what
     /// grew between them, as `heaplens diff` does; exit status 1 when there are leak suspects.
@@ -74,6 +74,24 @@ pub struct Args {
     /// How many rows per section of --report and --diff.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
+    /// Then serve the snapshot in the dashboard at http://[HOST:]PORT/ (HOST defaults to
+    /// 127.0.0.1; port 0 picks a free one), as `heaplens serve` does, until Ctrl-C.
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = address, conflicts_with = "diff")]
+    pub serve: Option<(String, u16)>,
+    /// The token the dashboard requires (needed to serve on an address other than loopback).
+    #[arg(long, value_name = "TOKEN", requires = "serve")]
+    pub token: Option<String>,
+}
+
+/// `[HOST:]PORT` as (host, port); the host defaults to loopback.
+fn address(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text.rsplit_once(':').unwrap_or(("127.0.0.1", text));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("expected [HOST:]PORT with a port number, not {text:?}"))?;
+    let host = if host.is_empty() { "127.0.0.1" } else { host };
+    Ok((host.to_string(), port))
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -192,6 +210,18 @@ pub fn run(
     let Some(interval) = args.diff else {
         let saved = session.take(args.snapshot.as_deref())?;
         announce(out, &saved)?;
+        if let Some((host, port)) = &args.serve {
+            let serve = super::serve::Args {
+                snapshot: saved.path,
+                host: host.clone(),
+                port: *port,
+                token: args.token.clone(),
+                allow_downloads: false,
+                history: None,
+                pid: None,
+            };
+            return super::serve::run(&serve, caller, progress, out);
+        }
         if !args.report {
             return Ok(crate::OK);
         }
@@ -248,6 +278,17 @@ mod tests {
         assert_eq!(seconds("2.5"), Ok(2.5));
         for bad in ["0", "-1", "nan", "inf", "soon", "1e300"] {
             assert!(seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn serve_takes_a_port_or_a_host_and_port() {
+        assert_eq!(address("8000"), Ok(("127.0.0.1".into(), 8000)));
+        assert_eq!(address("0.0.0.0:0"), Ok(("0.0.0.0".into(), 0)));
+        assert_eq!(address("[::1]:80"), Ok(("::1".into(), 80)));
+        assert_eq!(address(":81"), Ok(("127.0.0.1".into(), 81)));
+        for bad in ["", "host", "1:2:x", "70000"] {
+            assert!(address(bad).is_err(), "{bad}");
         }
     }
 

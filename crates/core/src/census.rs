@@ -96,7 +96,8 @@ impl Census {
             }
             let TypeId(t) = graph.type_id(n);
             counts[t as usize] += 1;
-            bytes[t as usize] += graph.size(n);
+            // Saturating: a snapshot file may hold sizes whose sum does not fit.
+            bytes[t as usize] = bytes[t as usize].saturating_add(graph.size(n));
         }
         Census::from_counts(graph.types(), graph.strings(), &counts, &bytes, false)
     }
@@ -241,6 +242,38 @@ mod tests {
         assert_eq!(c.get("builtins.list").unwrap().count, 3);
         assert_eq!(c.count("nothing"), 0);
         assert_eq!(c.rows()[0].name, "list", "largest count first");
+    }
+
+    #[test]
+    fn sizes_too_big_to_add_saturate_in_the_census_and_the_dominator_tree() {
+        // Found by the dashboard_router fuzz target on the golden file: sizes read from a file
+        // may sum past u64::MAX.
+        use crate::graph::{GraphBuilder, NodeFlags};
+        use crate::label::Label;
+        let mut b = GraphBuilder::new();
+        let t = b.intern_type("app", "Huge", "Huge");
+        let parent = b.add_node(0x10);
+        let child = b.add_node(0x20);
+        b.set_node(
+            parent,
+            t,
+            u64::MAX,
+            NodeFlags::GC_TRACKED | NodeFlags::MODULE,
+        );
+        b.push_edge(child, Label::index(0));
+        b.end_node();
+        b.set_node(child, t, u64::MAX, NodeFlags::GC_TRACKED);
+        b.end_node();
+        b.add_root_node();
+        let name = b.strings_mut().intern("sys.modules['huge']");
+        b.push_edge(parent, Label::root(name));
+        b.end_node();
+        let g = b.finish().unwrap();
+        assert_eq!(
+            Census::from_graph(&g).get("app.Huge").unwrap().bytes,
+            u64::MAX
+        );
+        crate::analysis::Analysis::compute(&g);
     }
 
     #[test]

@@ -197,8 +197,10 @@ impl Dominators {
         for w in (1..reached).rev() {
             let d = idom_num[w];
             if d != NONE {
-                retained_num[d as usize] += retained_num[w];
-                count_num[d as usize] += count_num[w];
+                // Saturating: sizes come from files, and a damaged or hostile one may hold
+                // sizes whose sum does not fit.
+                retained_num[d as usize] = retained_num[d as usize].saturating_add(retained_num[w]);
+                count_num[d as usize] = count_num[d as usize].saturating_add(count_num[w]);
             }
         }
         let mut idom = vec![NONE; n];

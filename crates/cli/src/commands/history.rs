@@ -267,15 +267,12 @@ fn process_report(p: &ProcessHistory, trends: &[TypeTrend], args: &Args, out: &m
     } else if !steady.is_empty() {
         ("Types that grew steadily:", steady)
     } else {
-        if n < 3 {
-            let _ = writeln!(
-                out,
-                "\nToo few samples ({n}) to tell steady growth from noise: run longer, or sample \
-                 more often (--period)."
-            );
-        } else {
-            let _ = writeln!(out, "\nNo type grew steadily.");
-        }
+        let why = report::too_few_samples(n);
+        let _ = writeln!(
+            out,
+            "\n{}",
+            why.as_deref().unwrap_or("No type grew steadily.")
+        );
         ("Types that moved most:", movers().collect())
     };
     if rows.is_empty() {

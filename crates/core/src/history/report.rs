@@ -40,6 +40,17 @@ pub fn native_growth_note(history: &History) -> Option<String> {
     ))
 }
 
+/// Why `samples` samples cannot tell steady growth from noise, or None when they can (three
+/// at least: the steadiness rule compares the quarters of a run).
+pub fn too_few_samples(samples: usize) -> Option<String> {
+    (samples < 3).then(|| {
+        format!(
+            "Too few samples ({samples}) to tell steady growth from noise: run longer, or sample \
+             more often (--period)."
+        )
+    })
+}
+
 /// How memory moved from the first sample of `history` to the newest (RSS, Python objects),
 /// and the native-growth note when there is one: the lines under a report's heading.
 pub fn memory_lines(history: &History, out: &mut String) {
@@ -124,13 +135,8 @@ pub fn run_report(
         }
     );
     memory_lines(history, &mut out);
-    if history.len() < 3 {
-        let _ = writeln!(
-            out,
-            "\nToo few samples ({}) to tell steady growth from noise: run longer, or sample more \
-             often (--period).",
-            history.len()
-        );
+    if let Some(why) = too_few_samples(history.len()) {
+        let _ = writeln!(out, "\n{why}");
         return out;
     }
     let mut steady: Vec<&TypeTrend> = trends.iter().filter(|t| t.steady).take(limit).collect();

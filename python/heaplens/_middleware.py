@@ -60,6 +60,29 @@ def _program(app):
     return f"{module}.{name}" if module else name
 
 
+def _trace_every(value):
+    if value is None or value is False:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"trace_every must be a whole number >= 1 (1 in N requests is traced), not {value!r}"
+        )
+    return value
+
+
+def route_of(request_route):
+    """The path template of a framework's matched route object, or None.
+
+    Starlette and FastAPI routes (``scope["route"]``) and werkzeug rules (Flask's
+    ``request.url_rule``) both keep it in a string attribute: ``path`` or ``rule``.
+    """
+    for attribute in ("path", "rule"):
+        value = getattr(request_route, attribute, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
 class Mount:
     """A dashboard mounted at ``path``, with the sampler whose history it shows."""
 
@@ -74,6 +97,7 @@ class Mount:
         allow_downloads,
         sampler=None,
         program=None,
+        trace_every=None,
     ):
         path = "/" + path.strip("/")
         if path == "/":
@@ -87,8 +111,14 @@ class Mount:
             period=period, maxhistory=maxhistory, history=history, program=program
         )
         self.dashboard = _native.Dashboard(
-            self.sampler, token=token, allow_downloads=allow_downloads, program=program
+            self.sampler,
+            token=token,
+            allow_downloads=allow_downloads,
+            program=program,
+            trace_every=_trace_every(trace_every),
         )
+        #: Whether requests are traced (1 in ``trace_every``), for the endpoints table.
+        self.tracing = self.dashboard.tracing
         self._started = False
         self._lock = threading.Lock()
         _mounts.add(self)
@@ -159,10 +189,20 @@ class Mounted:
         allow_downloads=False,
         sampler=None,
         program=None,
+        trace_every=None,
     ):
         self.app = app
         self._mount = Mount(
-            app, path, period, maxhistory, history, token, allow_downloads, sampler, program
+            app,
+            path,
+            period,
+            maxhistory,
+            history,
+            token,
+            allow_downloads,
+            sampler,
+            program,
+            trace_every,
         )
 
     @property

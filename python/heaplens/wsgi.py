@@ -12,7 +12,14 @@ first request (so each worker of a pre-fork server samples itself), keeping ``ma
 samples (and appending them to the SQLite file ``history``, if given). Only clients on the
 loopback interface are answered unless a ``token`` is set; snapshot downloads are off unless
 ``allow_downloads=True``. ``sampler=`` shows a sampler someone else runs (``heaplens run
---serve`` passes its own), ``program=`` names the program on the page (default: the app). No dependencies beyond the standard library.
+--serve`` passes its own), ``program=`` names the program on the page (default: the app).
+
+Per-endpoint growth: ``trace_every=N`` traces 1 request in N (a young-generation collection and
+a gc-only census before it and after its response is closed) and the page ranks the endpoints
+by the objects their requests leave behind. Endpoints are named by Flask's matched rule
+(``GET /orders/<int:id>``), by ``environ["heaplens.route"]`` if the application sets it, else by
+the path with identifier-looking segments replaced (``GET /orders/{id}``). No dependencies beyond
+the standard library.
 
 Example:
     >>> from heaplens.wsgi import HeapLens
@@ -31,7 +38,7 @@ Example:
 
 import http
 
-from heaplens._middleware import MAX_BODY, Mounted, is_loopback, quote_path
+from heaplens._middleware import MAX_BODY, Mounted, is_loopback, quote_path, route_of
 
 __all__ = ["HeapLens"]
 
@@ -53,6 +60,37 @@ def _headers(environ):
     return headers
 
 
+def _route(environ):
+    """The route the application matched, if it says: its own ``heaplens.route``, or Flask's."""
+    route = environ.get("heaplens.route")
+    if isinstance(route, str):
+        return route
+    request = environ.get("werkzeug.request")  # Flask's request, while its context is active
+    return route_of(getattr(request, "url_rule", None)) if request is not None else None
+
+
+class _TracedBody:
+    """The body of a traced response: the trace ends when the server closes it (PEP 3333), so
+    what the body's iteration allocates and frees counts too."""
+
+    def __init__(self, body, finish):
+        self._body = body
+        self._finish = finish
+
+    def __iter__(self):
+        return iter(self._body)
+
+    def close(self):
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            finish, self._finish = self._finish, None
+            if finish is not None:
+                finish()
+
+
 class HeapLens(Mounted):
     """WSGI middleware serving the heaplens dashboard at ``path`` (see the module docs)."""
 
@@ -60,6 +98,8 @@ class HeapLens(Mounted):
         self._mount.ensure_started()
         below = self._mount.below(environ.get("PATH_INFO", ""))
         if below is None:
+            if self._mount.tracing:
+                return self._traced(environ, start_response)
             return self.app(environ, start_response)
         query = environ.get("QUERY_STRING", "")
         if below == "":
@@ -76,6 +116,11 @@ class HeapLens(Mounted):
             start_response(_reason(413), [("Content-Length", "0")])
             return [b""]
         body = environ["wsgi.input"].read(length) if length > 0 else b""
+        if environ.get("wsgi.multiprocess"):
+            # gunicorn's workers, say: the page says which worker answered (Dozer refused).
+            self._mount.dashboard._set_multiprocess(True)
+        if self._mount.tracing:
+            self._mount.dashboard.trace_settle()  # the last traced request's second census
         # PATH_INFO is the decoded path as latin-1 text (PEP 3333): back to bytes, then encoded.
         path = quote_path(below.encode("latin-1", "replace").decode("utf-8", "replace"))
         status, headers, content = self._mount.dashboard.handle(
@@ -89,3 +134,32 @@ class HeapLens(Mounted):
         headers.append(("Content-Length", str(len(content))))
         start_response(_reason(status), headers)
         return [content]
+
+    def _traced(self, environ, start_response):
+        dashboard = self._mount.dashboard
+        ticket = dashboard.trace_start()
+        route = None
+
+        def start(status, headers, exc_info=None):
+            # Flask's request context (and so its matched rule) is still active here.
+            nonlocal route
+            route = _route(environ)
+            return start_response(status, headers, exc_info)
+
+        def finish():
+            dashboard.trace_finish(
+                ticket,
+                environ.get("REQUEST_METHOD", "GET"),
+                environ.get("PATH_INFO", ""),
+                route or _route(environ),
+            )
+
+        try:
+            body = self.app(environ, start)
+        except BaseException:
+            finish()
+            raise
+        if not ticket:
+            finish()  # only counted: no need to wait for the body
+            return body
+        return _TracedBody(body, finish)

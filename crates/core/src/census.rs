@@ -84,6 +84,32 @@ impl Census {
         Census { rows, gc_only }
     }
 
+    /// A census from rows already counted by name (rows with the same name are added up), as
+    /// a reader of a history file or a test builds one.
+    pub fn from_rows(rows: impl IntoIterator<Item = TypeStat>, gc_only: bool) -> Census {
+        let mut by_name: HashMap<String, TypeStat> = HashMap::new();
+        for row in rows {
+            match by_name.get_mut(&row.name) {
+                Some(r) => {
+                    r.count = r.count.saturating_add(row.count);
+                    r.bytes = r.bytes.saturating_add(row.bytes);
+                    r.approximate_size |= row.approximate_size;
+                }
+                None => {
+                    by_name.insert(row.name.clone(), row);
+                }
+            }
+        }
+        let mut rows: Vec<TypeStat> = by_name.into_values().collect();
+        rows.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then(b.bytes.cmp(&a.bytes))
+                .then(a.name.cmp(&b.name))
+        });
+        Census { rows, gc_only }
+    }
+
     /// The census of a snapshot: every real object (synthetic nodes excluded), unreachable
     /// garbage included (it is still in memory).
     pub fn from_graph(graph: &Graph) -> Census {

@@ -138,18 +138,33 @@
       ["min – max", "num"], ["growth", "num"]], rows));
     if (o.more) parts.push(el("p", { class: "note" }, count(o.more) + " more types not shown."));
     const ep = await getJSON("api/endpoints");
-    if (ep.tracing) {
-      parts.push(el("h2", {}, "Endpoints (traced requests)"));
-      parts.push(table([["endpoint"], ["requests", "num"], ["traced", "num"],
-        ["objects left per request", "num"], ["types"]], ep.endpoints.map((e) => el("tr", {},
-        el("td", { class: "name" }, e.endpoint),
-        el("td", { class: "num" }, count(e.requests)),
-        el("td", { class: "num" }, count(e.traced)),
-        el("td", { class: "num" }, e.objects_per_request.toFixed(1)),
-        el("td", { class: "name" }, e.types.map((t) => t.name + " " + (t.count >= 0 ? "+" : "") +
-          count(t.count)).join(", "))))));
-    }
+    if (ep.tracing) parts.push(...endpointParts(ep));
     show(...parts);
+  }
+
+  // What each endpoint's traced requests left behind, most per request first.
+  function endpointParts(ep) {
+    const parts = [el("h2", {}, "Endpoints: what a request leaves behind")];
+    if (!ep.endpoints.length) {
+      parts.push(el("p", { class: "note" }, "No request traced yet."));
+      return parts;
+    }
+    const perRequest = (n) => (n >= 0 ? "+" : "") + (Math.round(n * 100) / 100).toLocaleString("en");
+    const rows = ep.endpoints.map((e) => el("tr", {},
+      el("td", { class: "name" }, e.endpoint),
+      el("td", { class: "num" }, count(e.requests)),
+      el("td", { class: "num" }, count(e.traced) + (e.overlapped ? " (" + count(e.overlapped) + " overlapped)" : "")),
+      el("td", { class: "num" + (e.objects_per_request >= 1 ? " steady" : "") },
+        e.measured ? (e.approximate ? "≈ " : "") + perRequest(e.objects_per_request) : ""),
+      el("td", { class: "name" }, ...e.types.map((t, i) => el("span", {},
+        (i ? ", " : ""), el("a", { href: typeLink(t.name) }, t.name), " " + perRequest(t.per_request))))));
+    parts.push(table([["endpoint"], ["requests", "num"], ["traced", "num"],
+      ["objects left per request", "num"], ["types left per request"]], rows));
+    parts.push(el("p", { class: "note" }, "Each traced request is measured by a census when it " +
+      "starts and when the next request arrives. Overlapped traces ran beside other requests " +
+      "and are counted only while an endpoint has no clean trace (≈)." +
+      (ep.more ? " " + count(ep.more) + " more endpoints not shown." : "")));
+    return parts;
   }
 
   function objectRow(x) {
@@ -233,8 +248,11 @@
     const body = await r.json().catch(() => ({}));
     if (!r.ok) return fail(new Error(body.error || ("status " + r.status)));
     await header();
-    if (body.diff) show(...diffParts(body.diff));
-    else window.location.hash = "#/";
+    // The result at its own address: the comparison, or the overview when there is nothing to
+    // compare with. Setting the hash the page already has fires no hashchange: route at once.
+    const target = body.diff ? "#/diff" : "#/";
+    if (window.location.hash === target) route();
+    else window.location.hash = target;
   }
 
   async function download(name) {
@@ -255,7 +273,9 @@
     info = await getJSON("api/info");
     document.getElementById("process").textContent = info.program + " (pid " + info.pid + ", " +
       (info.live ? "live" : "snapshot file, read-only") + ", Python " +
-      String(info.python_version).split(" ")[0] + ")";
+      String(info.python_version).split(" ")[0] + ")" + (info.multiprocess ? " — worker pid " +
+      info.pid + " of a multi-process server: each worker has a heap of its own, and a reload " +
+      "may reach another" : "");
     const nav = document.getElementById("actions");
     nav.replaceChildren();
     if (info.can_take_snapshot) nav.appendChild(el("button", { onclick: () => takeSnapshot().catch(fail) }, "Take a snapshot"));

@@ -38,6 +38,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod endpoints;
 pub mod metrics;
 pub mod router;
 pub mod security;

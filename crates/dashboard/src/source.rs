@@ -32,6 +32,10 @@ pub struct ProcessInfo {
     pub peak_rss: Option<u64>,
     /// Whether [`Source::take_snapshot`] can work (the page shows the button only then).
     pub can_take_snapshot: bool,
+    /// The process is one worker of a multi-process server (gunicorn's workers, say): each
+    /// worker has a heap of its own and answers the requests it happens to get, so the page
+    /// says which worker answered.
+    pub multiprocess: bool,
 }
 
 /// A snapshot with its analysis and census, computed once when the snapshot is taken or loaded
@@ -57,7 +61,7 @@ impl Snapshot {
 }
 
 /// What requests to one endpoint left behind, measured by the host's trace mode (a census
-/// before and after 1 request in N).
+/// before and after 1 request in N; see [`crate::endpoints`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EndpointGrowth {
     /// The endpoint as the host names it (`GET /orders/{id}`).
@@ -65,10 +69,16 @@ pub struct EndpointGrowth {
     /// Requests seen, and how many of them were traced.
     pub requests: u64,
     pub traced: u64,
-    /// Objects and bytes the traced requests left behind, in total (negative: freed).
+    /// Traced requests that ran while other requests did (their censuses also counted what the
+    /// others did meanwhile).
+    pub overlapped: u64,
+    /// The traces the figures below add up: the clean ones (traced minus overlapped), or, while
+    /// there is no clean one, the overlapped ones (then the figures are approximate).
+    pub measured: u64,
+    /// Objects and bytes the measured traces left behind, in total (negative: freed).
     pub objects: i64,
     pub bytes: i64,
-    /// The types whose count changed most over the traced requests: (name, change).
+    /// The types whose count rose most over the measured traces: (name, change).
     pub types: Vec<(String, i64)>,
 }
 
@@ -153,6 +163,7 @@ impl FileSource {
             rss: None,
             peak_rss: None,
             can_take_snapshot: false,
+            multiprocess: false,
         };
         FileSource {
             info,

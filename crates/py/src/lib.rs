@@ -20,6 +20,7 @@ mod py_objgraph;
 mod py_pictures;
 mod py_sampler;
 mod py_snapshot;
+mod request_tracing;
 
 use pyo3::prelude::*;
 

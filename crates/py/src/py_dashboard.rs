@@ -12,15 +12,22 @@
 //! sampler's state mutex is held only inside [`Source::with_history`] (which runs without the
 //! GIL), and the snapshot pair's mutex only to swap `Arc`s.
 //!
-//! Not here: HTTP parsing (the Python middleware), per-endpoint tracing (not yet: `endpoints` is
-//! the default "tracing off").
+//! Per-endpoint growth: with `trace_every=N` the dashboard owns a [`RequestTracer`], which the
+//! middleware calls around every request (`trace_start`/`trace_finish`) and `/api/endpoints`
+//! reads.
+//!
+//! Not here: HTTP parsing and reading the framework's route (the Python middleware).
 
 use crate::capture::{self, SnapshotOptions};
 use crate::py_sampler::{HistoryHandle, PySampler};
+use crate::request_tracing::RequestTracer;
 use heaplens_core::history::History;
-use heaplens_dashboard::{ActionError, Config, ProcessInfo, Request, Snapshot, Source};
+use heaplens_dashboard::{
+    ActionError, Config, EndpointGrowth, ProcessInfo, Request, Snapshot, Source,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The current snapshot and the one before it.
@@ -70,6 +77,7 @@ impl Source for LiveSource<'_> {
             rss: memory.and_then(|m| m.rss),
             peak_rss: memory.map(|m| m.peak_rss),
             can_take_snapshot: capture::env::get().is_ok(),
+            multiprocess: self.dashboard.multiprocess.load(Ordering::Relaxed),
         }
     }
 
@@ -113,12 +121,18 @@ impl Source for LiveSource<'_> {
         pair.current = Some(snapshot);
         Ok(())
     }
+
+    fn endpoints(&self) -> Option<Vec<EndpointGrowth>> {
+        self.dashboard.tracer.as_ref().map(RequestTracer::growth)
+    }
 }
 
 /// The live dashboard of this process, as the WSGI and ASGI middleware serve it: give it the
 /// :class:`Sampler` whose history it shows (or None: snapshots only), a ``token`` to answer
 /// clients other than loopback ones, and ``allow_downloads=True`` to offer the snapshot as a
-/// file. :meth:`handle` answers one request below the mount point.
+/// file, ``trace_every=N`` to trace 1 request in N (the middleware then calls
+/// :meth:`trace_start` and :meth:`trace_finish` around each request). :meth:`handle` answers one
+/// request below the mount point.
 #[pyclass(module = "heaplens._native", name = "Dashboard", frozen)]
 pub struct PyDashboard {
     config: Config,
@@ -129,6 +143,8 @@ pub struct PyDashboard {
     last_history: Mutex<Option<HistoryHandle>>,
     snapshots: Mutex<Snapshots>,
     taking: Mutex<()>,
+    tracer: Option<RequestTracer>,
+    multiprocess: AtomicBool,
 }
 
 impl PyDashboard {
@@ -145,14 +161,17 @@ impl PyDashboard {
 #[pymethods]
 impl PyDashboard {
     #[new]
-    #[pyo3(signature = (sampler=None, token=None, allow_downloads=false, program=String::new()))]
+    #[pyo3(signature = (sampler=None, token=None, allow_downloads=false, program=String::new(), trace_every=0))]
     fn new(
         sampler: Option<Py<PySampler>>,
         token: Option<String>,
         allow_downloads: bool,
         program: String,
+        trace_every: u64,
     ) -> PyDashboard {
         PyDashboard {
+            tracer: (trace_every > 0).then(|| RequestTracer::new(trace_every)),
+            multiprocess: AtomicBool::new(false),
             config: Config {
                 token: token.filter(|t| !t.is_empty()),
                 allow_downloads,
@@ -197,11 +216,47 @@ impl PyDashboard {
             };
             heaplens_dashboard::handle(&self.config, &source, &request)
         });
-        (
-            response.status,
-            response.headers,
-            PyBytes::new(py, &response.body),
-        )
+        let mut headers = response.headers;
+        // Which process answered: in a multi-process server each request may reach another.
+        headers.push(("X-HeapLens-Pid".to_string(), std::process::id().to_string()));
+        (response.status, headers, PyBytes::new(py, &response.body))
+    }
+
+    /// Whether requests are traced (``trace_every`` > 0).
+    #[getter]
+    fn tracing(&self) -> bool {
+        self.tracer.is_some()
+    }
+
+    /// A request arrived: its ticket for :meth:`trace_finish` (0: not traced, or tracing off).
+    /// A traced request costs a young-generation collection and a census when it starts, and
+    /// again when the next request arrives (one census serves both when both are traced).
+    fn trace_start(&self, py: Python<'_>) -> u64 {
+        self.tracer.as_ref().map_or(0, |t| t.start(py))
+    }
+
+    /// The request of ``ticket`` is done (its response sent): counts it for its endpoint, named
+    /// by ``route`` (the framework's matched route, such as ``/orders/<int:id>``) when given,
+    /// else by ``path`` with identifier-looking segments replaced by ``{id}``.
+    #[pyo3(signature = (ticket, method, path, route=None))]
+    fn trace_finish(&self, ticket: u64, method: &str, path: &str, route: Option<&str>) {
+        if let Some(t) = &self.tracer {
+            t.finish(ticket, method, path, route);
+        }
+    }
+
+    /// Ends the traces waiting for their second census (the middleware calls it before the
+    /// dashboard answers, so the figures include the last traced requests).
+    fn trace_settle(&self, py: Python<'_>) {
+        if let Some(t) = &self.tracer {
+            t.settle(py);
+        }
+    }
+
+    /// Notes that this process is one worker of a multi-process server (WSGI's
+    /// ``wsgi.multiprocess``): the page then says which worker answered.
+    fn _set_multiprocess(&self, multiprocess: bool) {
+        self.multiprocess.store(multiprocess, Ordering::Relaxed);
     }
 
     /// Whether a token is required (and clients other than loopback ones are answered).
@@ -222,6 +277,9 @@ impl PyDashboard {
         // the snapshots are left (they are only ever read).
         if let Ok(mut pair) = self.snapshots.try_lock() {
             *pair = Snapshots::default();
+        }
+        if let Some(t) = &self.tracer {
+            t.reset();
         }
     }
 }

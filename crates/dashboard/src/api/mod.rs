@@ -8,13 +8,16 @@
 //!
 //! Shapes (fields that may be absent are `null`, never missing):
 //! - `/api/info`: `{pid, program, python_version, live, rss, peak_rss, can_take_snapshot,
-//!   has_history, has_snapshot, has_previous, allow_downloads, version}`.
+//!   multiprocess, has_history, has_snapshot, has_previous, allow_downloads, version}`.
 //! - `/api/overview`: `{info, snapshot: {objects, bytes, types, references, taken_at_ms} | null,
 //!   memory: {rss, peak_rss, python_objects, python_bytes, samples, span_ms, native, series}
 //!   | null, sorted_by: "steady growth" | "count", types: [{name, count, bytes, snapshot_count,
 //!   trend: {first, last, min, max, per_hour, steady, sparkline} | null}], more}`.
-//! - `/api/endpoints`: `{tracing, endpoints: [{endpoint, requests, traced, objects, bytes,
-//!   objects_per_request, types: [{name, count}]}], more}`, most objects per traced request first.
+//! - `/api/endpoints`: `{tracing, endpoints: [{endpoint, requests, traced, overlapped, measured,
+//!   approximate, objects, bytes, objects_per_request, types: [{name, count, per_request}]}],
+//!   more}`, most objects per measured request first. `overlapped` traces ran beside other
+//!   requests; the figures add up the `measured` traces: the clean ones, or the overlapped ones
+//!   while there is no clean one (`approximate`) ([`crate::endpoints`]).
 //! - `/api/diff`: `{before, after, new_objects, new_bytes, grew: [...], suspects: [...], text}`.
 //! - `/api/types/...`, `/api/objects/...`: see [`objects`].
 
@@ -81,6 +84,7 @@ fn info_json(source: &dyn Source) -> Value {
         "rss": info.rss,
         "peak_rss": info.peak_rss,
         "can_take_snapshot": info.can_take_snapshot,
+        "multiprocess": info.multiprocess,
         "has_history": has_history,
         "has_snapshot": source.snapshot().is_some(),
         "has_previous": source.previous_snapshot().is_some(),
@@ -290,7 +294,7 @@ pub fn endpoints(source: &dyn Source) -> Response {
     let Some(mut list) = source.endpoints() else {
         return Response::json(200, &json!({ "tracing": false, "endpoints": [] }));
     };
-    let per_request = |e: &crate::EndpointGrowth| e.objects as f64 / e.traced.max(1) as f64;
+    let per_request = |e: &crate::EndpointGrowth| e.objects as f64 / e.measured.max(1) as f64;
     list.sort_by(|a, b| {
         per_request(b)
             .total_cmp(&per_request(a))
@@ -304,12 +308,18 @@ pub fn endpoints(source: &dyn Source) -> Response {
                 .types
                 .iter()
                 .take(MAX_ENDPOINT_TYPES)
-                .map(|(n, c)| json!({"name": short(n, MAX_TEXT), "count": c}))
+                .map(|(n, c)| {
+                    json!({"name": short(n, MAX_TEXT), "count": c,
+                           "per_request": *c as f64 / e.measured.max(1) as f64})
+                })
                 .collect();
             json!({
                 "endpoint": short(&e.endpoint, MAX_TEXT),
                 "requests": e.requests,
                 "traced": e.traced,
+                "overlapped": e.overlapped,
+                "measured": e.measured,
+                "approximate": e.traced > 0 && e.traced == e.overlapped,
                 "objects": e.objects,
                 "bytes": e.bytes,
                 "objects_per_request": per_request(e),

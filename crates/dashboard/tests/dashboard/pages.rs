@@ -197,7 +197,25 @@ fn endpoints_that_leave_objects_behind_come_first() {
     assert_eq!(v["tracing"], true);
     let e = &v["endpoints"][0];
     assert_eq!(e["endpoint"], format!("POST /orders/{IMG}"));
-    assert_eq!(e["objects_per_request"], 50.0);
+    // 10 traced, 5 of them beside other requests: the figures are the 5 clean ones'.
+    assert_eq!(
+        (e["traced"].as_u64(), e["measured"].as_u64()),
+        (Some(10), Some(5))
+    );
+    assert_eq!(e["objects_per_request"], 100.0);
+    assert_eq!(e["approximate"], false);
     assert_eq!(e["types"][0]["name"], SCRIPT);
+    assert_eq!(e["types"][0]["per_request"], 100.0);
     assert_eq!(v["endpoints"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn info_says_whether_the_process_is_one_worker_of_several() {
+    let live = json(&get(&Live::new(), "/api/info"));
+    assert_eq!(
+        (live["pid"].as_u64(), live["multiprocess"].as_bool()),
+        (Some(9), Some(true))
+    );
+    let file = json(&get(&file_source(), "/api/info"));
+    assert_eq!(file["multiprocess"], false);
 }

@@ -152,6 +152,7 @@ impl Source for Live {
             rss: Some(123 << 20),
             peak_rss: Some(150 << 20),
             can_take_snapshot: true,
+            multiprocess: true,
         }
     }
     fn with_history(&self, f: &mut dyn FnMut(&History)) -> bool {
@@ -176,6 +177,8 @@ impl Source for Live {
             endpoint: name.to_string(),
             requests: traced * 10,
             traced,
+            overlapped: traced / 2,
+            measured: traced - traced / 2,
             objects,
             bytes: objects * 56,
             types: vec![(SCRIPT.to_string(), objects)],

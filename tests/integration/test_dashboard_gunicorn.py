@@ -1,0 +1,121 @@
+"""The dashboard in a multi-process server: real gunicorn with two workers, each sampling its
+own heap; every answer says which worker gave it, and the metrics carry its pid."""
+
+import http.client
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("gunicorn") is None or sys.platform != "linux",
+    reason="needs gunicorn (Linux)",
+)
+
+APP = textwrap.dedent(
+    """
+    from heaplens.wsgi import HeapLens
+
+    KEPT = []
+
+    class WorkerLeak:
+        pass
+
+    def app(environ, start_response):
+        KEPT.append(WorkerLeak())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    app = HeapLens(app, period=0.2, trace_every=1)
+    """
+)
+
+
+@pytest.fixture(params=[False, True], ids=["import-in-each-worker", "preload-then-fork"])
+def gunicorn(request, tmp_path):
+    (tmp_path / "gunicorn_leaky_app.py").write_text(APP)
+    args = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:0",
+            "--log-level", "info", "gunicorn_leaky_app:app"]
+    if request.param:
+        args.insert(3, "--preload")  # the middleware is made in the master, before the fork
+    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        port = None
+        deadline = time.monotonic() + 60  # ends a hang; not a timing assertion
+        while port is None and time.monotonic() < deadline and process.poll() is None:
+            found = re.search(rb"Listening at: http://127\.0\.0\.1:(\d+)", log.read_bytes())
+            booted = log.read_bytes().count(b"Booting worker") >= 2
+            if found and booted:
+                port = int(found.group(1))
+            time.sleep(0.05)
+        assert port, log.read_text(errors="replace")
+        yield port, log
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def get(port, path):
+    """A request on a connection of its own, so any worker may take it."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_each_worker_answers_for_itself_and_says_so(gunicorn):
+    port, log = gunicorn
+    for _ in range(20):
+        assert get(port, "/")[0] == 200
+    workers = {}
+    for _ in range(400):  # until both workers answered (the kernel spreads connections)
+        status, headers, body = get(port, "/_heaplens/api/info")
+        assert status == 200, body
+        info = json.loads(body)
+        pid = int(headers["X-HeapLens-Pid"])
+        assert info["pid"] == pid and info["live"] is True
+        assert info["multiprocess"] is True
+        workers[pid] = info
+        if len(workers) == 2:
+            break
+    assert len(workers) == 2, "only one worker ever answered"
+    assert os.getpid() not in workers
+    # The metrics of whichever worker answers carry that worker's pid.
+    status, headers, body = get(port, "/_heaplens/metrics")
+    assert status == 200
+    text = body.decode()
+    pid = headers["X-HeapLens-Pid"]
+    assert f'heaplens_python_objects{{pid="{pid}"}}' in text
+    assert set(re.findall(r'pid="(\d+)"', text)) == {pid}
+    # Each worker traces its own requests: the "GET /" counts of the two add up to the 20 sent,
+    # and each names the type it leaks, one per request.
+    endpoints = {}
+    for _ in range(400):
+        status, headers, body = get(port, "/_heaplens/api/endpoints")
+        assert status == 200, body
+        endpoints[int(headers["X-HeapLens-Pid"])] = json.loads(body)["endpoints"]
+        if len(endpoints) == 2:
+            break
+    assert set(endpoints) == set(workers)
+    served = 0
+    for rows in endpoints.values():
+        for row in rows:
+            assert row["endpoint"] == "GET /"
+            served += row["requests"]
+            assert row["types"][0] == {
+                "name": "gunicorn_leaky_app.WorkerLeak", "count": row["traced"], "per_request": 1.0
+            }
+    assert served == 20
+    assert b"Traceback" not in log.read_bytes()

@@ -15,7 +15,7 @@ use heaplens_core::census::Census;
 use heaplens_core::graph::{Graph, NodeId};
 use heaplens_core::history::History;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 /// Who the dashboard is about.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +45,9 @@ pub struct Snapshot {
     pub graph: Graph,
     pub analysis: Analysis,
     pub census: Census,
+    /// The comparison with an earlier snapshot, once made (a diff of big heaps takes a while,
+    /// and the page asks for it again after taking a snapshot): that snapshot, and the answer.
+    pub(crate) compared: Mutex<Option<(Weak<Snapshot>, Arc<serde_json::Value>)>>,
 }
 
 impl Snapshot {
@@ -56,6 +59,7 @@ impl Snapshot {
             graph,
             analysis,
             census,
+            compared: Mutex::new(None),
         }
     }
 }

@@ -232,7 +232,24 @@ pub fn diff(source: &dyn Source) -> Response {
     Response::json(200, &diff_json(&before, &after))
 }
 
-fn diff_json(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
+/// The comparison of `after` with `before`, made once per pair and kept with `after`.
+fn diff_json(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Arc<Value> {
+    let cached = |slot: &Option<(std::sync::Weak<Snapshot>, Arc<Value>)>| {
+        slot.as_ref()
+            .filter(|(b, _)| std::ptr::eq(b.as_ptr(), Arc::as_ptr(before)))
+            .map(|(_, v)| Arc::clone(v))
+    };
+    let lock = || after.compared.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(v) = cached(&lock()) {
+        return v;
+    }
+    // Computed without the lock: two requests at once may both compute it, and neither waits.
+    let v = Arc::new(compare(before, after));
+    *lock() = Some((Arc::downgrade(before), Arc::clone(&v)));
+    v
+}
+
+fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
     let (b, a) = (&before.graph, &after.graph);
     let d = core_diff::diff(b, a, &after.analysis.paths, DiffOptions::default());
     let grew: Vec<Value> = d
@@ -342,7 +359,7 @@ pub fn take_snapshot(source: &dyn Source) -> Response {
     match source.take_snapshot() {
         Ok(()) => {
             let diff = match (source.previous_snapshot(), source.snapshot()) {
-                (Some(b), Some(a)) => diff_json(&b, &a),
+                (Some(b), Some(a)) => (*diff_json(&b, &a)).clone(),
                 _ => Value::Null,
             };
             Response::json(200, &json!({ "taken": true, "diff": diff }))
@@ -394,6 +411,30 @@ mod tests {
         assert_eq!(short("abcd", 3), "abc…");
         assert_eq!(short("ééé", 2), "éé…");
         assert_eq!(short("", 0), "");
+    }
+
+    fn snapshot(objects: u64) -> Arc<Snapshot> {
+        use heaplens_core::graph::{GraphBuilder, NodeFlags};
+        let mut b = GraphBuilder::new();
+        let t = b.intern_type("app", "Order", "Order");
+        for i in 0..objects {
+            let n = b.add_node(0x1000 + 64 * i);
+            b.set_node(n, t, 56, NodeFlags::GC_TRACKED);
+            b.end_node();
+        }
+        Arc::new(Snapshot::new(b.finish().unwrap()))
+    }
+
+    #[test]
+    fn a_comparison_is_made_once_per_pair_of_snapshots() {
+        let (first, second, third) = (snapshot(1), snapshot(3), snapshot(2));
+        let a = diff_json(&first, &third);
+        assert!(Arc::ptr_eq(&a, &diff_json(&first, &third)));
+        assert_eq!(*a, compare(&first, &third));
+        // Another earlier snapshot is another comparison.
+        let b = diff_json(&second, &third);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(*b, compare(&second, &third));
     }
 
     #[test]

@@ -21,7 +21,13 @@ MOUNT = "/_heaplens"
 
 
 class DocumentValidationError(Exception):
-    """What POST /upload leaves behind: three per request, kept in ``_ERRORS``."""
+    """What POST /upload leaves behind: three per request, kept in ``_ERRORS``, each with the
+    document's fields (a dict) and their problems (a list): nine objects per request."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.fields = {"title": None}
+        self.problems = [message]
 
 
 _ERRORS = []
@@ -148,10 +154,13 @@ def test_the_endpoint_that_leaks_is_ranked_first_with_what_it_leaves_per_request
     assert rows[0]["endpoint"] == "POST /upload", rows
     upload = rows[0]
     assert (upload["requests"], upload["traced"], upload["overlapped"]) == (40, 40, 0)
-    top = upload["types"][0]
-    assert top["name"] == f"{__name__}.DocumentValidationError"
-    assert top["count"] == 120 and top["per_request"] == 3.0
-    assert upload["objects_per_request"] >= 3
+    left = {t["name"]: t["per_request"] for t in upload["types"]}
+    leaking = f"{__name__}.DocumentValidationError"
+    assert left[leaking] == 3.0, left
+    assert left["dict"] > 2.5 and left["list"] > 2.5, left  # the server's own, give or take
+    # Nine objects per request in all (three errors, their dicts and lists), give or take the
+    # server's own (the figure is a trimmed mean of each trace's net change).
+    assert upload["objects_per_request"] > 6
     # Flask's matched rule names the endpoint, so 40 order ids are one row.
     endpoints = by_endpoint(answer)
     assert set(endpoints) == {"POST /upload", "GET /health", "GET /orders/<int:order_id>",
@@ -163,7 +172,7 @@ def test_the_endpoint_that_leaks_is_ranked_first_with_what_it_leaves_per_request
         # the leaking type, and about one object of any type per request at most (warming
         # caches such as urllib.parse's, and the server's own bookkeeping when its worker
         # thread finishes a request after the client has read the response).
-        assert all(t["name"] != top["name"] for t in row["types"]), row
+        assert all(t["name"] != leaking for t in row["types"]), row
         assert all(t["per_request"] < 1.5 for t in row["types"]), (name, row["types"])
     # The dashboard's own requests are not endpoints of the application.
     assert not any(e.startswith("GET " + MOUNT) for e in endpoints)
@@ -179,7 +188,9 @@ def test_one_request_in_n_is_traced_and_every_one_is_counted(serve):
     assert (health["requests"], upload["requests"]) == (30, 30)
     # Requests 5, 10, ... 60 are traced: the odd ones are /health, the even ones uploads.
     assert (health["traced"], upload["traced"]) == (6, 6)
-    assert upload["types"][0]["per_request"] == 3.0
+    assert {t["name"]: t["per_request"] for t in upload["types"]}[
+        f"{__name__}.DocumentValidationError"
+    ] == 3.0
 
 
 def test_a_trace_that_ran_beside_another_request_is_marked_overlapped(serve):
@@ -286,8 +297,8 @@ def test_starlette_routes_name_the_endpoints_and_the_leak_is_found():
         items = rows["POST /items/{item_id}"]
         assert (items["requests"], items["traced"]) == (40, 40)
         assert answer["endpoints"][0]["endpoint"] == "POST /items/{item_id}", rows
-        assert items["types"][0]["name"] == f"{__name__}.DocumentValidationError"
-        assert items["types"][0]["per_request"] == 3.0
+        left = {t["name"]: t["per_request"] for t in items["types"]}
+        assert left[f"{__name__}.DocumentValidationError"] == 3.0, left
     finally:
         app.close()
         _ERRORS.clear()

@@ -19,7 +19,7 @@
 
 use crate::source::EndpointGrowth;
 use heaplens_core::census::Census;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// Most endpoints kept; requests to further endpoints are counted under [`OTHER_ENDPOINTS`].
 pub const MAX_ENDPOINTS: usize = 200;
@@ -30,43 +30,105 @@ pub const MAX_NAME: usize = 200;
 /// Most path segments kept in a name made from a path.
 const MAX_SEGMENTS: usize = 12;
 
-/// What some traced requests left behind, added up.
-#[derive(Debug, Default)]
-struct Sums {
-    traces: u64,
+/// Most recent traces an endpoint's per-request figures are estimated from (clean and
+/// overlapped traces apart).
+pub const WINDOW: usize = 50;
+/// The share of those traces dropped at each end before averaging: one trace that also counted
+/// something else (an import, a background thread's burst between two requests) does not make an
+/// endpoint look like it leaks, while a leak in a fifth of the requests still shows.
+pub const TRIM: f64 = 0.1;
+/// Most type names remembered; types past it are counted as [`OTHER_TYPES`] (a program making
+/// a class per request cannot grow the table without bound).
+pub const MAX_TYPES: usize = 100_000;
+/// The name that collects types past [`MAX_TYPES`].
+pub const OTHER_TYPES: &str = "(other types)";
+
+/// What one traced request left behind: the change of each type that changed (by type index).
+#[derive(Debug)]
+struct Trace {
     objects: i64,
     bytes: i64,
-    /// Type name → (count change, bytes change).
-    types: HashMap<String, (i64, i64)>,
+    types: Vec<(u32, i64)>,
 }
 
-impl Sums {
-    fn add(&mut self, before: &Census, after: &Census) {
-        self.traces += 1;
-        for d in after.diff(before) {
-            self.objects = self.objects.saturating_add(d.count_delta);
-            self.bytes = self.bytes.saturating_add(d.bytes_delta);
-            let entry = self.types.entry(d.name).or_default();
-            entry.0 = entry.0.saturating_add(d.count_delta);
-            entry.1 = entry.1.saturating_add(d.bytes_delta);
+/// Traced requests of one kind (clean or overlapped) to one endpoint: totals over all of them,
+/// and the most recent ones.
+#[derive(Debug, Default)]
+struct Traces {
+    count: u64,
+    objects: i64,
+    bytes: i64,
+    recent: VecDeque<Trace>,
+}
+
+/// The mean of `values` without the [`TRIM`] share at each end (sorts `values`).
+fn trimmed_mean(values: &mut [i64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_unstable();
+    let cut = (values.len() as f64 * TRIM) as usize;
+    let kept = &values[cut..values.len() - cut];
+    kept.iter().map(|&v| v as f64).sum::<f64>() / kept.len() as f64
+}
+
+impl Traces {
+    fn add(&mut self, trace: Trace) {
+        self.count += 1;
+        self.objects = self.objects.saturating_add(trace.objects);
+        self.bytes = self.bytes.saturating_add(trace.bytes);
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
         }
+        self.recent.push_back(trace);
+    }
+
+    /// Objects and bytes per request, and each type's count per request, as trimmed means over
+    /// the recent traces (a type that did not change in a trace counts 0 there).
+    fn per_request(&self) -> (f64, f64, Vec<(u32, f64)>) {
+        let mut objects: Vec<i64> = self.recent.iter().map(|t| t.objects).collect();
+        let mut bytes: Vec<i64> = self.recent.iter().map(|t| t.bytes).collect();
+        let mut changed: Vec<u32> = self
+            .recent
+            .iter()
+            .flat_map(|t| t.types.iter().map(|&(ty, _)| ty))
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let mut values = Vec::with_capacity(self.recent.len());
+        let types = changed
+            .into_iter()
+            .map(|ty| {
+                values.clear();
+                values.extend(self.recent.iter().map(|t| {
+                    t.types
+                        .iter()
+                        .find(|&&(other, _)| other == ty)
+                        .map_or(0, |&(_, c)| c)
+                }));
+                (ty, trimmed_mean(&mut values))
+            })
+            .collect();
+        (trimmed_mean(&mut objects), trimmed_mean(&mut bytes), types)
     }
 }
 
-/// One endpoint. Clean traces (no other request ran meanwhile) and overlapped ones are added up
-/// apart: the figures shown are the clean ones, or the overlapped ones when there is no clean
-/// one yet (then marked approximate).
+/// One endpoint. Clean traces (no other request ran meanwhile) and overlapped ones are kept
+/// apart: the figures shown are the clean ones, or the overlapped ones while there is no clean
+/// one (then marked approximate).
 #[derive(Debug, Default)]
 struct Row {
     requests: u64,
-    clean: Sums,
-    overlapped: Sums,
+    clean: Traces,
+    overlapped: Traces,
 }
 
 /// The endpoints seen so far and what their traced requests left behind.
 #[derive(Debug, Default)]
 pub struct EndpointTable {
     rows: HashMap<String, Row>,
+    type_names: Vec<String>,
+    type_index: HashMap<String, u32>,
 }
 
 impl EndpointTable {
@@ -86,6 +148,24 @@ impl EndpointTable {
         self.rows.get_mut(key).expect("inserted above")
     }
 
+    fn type_id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.type_index.get(name) {
+            return id;
+        }
+        let name = if self.type_names.len() < MAX_TYPES {
+            name
+        } else {
+            OTHER_TYPES
+        };
+        if let Some(&id) = self.type_index.get(name) {
+            return id;
+        }
+        let id = self.type_names.len() as u32;
+        self.type_names.push(name.to_string());
+        self.type_index.insert(name.to_string(), id);
+        id
+    }
+
     /// Counts one request that was not traced.
     pub fn record_request(&mut self, endpoint: &str) {
         self.row(endpoint).requests += 1;
@@ -100,11 +180,27 @@ impl EndpointTable {
         after: &Census,
         overlapped: bool,
     ) {
+        let mut trace = Trace {
+            objects: 0,
+            bytes: 0,
+            types: Vec::new(),
+        };
+        for d in after.diff(before) {
+            trace.objects = trace.objects.saturating_add(d.count_delta);
+            trace.bytes = trace.bytes.saturating_add(d.bytes_delta);
+            if d.count_delta != 0 {
+                let id = self.type_id(&d.name);
+                match trace.types.iter_mut().find(|(ty, _)| *ty == id) {
+                    Some((_, c)) => *c = c.saturating_add(d.count_delta),
+                    None => trace.types.push((id, d.count_delta)),
+                }
+            }
+        }
         let row = self.row(endpoint);
         row.requests += 1;
         match overlapped {
-            false => row.clean.add(before, after),
-            true => row.overlapped.add(before, after),
+            false => row.clean.add(trace),
+            true => row.overlapped.add(trace),
         }
     }
 
@@ -114,33 +210,34 @@ impl EndpointTable {
     }
 
     /// Every endpoint with its figures (see [`EndpointGrowth`]); each endpoint's types are those
-    /// left behind (count up over the measured traces), most first, at most
-    /// `types_per_endpoint` of them.
+    /// left behind (more than 0 per request), most first, at most `types_per_endpoint` of them.
     pub fn growth(&self, types_per_endpoint: usize) -> Vec<EndpointGrowth> {
         let mut out: Vec<EndpointGrowth> = self
             .rows
             .iter()
             .map(|(name, row)| {
-                let sums = match row.clean.traces {
+                let traces = match row.clean.count {
                     0 => &row.overlapped,
                     _ => &row.clean,
                 };
-                let mut types: Vec<(String, i64)> = sums
-                    .types
-                    .iter()
-                    .filter(|(_, &(count, _))| count > 0)
-                    .map(|(name, &(count, _))| (name.clone(), count))
+                let (objects_per_request, bytes_per_request, per_type) = traces.per_request();
+                let mut types: Vec<(String, f64)> = per_type
+                    .into_iter()
+                    .filter(|&(_, n)| n > 0.0)
+                    .map(|(ty, n)| (self.type_names[ty as usize].clone(), n))
                     .collect();
-                types.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                types.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 types.truncate(types_per_endpoint);
                 EndpointGrowth {
                     endpoint: name.clone(),
                     requests: row.requests,
-                    traced: row.clean.traces + row.overlapped.traces,
-                    overlapped: row.overlapped.traces,
-                    measured: sums.traces,
-                    objects: sums.objects,
-                    bytes: sums.bytes,
+                    traced: row.clean.count + row.overlapped.count,
+                    overlapped: row.overlapped.count,
+                    measured: traces.recent.len() as u64,
+                    objects: traces.objects,
+                    bytes: traces.bytes,
+                    objects_per_request,
+                    bytes_per_request,
                     types,
                 }
             })
@@ -272,11 +369,15 @@ mod tests {
         assert_eq!(upload.measured, 2);
         assert_eq!((upload.objects, upload.bytes), (14, 2 * (300 + 168 + 56)));
         assert_eq!(
+            (upload.objects_per_request, upload.bytes_per_request),
+            (7.0, 524.0)
+        );
+        assert_eq!(
             upload.types,
             vec![
-                ("app.Doc".to_string(), 6),
-                ("dict".to_string(), 6),
-                ("list".to_string(), 2)
+                ("app.Doc".to_string(), 3.0),
+                ("dict".to_string(), 3.0),
+                ("list".to_string(), 1.0)
             ]
         );
     }
@@ -302,6 +403,41 @@ mod tests {
     }
 
     #[test]
+    fn one_trace_that_counted_something_else_does_not_make_an_endpoint_leak() {
+        let mut table = EndpointTable::new();
+        let before = census(&[("dict", 100, 1000), ("app.Doc", 0, 0)]);
+        let leak = census(&[("dict", 100, 1000), ("app.Doc", 3, 168)]);
+        let import = census(&[("dict", 20_100, 201_000), ("function", 9000, 0)]);
+        for _ in 0..19 {
+            table.record_trace("POST /upload", &before, &leak, false);
+        }
+        table.record_trace("POST /upload", &before, &import, false);
+        let row = &table.growth(10)[0];
+        // The outlier is trimmed: 3 objects per request, all of them app.Doc.
+        assert_eq!(row.objects_per_request, 3.0);
+        assert_eq!(row.types, vec![("app.Doc".to_string(), 3.0)]);
+        // A leak in a fifth of the requests still shows (trimmed means, not medians).
+        let mut table = EndpointTable::new();
+        for i in 0..WINDOW {
+            let after = if i % 5 == 0 { &leak } else { &before };
+            table.record_trace("POST /upload", &before, after, false);
+        }
+        let row = &table.growth(10)[0];
+        assert!(row.types[0].1 > 0.3, "{:?}", row.types);
+        // The estimate follows the most recent traces; the totals count every trace.
+        for _ in 0..WINDOW {
+            table.record_trace("POST /upload", &before, &before, false);
+        }
+        let row = &table.growth(10)[0];
+        assert_eq!(
+            (row.measured, row.traced),
+            (WINDOW as u64, 2 * WINDOW as u64)
+        );
+        assert_eq!(row.objects_per_request, 0.0);
+        assert_eq!(row.objects, 3 * (WINDOW as i64 / 5));
+    }
+
+    #[test]
     fn freed_types_are_not_listed_and_the_list_is_cut() {
         let mut table = EndpointTable::new();
         let before = census(&[("a", 10, 10), ("b", 10, 10), ("c", 10, 10)]);
@@ -309,7 +445,7 @@ mod tests {
         table.record_trace("GET /", &before, &after, false);
         let row = &table.growth(1)[0];
         assert_eq!(row.objects, -3);
-        assert_eq!(row.types, vec![("b".to_string(), 2)]);
+        assert_eq!(row.types, vec![("b".to_string(), 2.0)]);
     }
 
     #[test]

@@ -76,14 +76,19 @@ pub struct EndpointGrowth {
     /// Traced requests that ran while other requests did (their censuses also counted what the
     /// others did meanwhile).
     pub overlapped: u64,
-    /// The traces the figures below add up: the clean ones (traced minus overlapped), or, while
-    /// there is no clean one, the overlapped ones (then the figures are approximate).
+    /// How many traces the per-request figures are estimated from: the most recent clean ones
+    /// (up to [`crate::endpoints::WINDOW`]), or, while there is no clean one, the overlapped
+    /// ones (then the figures are approximate).
     pub measured: u64,
-    /// Objects and bytes the measured traces left behind, in total (negative: freed).
+    /// Objects and bytes left behind, in total over all the traces of that kind (negative:
+    /// freed).
     pub objects: i64,
     pub bytes: i64,
-    /// The types whose count rose most over the measured traces: (name, change).
-    pub types: Vec<(String, i64)>,
+    /// Objects and bytes left behind per request: trimmed means over the measured traces.
+    pub objects_per_request: f64,
+    pub bytes_per_request: f64,
+    /// The types left behind, most per request first: (name, count per request).
+    pub types: Vec<(String, f64)>,
 }
 
 /// Why an action could not be done.

@@ -7,12 +7,14 @@
 //! is what the request left behind, added to its endpoint in the [`EndpointTable`]. The other
 //! requests are only counted.
 //!
-//! Why the second census waits for the next request: when the response is closed, the server
+//! Why the second census waits for the next request: when the response is done, the server
 //! still holds the request's objects (its task, the response and its headers), and a census then
 //! would show every request leaving them behind. When the next request arrives the server has
 //! let go of them and holds the new request's objects instead, of the same kinds as when the
-//! traced request arrived, so they cancel out. One census serves both purposes when requests are
-//! traced back to back.
+//! traced request arrived, so they cancel out. That census also counts whatever the program did
+//! in between (a background thread's work, an import): the table's per-request figures are
+//! trimmed means, so such a trace now and then does not count. One census serves as the next
+//! trace's first when requests are traced back to back.
 //!
 //! Why each census follows a collection of the young generations: a request that makes
 //! reference cycles (an exception and its traceback, a framework's request context) leaves them
@@ -165,9 +167,13 @@ impl RequestTracer {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let endpoint = endpoint_name(method, path, route);
         let mut t = locked(&self.traces);
-        match t.open.remove(&ticket) {
-            Some(trace) if ticket != 0 => t.done.push(DoneTrace { endpoint, trace }),
-            _ => t.table.record_request(&endpoint),
+        let trace = match ticket {
+            0 => None,
+            ticket => t.open.remove(&ticket),
+        };
+        match trace {
+            Some(trace) => t.done.push(DoneTrace { endpoint, trace }),
+            None => t.table.record_request(&endpoint),
         }
     }
 

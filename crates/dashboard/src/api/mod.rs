@@ -14,10 +14,11 @@
 //!   | null, sorted_by: "steady growth" | "count", types: [{name, count, bytes, snapshot_count,
 //!   trend: {first, last, min, max, per_hour, steady, sparkline} | null}], more}`.
 //! - `/api/endpoints`: `{tracing, endpoints: [{endpoint, requests, traced, overlapped, measured,
-//!   approximate, objects, bytes, objects_per_request, types: [{name, count, per_request}]}],
-//!   more}`, most objects per measured request first. `overlapped` traces ran beside other
-//!   requests; the figures add up the `measured` traces: the clean ones, or the overlapped ones
-//!   while there is no clean one (`approximate`) ([`crate::endpoints`]).
+//!   approximate, objects, bytes, objects_per_request, bytes_per_request, types: [{name,
+//!   per_request}]}], more}`, most objects per request first. `overlapped` traces ran beside
+//!   other requests; the per-request figures are trimmed means over the `measured` (most recent)
+//!   clean traces, or the overlapped ones while there is no clean one (`approximate`)
+//!   ([`crate::endpoints`]).
 //! - `/api/diff`: `{before, after, new_objects, new_bytes, grew: [...], suspects: [...], text}`.
 //! - `/api/types/...`, `/api/objects/...`: see [`objects`].
 
@@ -311,10 +312,9 @@ pub fn endpoints(source: &dyn Source) -> Response {
     let Some(mut list) = source.endpoints() else {
         return Response::json(200, &json!({ "tracing": false, "endpoints": [] }));
     };
-    let per_request = |e: &crate::EndpointGrowth| e.objects as f64 / e.measured.max(1) as f64;
     list.sort_by(|a, b| {
-        per_request(b)
-            .total_cmp(&per_request(a))
+        b.objects_per_request
+            .total_cmp(&a.objects_per_request)
             .then(a.endpoint.cmp(&b.endpoint))
     });
     let rows: Vec<Value> = list
@@ -325,10 +325,7 @@ pub fn endpoints(source: &dyn Source) -> Response {
                 .types
                 .iter()
                 .take(MAX_ENDPOINT_TYPES)
-                .map(|(n, c)| {
-                    json!({"name": short(n, MAX_TEXT), "count": c,
-                           "per_request": *c as f64 / e.measured.max(1) as f64})
-                })
+                .map(|(n, per_request)| json!({"name": short(n, MAX_TEXT), "per_request": per_request}))
                 .collect();
             json!({
                 "endpoint": short(&e.endpoint, MAX_TEXT),
@@ -339,7 +336,8 @@ pub fn endpoints(source: &dyn Source) -> Response {
                 "approximate": e.traced > 0 && e.traced == e.overlapped,
                 "objects": e.objects,
                 "bytes": e.bytes,
-                "objects_per_request": per_request(e),
+                "objects_per_request": e.objects_per_request,
+                "bytes_per_request": e.bytes_per_request,
                 "types": types,
             })
         })

@@ -181,7 +181,12 @@ impl Source for Live {
             measured: traced - traced / 2,
             objects,
             bytes: objects * 56,
-            types: vec![(SCRIPT.to_string(), objects)],
+            objects_per_request: objects as f64 / (traced - traced / 2).max(1) as f64,
+            bytes_per_request: 56.0 * objects as f64 / (traced - traced / 2).max(1) as f64,
+            types: vec![(
+                SCRIPT.to_string(),
+                objects as f64 / (traced - traced / 2).max(1) as f64,
+            )],
         };
         Some(vec![
             e("GET /health", 100, 0),

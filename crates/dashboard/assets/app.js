@@ -160,9 +160,10 @@
         (i ? ", " : ""), el("a", { href: typeLink(t.name) }, t.name), " " + perRequest(t.per_request))))));
     parts.push(table([["endpoint"], ["requests", "num"], ["traced", "num"],
       ["objects left per request", "num"], ["types left per request"]], rows));
-    parts.push(el("p", { class: "note" }, "Each traced request is measured by a census when it " +
-      "starts and when the next request arrives. Overlapped traces ran beside other requests " +
-      "and are counted only while an endpoint has no clean trace (≈)." +
+    parts.push(el("p", { class: "note" }, "A traced request is measured by a census when it " +
+      "starts and another when the next request arrives; the figures are trimmed means over " +
+      "each endpoint's most recent traces. Overlapped traces ran beside other requests and " +
+      "count only while an endpoint has no clean trace (≈)." +
       (ep.more ? " " + count(ep.more) + " more endpoints not shown." : "")));
     return parts;
   }

@@ -17,8 +17,9 @@ loopback interface are answered unless a ``token`` is set; snapshot downloads ar
 Per-endpoint growth: ``trace_every=N`` traces 1 request in N (a young-generation collection and
 a gc-only census before it and after its response is closed) and the page ranks the endpoints
 by the objects their requests leave behind. Endpoints are named by Flask's matched rule
-(``GET /orders/<int:id>``), by ``environ["heaplens.route"]`` if the application sets it, else by
-the path with identifier-looking segments replaced (``GET /orders/{id}``). No dependencies beyond
+(``GET /orders/<int:id>``), by Django's URL pattern with :class:`DjangoRoutes` in ``MIDDLEWARE``,
+by ``environ["heaplens.route"]`` if the application sets it, else by the path with
+identifier-looking segments replaced (``GET /orders/{id}``). No dependencies beyond
 the standard library.
 
 Example:
@@ -40,7 +41,7 @@ import http
 
 from heaplens._middleware import MAX_BODY, Mounted, is_loopback, quote_path, route_of
 
-__all__ = ["HeapLens"]
+__all__ = ["DjangoRoutes", "HeapLens"]
 
 
 def _reason(status):
@@ -67,6 +68,41 @@ def _route(environ):
         return route
     request = environ.get("werkzeug.request")  # Flask's request, while its context is active
     return route_of(getattr(request, "url_rule", None)) if request is not None else None
+
+
+class DjangoRoutes:
+    """Django middleware naming per-endpoint growth by Django's URL patterns.
+
+    Django keeps the pattern a request matched on the request (``request.resolver_match``),
+    where the WSGI or ASGI middleware cannot see it; this passes it on. Add
+    ``"heaplens.wsgi.DjangoRoutes"`` to ``MIDDLEWARE`` (it works under ASGI too). Django is not
+    imported.
+
+    Example:
+        >>> class Match:
+        ...     route = "orders/<int:pk>"
+        >>> class Request:
+        ...     environ, resolver_match = {}, Match()
+        >>> request = Request()
+        >>> DjangoRoutes(lambda request: "response")(request)
+        'response'
+        >>> request.environ["heaplens.route"]
+        '/orders/<int:pk>'
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        route = getattr(getattr(request, "resolver_match", None), "route", None)
+        if isinstance(route, str) and route:
+            route = "/" + route.lstrip("^/")
+            scope = getattr(request, "scope", None)  # an ASGIRequest
+            target = scope if isinstance(scope, dict) else getattr(request, "environ", None)
+            if isinstance(target, dict):
+                target["heaplens.route"] = route
+        return response
 
 
 class _TracedBody:

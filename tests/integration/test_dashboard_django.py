@@ -33,10 +33,17 @@ def leak(request):
     return JsonResponse({"sessions": len(_SESSIONS)})
 
 
+def session(request, n):
+    from django.http import HttpResponse
+
+    _SESSIONS.append(LeakyDjangoSession(n))
+    return HttpResponse("kept")
+
+
 def _urlpatterns():
     from django.urls import path
 
-    return [path("leak", leak)]
+    return [path("leak", leak), path("sessions/<int:n>", session)]
 
 
 @pytest.fixture
@@ -52,14 +59,14 @@ def client():
             ALLOWED_HOSTS=["localhost"],
             ROOT_URLCONF=__name__,
             INSTALLED_APPS=[],
-            MIDDLEWARE=[],
+            MIDDLEWARE=["heaplens.wsgi.DjangoRoutes"],
         )
         django.setup()
     module = sys.modules[__name__]
     module.urlpatterns = _urlpatterns()
     from django.core.wsgi import get_wsgi_application
 
-    wrapped = HeapLens(get_wsgi_application(), period=60)
+    wrapped = HeapLens(get_wsgi_application(), period=60, trace_every=1)
     yield Client(wrapped), wrapped
     wrapped.close()
     _SESSIONS.clear()
@@ -88,3 +95,19 @@ def test_django_requests_pass_through_and_the_dashboard_finds_the_leak(client):
         MOUNT + "/api/info", base_url=base["base_url"], environ_base={"REMOTE_ADDR": "10.0.0.9"}
     )
     assert remote.status_code == 403
+
+
+def test_django_url_patterns_name_the_endpoints(client):
+    client, wrapped = client
+    base = {"base_url": "http://localhost/", "environ_base": {"REMOTE_ADDR": "127.0.0.1"}}
+    for n in range(30):
+        response = client.get(f"/sessions/{n}", **base)
+        assert response.status_code == 200
+        response.close()  # the trace of a WSGI request ends when its body is closed
+    answer = client.get(MOUNT + "/api/endpoints", **base).json
+    rows = {row["endpoint"]: row for row in answer["endpoints"]}
+    assert set(rows) == {"GET /sessions/<int:n>"}, rows
+    row = rows["GET /sessions/<int:n>"]
+    assert (row["requests"], row["traced"]) == (30, 30)
+    left = {t["name"]: t["per_request"] for t in row["types"]}
+    assert left[f"{__name__}.LeakyDjangoSession"] == 1.0, left

@@ -160,3 +160,46 @@ fn random_requests_never_panic_and_get_a_valid_status() {
         assert!(seen.get(&status).is_some_and(|&n| n >= 20), "{seen:?}");
     }
 }
+
+#[test]
+fn random_methods_paths_and_routes_make_short_clean_endpoint_names() {
+    use heaplens_dashboard::endpoints::{endpoint_name, EndpointTable, MAX_NAME};
+    let pieces = [
+        "",
+        "/",
+        "GET",
+        "post",
+        "orders",
+        "123",
+        "é",
+        "\u{0}",
+        "\u{1b}[31m",
+        "\u{202e}",
+        "{id}",
+        "9f1c2d3e-0b1a-4c5d",
+        "?q=1",
+        "#frag",
+        "<script>",
+        "%2F",
+        "..",
+        "a".repeat(300).leak(),
+    ];
+    let mut rng = Rng(0x5eed);
+    let mut table = EndpointTable::new();
+    for _ in 0..10_000 {
+        let mut part = |rng: &mut Rng| {
+            (0..rng.below(8))
+                .map(|_| rng.pick(&pieces))
+                .collect::<Vec<_>>()
+                .join(if rng.below(2) == 0 { "/" } else { "" })
+        };
+        let (method, path, route) = (part(&mut rng), part(&mut rng), part(&mut rng));
+        let route = (rng.below(3) == 0).then_some(route.as_str());
+        let name = endpoint_name(&method, &path, route);
+        assert!(name.len() <= MAX_NAME + '…'.len_utf8(), "{name:?}");
+        assert!(!name.chars().any(char::is_control), "{name:?}");
+        table.record_request(&name);
+    }
+    // However many names, the table stays bounded.
+    assert!(table.growth(10).len() <= heaplens_dashboard::endpoints::MAX_ENDPOINTS + 1);
+}

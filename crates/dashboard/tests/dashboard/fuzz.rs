@@ -187,7 +187,7 @@ fn random_methods_paths_and_routes_make_short_clean_endpoint_names() {
     let mut rng = Rng(0x5eed);
     let mut table = EndpointTable::new();
     for _ in 0..10_000 {
-        let mut part = |rng: &mut Rng| {
+        let part = |rng: &mut Rng| {
             (0..rng.below(8))
                 .map(|_| rng.pick(&pieces))
                 .collect::<Vec<_>>()

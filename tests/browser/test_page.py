@@ -1,0 +1,375 @@
+"""The dashboard page in a real browser: what a user sees and clicks, live (WSGI middleware over a
+real Flask app) and offline (``heaplens serve FILE.hlsnap``), and that names from the heap, written
+to attack the page, are shown as text and never run.
+
+Fixtures are in ``conftest.py``; the leaking app, and its hostile names, in ``leaky_shop.py``.
+"""
+
+import re
+
+import pytest
+
+from . import leaky_shop
+from .leaky_shop import ATTRIBUTE, LONG, SCRIPT
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips, or under CI=true fails, every test
+    expect = None
+
+# Types are named after their module: browser.leaky_shop, here and in the offline snapshot.
+SHOP = leaky_shop.__name__
+LEAKING_TYPE = f"{SHOP}.LeakyOrder"
+SCRIPT_TYPE = f"{SHOP}.{SCRIPT}"
+# No single element of the page may show more than this many characters: the 100,000-character
+# name in the heap must arrive cut.
+LONGEST_TEXT = 5_000
+
+# What the page's DOM holds that an injection would change (evaluated in the page).
+INSPECT = """() => {
+  const all = Array.from(document.querySelectorAll("*"));
+  const leaves = all.filter((e) => e.children.length === 0);
+  return {
+    pwned: typeof window.__pwned,
+    scripts: Array.from(document.scripts).map((s) => s.getAttribute("src")),
+    handlers: all.flatMap((e) => e.getAttributeNames()
+      .filter((a) => a.toLowerCase().startsWith("on")).map((a) => e.tagName + "[" + a + "]")),
+    embedded: Array.from(document.querySelectorAll(
+      "iframe, frame, object, embed, base, form, meta[http-equiv], link:not([rel=stylesheet])"))
+      .map((e) => e.outerHTML.slice(0, 100)),
+    images: Array.from(document.images).map((i) => i.getAttribute("src").slice(0, 40)),
+    longest: Math.max(0, ...leaves.map((e) => e.textContent.length)),
+    text: document.body.innerText,
+    csp: window.__cspViolations,
+  };
+}"""
+
+
+def heading(page):
+    return page.locator("main h1")
+
+
+def section(page, title):
+    """The table that follows the ``<h2>`` starting with ``title``."""
+    return page.locator(f"main h2:has-text('{title}') + table")
+
+
+def type_link(page, name):
+    return page.get_by_role("link", name=name, exact=True)
+
+
+def nothing_injected(page):
+    """Asserts the page shows heap strings as text only: no script ran, no element or attribute
+    came from the data, nothing was blocked by the CSP, and nothing was logged as an error.
+    Returns the page's visible text."""
+    seen = page.evaluate(INSPECT)
+    assert seen["pwned"] == "undefined"
+    assert seen["scripts"] == ["assets/app.js"]  # the page's own, and nothing else
+    assert seen["handlers"] == []
+    assert seen["embedded"] == []
+    assert all(src.startswith("data:image/svg+xml") for src in seen["images"]), seen["images"]
+    assert seen["longest"] <= LONGEST_TEXT
+    assert LONG[:1000] not in seen["text"]
+    assert seen["csp"] == []
+    assert page.problems == []
+    return seen["text"]
+
+
+def wait_for_image(page, selector):
+    """Waits until the image is loaded and decoded (an image that fails never gets a width)."""
+    page.wait_for_function(
+        "(s) => { const i = document.querySelector(s);"
+        " return i && i.complete && i.naturalWidth > 0; }",
+        arg=selector,
+    )
+
+
+def shoot(page, screenshots, name):
+    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+
+
+def test_the_overview_shows_the_leaking_type_and_its_growth_chart(page, serve_shop, screenshots):
+    """With a few samples of steady growth, the overview lists the leaking type as a steady
+    grower, shows the growth chart, and says the process is live."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily()
+    page.goto(shop.url)
+    expect(heading(page)).to_have_text("Overview")
+    expect(page.locator("#process")).to_contain_text("live")
+    row = page.locator("main tr", has=type_link(page, LEAKING_TYPE))
+    expect(row).to_have_count(1)
+    expect(row.locator("td.steady")).to_contain_text("steady")
+    wait_for_image(page, "main img.chart")
+    shoot(page, screenshots, "overview")
+    nothing_injected(page)
+
+
+def test_a_type_leads_to_its_instances_and_an_instance_to_what_keeps_it_alive(
+    page, serve_shop, screenshots
+):
+    """After a snapshot, the leaking type lists its instances; clicking one shows its retaining
+    path from the module global, its referrers and referents, and the path's picture; the brand
+    link and the browser's back button move between the views."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily(rounds=2)
+    page.goto(shop.url)
+    # Live, instances are listed from the latest snapshot.
+    page.get_by_role("button", name="Take a snapshot").click()
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    type_link(page, LEAKING_TYPE).click()
+    expect(page).to_have_url(re.compile(f"#/type/{re.escape(LEAKING_TYPE)}/1$"))
+    expect(heading(page)).to_have_text(LEAKING_TYPE)
+    instances = page.locator("main tbody tr")
+    expect(instances.first).to_contain_text(LEAKING_TYPE)
+    assert instances.count() >= 2
+    shoot(page, screenshots, "type")
+
+    instances.first.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"#/object/[0-9]+$"))
+    expect(heading(page)).to_contain_text(LEAKING_TYPE)
+    path = page.locator("main p.path")
+    expect(path).to_contain_text(f"module {SHOP}")
+    expect(path).to_contain_text("['ORDERS']")
+    expect(page.locator("main ol li").last).to_contain_text(LEAKING_TYPE)
+    expect(section(page, "Referrers")).to_contain_text("list")
+    for attribute in ("gift", "card", "stash"):
+        expect(section(page, "Referents")).to_contain_text(f"via its .{attribute} attribute")
+    wait_for_image(page, "main img.picture")
+    shoot(page, screenshots, "object")
+    nothing_injected(page)
+
+    page.get_by_role("link", name="heaplens", exact=True).click()
+    expect(heading(page)).to_have_text("Overview")
+    page.go_back()
+    expect(heading(page)).to_contain_text(LEAKING_TYPE)
+    expect(page.locator("main p.path")).to_contain_text("ORDERS")
+    page.go_back()
+    expect(heading(page)).to_have_text(LEAKING_TYPE)
+    nothing_injected(page)
+
+
+def test_two_snapshots_compared_name_the_leak_and_its_holder(page, serve_shop, screenshots):
+    """"Take a snapshot" works twice; the second shows the comparison, whose leak suspects name
+    the leaking type and the global holding it; "Compare" shows it again later."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily(rounds=2)
+    page.goto(shop.url)
+    expect(heading(page)).to_have_text("Overview")
+    take = page.get_by_role("button", name="Take a snapshot")
+    take.click()
+    # Nothing to compare with yet: the overview again, now with the snapshot's totals.
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    expect(heading(page)).to_have_text("Overview")
+
+    shop.order(300)
+    take.click()
+    expect(heading(page)).to_have_text("Compared with the previous snapshot")
+    suspect = page.locator("main p", has_text=re.compile(f"^{re.escape(LEAKING_TYPE)} ×"))
+    expect(suspect.first).to_be_visible()
+    expect(page.locator("main p.path").first).to_contain_text("ORDERS")
+    nothing_injected(page)
+
+    page.get_by_role("link", name="Compare").click()
+    expect(page).to_have_url(re.compile(r"#/diff$"))
+    expect(heading(page)).to_have_text("Compared with the previous snapshot")
+    expect(page.locator("main pre")).to_contain_text(LEAKING_TYPE)
+    shoot(page, screenshots, "diff")
+    page.get_by_role("link", name="heaplens", exact=True).click()
+    expect(heading(page)).to_have_text("Overview")
+    nothing_injected(page)
+
+
+def test_the_first_snapshot_taken_from_the_overview_shows_the_overview_again(page, serve_shop):
+    """A first snapshot taken from the overview reached through its link (``#/``) ends on the
+    overview, not on the "Taking a snapshot…" note."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily(rounds=2)
+    page.goto(shop.url + "#/")
+    expect(heading(page)).to_have_text("Overview")
+    page.get_by_role("button", name="Take a snapshot").click()
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    expect(heading(page)).to_have_text("Overview")
+
+
+def test_the_overview_link_leaves_the_comparison_a_snapshot_showed(page, serve_shop):
+    """After a second snapshot shows the comparison, the address says so (``#/diff``) and the
+    "heaplens" link goes back to the overview."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily(rounds=2)
+    page.goto(shop.url)
+    take = page.get_by_role("button", name="Take a snapshot")
+    take.click()
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    take.click()
+    expect(heading(page)).to_have_text("Compared with the previous snapshot")
+    expect(page).to_have_url(re.compile(r"#/diff$"))
+    page.get_by_role("link", name="heaplens", exact=True).click()
+    expect(heading(page)).to_have_text("Overview")
+
+
+def test_hostile_names_from_the_heap_are_shown_as_text_and_never_run(page, serve_shop):
+    """Type names, attribute names and dict keys made of markup, control characters, a lone
+    surrogate, bytes that are not UTF-8 and 100,000 characters are shown literally (and cut) on the
+    overview, the type and object pages and the comparison; nothing runs or is injected."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily()
+    page.goto(shop.url)
+    expect(heading(page)).to_have_text("Overview")
+    page.get_by_role("button", name="Take a snapshot").click()
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    text = nothing_injected(page)
+    assert SCRIPT_TYPE in text
+    assert ATTRIBUTE in text  # in the other class's name
+
+    # An order refers to an instance of the class named with a script, through .gift.
+    type_link(page, LEAKING_TYPE).click()
+    page.locator("main tbody tr").first.get_by_role("link").click()
+    expect(heading(page)).to_contain_text(LEAKING_TYPE)
+    gift = section(page, "Referents").locator("tr", has_text="via its .gift attribute")
+    expect(gift).to_contain_text(SCRIPT_TYPE)
+    nothing_injected(page)
+    gift.get_by_role("link").click()
+    expect(heading(page)).to_contain_text(SCRIPT_TYPE)
+    expect(page.locator("main p.path")).to_contain_text(SCRIPT_TYPE)
+    # Its attribute is named with markup.
+    expect(section(page, "Referents")).to_contain_text(f"via its .{ATTRIBUTE} attribute")
+    nothing_injected(page)
+
+    # The dict every order holds, whose keys are the hostile strings.
+    page.go_back()
+    expect(heading(page)).to_contain_text(LEAKING_TYPE)
+    section(page, "Referents").locator("tr", has_text=".stash").get_by_role("link").click()
+    expect(heading(page)).to_contain_text("dict")
+    keys = section(page, "Referents")
+    expect(keys).to_contain_text(f"via its '\ufffd{SCRIPT}' key")  # the lone surrogate, replaced
+    expect(keys).to_contain_text(f"via its '{ATTRIBUTE}' key")
+    expect(keys).to_contain_text(r"via its '\x00\x1b[31mred")  # control characters, escaped
+    expect(keys).to_contain_text(r"via its b'\xff\xfe<script>")  # bytes that are not UTF-8
+    long_key = keys.locator("tr", has_text="via its '" + "L" * 100).first
+    expect(long_key).to_contain_text("…")  # cut
+    assert len(long_key.inner_text()) < 1000
+    nothing_injected(page)
+
+    shop.order(50)
+    page.get_by_role("button", name="Take a snapshot").click()
+    expect(heading(page)).to_have_text("Compared with the previous snapshot")
+    expect(page.locator("main pre")).to_contain_text(SCRIPT)
+    nothing_injected(page)
+
+    # The class whose name holds a lone surrogate, a NUL and control characters has a page too.
+    page.get_by_role("link", name="Compare").click()
+    page.get_by_role("link", name="heaplens", exact=True).click()
+    expect(heading(page)).to_have_text("Overview")
+    page.locator("main a", has_text=ATTRIBUTE).click()
+    expect(heading(page)).to_contain_text(ATTRIBUTE)
+    expect(page.locator("main tbody tr").first).to_contain_text(ATTRIBUTE)
+    nothing_injected(page)
+
+
+@pytest.mark.xfail(
+    reason="host bug (heaplens/wsgi.py and asgi.py): the middleware hands the router the decoded "
+    "PATH_INFO (scope['path']), so the %2F of a '/' in a type name becomes a separator and "
+    "/api/types/<name> answers 404; RAW_URI/REQUEST_URI (scope['raw_path']) keep it",
+    strict=False,
+)
+def test_a_type_whose_name_holds_a_slash_opens_on_the_live_dashboard(page, serve_shop):
+    """The class named ``<script>…</script>`` (a '/' in its name) has a type page live too."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily(rounds=2)
+    page.goto(shop.url)
+    page.get_by_role("button", name="Take a snapshot").click()
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    type_link(page, SCRIPT_TYPE).click()
+    expect(heading(page)).to_have_text(SCRIPT_TYPE)
+    expect(page.locator("main tbody tr").first).to_contain_text(SCRIPT_TYPE)
+    nothing_injected(page)
+
+
+# Characters that reorder or hide the text around them: C0 controls (but the tab and newline of
+# the page's own layout), DEL and C1 controls, and the bidirectional embeddings, overrides and
+# isolates.
+INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.mark.xfail(
+    reason="dashboard bug (Rust, crates/dashboard api and core's names): type names and dict-key "
+    "labels reach the page with control and bidi-override characters raw; U+202E in a type name "
+    "shows 'evil' as 'live' and reverses the counts after the name in the comparison's report",
+    strict=False,
+)
+def test_control_and_bidi_characters_in_names_are_shown_escaped(page, serve_shop):
+    """Names holding control characters or a right-to-left override are shown escaped (as
+    Python's repr shows them), so they cannot disguise themselves or reorder the text beside
+    them: on the overview and in the comparison."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily(rounds=2)
+    page.goto(shop.url)
+    take = page.get_by_role("button", name="Take a snapshot")
+    take.click()
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    assert INVISIBLE.findall(page.inner_text("main")) == []
+    shop.order(20)
+    take.click()
+    expect(heading(page)).to_have_text("Compared with the previous snapshot")
+    assert INVISIBLE.findall(page.inner_text("main")) == []
+
+
+def test_a_page_opened_with_its_token_works_and_the_api_refuses_requests_without_it(
+    page, serve_shop
+):
+    """A dashboard with a token: the page opened as ``?token=`` loads its data, its chart and
+    takes snapshots (the token travels in a header); without the token the page and the API
+    answer 401, with a wrong one 403."""
+    shop = serve_shop(period=0.2, token="s3cret")
+    shop.leak_steadily(rounds=2)
+    page.goto(shop.url)
+    expect(heading(page)).to_have_text("Overview")
+    expect(type_link(page, LEAKING_TYPE)).to_be_visible()
+    wait_for_image(page, "main img.chart")
+    page.get_by_role("button", name="Take a snapshot").click()
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    type_link(page, LEAKING_TYPE).click()
+    expect(heading(page)).to_have_text(LEAKING_TYPE)
+    nothing_injected(page)
+
+    assert page.request.get(shop.root + "api/info").status == 401
+    assert page.request.get(shop.root).status == 401
+    wrong = {"X-HeapLens-Token": "guess"}
+    assert page.request.get(shop.root + "api/info", headers=wrong).status == 403
+    right = {"X-HeapLens-Token": "s3cret"}
+    assert page.request.get(shop.root + "api/info", headers=right).status == 200
+    # The page's own origin, without the header, is refused too.
+    assert page.evaluate("() => fetch('api/overview').then((r) => r.status)") == 401
+
+
+def test_the_offline_viewer_shows_a_snapshot_file(page, leaky_snapshot, serve_file, screenshots):
+    """``heaplens serve FILE.hlsnap``: the same page, read-only (no snapshot button), its table the
+    snapshot's census; the leaking type leads to an instance and its retaining path, and the
+    file's hostile names are shown as text."""
+    viewer = serve_file(leaky_snapshot)
+    page.goto(viewer.url)
+    expect(heading(page)).to_have_text("Overview")
+    expect(page.locator("#process")).to_contain_text("snapshot file, read-only")
+    expect(page.get_by_role("button", name="Take a snapshot")).to_have_count(0)
+    expect(page.locator("main")).to_contain_text("No sample history")
+    expect(type_link(page, LEAKING_TYPE)).to_be_visible()
+    text = nothing_injected(page)
+    assert SCRIPT_TYPE in text
+    shoot(page, screenshots, "offline-overview")
+
+    # The type named with a script (a '/' in its name) has its page.
+    type_link(page, SCRIPT_TYPE).click()
+    expect(heading(page)).to_have_text(SCRIPT_TYPE)
+    expect(page.locator("main tbody tr").first).to_contain_text(SCRIPT_TYPE)
+    nothing_injected(page)
+    page.go_back()
+
+    type_link(page, LEAKING_TYPE).click()
+    expect(heading(page)).to_have_text(LEAKING_TYPE)
+    expect(page.locator("main p").nth(0)).to_contain_text("2,000 objects")
+    page.locator("main tbody tr").first.get_by_role("link").click()
+    expect(page.locator("main p.path")).to_contain_text(f"module {SHOP}")
+    expect(page.locator("main p.path")).to_contain_text("['ORDERS']")
+    wait_for_image(page, "main img.picture")
+    shoot(page, screenshots, "offline-object")
+    nothing_injected(page)

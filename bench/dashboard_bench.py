@@ -23,6 +23,16 @@ sampler included. A variant's ratio is the median over rounds of its requests/s 
 the same round: slices seconds apart share most of the noise of other programs. Rounds in which
 other programs used more than ``--quiet-cores`` cores are left out when at least 3 are left.
 
+Over HTTP on 2 cores, slices of the same variant differ by tens of percent (waitress's threads,
+its I/O thread and the client compete for the cores), which hides a 1% cost. So the bench also
+measures without the network (``--in-process``, on by default; ``--no-in-process`` skips it):
+two processes, plain and ``HeapLens`` with the defaults, each with the same heap and Flask app,
+call the WSGI application in a loop from one thread (as a server's worker thread does, with an
+environ like waitress's), taking turns of ``--block`` seconds for ``--in-process-rounds``
+rounds, while the other waits idle; the ratio is the heaplens process's calls per second over
+all its turns divided by plain's. The sampler runs on the wall clock all along, so its censuses
+fall in the turns at the rate they would in a server.
+
 Reported: requests/s and the ratio (target >= 0.99 for the default period), the server's CPU
 time per request, the sampler's samples, census time, effective period and share of the time
 holding the GIL (from the server's own sampler), the cores other programs used, the cost of the
@@ -122,6 +132,148 @@ def serve(variant, n_objects):
     facts["port"] = server.effective_port
     print(json.dumps(facts), flush=True)
     server.run()
+
+
+# Without the network: the app called in a loop ------------------------------------------------
+
+
+def call_loop(variant, n_objects):
+    """A child process: builds the heap and the app, then answers ``run SECONDS`` lines on stdin
+    by calling the app in a loop for that long and printing (calls, seconds, samples) as JSON."""
+    import flask
+
+    from heap_bench import _APP, build_heap
+    from heaplens.wsgi import HeapLens
+
+    build_heap(n_objects)
+    gc.collect()
+    app = flask.Flask("bench_shop")
+    records, users = _APP["records"], _APP["users"]
+
+    @app.route("/order/<int:i>")
+    def order(i):
+        record = records[i % len(records)]
+        user = users[i % len(users)]
+        return {"order": i, "user": user.name, "fields": len(record)}
+
+    wsgi = app.wsgi_app
+    middleware = None
+    if variant == "heaplens":
+        middleware = wsgi = HeapLens(app.wsgi_app)
+    environ_base = {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_HOST": "127.0.0.1", "REMOTE_PORT": "40000",
+        "HTTP_HOST": "127.0.0.1:8080", "HTTP_ACCEPT_ENCODING": "identity",
+        "wsgi.url_scheme": "http", "wsgi.multithread": True, "wsgi.multiprocess": False,
+        "wsgi.run_once": False, "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+    }
+
+    def start_response(status, headers, exc_info=None):
+        if not status.startswith("200"):
+            raise RuntimeError(status)
+
+    def call(i):
+        environ = dict(environ_base, PATH_INFO=f"/order/{i}", **{"wsgi.input": io.BytesIO()})
+        body = wsgi(environ, start_response)
+        try:
+            for _ in body:
+                pass
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    for i in range(2000):  # warm: imports, caches, the sampler started
+        call(i)
+    print(json.dumps({"ready": True}), flush=True)
+    i = 0
+    for line in sys.stdin:
+        seconds = float(line.split()[1])
+        samples_before = len(middleware.sampler) if middleware else 0
+        calls = 0
+        cpu_started = time.process_time()  # every thread of this process: the sampler's too
+        started = time.perf_counter()
+        deadline = started + seconds
+        while True:
+            for _ in range(100):
+                call(i)
+                i += 1
+            calls += 100
+            if time.perf_counter() >= deadline:
+                break
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        samples = (len(middleware.sampler) - samples_before) if middleware else 0
+        period = middleware.sampler.period if middleware else None
+        print(json.dumps({"calls": calls, "seconds": elapsed, "cpu_seconds": cpu,
+                          "samples": samples, "period": period}), flush=True)
+
+
+def in_process(args):
+    """Plain and HeapLens called in turns, without the network; returns the summary."""
+    children = {}
+    try:
+        for name in ("plain", "heaplens"):
+            children[name] = subprocess.Popen(
+                [sys.executable, __file__, "--call-loop", name, "--objects", str(args.objects)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )
+        for child in children.values():
+            assert json.loads(child.stdout.readline())["ready"]
+        turns = {name: [] for name in children}
+        for k in range(args.in_process_rounds):
+            order = ["plain", "heaplens"] if k % 2 == 0 else ["heaplens", "plain"]
+            for name in order:
+                child = children[name]
+                child.stdin.write(f"run {args.block}\n")
+                child.stdin.flush()
+                turn = json.loads(child.stdout.readline())
+                turns[name].append(turn)
+                print(
+                    f"in-process turn {k + 1}/{args.in_process_rounds} {name:<9} "
+                    f"{turn['calls'] / turn['seconds']:7.0f} calls/s, {turn['samples']} samples",
+                    file=sys.stderr, flush=True,
+                )
+    finally:
+        for child in children.values():
+            child.kill()
+            child.wait()
+    rate = {
+        name: sum(t["calls"] for t in ts) / sum(t["seconds"] for t in ts)
+        for name, ts in turns.items()
+    }
+    paired = [
+        (h["calls"] / h["seconds"]) / (p["calls"] / p["seconds"])
+        for h, p in zip(turns["heaplens"], turns["plain"], strict=True)
+    ]
+    seconds = sum(t["seconds"] for t in turns["heaplens"])
+    return {
+        "rate": rate,
+        "ratio": rate["heaplens"] / rate["plain"],
+        "paired_ratios": paired,
+        "samples": sum(t["samples"] for t in turns["heaplens"]),
+        "seconds": seconds,
+        "period": turns["heaplens"][-1]["period"],
+        "turns": turns,
+    }
+
+
+def report_in_process(args, result):
+    print(
+        f"\nwithout the network: the Flask app called in a loop from one thread, plain and with "
+        f"HeapLens (defaults) in turns of {args.block:g} s, {args.in_process_rounds} turns each"
+    )
+    print(
+        f"plain {result['rate']['plain']:.0f} calls/s, heaplens {result['rate']['heaplens']:.0f} "
+        f"calls/s: throughput ratio {result['ratio']:.4f} "
+        f"({'meets' if result['ratio'] >= TARGET else 'MISSES'} the target >= {TARGET}); "
+        f"per turn {min(result['paired_ratios']):.3f}-{max(result['paired_ratios']):.3f}"
+    )
+    print(
+        f"sampler: {result['samples']} samples in {result['seconds']:.0f} s of heaplens turns "
+        f"(effective period {result['period']:.2f} s)"
+    )
 
 
 # The load generator (this process) ---------------------------------------------------------
@@ -441,11 +593,29 @@ def main():
         "--quiet-cores", type=float, default=0.3,
         help="count only rounds in which other programs used at most this many cores",
     )
+    parser.add_argument(
+        "--in-process", action=argparse.BooleanOptionalAction, default=True,
+        help="also measure without the network (the app called in a loop; default: on)",
+    )
+    parser.add_argument("--block", type=float, default=10.0, help="seconds per in-process turn")
+    parser.add_argument("--in-process-rounds", type=int, default=8)
+    parser.add_argument("--http", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure over HTTP (default: on)")
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--call-loop", choices=("plain", "heaplens"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.objects = int(args.objects)
     if args.serve:
         serve(args.serve, args.objects)
+        return
+    if args.call_loop:
+        call_loop(args.call_loop, args.objects)
+        return
+    results = {}
+    if args.in_process:
+        results["in_process"] = in_process(args)
+        report_in_process(args, results["in_process"])
+    if not args.http:
         return
 
     names = list(VARIANTS)

@@ -16,6 +16,11 @@ from heaplens import _native
 #: The largest request body the dashboard reads (its requests carry none worth more).
 MAX_BODY = 1 << 20
 
+#: The share of the time the middleware's sampler may spend counting (it stretches its period
+#: to stay under it). Half of ``heaplens run``'s 1%: a web app's throughput should not move by
+#: more than 1% with the dashboard mounted, and the middleware's own Python counts too.
+SAMPLER_BUDGET = 0.005
+
 #: Characters left as they are when a decoded path is percent-encoded again (RFC 3986 pchar).
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -108,7 +113,11 @@ class Mount:
         # a fork by that owner, not by the mount.
         self._owns_sampler = sampler is None
         self.sampler = sampler or _native.Sampler(
-            period=period, maxhistory=maxhistory, history=history, program=program
+            period=period,
+            maxhistory=maxhistory,
+            history=history,
+            program=program,
+            max_overhead=SAMPLER_BUDGET,
         )
         self.dashboard = _native.Dashboard(
             self.sampler,

@@ -7,7 +7,8 @@ goes to the application untouched::
     app.wsgi_app = HeapLens(app.wsgi_app)            # Flask
     application = HeapLens(get_wsgi_application())   # Django, any WSGI app
 
-A census of the heap is taken every ``period`` seconds by a background thread, started on the
+A census of the heap is taken every ``period`` seconds by a background thread (stretched on big
+heaps so that counting takes at most 0.5% of the time), started on the
 first request (so each worker of a pre-fork server samples itself), keeping ``maxhistory``
 samples (and appending them to the SQLite file ``history``, if given). Only clients on the
 loopback interface are answered unless a ``token`` is set; snapshot downloads are off unless

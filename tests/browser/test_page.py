@@ -266,12 +266,6 @@ def test_hostile_names_from_the_heap_are_shown_as_text_and_never_run(page, serve
     nothing_injected(page)
 
 
-@pytest.mark.xfail(
-    reason="host bug (heaplens/wsgi.py and asgi.py): the middleware hands the router the decoded "
-    "PATH_INFO (scope['path']), so the %2F of a '/' in a type name becomes a separator and "
-    "/api/types/<name> answers 404; RAW_URI/REQUEST_URI (scope['raw_path']) keep it",
-    strict=False,
-)
 def test_a_type_whose_name_holds_a_slash_opens_on_the_live_dashboard(page, serve_shop):
     """The class named ``<script>…</script>`` (a '/' in its name) has a type page live too."""
     shop = serve_shop(period=0.2)
@@ -291,12 +285,6 @@ def test_a_type_whose_name_holds_a_slash_opens_on_the_live_dashboard(page, serve
 INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-@pytest.mark.xfail(
-    reason="dashboard bug (Rust, crates/dashboard api and core's names): type names and dict-key "
-    "labels reach the page with control and bidi-override characters raw; U+202E in a type name "
-    "shows 'evil' as 'live' and reverses the counts after the name in the comparison's report",
-    strict=False,
-)
 def test_control_and_bidi_characters_in_names_are_shown_escaped(page, serve_shop):
     """Names holding control characters or a right-to-left override are shown escaped (as
     Python's repr shows them), so they cannot disguise themselves or reorder the text beside

@@ -178,7 +178,8 @@
   }
 
   async function typePage(name, page) {
-    const t = await getJSON("api/types/" + encodeURIComponent(name) + "?page=" + page);
+    // The name goes in the query: a '/' in it would be decoded by the server in the path.
+    const t = await getJSON("api/types?name=" + encodeURIComponent(name) + "&page=" + page);
     const parts = [el("h1", {}, t.name),
       el("p", {}, count(t.count) + " objects" + (t.bytes !== null ? ", " + bytes(t.bytes) : ""))];
     if (t.history) parts.push(el("p", {}, "Count over time: ", sparkline(t.history)));

@@ -11,6 +11,7 @@
 //! | GET | `/api/info` | the process: pid, program, Python version, live or file, RSS, what is available |
 //! | GET | `/api/overview?limit=` | totals, memory (RSS vs Python bytes, native growth), types: census and trends, steady growers first ([`crate::api::overview`]) |
 //! | GET | `/api/types/<name>?page=&per_page=` | a type's count over time and its instances, largest retained size first, paged ([`crate::api::type_page`]) |
+//! | GET | `/api/types?name=<name>&page=&per_page=` | the same, with the name in the query: servers decode `%2F` in paths before the host sees them, so a type name with a `/` only survives there (the page uses this form) |
 //! | GET | `/api/objects/<id>` | one object (`id`: its node number): referrers and referents with labels, retaining path, retained size ([`crate::api::object_page`]) |
 //! | GET | `/api/objects/<id>/path.svg` | a picture of the object's retaining path |
 //! | GET | `/api/chart.svg` | the growth chart of the history (404 without one) |
@@ -66,6 +67,20 @@ pub fn route(config: &Config, source: &dyn Source, req: &Request) -> Response {
                 (Err(e), _) | (_, Err(e)) => e,
             }
         }
+        ["api", "types"] if get => {
+            let Some(name) = query_param(q, "name") else {
+                return Response::error(
+                    400,
+                    "which type? `name=` is missing (or not valid percent-encoded UTF-8)",
+                );
+            };
+            let page = number(q, "page", 1, 1, u32::MAX as usize);
+            let per_page = number(q, "per_page", 50, 1, 500);
+            match (page, per_page) {
+                (Ok(page), Ok(per_page)) => api::type_page(source, &name, page, per_page),
+                (Err(e), _) | (_, Err(e)) => e,
+            }
+        }
         ["api", "objects", id] if get => match node_id(id) {
             Ok(id) => api::object_page(source, id),
             Err(e) => e,
@@ -86,6 +101,7 @@ pub fn route(config: &Config, source: &dyn Source, req: &Request) -> Response {
         | ["index.html"]
         | ["assets", "app.js" | "app.css"]
         | ["api", "info" | "overview" | "chart.svg" | "diff" | "endpoints"]
+        | ["api", "types"]
         | ["api", "types", _]
         | ["api", "objects", _]
         | ["api", "objects", _, "path.svg"]

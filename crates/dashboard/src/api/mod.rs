@@ -41,12 +41,48 @@ pub const MEMORY_POINTS: usize = 300;
 /// Longest string (in characters) of a name or label in a JSON answer.
 pub const MAX_TEXT: usize = 300;
 
-/// `text` cut to `max` characters, with `…` when cut.
+/// `text` with its invisible characters escaped (see [`visible`]), cut to `max` characters,
+/// with `…` when cut.
 pub fn short(text: &str, max: usize) -> String {
+    let text = visible(text, false);
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
+        None => text.into_owned(),
     }
+}
+
+/// Whether `c` would be invisible or rearrange the text around it: control characters and the
+/// bidirectional marks, embeddings, overrides and isolates (U+202E shows "evil" as "live").
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with invisible characters written as Python's `repr` writes them (`\x1b`, `\u202e`),
+/// so a name from the heap cannot hide or disguise itself on the page; newlines are kept when
+/// `keep_newlines` (a multi-line report), else escaped too.
+pub fn visible(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write;
+    let keep = |c: char| !invisible(c) || (keep_newlines && c == '\n');
+    if text.chars().all(keep) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            c if keep(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// At most `points` values: the highest of each of `points` equal stretches of `values`.
@@ -298,7 +334,7 @@ fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
         "new_bytes": d.new_bytes,
         "grew": grew,
         "suspects": suspects,
-        "text": diff_report(b, a, &d, 20),
+        "text": visible(&diff_report(b, a, &d, 20), true),
     })
 }
 
@@ -402,6 +438,19 @@ pub fn download(config: &Config, source: &dyn Source, chrome: bool) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invisible_characters_are_written_as_python_writes_them() {
+        assert_eq!(visible("app.Order", false), "app.Order");
+        assert_eq!(
+            visible("a\u{0}b\x1b[31m\u{7}\u{202e}evil\u{2066}", false),
+            "a\\x00b\\x1b[31m\\x07\\u202eevil\\u2066"
+        );
+        assert_eq!(visible("one\ntwo\t", false), "one\\ntwo\\t");
+        assert_eq!(visible("one\ntwo\r", true), "one\ntwo\\r");
+        assert_eq!(visible("\u{85}é", false), "\\x85é");
+        assert_eq!(short("\u{202e}abc", 6), "\\u202e…");
+    }
 
     #[test]
     fn long_text_is_cut_on_a_character_boundary() {

@@ -65,9 +65,39 @@ fn neighbour_json(snap: &Snapshot, v: NodeId, label: heaplens_core::label::Label
     })
 }
 
+/// The type `name` stands for: itself when some type has that name, else the type whose name as
+/// the API shows it ([`short`]: invisible characters escaped, cut) is `name`, so the names the
+/// overview gives can be asked for. Snapshot types first, then the history's.
+fn resolve_type_name(source: &dyn Source, name: &str) -> String {
+    let shown = |full: &str| full == name || short(full, MAX_TEXT) == name;
+    if let Some(snap) = source.snapshot() {
+        let g = &snap.graph;
+        let types = g.types();
+        for (id, _) in types.iter() {
+            let full = types.display_name(id, g.strings());
+            if full == name {
+                return full;
+            }
+        }
+        for (id, _) in types.iter() {
+            let full = types.display_name(id, g.strings());
+            if shown(&full) {
+                return full;
+            }
+        }
+    }
+    let mut found = None;
+    source.with_history(&mut |h| {
+        found = h.type_names().iter().find(|n| shown(n)).cloned();
+    });
+    found.unwrap_or_else(|| name.to_string())
+}
+
 /// `GET /api/types/<name>?page=&per_page=`. Pages count from 1; a page past the end is empty.
 pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) -> Response {
     let (page, per_page) = (page.max(1), per_page.max(1));
+    let resolved = resolve_type_name(source, name);
+    let name = resolved.as_str();
     let mut history: Option<Vec<u64>> = None;
     source.with_history(&mut |h| {
         let counts: Vec<u64> = h.series(name).iter().map(|v| v.0).collect();

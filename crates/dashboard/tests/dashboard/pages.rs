@@ -47,7 +47,8 @@ fn hostile_strings_are_escaped_in_every_json_answer() {
         names.contains(&format!("app.{SCRIPT}").as_str()),
         "{names:?}"
     );
-    assert!(names.contains(&format!("app.{CONTROL}").as_str()));
+    let control = heaplens_dashboard::api::visible(&format!("app.{CONTROL}"), false).into_owned();
+    assert!(names.contains(&control.as_str()));
     assert!(names.contains(&format!("{IMG}.Img").as_str()));
     let long = names.iter().find(|n| n.starts_with("app.Long")).unwrap();
     assert!(long.chars().count() <= 301 && long.ends_with('…'));
@@ -218,4 +219,50 @@ fn info_says_whether_the_process_is_one_worker_of_several() {
     );
     let file = json(&get(&file_source(), "/api/info"));
     assert_eq!(file["multiprocess"], false);
+}
+
+#[test]
+fn a_type_name_with_a_slash_is_found_through_the_query() {
+    use heaplens_core::graph::{GraphBuilder, NodeFlags};
+    let mut b = GraphBuilder::new();
+    let t = b.intern_type("app/v2", "Order/Line", "Order/Line");
+    let n = b.add_node(0x1000);
+    b.set_node(n, t, 56, NodeFlags::GC_TRACKED);
+    b.end_node();
+    let source = heaplens_dashboard::FileSource::from_graph(b.finish().unwrap(), "slash.hlsnap");
+    let name = json(&get(&source, "/api/overview"))["types"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(name.contains('/'), "{name}");
+    let v = json(&get(&source, &format!("/api/types?name={}", enc(&name))));
+    assert_eq!(v["count"], 1);
+    // In the path, a server has decoded %2F before the dashboard sees it: not found there.
+    let path = format!("/api/types/{}", name);
+    assert_eq!(get(&source, &path).status, 404);
+}
+
+#[test]
+fn names_are_shown_with_invisible_characters_escaped_and_still_open() {
+    let s = file_source();
+    let shown = heaplens_dashboard::api::visible(&format!("app.{CONTROL}"), false).into_owned();
+    assert!(!shown.chars().any(char::is_control), "{shown:?}");
+    let v = json(&get(&s, "/api/overview?limit=10000"));
+    let names: Vec<&str> = v["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&shown.as_str()), "{names:?}");
+    // The name as shown opens the type page, as the raw name does.
+    for name in [shown.clone(), format!("app.{CONTROL}")] {
+        let v = json(&get(&s, &format!("/api/types?name={}", enc(&name))));
+        assert_eq!(v["name"], shown.as_str());
+        assert!(v["count"].as_u64().unwrap() > 0);
+    }
+    // So does a long name as shown, cut.
+    let long = names.iter().find(|n| n.starts_with("app.Long")).unwrap();
+    let v = json(&get(&s, &format!("/api/types?name={}", enc(long))));
+    assert!(v["count"].as_u64().unwrap() > 0);
 }

@@ -54,6 +54,14 @@ def section(page, title):
     return page.locator(f"main h2:has-text('{title}') + table")
 
 
+def take_snapshot(page):
+    """Clicks "Take a snapshot" and waits for the overview to show it; returns the button."""
+    take = page.get_by_role("button", name="Take a snapshot")
+    take.click()
+    expect(page.locator("main")).to_contain_text("Snapshot:")
+    return take
+
+
 def type_link(page, name):
     return page.get_by_role("link", name=name, exact=True)
 
@@ -114,8 +122,7 @@ def test_a_type_leads_to_its_instances_and_an_instance_to_what_keeps_it_alive(
     shop.leak_steadily(rounds=2)
     page.goto(shop.url)
     # Live, instances are listed from the latest snapshot.
-    page.get_by_role("button", name="Take a snapshot").click()
-    expect(page.locator("main")).to_contain_text("Snapshot:")
+    take_snapshot(page)
     type_link(page, LEAKING_TYPE).click()
     expect(page).to_have_url(re.compile(f"#/type/{re.escape(LEAKING_TYPE)}/1$"))
     expect(heading(page)).to_have_text(LEAKING_TYPE)
@@ -186,8 +193,7 @@ def test_the_first_snapshot_taken_from_the_overview_shows_the_overview_again(pag
     shop.leak_steadily(rounds=2)
     page.goto(shop.url + "#/")
     expect(heading(page)).to_have_text("Overview")
-    page.get_by_role("button", name="Take a snapshot").click()
-    expect(page.locator("main")).to_contain_text("Snapshot:")
+    take_snapshot(page)
     expect(heading(page)).to_have_text("Overview")
 
 
@@ -197,9 +203,7 @@ def test_the_overview_link_leaves_the_comparison_a_snapshot_showed(page, serve_s
     shop = serve_shop(period=0.2)
     shop.leak_steadily(rounds=2)
     page.goto(shop.url)
-    take = page.get_by_role("button", name="Take a snapshot")
-    take.click()
-    expect(page.locator("main")).to_contain_text("Snapshot:")
+    take = take_snapshot(page)
     take.click()
     expect(heading(page)).to_have_text("Compared with the previous snapshot")
     expect(page).to_have_url(re.compile(r"#/diff$"))
@@ -215,8 +219,7 @@ def test_hostile_names_from_the_heap_are_shown_as_text_and_never_run(page, serve
     shop.leak_steadily()
     page.goto(shop.url)
     expect(heading(page)).to_have_text("Overview")
-    page.get_by_role("button", name="Take a snapshot").click()
-    expect(page.locator("main")).to_contain_text("Snapshot:")
+    take_snapshot(page)
     text = nothing_injected(page)
     assert SCRIPT_TYPE in text
     assert ATTRIBUTE in text  # in the other class's name
@@ -271,8 +274,7 @@ def test_a_type_whose_name_holds_a_slash_opens_on_the_live_dashboard(page, serve
     shop = serve_shop(period=0.2)
     shop.leak_steadily(rounds=2)
     page.goto(shop.url)
-    page.get_by_role("button", name="Take a snapshot").click()
-    expect(page.locator("main")).to_contain_text("Snapshot:")
+    take_snapshot(page)
     type_link(page, SCRIPT_TYPE).click()
     expect(heading(page)).to_have_text(SCRIPT_TYPE)
     expect(page.locator("main tbody tr").first).to_contain_text(SCRIPT_TYPE)
@@ -292,9 +294,7 @@ def test_control_and_bidi_characters_in_names_are_shown_escaped(page, serve_shop
     shop = serve_shop(period=0.2)
     shop.leak_steadily(rounds=2)
     page.goto(shop.url)
-    take = page.get_by_role("button", name="Take a snapshot")
-    take.click()
-    expect(page.locator("main")).to_contain_text("Snapshot:")
+    take = take_snapshot(page)
     assert INVISIBLE.findall(page.inner_text("main")) == []
     shop.order(20)
     take.click()
@@ -314,8 +314,7 @@ def test_a_page_opened_with_its_token_works_and_the_api_refuses_requests_without
     expect(heading(page)).to_have_text("Overview")
     expect(type_link(page, LEAKING_TYPE)).to_be_visible()
     wait_for_image(page, "main img.chart")
-    page.get_by_role("button", name="Take a snapshot").click()
-    expect(page.locator("main")).to_contain_text("Snapshot:")
+    take_snapshot(page)
     type_link(page, LEAKING_TYPE).click()
     expect(heading(page)).to_have_text(LEAKING_TYPE)
     nothing_injected(page)

@@ -74,6 +74,11 @@ impl Census {
             row.bytes += b;
             row.approximate_size |= info.flags.contains(TypeFlags::APPROXIMATE_SIZE);
         }
+        Census::sorted(by_name, gc_only)
+    }
+
+    /// The rows of `by_name` in the census order: count, then bytes, largest first, then name.
+    fn sorted(by_name: HashMap<String, TypeStat>, gc_only: bool) -> Census {
         let mut rows: Vec<TypeStat> = by_name.into_values().collect();
         rows.sort_by(|a, b| {
             b.count
@@ -100,14 +105,7 @@ impl Census {
                 }
             }
         }
-        let mut rows: Vec<TypeStat> = by_name.into_values().collect();
-        rows.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then(b.bytes.cmp(&a.bytes))
-                .then(a.name.cmp(&b.name))
-        });
-        Census { rows, gc_only }
+        Census::sorted(by_name, gc_only)
     }
 
     /// The census of a snapshot: every real object (synthetic nodes excluded), unreachable

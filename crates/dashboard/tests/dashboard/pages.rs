@@ -37,12 +37,7 @@ fn hostile_strings_are_escaped_in_every_json_answer() {
     }
     // The escapes decode to the very names, so nothing is lost but the markup's power.
     let v = json(&get(&live, "/api/overview"));
-    let names: Vec<&str> = v["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = type_names(&v);
     assert!(
         names.contains(&format!("app.{SCRIPT}").as_str()),
         "{names:?}"
@@ -248,12 +243,7 @@ fn names_are_shown_with_invisible_characters_escaped_and_still_open() {
     let shown = heaplens_dashboard::api::visible(&format!("app.{CONTROL}"), false).into_owned();
     assert!(!shown.chars().any(char::is_control), "{shown:?}");
     let v = json(&get(&s, "/api/overview?limit=10000"));
-    let names: Vec<&str> = v["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = type_names(&v);
     assert!(names.contains(&shown.as_str()), "{names:?}");
     // The name as shown opens the type page, as the raw name does.
     for name in [shown.clone(), format!("app.{CONTROL}")] {
@@ -265,4 +255,14 @@ fn names_are_shown_with_invisible_characters_escaped_and_still_open() {
     let long = names.iter().find(|n| n.starts_with("app.Long")).unwrap();
     let v = json(&get(&s, &format!("/api/types?name={}", enc(long))));
     assert!(v["count"].as_u64().unwrap() > 0);
+}
+
+/// The type names of an overview answer, as shown.
+fn type_names(overview: &serde_json::Value) -> Vec<&str> {
+    overview["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect()
 }

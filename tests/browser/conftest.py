@@ -149,6 +149,12 @@ class Dashboard:
             with urllib.request.urlopen(self.app + "/order", timeout=30) as answer:
                 answer.read()
 
+    def health(self, n=1):
+        """Makes ``n`` requests to the shop that leave nothing behind."""
+        for _ in range(n):
+            with urllib.request.urlopen(self.app + "/health", timeout=30) as answer:
+                answer.read()
+
     def samples(self):
         memory = self.api("api/overview?limit=1")["memory"]
         return memory["samples"] if memory else 0

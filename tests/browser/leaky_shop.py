@@ -69,6 +69,10 @@ def make_app():
         ORDERS.append(LeakyOrder(len(ORDERS)))
         return {"orders": len(ORDERS)}
 
+    @app.route("/health")
+    def health():
+        return "ok"  # leaves nothing behind
+
     return app
 
 

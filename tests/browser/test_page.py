@@ -360,3 +360,27 @@ def test_the_offline_viewer_shows_a_snapshot_file(page, leaky_snapshot, serve_fi
     wait_for_image(page, "main img.picture")
     shoot(page, screenshots, "offline-object")
     nothing_injected(page)
+
+
+def test_endpoints_are_ranked_by_what_their_requests_leave_behind(page, serve_shop, screenshots):
+    """With ``trace_every=1`` the overview ranks the shop's endpoints: GET /order, which leaks
+    an order (and the hostile objects it holds) per request, above GET /health, which leaves
+    nothing; each type left behind links to its page."""
+    shop = serve_shop(period=0.2, trace_every=1)
+    for _ in range(30):
+        shop.order()
+        shop.health()
+    page.goto(shop.url)
+    table = section(page, "Endpoints")
+    rows = table.locator("tbody tr")
+    expect(rows.first.locator("td").first).to_have_text("GET /order")
+    expect(rows.first).to_contain_text(LEAKING_TYPE)
+    # (The browser's own GET /favicon.ico, a 404 from the shop, may be listed too.)
+    health = rows.filter(has_text="GET /health")
+    expect(health).to_have_count(1)
+    expect(health).not_to_contain_text(LEAKING_TYPE)
+    nothing_injected(page)
+    table.screenshot(path=str(screenshots / "endpoints.png"))
+    rows.first.get_by_role("link", name=LEAKING_TYPE, exact=True).click()
+    expect(heading(page)).to_have_text(LEAKING_TYPE)
+    nothing_injected(page)

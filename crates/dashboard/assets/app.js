@@ -151,11 +151,12 @@
     }
     const perRequest = (n) => (n >= 0 ? "+" : "") + (Math.round(n * 100) / 100).toLocaleString("en");
     const rows = ep.endpoints.map((e) => el("tr", {},
-      el("td", { class: "name" }, e.endpoint),
+      el("td", { class: "endpoint" }, e.endpoint),
       el("td", { class: "num" }, count(e.requests)),
       el("td", { class: "num" }, count(e.traced) + (e.overlapped ? " (" + count(e.overlapped) + " overlapped)" : "")),
-      el("td", { class: "num" + (e.objects_per_request >= 1 ? " steady" : "") },
-        e.measured ? (e.approximate ? "≈ " : "") + perRequest(e.objects_per_request) : ""),
+      el("td", { class: "num" + (e.few_traces ? " note" : e.objects_per_request >= 1 ? " steady" : "") },
+        e.measured ? (e.approximate ? "≈ " : "") + perRequest(e.objects_per_request) +
+          (e.few_traces ? " (" + count(e.measured) + (e.measured === 1 ? " trace)" : " traces)") : "") : ""),
       el("td", { class: "name" }, ...e.types.map((t, i) => el("span", {},
         (i ? ", " : ""), el("a", { href: typeLink(t.name) }, t.name), " " + perRequest(t.per_request))))));
     parts.push(table([["endpoint"], ["requests", "num"], ["traced", "num"],
@@ -163,7 +164,8 @@
     parts.push(el("p", { class: "note" }, "A traced request is measured by a census when it " +
       "starts and another when the next request arrives; the figures are trimmed means over " +
       "each endpoint's most recent traces. Overlapped traces ran beside other requests and " +
-      "count only while an endpoint has no clean trace (≈)." +
+      "count only while an endpoint has no clean trace (≈). Endpoints with few traces come " +
+      "last: a first request down a code path warms caches." +
       (ep.more ? " " + count(ep.more) + " more endpoints not shown." : "")));
     return parts;
   }

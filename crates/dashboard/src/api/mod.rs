@@ -14,8 +14,9 @@
 //!   | null, sorted_by: "steady growth" | "count", types: [{name, count, bytes, snapshot_count,
 //!   trend: {first, last, min, max, per_hour, steady, sparkline} | null}], more}`.
 //! - `/api/endpoints`: `{tracing, endpoints: [{endpoint, requests, traced, overlapped, measured,
-//!   approximate, objects, bytes, objects_per_request, bytes_per_request, types: [{name,
-//!   per_request}]}], more}`, most objects per request first. `overlapped` traces ran beside
+//!   approximate, few_traces, objects, bytes, objects_per_request, bytes_per_request, types:
+//!   [{name, per_request}]}], more}`, most objects per request first, endpoints with
+//!   `few_traces` (under [`FEW_TRACES`]) last. `overlapped` traces ran beside
 //!   other requests; the per-request figures are trimmed means over the `measured` (most recent)
 //!   clean traces, or the overlapped ones while there is no clean one (`approximate`)
 //!   ([`crate::endpoints`]).
@@ -343,14 +344,21 @@ pub const MAX_ENDPOINTS: usize = 200;
 /// Most types listed per endpoint.
 pub const MAX_ENDPOINT_TYPES: usize = 10;
 
-/// `GET /api/endpoints`: what traced requests left behind, most per traced request first.
+/// Fewer measured traces than this, and an endpoint is ranked after the others: the first
+/// requests down a code path warm caches and import modules, which one or two traces cannot
+/// tell from a leak.
+pub const FEW_TRACES: u64 = 5;
+
+/// `GET /api/endpoints`: what traced requests left behind, most per request first (endpoints
+/// with fewer than [`FEW_TRACES`] measured traces last).
 pub fn endpoints(source: &dyn Source) -> Response {
     let Some(mut list) = source.endpoints() else {
         return Response::json(200, &json!({ "tracing": false, "endpoints": [] }));
     };
     list.sort_by(|a, b| {
-        b.objects_per_request
-            .total_cmp(&a.objects_per_request)
+        (a.measured < FEW_TRACES)
+            .cmp(&(b.measured < FEW_TRACES))
+            .then(b.objects_per_request.total_cmp(&a.objects_per_request))
             .then(a.endpoint.cmp(&b.endpoint))
     });
     let rows: Vec<Value> = list
@@ -370,6 +378,7 @@ pub fn endpoints(source: &dyn Source) -> Response {
                 "overlapped": e.overlapped,
                 "measured": e.measured,
                 "approximate": e.traced > 0 && e.traced == e.overlapped,
+                "few_traces": e.measured < FEW_TRACES,
                 "objects": e.objects,
                 "bytes": e.bytes,
                 "objects_per_request": e.objects_per_request,

@@ -1,6 +1,7 @@
 //! What the pages say: overview, type, object, diff; hostile strings escaped everywhere.
 
 use crate::support::*;
+use std::sync::Mutex;
 use heaplens_dashboard::Source;
 
 #[test]
@@ -203,6 +204,11 @@ fn endpoints_that_leave_objects_behind_come_first() {
     assert_eq!(e["types"][0]["name"], SCRIPT);
     assert_eq!(e["types"][0]["per_request"], 100.0);
     assert_eq!(v["endpoints"].as_array().unwrap().len(), 3);
+    // An endpoint with too few traces to tell a leak from a warm-up comes last.
+    let last = &v["endpoints"][2];
+    assert_eq!(last["endpoint"], "GET /zero-traced");
+    assert_eq!(last["few_traces"], true);
+    assert_eq!(e["few_traces"], false);
 }
 
 #[test]
@@ -265,4 +271,19 @@ fn type_names(overview: &serde_json::Value) -> Vec<&str> {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect()
+}
+
+#[test]
+fn before_any_snapshot_a_type_page_says_to_take_one() {
+    let live = Live {
+        snaps: Mutex::new(Vec::new()),
+        history: Mutex::new(history(3)),
+    };
+    for name in ["app.NotSampledYet", "dict"] {
+        let r = get(&live, &format!("/api/types?name={name}"));
+        assert_eq!(r.status, 200);
+        let v = json(&r);
+        assert_eq!(v["instances"].as_array().unwrap().len(), 0);
+        assert!(v["note"].as_str().unwrap().contains("take one"), "{v}");
+    }
 }

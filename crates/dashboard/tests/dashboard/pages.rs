@@ -1,8 +1,8 @@
 //! What the pages say: overview, type, object, diff; hostile strings escaped everywhere.
 
 use crate::support::*;
-use std::sync::Mutex;
 use heaplens_dashboard::Source;
+use std::sync::Mutex;
 
 #[test]
 fn hostile_strings_are_escaped_in_every_json_answer() {

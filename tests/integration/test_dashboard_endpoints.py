@@ -38,6 +38,7 @@ def make_flask_app(**options):
 
     app = flask.Flask("uploads")
     app.config["slow"] = threading.Event()
+    app.config["slow_started"] = threading.Event()
 
     @app.route("/upload", methods=["POST"])
     def upload():
@@ -64,6 +65,7 @@ def make_flask_app(**options):
 
     @app.route("/slow")
     def slow():
+        app.config["slow_started"].set()
         app.config["slow"].wait(30)
         return "slow"
 
@@ -198,6 +200,7 @@ def test_a_trace_that_ran_beside_another_request_is_marked_overlapped(serve):
     slow_connection = server.new_connection()
     slow = threading.Thread(target=server.request, args=("GET", "/slow", slow_connection))
     slow.start()
+    assert server.app.config["slow_started"].wait(60)
     # /slow is in flight (it waits for the event) while /health runs and completes.
     assert server.request("GET", "/health")[0] == 200
     server.app.config["slow"].set()

@@ -22,6 +22,7 @@ use heaplens_core::graph::{NodeFlags, NodeId};
 use heaplens_core::render::picture::{self, edge_label, node_text, Edge, Format, Node, NodeKind};
 use heaplens_core::types::TypeId;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// Most referrers or referents listed on an object page.
 pub const MAX_NEIGHBOURS: usize = 200;
@@ -73,17 +74,18 @@ fn resolve_type_name(source: &dyn Source, name: &str) -> String {
     if let Some(snap) = source.snapshot() {
         let g = &snap.graph;
         let types = g.types();
+        let mut as_shown = None;
         for (id, _) in types.iter() {
             let full = types.display_name(id, g.strings());
             if full == name {
                 return full;
             }
-        }
-        for (id, _) in types.iter() {
-            let full = types.display_name(id, g.strings());
-            if shown(&full) {
-                return full;
+            if as_shown.is_none() && shown(&full) {
+                as_shown = Some(full);
             }
+        }
+        if let Some(full) = as_shown {
+            return full;
         }
     }
     let mut found = None;
@@ -163,9 +165,11 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
     )
 }
 
-fn node_in(snap: &Snapshot, id: u32) -> Result<NodeId, Response> {
+/// The current snapshot and its object `id`, or the 404 that says which is missing.
+fn snapshot_node(source: &dyn Source, id: u32) -> Result<(Arc<Snapshot>, NodeId), Response> {
+    let snap = source.snapshot().ok_or_else(no_snapshot)?;
     if (id as usize) < snap.graph.node_count() {
-        Ok(id)
+        Ok((snap, id))
     } else {
         Err(Response::error(
             404,
@@ -176,11 +180,8 @@ fn node_in(snap: &Snapshot, id: u32) -> Result<NodeId, Response> {
 
 /// `GET /api/objects/<id>`.
 pub fn object_page(source: &dyn Source, id: u32) -> Response {
-    let Some(snap) = source.snapshot() else {
-        return no_snapshot();
-    };
-    let v = match node_in(&snap, id) {
-        Ok(v) => v,
+    let (snap, v) = match snapshot_node(source, id) {
+        Ok(found) => found,
         Err(e) => return e,
     };
     let g = &snap.graph;
@@ -261,11 +262,8 @@ fn path_json(snap: &Snapshot, v: NodeId) -> Value {
 
 /// `GET /api/objects/<id>/path.svg`: the retaining path drawn, nearest boxes to the object.
 pub fn path_picture(source: &dyn Source, id: u32) -> Response {
-    let Some(snap) = source.snapshot() else {
-        return no_snapshot();
-    };
-    let v = match node_in(&snap, id) {
-        Ok(v) => v,
+    let (snap, v) = match snapshot_node(source, id) {
+        Ok(found) => found,
         Err(e) => return e,
     };
     let g = &snap.graph;

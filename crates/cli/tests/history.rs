@@ -1,8 +1,11 @@
 //! `heaplens history` on real history files, written as `heaplens run` writes them.
 
+mod common;
+
+use common::TempDir;
 use heaplens_core::history::store::HistoryWriter;
 use heaplens_core::history::{History, Sample};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// 2025-11-24 16:00:00 UTC, when the sampled runs start.
 const T0: u64 = 1_764_000_000_000;
@@ -65,50 +68,21 @@ fn append(
     writer.append(&sample, &changes).unwrap();
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "heaplens-cli-history-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-
-    /// app.db: the leaky app (pid 100, 40 samples), then a healthy worker (pid 200, 40 samples).
-    fn two_processes(&self) -> String {
-        let path = self.path("app.db");
-        write(Path::new(&path), 100, "app.py", 40, leaky);
-        write(Path::new(&path), 200, "worker.py", 40, healthy);
-        path
-    }
+/// app.db in `dir`: the leaky app (pid 100, 40 samples), then a healthy worker (pid 200, 40
+/// samples).
+fn two_processes(dir: &TempDir) -> String {
+    let path = dir.path("app.db");
+    write(Path::new(&path), 100, "app.py", 40, leaky);
+    write(Path::new(&path), 200, "worker.py", 40, healthy);
+    path
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// Runs `heaplens history ARGS...`.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = ["heaplens", "history"]
-        .into_iter()
-        .chain(args.iter().copied());
-    let status = heaplens_cli::run_with(argv, &mut out, &mut err);
-    (
-        status,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    let all: Vec<&str> = std::iter::once("history")
+        .chain(args.iter().copied())
+        .collect();
+    common::run(&all)
 }
 
 /// `out` with the start times (the writer's clock) replaced by `<start>`.
@@ -133,7 +107,7 @@ fn row<'a>(out: &'a str, pid: u32, name: &str) -> Option<&'a str> {
 #[test]
 fn prints_each_process_with_its_steady_growers_or_its_movers() {
     let dir = TempDir::new("report");
-    let path = dir.two_processes();
+    let path = two_processes(&dir);
     let (status, out, err) = run(&[&path]);
     assert_eq!(status, 0, "{err}");
     let expected = format!(
@@ -164,7 +138,7 @@ Types that moved most:
 #[test]
 fn pid_picks_one_process_and_an_unknown_pid_lists_the_others() {
     let dir = TempDir::new("pid");
-    let path = dir.two_processes();
+    let path = two_processes(&dir);
     let (status, out, err) = run(&[&path, "--pid", "200"]);
     assert_eq!(status, 0, "{err}");
     assert!(
@@ -197,7 +171,7 @@ fn pid_picks_one_process_and_an_unknown_pid_lists_the_others() {
 #[test]
 fn top_limits_the_rows_and_says_how_many_are_left() {
     let dir = TempDir::new("top");
-    let path = dir.two_processes();
+    let path = two_processes(&dir);
     let (status, out, err) = run(&[&path, "--pid", "100", "--top", "1"]);
     assert_eq!(status, 0, "{err}");
     assert!(row(&out, 100, "app.Order").is_some(), "{out}");
@@ -214,7 +188,7 @@ fn top_limits_the_rows_and_says_how_many_are_left() {
 #[test]
 fn all_lists_every_type_that_changed_steady_growers_first() {
     let dir = TempDir::new("all");
-    let path = dir.two_processes();
+    let path = two_processes(&dir);
     let (status, out, err) = run(&[&path, "--pid", "100", "--all"]);
     assert_eq!(status, 0, "{err}");
     assert!(
@@ -241,7 +215,7 @@ fn all_lists_every_type_that_changed_steady_growers_first() {
 #[test]
 fn type_prints_the_raw_series_of_each_process() {
     let dir = TempDir::new("type");
-    let path = dir.two_processes();
+    let path = two_processes(&dir);
     let (status, out, err) = run(&[&path, "--type", "app.Order"]);
     assert_eq!(status, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -277,7 +251,7 @@ fn type_prints_the_raw_series_of_each_process() {
 #[test]
 fn an_unknown_type_is_an_error_with_close_names() {
     let dir = TempDir::new("unknown-type");
-    let path = dir.two_processes();
+    let path = two_processes(&dir);
     let (status, out, err) = run(&[&path, "--type", "Order"]);
     assert_eq!(status, 2, "{out}");
     assert!(
@@ -301,7 +275,7 @@ fn an_unknown_type_is_an_error_with_close_names() {
 #[test]
 fn output_draws_the_newest_process_and_says_which() {
     let dir = TempDir::new("svg");
-    let path = dir.two_processes();
+    let path = two_processes(&dir);
     let svg_path = dir.path("growth.svg");
     let (status, out, err) = run(&[&path, "-o", &svg_path]);
     assert_eq!(status, 0, "{err}");
@@ -337,7 +311,7 @@ fn output_draws_the_newest_process_and_says_which() {
 #[test]
 fn output_png_is_a_png_and_other_extensions_are_refused() {
     let dir = TempDir::new("png");
-    let path = dir.two_processes();
+    let path = two_processes(&dir);
     let png_path = dir.path("growth.PNG");
     let (status, _, err) = run(&[&path, "--pid", "100", "-o", &png_path]);
     assert_eq!(status, 0, "{err}");

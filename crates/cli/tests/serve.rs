@@ -4,53 +4,20 @@
 //! on port 0; the test learns the port from the URL it prints, and stops it the way the console
 //! script does on Ctrl-C: through [`heaplens_cli::Caller::interrupted`].
 
+mod common;
+
+use common::{heap, run, TempDir};
 use heaplens_cli::{Caller, Outcome};
-use heaplens_core::graph::{Graph, GraphBuilder, NodeFlags};
 use heaplens_core::history::store::HistoryWriter;
 use heaplens_core::history::{History, Sample};
-use heaplens_core::label::Label;
 use heaplens_core::snapfile;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const PID: u32 = 4242;
-
-/// A heap whose module `app` holds a CACHE dict of `orders` Orders.
-fn heap(orders: u64) -> Graph {
-    let mut b = GraphBuilder::new();
-    let module = b.intern_type("builtins", "module", "module");
-    let dict = b.intern_type("builtins", "dict", "dict");
-    let order = b.intern_type("app", "Order", "Order");
-    let m = b.add_node(0x100);
-    let cache = b.add_node(0x300);
-    let ids: Vec<_> = (0..orders).map(|i| b.add_node(0x10_000 + i * 64)).collect();
-    b.set_node(m, module, 72, NodeFlags::GC_TRACKED | NodeFlags::MODULE);
-    b.set_name(m, "app");
-    let k = b.strings_mut().intern("CACHE");
-    b.push_edge(cache, Label::key(k));
-    b.end_node();
-    b.set_node(cache, dict, 4096, NodeFlags::GC_TRACKED);
-    for (i, &o) in ids.iter().enumerate() {
-        let k = b.strings_mut().intern(&format!("k{i}"));
-        b.push_edge(o, Label::key(k));
-    }
-    b.end_node();
-    for &o in &ids {
-        b.set_node(o, order, 56, NodeFlags::GC_TRACKED);
-        b.end_node();
-    }
-    b.add_root_node();
-    let r = b.strings_mut().intern("sys.modules['app']");
-    b.push_edge(m, Label::root(r));
-    b.end_node();
-    b.meta_mut().pid = PID;
-    b.meta_mut().python_version = "3.11.7 (main)".into();
-    b.finish().unwrap()
-}
 
 /// A history of process [`PID`] whose Orders grow by 25 a minute.
 fn write_history(path: &std::path::Path) {
@@ -72,28 +39,6 @@ fn write_history(path: &std::path::Path) {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("heaplens-cli-serve-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// An output stream the test reads while the server writes it.
 #[derive(Clone, Default)]
 struct Shared(Arc<Mutex<Vec<u8>>>);
@@ -112,18 +57,6 @@ impl Shared {
     fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = std::iter::once("heaplens").chain(args.iter().copied());
-    let status = heaplens_cli::run_with(argv, &mut out, &mut err);
-    (
-        status,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
 }
 
 /// One HTTP/1.1 exchange: status, headers (names lowercased), body, and the raw answer.
@@ -277,7 +210,7 @@ fn args(list: &[&str]) -> Vec<String> {
 fn serve_answers_the_dashboard_over_http_and_stops_when_interrupted() {
     let dir = TempDir::new("plain");
     let snap = dir.path("after.hlsnap");
-    snapfile::save(&heap(30), std::path::Path::new(&snap)).unwrap();
+    snapfile::save(&heap(30, PID), std::path::Path::new(&snap)).unwrap();
     let db = dir.path("app.db");
     write_history(std::path::Path::new(&db));
     let server = Server::start(
@@ -391,7 +324,7 @@ fn serve_answers_the_dashboard_over_http_and_stops_when_interrupted() {
 fn downloads_are_served_when_allowed() {
     let dir = TempDir::new("downloads");
     let snap = dir.path("after.hlsnap");
-    snapfile::save(&heap(3), std::path::Path::new(&snap)).unwrap();
+    snapfile::save(&heap(3, PID), std::path::Path::new(&snap)).unwrap();
     let server = Server::start(
         args(&["serve", &snap, "--port", "0", "--allow-downloads"]),
         &STOP_DOWNLOADS,
@@ -409,7 +342,7 @@ fn downloads_are_served_when_allowed() {
 fn a_token_is_required_when_set_and_printed_in_the_url() {
     let dir = TempDir::new("token");
     let snap = dir.path("after.hlsnap");
-    snapfile::save(&heap(3), std::path::Path::new(&snap)).unwrap();
+    snapfile::save(&heap(3, PID), std::path::Path::new(&snap)).unwrap();
     let server = Server::start(
         args(&["serve", &snap, "--port", "0", "--token", "s3cret"]),
         &STOP_TOKEN,
@@ -433,7 +366,7 @@ fn a_token_is_required_when_set_and_printed_in_the_url() {
 fn a_non_loopback_host_needs_a_token() {
     let dir = TempDir::new("host");
     let snap = dir.path("after.hlsnap");
-    snapfile::save(&heap(3), std::path::Path::new(&snap)).unwrap();
+    snapfile::save(&heap(3, PID), std::path::Path::new(&snap)).unwrap();
     let (status, out, err) = run(&["serve", &snap, "--host", "0.0.0.0", "--port", "0"]);
     assert_eq!(status, 2, "{out}{err}");
     assert!(err.contains("without a token"), "{err}");
@@ -461,7 +394,7 @@ fn a_missing_or_damaged_file_is_an_error_with_a_hint() {
 
     // A history file that is not one, or lacks the process asked for.
     let snap = dir.path("after.hlsnap");
-    snapfile::save(&heap(3), std::path::Path::new(&snap)).unwrap();
+    snapfile::save(&heap(3, PID), std::path::Path::new(&snap)).unwrap();
     let (status, _, err) = run(&["serve", &snap, "--history", &damaged, "--port", "0"]);
     assert_eq!(status, 2);
     assert!(err.contains("cannot read the history"), "{err}");

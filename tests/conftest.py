@@ -3,6 +3,7 @@
 import contextlib
 import gc
 import threading
+import time
 
 import pytest
 
@@ -19,6 +20,15 @@ def gc_disabled():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def wait_for_samples(sampler, n, timeout=30.0):
+    """Polls until the sampler holds ``n`` more samples than now (the timeout only ends a hang)."""
+    target = len(sampler) + n
+    deadline = time.monotonic() + timeout
+    while len(sampler) < target:
+        assert time.monotonic() < deadline, "the sampler took no samples"
+        time.sleep(0.01)
 
 
 class ThreadHolding:

@@ -9,9 +9,9 @@ import doctest
 import gc
 import importlib
 import importlib.util
-import time
 
 import pytest
+from conftest import wait_for_samples
 
 from heaplens.asgi import HeapLens
 
@@ -91,15 +91,6 @@ def no_garbage_left_behind():
     """
     yield
     gc.collect()
-
-
-def wait_for_samples(sampler, n, timeout=30.0):
-    """Polls until the sampler holds ``n`` more samples than now (the timeout only ends a hang)."""
-    target = len(sampler) + n
-    deadline = time.monotonic() + timeout
-    while len(sampler) < target:
-        assert time.monotonic() < deadline, "the sampler took no samples"
-        time.sleep(0.01)
 
 
 def test_other_paths_lifespan_and_websockets_reach_the_app(app):

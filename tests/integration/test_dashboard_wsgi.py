@@ -9,11 +9,11 @@ import json
 import os
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+from conftest import wait_for_samples
 
 from heaplens.wsgi import HeapLens
 
@@ -73,15 +73,6 @@ def no_garbage_left_behind():
     """
     yield
     gc.collect()
-
-
-def wait_for_samples(sampler, n, timeout=30.0):
-    """Polls until the sampler holds ``n`` more samples than now (the timeout only ends a hang)."""
-    target = len(sampler) + n
-    deadline = time.monotonic() + timeout
-    while len(sampler) < target:
-        assert time.monotonic() < deadline, "the sampler took no samples"
-        time.sleep(0.01)
 
 
 def test_requests_outside_the_mount_reach_the_app_untouched(app):

@@ -43,7 +43,8 @@ pub const MAX_TYPES: usize = 100_000;
 /// The name that collects types past [`MAX_TYPES`].
 pub const OTHER_TYPES: &str = "(other types)";
 
-/// What one traced request left behind: the change of each type that changed (by type index).
+/// What one traced request left behind: the change of each type that changed (by type index;
+/// an index may appear twice, for [`OTHER_TYPES`]).
 #[derive(Debug)]
 struct Trace {
     objects: i64,
@@ -88,26 +89,20 @@ impl Traces {
     fn per_request(&self) -> (f64, f64, Vec<(u32, f64)>) {
         let mut objects: Vec<i64> = self.recent.iter().map(|t| t.objects).collect();
         let mut bytes: Vec<i64> = self.recent.iter().map(|t| t.bytes).collect();
-        let mut changed: Vec<u32> = self
-            .recent
-            .iter()
-            .flat_map(|t| t.types.iter().map(|&(ty, _)| ty))
-            .collect();
-        changed.sort_unstable();
-        changed.dedup();
-        let mut values = Vec::with_capacity(self.recent.len());
-        let types = changed
+        // Each changed type's count in every recent trace (0 where it did not change), built in
+        // one pass over the traces.
+        let mut counts: HashMap<u32, Vec<i64>> = HashMap::new();
+        for (i, trace) in self.recent.iter().enumerate() {
+            for &(ty, c) in &trace.types {
+                let count = &mut counts
+                    .entry(ty)
+                    .or_insert_with(|| vec![0; self.recent.len()])[i];
+                *count = count.saturating_add(c);
+            }
+        }
+        let types = counts
             .into_iter()
-            .map(|ty| {
-                values.clear();
-                values.extend(self.recent.iter().map(|t| {
-                    t.types
-                        .iter()
-                        .find(|&&(other, _)| other == ty)
-                        .map_or(0, |&(_, c)| c)
-                }));
-                (ty, trimmed_mean(&mut values))
-            })
+            .map(|(ty, mut values)| (ty, trimmed_mean(&mut values)))
             .collect();
         (trimmed_mean(&mut objects), trimmed_mean(&mut bytes), types)
     }
@@ -189,11 +184,9 @@ impl EndpointTable {
             trace.objects = trace.objects.saturating_add(d.count_delta);
             trace.bytes = trace.bytes.saturating_add(d.bytes_delta);
             if d.count_delta != 0 {
+                // (Types past MAX_TYPES share an id: `per_request` adds them up.)
                 let id = self.type_id(&d.name);
-                match trace.types.iter_mut().find(|(ty, _)| *ty == id) {
-                    Some((_, c)) => *c = c.saturating_add(d.count_delta),
-                    None => trace.types.push((id, d.count_delta)),
-                }
+                trace.types.push((id, d.count_delta));
             }
         }
         let row = self.row(endpoint);

@@ -111,8 +111,8 @@ pub(crate) fn no_snapshot() -> Response {
     )
 }
 
-fn info_json(source: &dyn Source) -> Value {
-    let info = source.info();
+/// The process's description (`info`, read once per request: live, it reads `/proc`).
+fn info_json(source: &dyn Source, info: &crate::ProcessInfo) -> Value {
     let has_history = source.with_history(&mut |_| {});
     json!({
         "pid": info.pid,
@@ -132,7 +132,7 @@ fn info_json(source: &dyn Source) -> Value {
 
 /// `GET /api/info`, with whether downloads are allowed (the page shows the links only then).
 pub fn info(config: &Config, source: &dyn Source) -> Response {
-    let mut v = info_json(source);
+    let mut v = info_json(source, &source.info());
     v["allow_downloads"] = json!(config.allow_downloads);
     Response::json(200, &v)
 }
@@ -194,7 +194,8 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
     let in_snapshot = |name: &str| census.as_ref().and_then(|c| c.get(name)).map(|r| r.count);
     let mut rows: Vec<Value> = Vec::new();
     let mut memory = Value::Null;
-    let peak = source.info().peak_rss;
+    let info = source.info();
+    let peak = info.peak_rss;
     let mut seen = std::collections::HashSet::new();
     let has_history = source.with_history(&mut |h| {
         memory = memory_json(h, peak);
@@ -234,7 +235,7 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
     Response::json(
         200,
         &json!({
-            "info": info_json(source),
+            "info": info_json(source, &info),
             "snapshot": snapshot,
             "memory": memory,
             "sorted_by": if has_history { "steady growth" } else { "count" },

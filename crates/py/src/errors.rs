@@ -12,7 +12,7 @@
 //! File and process errors become the builtin `OSError` subclasses (`FileNotFoundError`,
 //! `PermissionError`, `ProcessLookupError`) so callers can catch them the usual way.
 
-use crate::capture::CaptureError as RustCaptureError;
+use heaplens_capture::CaptureError as RustCaptureError;
 use pyo3::create_exception;
 use pyo3::exceptions::{
     PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,

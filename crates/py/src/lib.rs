@@ -1,14 +1,14 @@
 //! heaplens-py: the extension module `heaplens._native`.
 //!
-//! It holds the capture layer ([`capture`], the only code in heaplens that touches CPython) and
-//! thin `#[pyclass]` wrappers over heaplens-core's results. The Python package `heaplens` adds
+//! It holds thin `#[pyclass]` wrappers over heaplens-capture (the only crate that reads CPython
+//! memory) and heaplens-core's results, and the services built on them (the sampler, the live
+//! dashboard's data source, per-request tracing). The Python package `heaplens` adds
 //! argument handling and objgraph-compatible names on top; everything that walks or analyses a
 //! heap happens here or in the core.
 //!
 //! Not here: analyses and renderers (heaplens-core), anything that needs the interpreter to run
 //! Python code during a walk (nothing may).
 
-pub mod capture;
 mod errors;
 mod logging_bridge;
 mod py_analysis;
@@ -22,6 +22,7 @@ mod py_sampler;
 mod py_snapshot;
 mod request_tracing;
 
+use heaplens_capture as capture;
 use pyo3::prelude::*;
 
 /// The one export list of the extension.

@@ -1,7 +1,7 @@
 //! `heaplens.census()` and its result: per-type counts and bytes.
 
-use crate::capture;
 use crate::errors::capture_error;
+use heaplens_capture as capture;
 use heaplens_core::census::{Census, TypeStat};
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;

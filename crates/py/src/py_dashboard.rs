@@ -18,9 +18,9 @@
 //!
 //! Not here: HTTP parsing and reading the framework's route (the Python middleware).
 
-use crate::capture::{self, SnapshotOptions};
 use crate::py_sampler::{HistoryHandle, PySampler};
 use crate::request_tracing::RequestTracer;
+use heaplens_capture::{self as capture, SnapshotOptions};
 use heaplens_core::history::History;
 use heaplens_dashboard::{
     ActionError, Config, EndpointGrowth, ProcessInfo, Request, Snapshot, Source,

@@ -8,9 +8,9 @@
 //! once per object it visits). The predicate is called in objgraph's order, breadth first, on
 //! objects the search holds references to, so Python code may run between steps safely.
 
-use crate::capture;
 use crate::errors::capture_error;
 use hashbrown::HashSet;
+use heaplens_capture as capture;
 use heaplens_core::new_ids::NewIds;
 use pyo3::prelude::*;
 use pyo3::types::PySet;

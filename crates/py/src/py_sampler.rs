@@ -11,9 +11,9 @@
 //! Python package stops every sampler from an `atexit` hook; after a `fork()` the child has no
 //! sampler thread, and `_reinit_after_fork` starts a new one with a history of its own.
 
-use crate::capture;
 use crate::errors::{capture_error, core_error};
 use crate::py_snapshot::PySnapshot;
+use heaplens_capture as capture;
 use heaplens_core::census::Census;
 use heaplens_core::history::{self, store::HistoryWriter, History, Sample};
 use pyo3::exceptions::PyValueError;

@@ -5,10 +5,10 @@
 //! describes, and be saved and analysed elsewhere. Its analysis (dominators, retaining paths) is
 //! computed on first use, with the GIL released, and shared by every view of the snapshot.
 
-use crate::capture::{self, SnapshotOptions};
 use crate::errors::capture_error;
 use crate::py_analysis::{PyRetainingPath, PySnapshotDiff};
 use crate::py_census::PyCensus;
+use heaplens_capture::{self as capture, SnapshotOptions};
 use heaplens_core::analysis::diff::{diff, DiffOptions};
 use heaplens_core::analysis::dominators::{find_garbage_entries, Dominators};
 use heaplens_core::analysis::paths::RetainingPaths;

@@ -31,7 +31,7 @@
 //! Not here: naming endpoints and adding up figures ([`heaplens_dashboard::endpoints`], pure),
 //! reading the framework's matched route (the Python middleware).
 
-use crate::capture;
+use heaplens_capture as capture;
 use heaplens_core::census::Census;
 use heaplens_dashboard::endpoints::{endpoint_name, EndpointTable};
 use heaplens_dashboard::EndpointGrowth;

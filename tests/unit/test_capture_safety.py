@@ -13,6 +13,7 @@ import types
 import weakref
 
 import heaplens
+import heaplens.objgraph
 
 
 class Sample:
@@ -219,3 +220,30 @@ def test_a_million_object_heap_is_captured_exactly():
     some = rows[123_456]
     assert snap[id(some)].labels_to(some.value) == [".value"]
     assert snap[id(some.value)].labels_to(some.value[1]) == ["[1]"]
+
+
+def test_free_list_entries_are_not_objects():
+    # A dropped future iterator goes on asyncio's free list, which 3.12's `_asyncio` module
+    # reports to traversal. It is dead (reference count 0): no capture may count it or hand it
+    # out, or the next collection would find the free list turned into a cycle and never end.
+    loop = asyncio.new_event_loop()
+    try:
+        futures = [loop.create_future() for _ in range(5)]
+        iterators = [f.__await__() for f in futures]
+        kind = type(iterators[0]).__name__
+        del iterators
+        assert heaplens.census().count(kind) == 0
+        assert heaplens.by_type(kind) == []
+        assert heaplens.snapshot().census().count(kind) == 0
+        # objgraph's forward search reads references as gc.get_referents does.
+        module = sys.modules[type(futures[0]).__module__]
+        assert heaplens.objgraph.find_ref_chain(module, lambda o: type(o).__name__ == kind) == [
+            module
+        ]
+        gc.collect()
+        iterators = [f.__await__() for f in futures]
+        assert len({id(i) for i in iterators}) == 5
+        del iterators
+        gc.collect()
+    finally:
+        loop.close()

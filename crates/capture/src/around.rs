@@ -12,13 +12,14 @@
 //!
 //! Like every walk, it runs no Python code and allocates no Python object.
 
-use super::dicts;
-use super::edges::{self, EdgeSink};
-use super::env::Env;
-use super::labels::Cx;
-use super::raw::{self, read, Obj};
-use super::registry::{object_name, Registry, Tables, TypeFilter};
-use super::sizeof::shallow_size;
+use crate::abi::Abi;
+use crate::dicts;
+use crate::edges::{self, EdgeSink};
+use crate::env::Env;
+use crate::labels::Cx;
+use crate::raw::{self, read, Obj};
+use crate::registry::{object_name, Registry, Tables, TypeFilter};
+use crate::sizeof::shallow_size;
 use hashbrown::HashMap;
 use heaplens_core::graph::{Graph, GraphBuilder, NodeFlags, NodeId};
 use heaplens_core::label::Label;
@@ -53,7 +54,7 @@ impl EdgeSink for Sink {
 /// # Safety
 /// The GIL must be held, every start must be a live object, and no Python code may run during
 /// the call.
-pub unsafe fn snapshot_around(
+pub unsafe fn snapshot_around<A: Abi>(
     env: &'static Env,
     starts: &[Obj],
     max_depth: usize,
@@ -64,7 +65,7 @@ pub unsafe fn snapshot_around(
         builder: GraphBuilder::new(),
         found: Vec::new(),
     };
-    let mut cx = Cx::labelled(env);
+    let mut cx = Cx::<A>::labelled(env);
     cx.intern_names(&mut sink);
     let mut registry = Registry::new(TypeFilter::Nothing);
     let mut ids: HashMap<usize, NodeId> = HashMap::new();
@@ -86,14 +87,14 @@ pub unsafe fn snapshot_around(
         unsafe {
             let o = sink.builder.addr(n) as Obj;
             let (strings, types) = sink.builder.tables_mut();
-            let index = registry.lookup(env, raw::ob_type(o), &mut Tables { strings, types });
+            let index = registry.lookup::<A>(env, raw::ob_type(o), &mut Tables { strings, types });
             let entry = std::rc::Rc::clone(registry.entry(index));
             let mut flags = entry.node_flags;
             if raw::is_gc(o) && raw::is_tracked(o) {
                 flags |= NodeFlags::GC_TRACKED;
             }
             sink.builder
-                .set_node(n, entry.id, shallow_size(l, o, &entry), flags);
+                .set_node(n, entry.id, shallow_size::<A>(env, o, &entry), flags);
             if let Some(name) = object_name(l, o, &entry) {
                 sink.builder.set_name(n, &name);
             }
@@ -102,6 +103,9 @@ pub unsafe fn snapshot_around(
                 edges::object_edges(&mut cx, o, &entry, &mut sink);
                 let found = std::mem::take(&mut sink.found);
                 for &(target, label) in &found {
+                    if raw::is_dead::<A>(target) {
+                        continue;
+                    }
                     let d = depth[next] + 1;
                     let t = *ids.entry(target as usize).or_insert_with(|| {
                         depth.push(d);

@@ -2,27 +2,29 @@
 //! lists) or of every object (the lists, then every reference, as the snapshot follows them but
 //! without building a graph), and the object searches that share them (`by_type`).
 
-use super::addrmap::AddrMap;
-use super::edges::{self, EdgeSink, BATCH};
-use super::env::Env;
-use super::gc_lists::GcLists;
-use super::labels::Cx;
-use super::layout::FRAME_OWNED_BY_GENERATOR;
-use super::raw::{self, read, Obj};
-use super::registry::{Registry, Tables, TypeEntry, TypeFilter};
-use super::sizeof::shallow_size;
-use super::threads;
+use crate::abi::Abi;
+use crate::addrmap::AddrMap;
+use crate::edges::{self, EdgeSink, BATCH};
+use crate::env::Env;
+use crate::gc_lists::GcLists;
+use crate::labels::Cx;
+use crate::raw::{self, Obj};
+use crate::registry::{Registry, Tables, TypeEntry, TypeFilter};
+use crate::sizeof::shallow_size;
+use crate::threads::{self, frame_owner, FrameOwner};
 use heaplens_core::census::Census;
 use heaplens_core::graph::NodeFlags;
 use heaplens_core::label::Label;
 use heaplens_core::strings::{StringId, StringTable};
 use heaplens_core::types::TypeTable;
+use std::marker::PhantomData;
 
 /// The census walk's sink: hands each object outside the GC lists to `visit` the first time it
 /// meets it (leaves right away, containers after their references are queued). Like
 /// the snapshot's resolver, it queues referents and prefetches them before looking at them.
-struct DiscoverySink<'a, F: FnMut(Obj, &TypeEntry)> {
+struct DiscoverySink<'a, A: Abi, F: FnMut(Obj, &TypeEntry)> {
     env: &'static Env,
+    abi: PhantomData<A>,
     seen: AddrMap,
     work: Vec<Obj>,
     pending: Vec<(Obj, bool)>,
@@ -31,7 +33,7 @@ struct DiscoverySink<'a, F: FnMut(Obj, &TypeEntry)> {
     visit: F,
 }
 
-impl<F: FnMut(Obj, &TypeEntry)> DiscoverySink<'_, F> {
+impl<A: Abi, F: FnMut(Obj, &TypeEntry)> DiscoverySink<'_, A, F> {
     fn flush(&mut self) {
         for &(o, _) in &self.pending {
             raw::prefetch(raw::gc_head(o) as *const u8);
@@ -41,17 +43,19 @@ impl<F: FnMut(Obj, &TypeEntry)> DiscoverySink<'_, F> {
             let (o, counted) = self.pending[i];
             // SAFETY: referents are live objects.
             unsafe {
-                if raw::is_gc(o) && raw::is_tracked(o) {
+                if raw::is_gc(o) && raw::is_tracked(o) || raw::is_dead::<A>(o) {
                     continue;
                 }
                 // An object with a single reference cannot have been met before; anything else
                 // is new only if the set did not hold it yet.
                 let first_time =
-                    (counted && raw::singly_referenced(o)) || self.seen.insert(o as usize);
+                    (counted && raw::singly_referenced::<A>(o)) || self.seen.insert(o as usize);
                 if !first_time {
                     continue;
                 }
-                let index = self.registry.lookup(self.env, raw::ob_type(o), self.tables);
+                let index = self
+                    .registry
+                    .lookup::<A>(self.env, raw::ob_type(o), self.tables);
                 let entry = self.registry.entry(index);
                 if entry.leaf {
                     (self.visit)(o, entry);
@@ -72,9 +76,11 @@ impl<F: FnMut(Obj, &TypeEntry)> DiscoverySink<'_, F> {
     }
 
     /// Visits `o` and queues its references.
-    unsafe fn visit_container(&mut self, cx: &mut Cx, o: Obj) {
+    unsafe fn visit_container(&mut self, cx: &mut Cx<A>, o: Obj) {
         unsafe {
-            let index = self.registry.lookup(self.env, raw::ob_type(o), self.tables);
+            let index = self
+                .registry
+                .lookup::<A>(self.env, raw::ob_type(o), self.tables);
             let entry = std::rc::Rc::clone(self.registry.entry(index));
             (self.visit)(o, &entry);
             edges::object_edges(cx, o, &entry, self);
@@ -82,7 +88,7 @@ impl<F: FnMut(Obj, &TypeEntry)> DiscoverySink<'_, F> {
     }
 }
 
-impl<F: FnMut(Obj, &TypeEntry)> EdgeSink for DiscoverySink<'_, F> {
+impl<A: Abi, F: FnMut(Obj, &TypeEntry)> EdgeSink for DiscoverySink<'_, A, F> {
     const LABELS: bool = false;
 
     #[inline]
@@ -102,7 +108,7 @@ impl<F: FnMut(Obj, &TypeEntry)> EdgeSink for DiscoverySink<'_, F> {
 
 /// Visits every live object the walk can find, once, with its type entry. With `gc_only`, only
 /// the objects of the GC lists (objgraph's view).
-unsafe fn for_each_object<'a>(
+unsafe fn for_each_object<'a, A: Abi>(
     env: &'static Env,
     lists: &GcLists,
     gc_only: bool,
@@ -113,13 +119,14 @@ unsafe fn for_each_object<'a>(
     unsafe {
         if gc_only {
             lists.for_each(|o| {
-                let index = registry.lookup(env, raw::ob_type(o), tables);
+                let index = registry.lookup::<A>(env, raw::ob_type(o), tables);
                 visit(o, registry.entry(index));
             });
             return;
         }
-        let mut sink = DiscoverySink {
+        let mut sink = DiscoverySink::<A, _> {
             env,
+            abi: PhantomData,
             seen: AddrMap::new(),
             work: Vec::new(),
             pending: Vec::with_capacity(BATCH),
@@ -127,12 +134,12 @@ unsafe fn for_each_object<'a>(
             tables,
             visit,
         };
-        let mut cx = Cx::unlabelled(env);
+        let mut cx = Cx::<A>::unlabelled(env);
         lists.for_each(|o| sink.visit_container(&mut cx, o));
         for stack in threads::thread_stacks(env) {
             edges::thread_state_edges(&mut cx, stack.tstate, &mut sink);
             for &iframe in &stack.frames {
-                if read::<u8>(iframe, env.layout.iframe_owner) != FRAME_OWNED_BY_GENERATOR {
+                if frame_owner(env.layout, iframe) != FrameOwner::Generator {
                     edges::interpreter_frame_edges(&mut cx, iframe, &mut sink);
                 }
             }
@@ -156,7 +163,13 @@ unsafe fn for_each_object<'a>(
 }
 
 /// Adds one object to per-type counts and bytes.
-fn tally(counts: &mut Vec<u64>, bytes: &mut Vec<u64>, env: &Env, o: Obj, entry: &TypeEntry) {
+fn tally<A: Abi>(
+    counts: &mut Vec<u64>,
+    bytes: &mut Vec<u64>,
+    env: &Env,
+    o: Obj,
+    entry: &TypeEntry,
+) {
     let t = entry.id.0 as usize;
     if t >= counts.len() {
         counts.resize(t + 1, 0);
@@ -164,11 +177,11 @@ fn tally(counts: &mut Vec<u64>, bytes: &mut Vec<u64>, env: &Env, o: Obj, entry: 
     }
     counts[t] += 1;
     // SAFETY: `o` is a live object of the type `entry` describes.
-    bytes[t] += unsafe { shallow_size(env.layout, o, entry) };
+    bytes[t] += unsafe { shallow_size::<A>(env, o, entry) };
 }
 
 /// Runs [`for_each_object`] with name tables of its own, which it returns for naming results.
-unsafe fn walk_objects(
+unsafe fn walk_objects<A: Abi>(
     env: &'static Env,
     lists: &GcLists,
     gc_only: bool,
@@ -184,7 +197,7 @@ unsafe fn walk_objects(
             types: &mut types,
         };
         // SAFETY: forwarded from the callers' contracts.
-        unsafe { for_each_object(env, lists, gc_only, &mut registry, &mut tables, visit) };
+        unsafe { for_each_object::<A>(env, lists, gc_only, &mut registry, &mut tables, visit) };
     }
     (types, strings)
 }
@@ -193,12 +206,12 @@ unsafe fn walk_objects(
 ///
 /// # Safety
 /// The GIL must be held; no Python code may run during the call.
-pub unsafe fn census(env: &'static Env, lists: &GcLists, gc_only: bool) -> Census {
+pub unsafe fn census<A: Abi>(env: &'static Env, lists: &GcLists, gc_only: bool) -> Census {
     let mut counts: Vec<u64> = Vec::new();
     let mut bytes: Vec<u64> = Vec::new();
     let (types, strings) = unsafe {
-        walk_objects(env, lists, gc_only, TypeFilter::Nothing, |o, entry| {
-            tally(&mut counts, &mut bytes, env, o, entry)
+        walk_objects::<A>(env, lists, gc_only, TypeFilter::Nothing, |o, entry| {
+            tally::<A>(&mut counts, &mut bytes, env, o, entry)
         })
     };
     Census::from_counts(&types, &strings, &counts, &bytes, gc_only)
@@ -209,7 +222,7 @@ pub unsafe fn census(env: &'static Env, lists: &GcLists, gc_only: bool) -> Censu
 /// # Safety
 /// The GIL must be held; no Python code may run during the call. The returned pointers are
 /// borrowed: the caller must take references before running any Python code or allocating.
-pub unsafe fn matching_objects(
+pub unsafe fn matching_objects<A: Abi>(
     env: &'static Env,
     lists: &GcLists,
     filter: TypeFilter,
@@ -217,7 +230,7 @@ pub unsafe fn matching_objects(
 ) -> Vec<Obj> {
     let mut found = Vec::new();
     unsafe {
-        walk_objects(env, lists, gc_only, filter, |o, entry| {
+        walk_objects::<A>(env, lists, gc_only, filter, |o, entry| {
             if entry.matched {
                 found.push(o);
             }
@@ -230,7 +243,7 @@ pub unsafe fn matching_objects(
 ///
 /// # Safety
 /// The GIL must be held and every pointer must be a live object.
-pub unsafe fn census_of(env: &'static Env, objects: &[Obj]) -> Census {
+pub unsafe fn census_of<A: Abi>(env: &'static Env, objects: &[Obj]) -> Census {
     let mut strings = StringTable::new();
     let mut types = TypeTable::new();
     let mut registry = Registry::new(TypeFilter::Nothing);
@@ -242,8 +255,8 @@ pub unsafe fn census_of(env: &'static Env, objects: &[Obj]) -> Census {
     };
     unsafe {
         for &o in objects {
-            let index = registry.lookup(env, raw::ob_type(o), &mut tables);
-            tally(&mut counts, &mut bytes, env, o, registry.entry(index));
+            let index = registry.lookup::<A>(env, raw::ob_type(o), &mut tables);
+            tally::<A>(&mut counts, &mut bytes, env, o, registry.entry(index));
         }
     }
     Census::from_counts(&types, &strings, &counts, &bytes, false)
@@ -254,13 +267,13 @@ pub unsafe fn census_of(env: &'static Env, objects: &[Obj]) -> Census {
 ///
 /// # Safety
 /// The GIL must be held; no Python code may run during the call.
-pub unsafe fn type_object_names(env: &'static Env, lists: &GcLists) -> Vec<String> {
+pub unsafe fn type_object_names<A: Abi>(env: &'static Env, lists: &GcLists) -> Vec<String> {
     let mut names = Vec::new();
     unsafe {
-        walk_objects(env, lists, false, TypeFilter::Nothing, |o, entry| {
+        walk_objects::<A>(env, lists, false, TypeFilter::Nothing, |o, entry| {
             if entry.node_flags.contains(NodeFlags::TYPE) {
                 let (module, name, qualname) =
-                    super::registry::type_names(env.layout, o as raw::Type);
+                    crate::registry::type_names(env.layout, o as raw::Type);
                 names.push(format!("{module}.{name}"));
                 names.push(format!("{module}.{qualname}"));
                 names.push(name);
@@ -275,7 +288,7 @@ pub unsafe fn type_object_names(env: &'static Env, lists: &GcLists) -> Vec<Strin
 ///
 /// # Safety
 /// The GIL must be held; `tp` must be a live type.
-pub unsafe fn type_matches(env: &'static Env, tp: raw::Type, query: &str) -> bool {
+pub unsafe fn type_matches<A: Abi>(env: &'static Env, tp: raw::Type, query: &str) -> bool {
     let mut strings = StringTable::new();
     let mut types = TypeTable::new();
     let mut registry = Registry::new(TypeFilter::Named(query.to_string()));
@@ -284,7 +297,7 @@ pub unsafe fn type_matches(env: &'static Env, tp: raw::Type, query: &str) -> boo
         types: &mut types,
     };
     unsafe {
-        let index = registry.lookup(env, tp, &mut tables);
+        let index = registry.lookup::<A>(env, tp, &mut tables);
         registry.entry(index).matched
     }
 }
@@ -296,7 +309,7 @@ pub unsafe fn type_matches(env: &'static Env, tp: raw::Type, query: &str) -> boo
 /// # Safety
 /// The GIL must be held; no Python code may run during the call. The returned pointers are
 /// borrowed: the caller must take references before running any Python code or allocating.
-pub unsafe fn objects_at(
+pub unsafe fn objects_at<A: Abi>(
     env: &'static Env,
     lists: &GcLists,
     wanted: &hashbrown::HashSet<u64>,
@@ -304,7 +317,7 @@ pub unsafe fn objects_at(
 ) -> Vec<Obj> {
     let mut found = Vec::new();
     unsafe {
-        walk_objects(env, lists, gc_only, TypeFilter::Nothing, |o, _| {
+        walk_objects::<A>(env, lists, gc_only, TypeFilter::Nothing, |o, _| {
             if wanted.contains(&(o as u64)) {
                 found.push(o);
             }
@@ -319,13 +332,13 @@ pub unsafe fn objects_at(
 ///
 /// # Safety
 /// The GIL must be held; no Python code may run during the call.
-pub unsafe fn gc_addresses_by_type(
+pub unsafe fn gc_addresses_by_type<A: Abi>(
     env: &'static Env,
     lists: &GcLists,
 ) -> (Vec<Vec<u64>>, TypeTable, StringTable) {
     let mut groups: Vec<Vec<u64>> = Vec::new();
     let (types, strings) = unsafe {
-        walk_objects(env, lists, true, TypeFilter::Nothing, |o, entry| {
+        walk_objects::<A>(env, lists, true, TypeFilter::Nothing, |o, entry| {
             let t = entry.id.0 as usize;
             if t >= groups.len() {
                 groups.resize_with(t + 1, Vec::new);

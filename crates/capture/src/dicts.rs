@@ -1,9 +1,12 @@
-//! Reading dicts and instance attributes straight from their CPython 3.11 layouts: combined and
-//! split dict tables, the inline attribute values of instances whose `__dict__` was never
-//! materialised (read, never created), and `tp_dictoffset` dicts.
+//! Reading dicts and instance attributes straight from their layouts: combined and split dict
+//! tables, the attribute values an instance keeps without a `__dict__` object (read, never
+//! created; where they live is the ABI's business, see [`Abi::inline_values`]), and
+//! `tp_dictoffset` dicts.
 
-use super::layout::{Layout, DICT_KEYS_GENERAL};
-use super::raw::{self, read, read_signed, Obj};
+use crate::abi::Abi;
+use crate::env::Env;
+use crate::layout::Layout;
+use crate::raw::{self, read, Obj};
 
 /// Calls `f(key, value)` for each entry of the dict `d`: combined tables (general or str keys)
 /// and split tables (keys shared with the class, values in the dict).
@@ -17,12 +20,17 @@ pub unsafe fn for_each_dict_entry(l: &Layout, d: Obj, mut f: impl FnMut(Obj, Obj
         if keys.is_null() {
             return;
         }
-        let values: *const Obj = read(db, l.dict_values);
+        let values_struct: *const u8 = read(db, l.dict_values);
+        let values = if values_struct.is_null() {
+            std::ptr::null()
+        } else {
+            values_struct.add(l.dictvalues_values) as *const Obj
+        };
         let n: isize = read(keys, l.dk_nentries);
         let kind: u8 = read(keys, l.dk_kind);
         let log2_index_bytes: u8 = read(keys, l.dk_log2_index_bytes);
         let entries = keys.add(l.dk_indices + (1usize << log2_index_bytes));
-        if kind == DICT_KEYS_GENERAL {
+        if kind as usize == l.dict_keys_general {
             for i in 0..n.max(0) as usize {
                 let e = entries.add(i * l.dk_general_entry_size);
                 let k: Obj = read(e, 8);
@@ -50,7 +58,7 @@ pub unsafe fn for_each_dict_entry(l: &Layout, d: Obj, mut f: impl FnMut(Obj, Obj
 
 /// Whether a dict keeps its keys in a table shared with its class (a split table): the keys are
 /// then held by the class, not by the dict.
-pub(super) unsafe fn dict_is_split(l: &Layout, d: Obj) -> bool {
+pub(crate) unsafe fn dict_is_split(l: &Layout, d: Obj) -> bool {
     unsafe { !read::<*const u8>(d as *const u8, l.dict_values).is_null() }
 }
 
@@ -59,9 +67,9 @@ pub(super) unsafe fn dict_is_split(l: &Layout, d: Obj) -> bool {
 ///
 /// # Safety
 /// `o` must be a live instance of a class with `Py_TPFLAGS_MANAGED_DICT`, GIL held.
-pub unsafe fn for_each_inline_attribute(l: &Layout, o: Obj, mut f: impl FnMut(Obj, Obj)) {
+pub unsafe fn for_each_inline_attribute<A: Abi>(l: &Layout, o: Obj, mut f: impl FnMut(Obj, Obj)) {
     unsafe {
-        let values: *const Obj = read_signed(o as *const u8, l.managed_values);
+        let values = A::inline_values(l, o);
         if values.is_null() {
             return;
         }
@@ -85,7 +93,7 @@ pub unsafe fn for_each_inline_attribute(l: &Layout, o: Obj, mut f: impl FnMut(Ob
 }
 
 /// `_PyObject_DictPointer` for a given `tp_dictoffset`.
-pub(super) unsafe fn dict_slot(o: Obj, dictoffset: isize) -> *const Obj {
+pub(crate) unsafe fn dict_slot(o: Obj, dictoffset: isize) -> *const Obj {
     unsafe {
         if dictoffset == 0 {
             return std::ptr::null();
@@ -102,11 +110,11 @@ pub(super) unsafe fn dict_slot(o: Obj, dictoffset: isize) -> *const Obj {
 }
 
 /// The object's `__dict__`, if it has one materialised.
-pub(super) unsafe fn instance_dict(l: &Layout, o: Obj) -> Obj {
+pub(crate) unsafe fn instance_dict<A: Abi>(env: &Env, o: Obj) -> Obj {
     unsafe {
         let tp = raw::ob_type(o);
-        if raw::has_flag(tp, raw::MANAGED_DICT) {
-            return read_signed(o as *const u8, l.managed_dict);
+        if raw::has_flag(tp, env.layout.tpflags_managed_dict as std::ffi::c_ulong) {
+            return A::managed_dict(env.layout, o);
         }
         let slot = dict_slot(o, (*tp).tp_dictoffset);
         if slot.is_null() {

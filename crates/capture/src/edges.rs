@@ -10,13 +10,15 @@
 //! Nothing here allocates a Python object or runs Python code. Labels are only computed when the
 //! sink asks for them ([`EdgeSink::LABELS`]); a census walk skips the string interning entirely.
 
-use super::dicts::{
+use crate::abi::Abi;
+use crate::dicts::{
     dict_is_split, dict_slot, for_each_dict_entry, for_each_inline_attribute, instance_dict,
 };
-use super::labels::Cx;
-use super::layout::{Layout, FRAME_CLEARED, FRAME_OWNED_BY_FRAME_OBJECT};
-use super::raw::{self, field, read, read_signed, Obj};
-use super::registry::{TypeEntry, Walker};
+use crate::labels::Cx;
+use crate::layout::Layout;
+use crate::raw::{self, field, read, Obj};
+use crate::registry::{TypeEntry, Walker};
+use crate::threads::{frame_owner, FrameOwner};
 use heaplens_core::label::Label;
 use heaplens_core::strings::StringId;
 use pyo3::ffi;
@@ -45,17 +47,20 @@ fn nonnull<S: EdgeSink>(sink: &mut S, target: Obj, label: Label) {
     }
 }
 
-/// Edges to the object-pointer fields at `fields` (offset, name) of the object at `ob`.
+/// Edges to the object-pointer fields at `fields` (offset, name) of the object at `ob`; fields
+/// this version does not have ([`crate::layout::ABSENT`]) are skipped.
 #[inline(always)]
 unsafe fn field_edges<S: EdgeSink>(sink: &mut S, ob: *const u8, fields: &[(usize, StringId)]) {
     for &(off, name) in fields {
-        // SAFETY: the caller names fields of the live object's layout.
-        nonnull(sink, unsafe { field(ob, off) }, Label::field(name));
+        if Layout::has(off) {
+            // SAFETY: the caller names fields of the live object's layout.
+            nonnull(sink, unsafe { field(ob, off) }, Label::field(name));
+        }
     }
 }
 
 /// The `PyBaseExceptionObject` fields, by name.
-pub(super) fn exception_fields(l: &Layout, n: &super::labels::Names) -> [(usize, StringId); 6] {
+pub(crate) fn exception_fields(l: &Layout, n: &crate::labels::Names) -> [(usize, StringId); 6] {
     [
         (l.exc_dict, n.dict),
         (l.exc_args, n.args),
@@ -70,7 +75,12 @@ pub(super) fn exception_fields(l: &Layout, n: &super::labels::Names) -> [(usize,
 ///
 /// # Safety
 /// `o` must be a live object of the type `t` describes; the GIL must be held.
-pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink: &mut S) {
+pub unsafe fn object_edges<A: Abi, S: EdgeSink>(
+    cx: &mut Cx<A>,
+    o: Obj,
+    t: &TypeEntry,
+    sink: &mut S,
+) {
     let l = cx.env.layout;
     let ob = o as *const u8;
     unsafe {
@@ -85,8 +95,8 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
             nonnull(sink, field(ob, slot.offset), Label::attr(slot.name));
         }
         if t.managed_dict {
-            nonnull(sink, read_signed(ob, l.managed_dict), cx.f(cx.names.dict));
-            for_each_inline_attribute(l, o, |k, v| {
+            nonnull(sink, A::managed_dict(l, o), cx.f(cx.names.dict));
+            for_each_inline_attribute::<A>(l, o, |k, v| {
                 let label = cx.attr_label(sink, k);
                 sink.edge(v, label);
             });
@@ -111,7 +121,7 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
             Walker::OrderedDict => {
                 nonnull(sink, field(ob, l.odict_inst_dict), Label::field(n.dict));
                 // The linked list holds its own reference to every key.
-                let used: isize = read(ob, 16);
+                let used: isize = read(ob, l.dict_used);
                 let mut node: *const u8 = read(ob, l.odict_first);
                 let mut guard = 0isize;
                 while !node.is_null() && guard <= used {
@@ -168,9 +178,11 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                     (l.func_closure, n.closure),
                     (l.func_annotations, n.annotations),
                     (l.func_qualname, n.qualname),
+                    (l.func_typeparams, n.type_params),
+                    (l.func_annotate, n.annotate),
                 ],
             ),
-            Walker::Code => field_edges(
+            Walker::Code if !Layout::has(l.code_cached) => field_edges(
                 sink,
                 ob,
                 &[
@@ -186,6 +198,38 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                     (l.code_co_code, n.co_code),
                 ],
             ),
+            Walker::Code => {
+                field_edges(
+                    sink,
+                    ob,
+                    &[
+                        (l.code_consts, n.co_consts),
+                        (l.code_names, n.co_names),
+                        (l.code_exceptiontable, n.co_exceptiontable),
+                        (l.code_localsplusnames, n.co_varnames),
+                        (l.code_localspluskinds, n.co_localspluskinds),
+                        (l.code_filename, n.co_filename),
+                        (l.code_name, n.co_name),
+                        (l.code_qualname, n.co_qualname),
+                        (l.code_linetable, n.co_linetable),
+                    ],
+                );
+                // 3.12+: co_code and the name tuples are computed on demand and cached in a
+                // C struct the code object owns.
+                let cached: *const u8 = read(ob, l.code_cached);
+                if !cached.is_null() {
+                    field_edges(
+                        sink,
+                        cached,
+                        &[
+                            (l.cocached_code, n.co_code),
+                            (l.cocached_varnames, n.co_varnames_cached),
+                            (l.cocached_cellvars, n.co_cellvars),
+                            (l.cocached_freevars, n.co_freevars),
+                        ],
+                    );
+                }
+            }
             Walker::Cell => nonnull(sink, field(ob, l.cell_ref), Label::field(n.cell_contents)),
             Walker::Method => {
                 nonnull(sink, field(ob, l.method_func), Label::field(n.func));
@@ -194,37 +238,59 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
             Walker::Module => {
                 nonnull(sink, field(ob, l.module_dict), Label::field(n.dict));
                 nonnull(sink, field(ob, l.module_name), Label::field(n.name));
-                let def = read::<*const ffi::PyModuleDef>(ob, l.module_def);
-                if !def.is_null() {
-                    if let Some(trav) = (*def).m_traverse {
-                        let state: *const c_void = read(ob, l.module_state);
-                        if (*def).m_size <= 0 || !state.is_null() {
-                            let label = Label::field(n.module_state);
-                            collect_with(
-                                cx,
-                                sink,
-                                |buf| {
-                                    trav(o, collect_visit, buf as *mut Vec<Obj> as *mut c_void);
-                                },
-                                |_, _, _| label,
-                            );
-                        }
+                // The module state's references, as its own traverse function reports them:
+                // found through `md_def` before 3.15, kept in the module itself from 3.15.
+                let (traverse, state_size) = if Layout::has(l.module_def) {
+                    let def = read::<*const ffi::PyModuleDef>(ob, l.module_def);
+                    if def.is_null() {
+                        (None, 0)
+                    } else {
+                        ((*def).m_traverse, (*def).m_size)
+                    }
+                } else {
+                    (
+                        read::<Option<ffi::traverseproc>>(ob, l.module_state_traverse),
+                        read::<isize>(ob, l.module_state_size),
+                    )
+                };
+                if let Some(trav) = traverse {
+                    let state: *const c_void = read(ob, l.module_state);
+                    if state_size <= 0 || !state.is_null() {
+                        let label = Label::field(n.module_state);
+                        collect_with(
+                            cx,
+                            sink,
+                            |buf| {
+                                trav(o, collect_visit, buf as *mut Vec<Obj> as *mut c_void);
+                            },
+                            |_, _, _| label,
+                        );
                     }
                 }
             }
             Walker::Type => type_edges(cx, o, sink),
             Walker::Frame => {
-                nonnull(sink, field(ob, l.frame_back), Label::field(n.f_back));
-                nonnull(sink, field(ob, l.frame_trace), Label::field(n.f_trace));
+                field_edges(
+                    sink,
+                    ob,
+                    &[
+                        (l.frame_back, n.f_back),
+                        (l.frame_trace, n.f_trace),
+                        (l.frame_extra_locals, n.f_extra_locals),
+                        (l.frame_locals_cache, n.f_locals_cache),
+                        (l.frame_overwritten_fast_locals, n.f_overwritten_fast_locals),
+                    ],
+                );
                 let iframe: *const u8 = read(ob, l.frame_frame);
-                if !iframe.is_null()
-                    && read::<u8>(iframe, l.iframe_owner) == FRAME_OWNED_BY_FRAME_OBJECT
-                {
+                if !iframe.is_null() && frame_owner(l, iframe) == FrameOwner::FrameObject {
                     interpreter_frame_edges(cx, iframe, sink);
                 }
             }
             Walker::Generator => {
-                nonnull(sink, field(ob, l.gen_code), Label::field(n.gi_code));
+                // Before 3.12 the generator holds its code itself; later, its frame does.
+                if Layout::has(l.gen_code) {
+                    nonnull(sink, field(ob, l.gen_code), Label::field(n.gi_code));
+                }
                 nonnull(sink, field(ob, l.gen_name), Label::field(n.name));
                 nonnull(sink, field(ob, l.gen_qualname), Label::field(n.qualname));
                 nonnull(sink, field(ob, l.gen_exc_value), Label::field(n.exc_value));
@@ -238,7 +304,7 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
                         Label::field(n.origin),
                     );
                 }
-                if read::<i8>(ob, l.gen_frame_state) < FRAME_CLEARED {
+                if (read::<i8>(ob, l.gen_frame_state) as isize) < l.frame_cleared as isize {
                     interpreter_frame_edges(cx, ob.add(l.gen_iframe), sink);
                 }
             }
@@ -262,7 +328,7 @@ pub unsafe fn object_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink
     }
 }
 
-unsafe fn dict_edges<S: EdgeSink>(cx: &mut Cx, d: Obj, sink: &mut S) {
+unsafe fn dict_edges<A: Abi, S: EdgeSink>(cx: &mut Cx<A>, d: Obj, sink: &mut S) {
     let l = cx.env.layout;
     unsafe {
         let split = dict_is_split(l, d);
@@ -276,18 +342,22 @@ unsafe fn dict_edges<S: EdgeSink>(cx: &mut Cx, d: Obj, sink: &mut S) {
     }
 }
 
-unsafe fn type_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, sink: &mut S) {
+unsafe fn type_edges<A: Abi, S: EdgeSink>(cx: &mut Cx<A>, o: Obj, sink: &mut S) {
     let l = cx.env.layout;
     let n = &cx.names;
     let t = o as *const ffi::PyTypeObject;
     let ob = o as *const u8;
     unsafe {
-        nonnull(sink, (*t).tp_dict, Label::field(n.dict));
+        nonnull(sink, A::type_dict(cx.env, o), Label::field(n.dict));
         nonnull(sink, (*t).tp_mro, Label::field(n.mro));
         nonnull(sink, (*t).tp_bases, Label::field(n.bases));
         nonnull(sink, (*t).tp_base as Obj, Label::field(n.base));
         nonnull(sink, (*t).tp_cache, Label::field(n.tp_cache));
-        nonnull(sink, (*t).tp_subclasses as Obj, Label::field(n.subclasses));
+        nonnull(
+            sink,
+            A::type_subclasses(cx.env, o),
+            Label::field(n.subclasses),
+        );
         if raw::has_flag(t as raw::Type, ffi::Py_TPFLAGS_HEAPTYPE) {
             nonnull(sink, field(ob, l.ht_name), Label::field(n.name));
             nonnull(sink, field(ob, l.ht_qualname), Label::field(n.qualname));
@@ -313,16 +383,33 @@ unsafe fn type_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, sink: &mut S) {
 
 /// The references held by an interpreter frame (`_PyInterpreterFrame`): its function, code,
 /// locals dict and frame object, every local by name, and the live part of its value stack.
+/// Slots that hold no count of their own (3.14's borrowed and immortal stack references) are
+/// reported as uncounted.
 ///
 /// # Safety
 /// `iframe` must point at a valid interpreter frame (owned by a live generator, frame object or
 /// thread) and the GIL must be held.
-pub unsafe fn interpreter_frame_edges<S: EdgeSink>(cx: &mut Cx, iframe: *const u8, sink: &mut S) {
+pub unsafe fn interpreter_frame_edges<A: Abi, S: EdgeSink>(
+    cx: &mut Cx<A>,
+    iframe: *const u8,
+    sink: &mut S,
+) {
     let l = cx.env.layout;
     unsafe {
         let n = &cx.names;
-        nonnull(sink, field(iframe, l.iframe_func), Label::field(n.f_func));
-        nonnull(sink, field(iframe, l.iframe_code), Label::field(n.f_code));
+        let slot = |off: usize| A::frame_slot(l, iframe.add(off) as *const usize);
+        let emit = |sink: &mut S, found: Option<(Obj, bool)>, label: Label| {
+            if let Some((target, counted)) = found {
+                if counted {
+                    sink.edge(target, label);
+                } else {
+                    sink.edge_uncounted(target, label);
+                }
+            }
+        };
+        emit(sink, slot(l.iframe_func), Label::field(n.f_func));
+        let code = slot(l.iframe_executable);
+        emit(sink, code, Label::field(n.f_code));
         nonnull(
             sink,
             field(iframe, l.iframe_locals),
@@ -333,26 +420,22 @@ pub unsafe fn interpreter_frame_edges<S: EdgeSink>(cx: &mut Cx, iframe: *const u
             field(iframe, l.iframe_frame_obj),
             Label::field(n.frame_object),
         );
-        let code = field(iframe, l.iframe_code) as *const u8;
-        if code.is_null() {
+        let Some((code, _)) = code else {
+            return;
+        };
+        if raw::ob_type(code) != cx.env.types.code {
             return;
         }
+        let code = code as *const u8;
         let nlocalsplus = read::<i32>(code, l.code_nlocalsplus).max(0) as usize;
         let stacksize = read::<i32>(code, l.code_stacksize).max(0) as usize;
-        let stacktop: i32 = read(iframe, l.iframe_stacktop);
-        // A frame that is executing has stacktop == -1: only its locals are valid.
-        let valid = if stacktop < 0 {
-            nlocalsplus
-        } else {
-            (stacktop as usize).min(nlocalsplus + stacksize)
-        };
+        let valid = A::frame_live_slots(l, iframe, nlocalsplus, nlocalsplus + stacksize);
         let names = field(code, l.code_localsplusnames) as *const u8;
-        let locals = iframe.add(l.iframe_localsplus) as *const Obj;
+        let locals = iframe.add(l.iframe_localsplus) as *const usize;
         for i in 0..valid {
-            let v = *locals.add(i);
-            if v.is_null() {
+            let Some((v, counted)) = A::frame_slot(l, locals.add(i)) else {
                 continue;
-            }
+            };
             let label = if i >= nlocalsplus {
                 Label::stack()
             } else if S::LABELS && !names.is_null() {
@@ -362,7 +445,11 @@ pub unsafe fn interpreter_frame_edges<S: EdgeSink>(cx: &mut Cx, iframe: *const u
             } else {
                 Label::NONE
             };
-            sink.edge(v, label);
+            if counted {
+                sink.edge(v, label);
+            } else {
+                sink.edge_uncounted(v, label);
+            }
         }
     }
 }
@@ -378,11 +465,11 @@ pub extern "C" fn collect_visit(o: *mut ffi::PyObject, arg: *mut c_void) -> c_in
 }
 
 /// Runs `fill` to collect referents into a reusable buffer, then emits each with `label(cx, p)`.
-unsafe fn collect_with<S: EdgeSink>(
-    cx: &mut Cx,
+unsafe fn collect_with<A: Abi, S: EdgeSink>(
+    cx: &mut Cx<A>,
     sink: &mut S,
     fill: impl FnOnce(&mut Vec<Obj>),
-    mut label: impl FnMut(&mut Cx, &mut S, Obj) -> Label,
+    mut label: impl FnMut(&mut Cx<A>, &mut S, Obj) -> Label,
 ) {
     let mut buf = std::mem::take(&mut cx.traverse_buf);
     buf.clear();
@@ -400,7 +487,7 @@ unsafe fn collect_with<S: EdgeSink>(
 }
 
 /// References of an object whose layout heaplens does not know, from its own `tp_traverse`.
-unsafe fn traverse_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink: &mut S) {
+unsafe fn traverse_edges<A: Abi, S: EdgeSink>(cx: &mut Cx<A>, o: Obj, t: &TypeEntry, sink: &mut S) {
     unsafe {
         let tp = raw::ob_type(o);
         let Some(trav) = (*tp).tp_traverse else {
@@ -410,8 +497,7 @@ unsafe fn traverse_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink: 
         if !raw::is_gc(o) {
             return;
         }
-        let l = cx.env.layout;
-        let mut sink_labels = LabelMatcher::new(l, o, t);
+        let mut sink_labels = LabelMatcher::new(cx.env, o, t);
         collect_with(
             cx,
             sink,
@@ -427,24 +513,24 @@ unsafe fn traverse_edges<S: EdgeSink>(cx: &mut Cx, o: Obj, t: &TypeEntry, sink: 
 /// places the object is known to keep references: its class, slots, `__dict__`, inline
 /// attributes, C members and (for exceptions) the BaseException fields.
 struct LabelMatcher<'t> {
-    l: &'static Layout,
+    env: &'static crate::env::Env,
     o: Obj,
     t: &'t TypeEntry,
     dict: Option<Obj>,
 }
 
 impl<'t> LabelMatcher<'t> {
-    fn new(l: &'static Layout, o: Obj, t: &'t TypeEntry) -> Self {
+    fn new(env: &'static crate::env::Env, o: Obj, t: &'t TypeEntry) -> Self {
         LabelMatcher {
-            l,
+            env,
             o,
             t,
             dict: None,
         }
     }
 
-    unsafe fn label<S: EdgeSink>(&mut self, cx: &mut Cx, sink: &mut S, p: Obj) -> Label {
-        let (l, o, t) = (self.l, self.o, self.t);
+    unsafe fn label<A: Abi, S: EdgeSink>(&mut self, cx: &mut Cx<A>, sink: &mut S, p: Obj) -> Label {
+        let (l, o, t) = (self.env.layout, self.o, self.t);
         let ob = o as *const u8;
         unsafe {
             if t.heap && p == raw::ob_type(o) as Obj {
@@ -455,13 +541,15 @@ impl<'t> LabelMatcher<'t> {
                     return Label::attr(slot.name);
                 }
             }
-            let dict = *self.dict.get_or_insert_with(|| instance_dict(l, o));
+            let dict = *self
+                .dict
+                .get_or_insert_with(|| instance_dict::<A>(self.env, o));
             if !dict.is_null() && dict == p {
                 return Label::field(cx.names.dict);
             }
             if t.managed_dict {
                 let mut found = None;
-                for_each_inline_attribute(l, o, |k, v| {
+                for_each_inline_attribute::<A>(l, o, |k, v| {
                     if found.is_none() && v == p {
                         found = Some(k);
                     }
@@ -492,7 +580,11 @@ impl<'t> LabelMatcher<'t> {
 ///
 /// # Safety
 /// `tstate` must be a live thread state of this interpreter, GIL held.
-pub unsafe fn thread_state_edges<S: EdgeSink>(cx: &mut Cx, tstate: *const u8, sink: &mut S) {
+pub unsafe fn thread_state_edges<A: Abi, S: EdgeSink>(
+    cx: &mut Cx<A>,
+    tstate: *const u8,
+    sink: &mut S,
+) {
     let l = cx.env.layout;
     let n = &cx.names;
     unsafe {
@@ -504,6 +596,9 @@ pub unsafe fn thread_state_edges<S: EdgeSink>(cx: &mut Cx, tstate: *const u8, si
                 (l.tstate_curexc_type, n.curexc_type),
                 (l.tstate_curexc_value, n.curexc_value),
                 (l.tstate_curexc_traceback, n.curexc_traceback),
+                (l.tstate_current_exception, n.current_exception),
+                (l.tstate_async_exc, n.async_exc),
+                (l.tstate_threading_local_key, n.threading_local_key),
                 (l.tstate_exc_state, n.handled_exception),
                 (l.tstate_context, n.thread_context),
                 (l.tstate_async_gen_firstiter, n.async_gen_firstiter),

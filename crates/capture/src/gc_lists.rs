@@ -1,9 +1,10 @@
 //! The GC generation lists: every object the cyclic collector tracks, found without
 //! `gc.get_objects()` (which would allocate a list of them all).
 //!
-//! CPython 3.11 keeps tracked objects in doubly linked lists (three generations and the permanent
-//! generation of `gc.freeze()`), threaded through the `PyGC_Head` in front of each object. The
-//! walk follows `_gc_next`. To number these objects without a hash map (a map of ten million
+//! CPython keeps tracked objects in doubly linked lists (three generations, or 3.14.0-3.14.4's
+//! young and two old spaces at the same places, and the permanent generation of `gc.freeze()`),
+//! threaded through the `PyGC_Head` in front of each object. The walk follows `_gc_next`, less
+//! the flag bits some versions keep in it ([`crate::env::Env::gc_next_flags`]). To number these objects without a hash map (a map of ten million
 //! addresses would cost more memory than the graph itself), the snapshot writes each object's node
 //! id into its `_gc_prev` word for the duration of the walk, as the collector itself does with
 //! reference counts during a collection, and puts every `_gc_prev` back when done ([`Stash`]
@@ -11,14 +12,16 @@
 //! nothing can observe the borrowed words; the two flag bits CPython keeps in `_gc_prev` are left
 //! untouched, and bit 2 (always 0 in a real, 8-aligned pointer) marks a stashed id.
 
-use super::env::Env;
-use super::layout::GC_PREV_FLAG_BITS;
-use super::raw::{self, read, Obj};
+use crate::env::Env;
+use crate::layout::GC_PREV_FLAG_BITS;
+use crate::raw::{self, read, Obj};
 use pyo3::ffi;
 
 /// The list heads of the running interpreter.
 pub struct GcLists {
     heads: Vec<*mut usize>,
+    /// Bits of `_gc_next` that are flags, not part of the pointer.
+    next_flags: usize,
 }
 
 /// Why the lists cannot be walked now.
@@ -45,7 +48,10 @@ impl GcLists {
                 heads.push(gc.add(l.gc_generations + i * l.gc_generation_size) as *mut usize);
             }
             heads.push(gc.add(l.gc_permanent_generation) as *mut usize);
-            Ok(GcLists { heads })
+            Ok(GcLists {
+                heads,
+                next_flags: env.gc_next_flags,
+            })
         }
     }
 
@@ -56,7 +62,7 @@ impl GcLists {
     #[inline]
     pub unsafe fn for_each(&self, mut f: impl FnMut(Obj)) {
         for &head in &self.heads {
-            unsafe { walk_list(head, |o, _| f(o)) };
+            unsafe { walk_list(head, self.next_flags, |o, _| f(o)) };
         }
     }
 }
@@ -71,9 +77,9 @@ impl GcLists {
 /// `head` must be a GC list head of the running interpreter, the GIL held, and no collection
 /// running.
 #[inline(always)]
-unsafe fn walk_list(head: *mut usize, mut f: impl FnMut(Obj, bool)) {
+unsafe fn walk_list(head: *mut usize, next_flags: usize, mut f: impl FnMut(Obj, bool)) {
     unsafe {
-        let mut lo = *head as *mut usize;
+        let mut lo = (*head & !next_flags) as *mut usize;
         if lo == head {
             return;
         }
@@ -83,7 +89,7 @@ unsafe fn walk_list(head: *mut usize, mut f: impl FnMut(Obj, bool)) {
                 f(lo.add(2) as Obj, true);
                 return;
             }
-            let lo_next = *lo as *mut usize;
+            let lo_next = (*lo & !next_flags) as *mut usize;
             let hi_prev = (*hi.add(1) & !GC_PREV_FLAG_BITS) as *mut usize;
             f(lo.add(2) as Obj, true);
             f(hi.add(2) as Obj, false);
@@ -132,7 +138,7 @@ impl<'a> Stash<'a> {
             // SAFETY: the lists are well formed while the GIL is held; walk_list reads each
             // node's neighbours before the callback overwrites its _gc_prev.
             unsafe {
-                walk_list(head, |o, from_front| {
+                walk_list(head, lists.next_flags, |o, from_front| {
                     let id = assign(o) as usize;
                     let prev = raw::gc_head(o).add(1);
                     *prev = (id << STASH_SHIFT) | STASH_MARK | (*prev & GC_PREV_FLAG_BITS);

@@ -5,13 +5,15 @@
 //! decoded and interned once each, through a small direct-mapped cache keyed by the key's
 //! address (str objects are immutable and alive for the whole walk). Censuses compute no labels.
 
-use super::edges::EdgeSink;
-use super::env::Env;
-use super::raw::{self, read, Obj};
+use crate::abi::Abi;
+use crate::edges::EdgeSink;
+use crate::env::Env;
+use crate::raw::{self, read, Obj};
 use heaplens_core::label::Label;
 use heaplens_core::strings::StringId;
 use pyo3::ffi;
 use std::fmt::Write;
+use std::marker::PhantomData;
 
 macro_rules! field_names {
     ($($field:ident = $text:expr),* $(,)?) => {
@@ -47,6 +49,12 @@ field_names! {
     handled_exception = "handled exception", thread_context = "context",
     async_gen_firstiter = "async_gen_firstiter", async_gen_finalizer = "async_gen_finalizer",
     profile = "profile function", trace = "trace function", module_state = "module state",
+    type_params = "__type_params__", annotate = "__annotate__",
+    co_varnames_cached = "co_varnames", co_cellvars = "co_cellvars", co_freevars = "co_freevars",
+    f_extra_locals = "f_extra_locals", f_locals_cache = "f_locals_cache",
+    f_overwritten_fast_locals = "f_overwritten_fast_locals",
+    current_exception = "current exception", async_exc = "async_exc",
+    threading_local_key = "threading local key",
 }
 
 const KEY_CACHE_SIZE: usize = 8192;
@@ -54,19 +62,21 @@ const KEY_CACHE_SIZE: usize = 8192;
 /// Per-walk label state: interned names, a direct-mapped cache from key objects to their labels
 /// (attribute names repeat across millions of instances; each is decoded and interned once), and
 /// reusable buffers.
-pub struct Cx {
+pub struct Cx<A: Abi> {
     pub env: &'static Env,
+    abi: PhantomData<A>,
     pub names: Names,
     key_cache: Vec<(usize, Label, Label)>,
     scratch: String,
-    pub(super) traverse_buf: Vec<Obj>,
+    pub(crate) traverse_buf: Vec<Obj>,
 }
 
-impl Cx {
+impl<A: Abi> Cx<A> {
     /// State for a walk that labels its edges; call [`Cx::intern_names`] before walking.
-    pub fn labelled(env: &'static Env) -> Cx {
+    pub fn labelled(env: &'static Env) -> Cx<A> {
         Cx {
             env,
+            abi: PhantomData,
             names: Names::default(),
             key_cache: vec![(0, Label::NONE, Label::NONE); KEY_CACHE_SIZE],
             scratch: String::new(),
@@ -75,9 +85,10 @@ impl Cx {
     }
 
     /// State for a walk that does not label (a census).
-    pub fn unlabelled(env: &'static Env) -> Cx {
+    pub fn unlabelled(env: &'static Env) -> Cx<A> {
         Cx {
             env,
+            abi: PhantomData,
             names: Names::default(),
             key_cache: Vec::new(),
             scratch: String::new(),
@@ -91,13 +102,13 @@ impl Cx {
     }
 
     #[inline]
-    pub(super) fn f(&self, name: StringId) -> Label {
+    pub(crate) fn f(&self, name: StringId) -> Label {
         Label::field(name)
     }
 
     /// Labels for a dict entry with key `key`: (the value's label, the key's own label).
     #[inline]
-    pub(super) unsafe fn key_labels<S: EdgeSink>(
+    pub(crate) unsafe fn key_labels<S: EdgeSink>(
         &mut self,
         sink: &mut S,
         key: Obj,
@@ -126,7 +137,7 @@ impl Cx {
                 let id = sink.intern(&self.scratch);
                 return (Label::key(id), Label::dict_key_str(id));
             }
-            short_form(self.env, key, &mut self.scratch);
+            short_form::<A>(self.env, key, &mut self.scratch);
         }
         let id = sink.intern(&self.scratch);
         (Label::key_repr(id), Label::dict_key(id))
@@ -134,7 +145,7 @@ impl Cx {
 
     /// The attribute label for an instance attribute named by the str `key`.
     #[inline]
-    pub(super) unsafe fn attr_label<S: EdgeSink>(&mut self, sink: &mut S, key: Obj) -> Label {
+    pub(crate) unsafe fn attr_label<S: EdgeSink>(&mut self, sink: &mut S, key: Obj) -> Label {
         if !S::LABELS {
             return Label::NONE;
         }
@@ -149,7 +160,7 @@ impl Cx {
 }
 
 /// A short, bounded rendering of a non-str dict key: `42`, `None`, `b'ab'`, `(1, 'x')`, `<Point>`.
-unsafe fn short_form(env: &Env, o: Obj, out: &mut String) {
+unsafe fn short_form<A: Abi>(env: &Env, o: Obj, out: &mut String) {
     let l = env.layout;
     unsafe {
         let tp = raw::ob_type(o);
@@ -157,24 +168,24 @@ unsafe fn short_form(env: &Env, o: Obj, out: &mut String) {
         if o == ffi::Py_None() {
             out.push_str("None");
         } else if tp_name == "bool" {
-            out.push_str(if raw::small_int(l, o) == Some(1) {
+            out.push_str(if raw::small_int::<A>(l, o) == Some(1) {
                 "True"
             } else {
                 "False"
             });
         } else if raw::has_flag(tp, ffi::Py_TPFLAGS_LONG_SUBCLASS) {
-            match raw::small_int(l, o) {
+            match raw::small_int::<A>(l, o) {
                 Some(v) => {
                     let _ = write!(out, "{v}");
                 }
                 None => out.push_str("<int>"),
             }
         } else if tp_name == "float" {
-            let v: f64 = read(o as *const u8, 16);
+            let v: f64 = read(o as *const u8, l.float_value);
             let _ = write!(out, "{v:?}");
         } else if raw::has_flag(tp, ffi::Py_TPFLAGS_BYTES_SUBCLASS) {
             let n = raw::ob_size(o).max(0) as usize;
-            let data = (o as *const u8).add(32);
+            let data = (o as *const u8).add(l.bytes_data);
             out.push_str("b'");
             for &b in std::slice::from_raw_parts(data, n.min(40)) {
                 if b.is_ascii_graphic() && b != b'\'' && b != b'\\' || b == b' ' {
@@ -199,7 +210,7 @@ unsafe fn short_form(env: &Env, o: Obj, out: &mut String) {
                     raw::str_text(l, item, 30, &mut s);
                     out.push_str(&heaplens_core::label::quote(&s));
                 } else if raw::has_flag(it, ffi::Py_TPFLAGS_LONG_SUBCLASS) {
-                    match raw::small_int(l, item) {
+                    match raw::small_int::<A>(l, item) {
                         Some(v) => {
                             let _ = write!(out, "{v}");
                         }

@@ -1,60 +1,112 @@
-//! The CPython struct layouts the capture reads, one constant per interpreter version.
+//! The interpreter-internal struct layouts the capture reads: offsets, enum values and flag bits,
+//! one [`Layout`] per set of CPython headers.
 //!
-//! This is the only version-specific data in heaplens. The public C API gives no way to walk the
-//! GC lists, read an interpreter frame's locals or an instance's inline attribute values without
-//! running Python code or allocating objects (which would change the heap being measured), so the
-//! capture reads those structures directly. Offsets come from `tools/layout_probe_311.c`, compiled
-//! against the interpreter's own internal headers; [`Layout::validate`] checks them against live
-//! objects before the first capture, so a mismatched build gets a clear error instead of a crash.
+//! The public C API gives no way to walk the GC lists, read an interpreter frame's locals or an
+//! instance's inline attribute values without running Python code or allocating objects (which
+//! would change the heap being measured), so the capture reads those structures directly.
 //!
-//! Adding CPython 3.12: run the probe against 3.12's headers, add `CPYTHON_3_12`, dispatch on it in
-//! [`for_version`], and give `gc_lists` the 3.12 way of enumerating objects
-//! (`PyUnstable_GC_VisitObjects`).
+//! Every `Layout` value is generated: `tools/generate_layout.py PYTHON` compiles
+//! `tools/layout_probe.c` against that interpreter's own headers (Include/internal included),
+//! runs it, and writes `src/cpython/vX_Y/layouts/layout_X_Y_Z.rs`. Nothing here is typed in by hand.
+//! Fields a version does not have are [`ABSENT`]; the version's module (`cpython::vX_Y`) knows
+//! which fields it may use. Before the first capture, [`crate::cpython`] checks the chosen layout
+//! against live objects and, from 3.13, against the interpreter's own `_Py_DebugOffsets`, so a
+//! build whose layout differs gets a clear error instead of a crash.
+//!
+//! Layouts change within a minor version too: 3.13's patch releases moved the collector's
+//! generation lists by four bytes (`PyGC_Head` lost its 8-byte alignment), so a minor version can
+//! carry several layouts, each named by the release whose headers it came from.
 
-/// Offsets (in bytes) of the fields heaplens reads. Names follow CPython's: `interp_gc` is the
-/// offset of `gc` in `PyInterpreterState`, `iframe_*` are fields of `_PyInterpreterFrame`, etc.
+/// The value of a field the version does not have.
+pub const ABSENT: usize = usize::MAX;
+/// The value of a signed field the version does not have.
+pub const ABSENT_SIGNED: isize = isize::MIN;
+
+/// One check against `_Py_DebugOffsets` (3.13+): the `u64` at `offset` in the interpreter's
+/// debug offsets must equal `expected`, the same offset as the headers give it.
+#[derive(Debug, Clone, Copy)]
+pub struct DebugCheck {
+    pub name: &'static str,
+    pub offset: usize,
+    pub expected: u64,
+}
+
+/// Offsets (bytes), enum values and flag bits, for one set of CPython headers. Names follow
+/// CPython's: `interp_gc` is the offset of `gc` in `PyInterpreterState`, `iframe_*` are fields of
+/// `_PyInterpreterFrame`, `tpflags_*` are `Py_TPFLAGS_*` bits, and so on.
 #[derive(Debug)]
 pub struct Layout {
-    pub version: (u8, u8),
+    /// The release whose headers this layout came from (major, minor, micro).
+    pub headers: (u8, u8, u8),
+    /// `PY_VERSION_HEX` of those headers.
+    pub version_hex: u32,
+    /// Checks against the interpreter's `_Py_DebugOffsets` (empty before 3.13).
+    pub debug_checks: &'static [DebugCheck],
+    /// `offsetof(_PyRuntimeState, debug_offsets)` (3.13+).
+    pub runtime_debug_offsets: usize,
 
-    // PyInterpreterState and its `struct _gc_runtime_state gc`.
+    // PyInterpreterState, its collector state and its static builtin types' state (3.12+).
     pub interp_gc: usize,
     pub interp_modules: usize,
+    pub interp_static_types: usize,
+    pub static_types_max: usize,
+    pub static_type_state_size: usize,
+    pub static_type_state_type: usize,
+    pub static_type_state_dict: usize,
+    pub static_type_state_subclasses: usize,
     pub gc_generations: usize,
     pub gc_generation_size: usize,
     pub gc_generation_count: usize,
     pub gc_generation0: usize,
     pub gc_permanent_generation: usize,
     pub gc_collecting: usize,
+    pub gc_head_size: usize,
 
-    // PyThreadState.
+    // PyThreadState (and 3.11-3.12's `_PyCFrame`).
     pub tstate_interp: usize,
     pub tstate_cframe: usize,
+    pub cframe_current_frame: usize,
+    pub tstate_current_frame: usize,
     pub tstate_thread_id: usize,
     pub tstate_dict: usize,
     pub tstate_curexc_type: usize,
     pub tstate_curexc_value: usize,
     pub tstate_curexc_traceback: usize,
+    pub tstate_current_exception: usize,
     pub tstate_exc_state: usize,
+    pub tstate_async_exc: usize,
     pub tstate_context: usize,
     pub tstate_async_gen_firstiter: usize,
     pub tstate_async_gen_finalizer: usize,
     pub tstate_c_profileobj: usize,
     pub tstate_c_traceobj: usize,
-    pub cframe_current_frame: usize,
+    pub tstate_threading_local_key: usize,
 
-    // _PyInterpreterFrame.
+    // _PyInterpreterFrame; `iframe_executable` is `f_code` before 3.13, `iframe_instr` is
+    // `prev_instr` before 3.13 and `instr_ptr` from 3.13.
+    pub iframe_executable: usize,
+    pub iframe_instr: usize,
     pub iframe_func: usize,
     pub iframe_locals: usize,
-    pub iframe_code: usize,
     pub iframe_frame_obj: usize,
     pub iframe_previous: usize,
-    pub iframe_prev_instr: usize,
     pub iframe_stacktop: usize,
+    pub iframe_stackpointer: usize,
     pub iframe_owner: usize,
     pub iframe_localsplus: usize,
+    pub frame_owned_by_thread: usize,
+    pub frame_owned_by_generator: usize,
+    pub frame_owned_by_frame_object: usize,
+    pub frame_owned_by_cstack: usize,
+    pub frame_owned_by_interpreter: usize,
+    pub frame_cleared: usize,
+    // `_PyStackRef` tags (3.14+).
+    pub stackref_null_bits: usize,
+    pub stackref_tag_bits: usize,
+    pub stackref_int_tag: usize,
+    pub stackref_refcnt_tag: usize,
 
-    // PyCodeObject.
+    // PyCodeObject (and 3.12+'s `_PyCoCached`).
     pub code_consts: usize,
     pub code_names: usize,
     pub code_exceptiontable: usize,
@@ -68,6 +120,11 @@ pub struct Layout {
     pub code_qualname: usize,
     pub code_linetable: usize,
     pub code_co_code: usize,
+    pub code_cached: usize,
+    pub cocached_code: usize,
+    pub cocached_varnames: usize,
+    pub cocached_cellvars: usize,
+    pub cocached_freevars: usize,
     pub code_extra: usize,
     pub code_adaptive: usize,
 
@@ -75,6 +132,10 @@ pub struct Layout {
     pub frame_back: usize,
     pub frame_frame: usize,
     pub frame_trace: usize,
+    pub frame_extra_locals: usize,
+    pub frame_locals_cache: usize,
+    pub frame_overwritten_fast_locals: usize,
+    pub frame_data: usize,
 
     // Generators, coroutines and async generators share one head.
     pub gen_code: usize,
@@ -85,8 +146,8 @@ pub struct Layout {
     pub gen_frame_state: usize,
     pub gen_iframe: usize,
 
-    // Dicts.
-    pub dict_size: usize,
+    // Dicts, their keys and their split values.
+    pub dict_used: usize,
     pub dict_keys: usize,
     pub dict_values: usize,
     pub dk_refcnt: usize,
@@ -99,12 +160,20 @@ pub struct Layout {
     pub dk_header_size: usize,
     pub dk_general_entry_size: usize,
     pub dk_unicode_entry_size: usize,
-    /// Inline attribute values of a managed-dict instance: `((PyDictValues **)obj)[-4]`.
-    pub managed_values: isize,
-    /// The managed `__dict__` pointer: `((PyObject **)obj)[-3]`.
+    pub dict_keys_general: usize,
+    pub dictvalues_values: usize,
+    pub dictvalues_capacity: usize,
+    pub dictvalues_size: usize,
+    pub dictvalues_embedded: usize,
+    pub dictvalues_valid: usize,
+    /// The managed `__dict__` word in front of an object (`((PyObject **)obj)[-3]`).
     pub managed_dict: isize,
+    /// 3.11's inline values pointer in front of an object (`((PyDictValues **)obj)[-4]`).
+    pub managed_values: isize,
 
-    // Heap types.
+    // Type objects.
+    pub tp_dict: usize,
+    pub tp_subclasses: usize,
     pub ht_name: usize,
     pub ht_slots: usize,
     pub ht_qualname: usize,
@@ -112,6 +181,10 @@ pub struct Layout {
     pub ht_module: usize,
     pub heap_type_size: usize,
     pub type_object_size: usize,
+    pub tpflags_managed_dict: usize,
+    pub tpflags_managed_weakref: usize,
+    pub tpflags_static_builtin: usize,
+    pub tpflags_inline_values: usize,
 
     // Functions, modules, methods, cells, weak references.
     pub func_globals: usize,
@@ -126,10 +199,14 @@ pub struct Layout {
     pub func_dict: usize,
     pub func_module: usize,
     pub func_annotations: usize,
+    pub func_typeparams: usize,
+    pub func_annotate: usize,
     pub module_dict: usize,
     pub module_def: usize,
     pub module_state: usize,
     pub module_name: usize,
+    pub module_state_size: usize,
+    pub module_state_traverse: usize,
     pub method_func: usize,
     pub method_self: usize,
     pub cell_ref: usize,
@@ -142,24 +219,34 @@ pub struct Layout {
     pub set_smalltable: usize,
     pub set_entry_size: usize,
 
-    // str.
+    // str: struct sizes, fields, and the bit positions in `state`.
     pub str_length: usize,
     pub str_state: usize,
-    pub str_wstr: usize,
     pub str_ascii_size: usize,
     pub str_utf8_length: usize,
     pub str_utf8: usize,
+    pub str_wstr: usize,
     pub str_wstr_length: usize,
     pub str_compact_size: usize,
     pub str_legacy_data: usize,
     pub str_legacy_size: usize,
+    pub str_kind_shift: usize,
+    pub str_compact_bit: usize,
+    pub str_ascii_bit: usize,
+    pub str_ready_bit: usize,
 
-    // int, bytearray, list, tuple.
+    // int (and 3.12+'s tagged size), bytearray, list, tuple, float, bytes.
     pub long_digits: usize,
+    pub long_tag: usize,
+    pub long_non_size_bits: usize,
+    pub long_sign_mask: usize,
+    pub long_digit_bits: usize,
     pub bytearray_alloc: usize,
     pub list_items: usize,
     pub list_allocated: usize,
     pub tuple_items: usize,
+    pub float_value: usize,
+    pub bytes_data: usize,
 
     // Exceptions and tracebacks.
     pub exc_dict: usize,
@@ -177,10 +264,12 @@ pub struct Layout {
     pub member_type: usize,
     pub member_offset: usize,
     pub member_size: usize,
+    pub t_object: usize,
+    pub t_object_ex: usize,
 
     // Types defined in C files rather than headers (Modules/_collectionsmodule.c,
-    // Objects/odictobject.c, Modules/arraymodule.c); checked by the size tests against
-    // `sys.getsizeof`.
+    // Objects/odictobject.c, Modules/arraymodule.c), replicated in the probe; the size tests
+    // check them against `sys.getsizeof`.
     pub defaultdict_factory: usize,
     pub odict_first: usize,
     pub odict_fast_nodes_size: usize,
@@ -196,187 +285,13 @@ pub struct Layout {
     pub arraydescr_itemsize: usize,
 }
 
-/// CPython 3.11 on a 64-bit platform (release build; a `Py_TRACE_REFS` build fails validation).
-pub static CPYTHON_3_11: Layout = Layout {
-    version: (3, 11),
-    interp_gc: 648,
-    interp_modules: 888,
-    gc_generations: 24,
-    gc_generation_size: 24,
-    gc_generation_count: 3,
-    gc_generation0: 96,
-    gc_permanent_generation: 104,
-    gc_collecting: 200,
-
-    tstate_interp: 16,
-    tstate_cframe: 56,
-    tstate_thread_id: 152,
-    tstate_dict: 128,
-    tstate_curexc_type: 96,
-    tstate_curexc_value: 104,
-    tstate_curexc_traceback: 112,
-    tstate_exc_state: 320,
-    tstate_context: 224,
-    tstate_async_gen_firstiter: 208,
-    tstate_async_gen_finalizer: 216,
-    tstate_c_profileobj: 80,
-    tstate_c_traceobj: 88,
-    cframe_current_frame: 8,
-
-    iframe_func: 0,
-    iframe_locals: 24,
-    iframe_code: 32,
-    iframe_frame_obj: 40,
-    iframe_previous: 48,
-    iframe_prev_instr: 56,
-    iframe_stacktop: 64,
-    iframe_owner: 69,
-    iframe_localsplus: 72,
-
-    code_consts: 24,
-    code_names: 32,
-    code_exceptiontable: 40,
-    code_stacksize: 68,
-    code_firstlineno: 72,
-    code_nlocalsplus: 76,
-    code_localsplusnames: 96,
-    code_localspluskinds: 104,
-    code_filename: 112,
-    code_name: 120,
-    code_qualname: 128,
-    code_linetable: 136,
-    code_co_code: 152,
-    code_extra: 176,
-    code_adaptive: 184,
-
-    frame_back: 16,
-    frame_frame: 24,
-    frame_trace: 32,
-
-    gen_code: 16,
-    gen_name: 32,
-    gen_qualname: 40,
-    gen_exc_value: 48,
-    gen_origin_or_finalizer: 64,
-    gen_frame_state: 75,
-    gen_iframe: 80,
-
-    dict_size: 48,
-    dict_keys: 32,
-    dict_values: 40,
-    dk_refcnt: 0,
-    dk_log2_size: 8,
-    dk_log2_index_bytes: 9,
-    dk_kind: 10,
-    dk_usable: 16,
-    dk_nentries: 24,
-    dk_indices: 32,
-    dk_header_size: 32,
-    dk_general_entry_size: 24,
-    dk_unicode_entry_size: 16,
-    managed_values: -32,
-    managed_dict: -24,
-
-    ht_name: 848,
-    ht_slots: 856,
-    ht_qualname: 864,
-    ht_cached_keys: 872,
-    ht_module: 880,
-    heap_type_size: 904,
-    type_object_size: 408,
-
-    func_globals: 16,
-    func_builtins: 24,
-    func_name: 32,
-    func_qualname: 40,
-    func_code: 48,
-    func_defaults: 56,
-    func_kwdefaults: 64,
-    func_closure: 72,
-    func_doc: 80,
-    func_dict: 88,
-    func_module: 104,
-    func_annotations: 112,
-    module_dict: 16,
-    module_def: 24,
-    module_state: 32,
-    module_name: 48,
-    method_func: 16,
-    method_self: 24,
-    cell_ref: 16,
-    weakref_object: 16,
-    weakref_callback: 24,
-
-    set_mask: 32,
-    set_table: 40,
-    set_smalltable: 64,
-    set_entry_size: 16,
-
-    str_length: 16,
-    str_state: 32,
-    str_wstr: 40,
-    str_ascii_size: 48,
-    str_utf8_length: 48,
-    str_utf8: 56,
-    str_wstr_length: 64,
-    str_compact_size: 72,
-    str_legacy_data: 72,
-    str_legacy_size: 80,
-
-    long_digits: 24,
-    bytearray_alloc: 24,
-    list_items: 24,
-    list_allocated: 32,
-    tuple_items: 24,
-
-    exc_dict: 16,
-    exc_args: 24,
-    exc_notes: 32,
-    exc_traceback: 40,
-    exc_context: 48,
-    exc_cause: 56,
-    tb_next: 16,
-    tb_frame: 24,
-
-    descr_type: 16,
-    member_name: 0,
-    member_type: 8,
-    member_offset: 16,
-    member_size: 40,
-
-    defaultdict_factory: 48,
-    odict_first: 48,
-    odict_fast_nodes_size: 72,
-    odict_inst_dict: 96,
-    odict_node_next: 16,
-    odict_node_key: 0,
-    odict_node_size: 32,
-    deque_leftindex: 40,
-    deque_block_size: 528,
-    deque_block_len: 64,
-    array_allocated: 32,
-    array_descr: 40,
-    arraydescr_itemsize: 4,
-};
-
-/// Frame ownership (`enum _frameowner`).
-pub const FRAME_OWNED_BY_THREAD: u8 = 0;
-pub const FRAME_OWNED_BY_GENERATOR: u8 = 1;
-pub const FRAME_OWNED_BY_FRAME_OBJECT: u8 = 2;
-/// `FRAME_CLEARED`: a generator whose frame no longer holds anything.
-pub const FRAME_CLEARED: i8 = 4;
-/// `DICT_KEYS_GENERAL`: keys that are not all str (entries carry a hash).
-pub const DICT_KEYS_GENERAL: u8 = 0;
-/// `T_OBJECT_EX` and `T_OBJECT` member types (structmember.h).
-pub const T_OBJECT: i32 = 6;
-pub const T_OBJECT_EX: i32 = 16;
-/// `_gc_prev` flag bits used by CPython (FINALIZED, COLLECTING).
-pub const GC_PREV_FLAG_BITS: usize = 0b11;
-
-/// The layout for a CPython version, if heaplens knows it.
-pub fn for_version(major: u8, minor: u8) -> Option<&'static Layout> {
-    match (major, minor) {
-        (3, 11) => Some(&CPYTHON_3_11),
-        _ => None,
+impl Layout {
+    /// Whether `offset` (a field of this layout) exists in this version.
+    #[inline(always)]
+    pub const fn has(offset: usize) -> bool {
+        offset != ABSENT
     }
 }
+
+/// `_gc_prev` flag bits used by CPython (FINALIZED, COLLECTING), the same in every version.
+pub const GC_PREV_FLAG_BITS: usize = 0b11;

@@ -1,10 +1,20 @@
-//! The capture layer: the only code in heaplens that touches CPython.
+//! heaplens-capture: the heap walk of the running CPython interpreter, and the only crate in
+//! heaplens that reads CPython memory.
 //!
 //! It walks the live heap of the interpreter it runs in and hands the results to heaplens-core:
 //! a [`heaplens_core::graph::Graph`] (a snapshot), a [`heaplens_core::census::Census`], or the
 //! objects of one type. Every walk holds the GIL from start to end, runs no Python code,
 //! allocates no Python object, creates no instance `__dict__` and leaves every reference count as
-//! it found it; it reads the interpreter's structures directly (see [`layout`]).
+//! it found it; it reads the interpreter's structures directly.
+//!
+//! Supported: CPython 3.11 to 3.15, 64-bit release builds with the GIL. What differs between
+//! versions lives in [`cpython`], one module per ABI behind one [`abi::Abi`] trait; struct
+//! offsets are data generated from each release's own headers ([`layout`]); [`env`] picks and
+//! checks them once, at import time, and refuses anything else with one sentence
+//! ([`CaptureError::Unsupported`]).
+//!
+//! Not here: Python classes and exceptions (heaplens-py wraps this API), analyses and file
+//! formats (heaplens-core), anything that runs Python code during a walk (nothing may).
 //!
 //! What a walk cannot see, by construction:
 //! - objects referenced only from C: module-level C statics of extension modules, the interned
@@ -16,14 +26,26 @@
 //! - other interpreters (subinterpreters) of the same process.
 //!
 //! Such objects are still counted when some Python object refers to them; objects referenced
-//! from C as well as from Python show up as roots ("held outside the heap").
+//! from C as well as from Python show up as roots ("held outside the heap"), and immortal
+//! objects (3.12+) as roots of their own kind ("interpreter (immortal)").
+//!
+//! ```no_run
+//! # use pyo3::Python;
+//! # Python::attach(|py| {
+//! heaplens_capture::init(py);
+//! let census = heaplens_capture::census(py, true).unwrap();
+//! println!("{} gc-tracked objects", census.total_count());
+//! # });
+//! ```
 
+pub mod abi;
 mod addrmap;
 mod around;
 mod census;
+pub mod cpython;
 mod dicts;
 mod edges;
-pub mod env;
+mod env;
 mod gc_lists;
 mod labels;
 pub mod layout;
@@ -34,13 +56,31 @@ mod sizeof;
 mod snapshot;
 mod threads;
 
+use cpython::with_abi;
 use gc_lists::{GcLists, ListsError};
 use heaplens_core::census::Census;
 use heaplens_core::graph::Graph;
 use pyo3::prelude::*;
 
+pub use cpython::{is_supported, supported_list, SUPPORTED};
 pub use registry::TypeFilter;
-pub use snapshot::SnapshotOptions;
+pub use snapshot::{SnapshotOptions, IMMORTAL_ROOT};
+
+/// Resolves and checks the running interpreter; call once, with the GIL, before any capture
+/// (the extension module does so when it is imported).
+pub fn init(py: Python<'_>) {
+    env::init(py);
+}
+
+/// Why captures cannot run in this interpreter (one sentence), or `None` when they can.
+pub fn unsupported_reason() -> Option<String> {
+    env::get().err()
+}
+
+/// `sys.version` of the interpreter, when captures can run in it.
+pub fn python_version() -> Option<&'static str> {
+    env::get().ok().map(|e| e.python_version.as_str())
+}
 
 /// Why a capture could not run.
 #[derive(Debug)]
@@ -80,7 +120,8 @@ pub fn snapshot(_py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, Cap
     let (env, lists) = prepare()?;
     let started = std::time::Instant::now();
     // SAFETY: the GIL is held (`_py`), and the walk runs no Python code.
-    let graph = unsafe { snapshot::snapshot(env, &lists, options) }.map_err(CaptureError::Core)?;
+    let graph = with_abi!(env.abi, A => unsafe { snapshot::snapshot::<A>(env, &lists, options) })
+        .map_err(CaptureError::Core)?;
     log::debug!(
         target: "heaplens.capture",
         "snapshot: {} nodes, {} references, {} bytes kept, in {:.3} s",
@@ -107,7 +148,10 @@ pub fn snapshot_around(
     // Python code. Every node is an object reached through live references; references are
     // taken before anything else runs, as in `matching_objects`.
     unsafe {
-        let Some(graph) = around::snapshot_around(env, &ptrs, max_depth, max_objects) else {
+        let around = with_abi!(env.abi, A => around::snapshot_around::<A>(
+            env, &ptrs, max_depth, max_objects
+        ));
+        let Some(graph) = around else {
             return Ok(None);
         };
         let objects = graph
@@ -123,7 +167,7 @@ pub fn census(_py: Python<'_>, gc_only: bool) -> Result<Census, CaptureError> {
     let (env, lists) = prepare()?;
     let started = std::time::Instant::now();
     // SAFETY: the GIL is held, and the walk runs no Python code.
-    let census = unsafe { census::census(env, &lists, gc_only) };
+    let census = with_abi!(env.abi, A => unsafe { census::census::<A>(env, &lists, gc_only) });
     log::debug!(
         target: "heaplens.capture",
         "census{}: {} objects of {} types, in {:.3} s",
@@ -146,7 +190,9 @@ pub fn matching_objects(
     // owned reference before anything else runs, so no object can die in between (taking a
     // reference allocates nothing and cannot trigger a collection).
     unsafe {
-        let found = census::matching_objects(env, &lists, filter, gc_only);
+        let found = with_abi!(env.abi, A => census::matching_objects::<A>(
+            env, &lists, filter, gc_only
+        ));
         Ok(found
             .into_iter()
             .map(|o| Bound::from_borrowed_ptr(py, o).unbind())
@@ -165,7 +211,7 @@ pub fn objects_at(
     let wanted: hashbrown::HashSet<u64> = addresses.iter().copied().collect();
     // SAFETY: as in `matching_objects`: references are taken before anything else runs.
     unsafe {
-        let found = census::objects_at(env, &lists, &wanted, gc_only);
+        let found = with_abi!(env.abi, A => census::objects_at::<A>(env, &lists, &wanted, gc_only));
         Ok(found
             .into_iter()
             .map(|o| (o as u64, Bound::from_borrowed_ptr(py, o).unbind()))
@@ -178,14 +224,14 @@ pub fn census_of(_py: Python<'_>, objects: &[Bound<'_, PyAny>]) -> Result<Census
     let env = env::get().map_err(CaptureError::Unsupported)?;
     let ptrs: Vec<raw::Obj> = objects.iter().map(|o| o.as_ptr()).collect();
     // SAFETY: the GIL is held and `objects` keeps every pointer alive.
-    Ok(unsafe { census::census_of(env, &ptrs) })
+    Ok(with_abi!(env.abi, A => unsafe { census::census_of::<A>(env, &ptrs) }))
 }
 
 /// The names of every type object in the heap.
 pub fn type_object_names(_py: Python<'_>) -> Result<Vec<String>, CaptureError> {
     let (env, lists) = prepare()?;
     // SAFETY: the GIL is held and the walk runs no Python code.
-    Ok(unsafe { census::type_object_names(env, &lists) })
+    Ok(with_abi!(env.abi, A => unsafe { census::type_object_names::<A>(env, &lists) }))
 }
 
 /// Whether `tp` is a type `query` names.
@@ -196,7 +242,8 @@ pub fn type_matches(
 ) -> Result<bool, CaptureError> {
     let env = env::get().map_err(CaptureError::Unsupported)?;
     // SAFETY: the GIL is held and `tp` is a live type.
-    Ok(unsafe { census::type_matches(env, tp.as_ptr() as raw::Type, query) })
+    let tp = tp.as_ptr() as raw::Type;
+    Ok(with_abi!(env.abi, A => unsafe { census::type_matches::<A>(env, tp, query) }))
 }
 
 /// What `gc.get_referents(obj)` returns, as new references.
@@ -206,6 +253,10 @@ pub fn referents(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Vec<Py<PyAny>> {
     // runs, as in `matching_objects`.
     unsafe {
         references::referents_into(obj.as_ptr(), &mut buf);
+        // Free-list entries some traverse functions report are not objects to hand out.
+        if let Ok(env) = env::get() {
+            with_abi!(env.abi, A => buf.retain(|&o| !raw::is_dead::<A>(o)));
+        }
         buf.into_iter()
             .map(|o| Bound::from_borrowed_ptr(py, o).unbind())
             .collect()
@@ -283,7 +334,8 @@ pub fn gc_addresses_by_name(
 ) -> Result<Vec<(String, Vec<u64>)>, CaptureError> {
     let (env, lists) = prepare()?;
     // SAFETY: the GIL is held and the walk runs no Python code.
-    let (groups, types, strings) = unsafe { census::gc_addresses_by_type(env, &lists) };
+    let (groups, types, strings) =
+        with_abi!(env.abi, A => unsafe { census::gc_addresses_by_type::<A>(env, &lists) });
     Ok(groups
         .into_iter()
         .enumerate()

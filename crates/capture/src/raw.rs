@@ -5,7 +5,8 @@
 //! decoded from the object's own buffer (never `PyUnicode_AsUTF8`, which would cache a UTF-8 copy
 //! in the object and so change it).
 
-use super::layout::Layout;
+use crate::abi::Abi;
+use crate::layout::{Layout, ABSENT};
 use pyo3::ffi;
 use std::fmt::Write;
 
@@ -46,13 +47,6 @@ pub unsafe fn field(o: *const u8, offset: usize) -> Obj {
 #[inline(always)]
 pub unsafe fn ob_type(o: Obj) -> Type {
     unsafe { (*o).ob_type }
-}
-
-/// # Safety
-/// `o` must be a live object.
-#[inline(always)]
-pub unsafe fn ob_refcnt(o: Obj) -> isize {
-    unsafe { (*o).ob_refcnt }
 }
 
 /// `Py_SIZE(o)`.
@@ -98,7 +92,7 @@ pub fn gc_head(o: Obj) -> *mut usize {
     (o as *mut usize).wrapping_sub(2)
 }
 
-/// Whether the GC object `o` is tracked (`_gc_next != 0`).
+/// Whether the GC object `o` is tracked (`_gc_next != 0`, in every version).
 ///
 /// # Safety
 /// `o` must be a live object for which [`is_gc`] holds.
@@ -107,25 +101,28 @@ pub unsafe fn is_tracked(o: Obj) -> bool {
     unsafe { *gc_head(o) != 0 }
 }
 
-/// `_PyType_PreHeaderSize`: the GC header and managed-dict pointers that precede an object.
+/// `_PyType_PreHeaderSize`: the GC header and the two managed-dict or managed-weakref words
+/// that precede an object. `preheader_flags` are the type flags that add those two words
+/// (`Py_TPFLAGS_MANAGED_DICT`, and from 3.12 `Py_TPFLAGS_MANAGED_WEAKREF`).
 ///
 /// # Safety
 /// `t` must be a live type object.
 #[inline(always)]
-pub unsafe fn preheader_size(t: Type) -> usize {
+pub unsafe fn preheader_size(t: Type, preheader_flags: std::ffi::c_ulong) -> usize {
     unsafe {
         let gc = if has_flag(t, ffi::Py_TPFLAGS_HAVE_GC) {
             16
         } else {
             0
         };
-        let managed = if has_flag(t, MANAGED_DICT) { 16 } else { 0 };
+        let managed = if (*t).tp_flags & preheader_flags != 0 {
+            16
+        } else {
+            0
+        };
         gc + managed
     }
 }
-
-/// `Py_TPFLAGS_MANAGED_DICT` (3.11).
-pub const MANAGED_DICT: std::ffi::c_ulong = 1 << 4;
 
 /// The decoded state bits of a str (`PyASCIIObject.state`).
 #[derive(Clone, Copy, Debug)]
@@ -142,10 +139,11 @@ pub struct StrState {
 pub unsafe fn str_state(l: &Layout, s: Obj) -> StrState {
     let bits: u32 = unsafe { read(s as *const u8, l.str_state) };
     StrState {
-        kind: (bits >> 2) & 0b111,
-        compact: bits & (1 << 5) != 0,
-        ascii: bits & (1 << 6) != 0,
-        ready: bits & (1 << 7) != 0,
+        kind: (bits >> l.str_kind_shift) & 0b111,
+        compact: bits & (1 << l.str_compact_bit) != 0,
+        ascii: bits & (1 << l.str_ascii_bit) != 0,
+        // 3.12 dropped the `ready` bit: every str is ready.
+        ready: l.str_ready_bit == ABSENT || bits & (1 << l.str_ready_bit) != 0,
     }
 }
 
@@ -232,10 +230,9 @@ pub unsafe fn str_eq_ascii(l: &Layout, s: Obj, text: &[u8]) -> bool {
 ///
 /// # Safety
 /// `o` must be a live int.
-pub unsafe fn small_int(l: &Layout, o: Obj) -> Option<i64> {
+pub unsafe fn small_int<A: Abi>(l: &Layout, o: Obj) -> Option<i64> {
     unsafe {
-        let size = ob_size(o);
-        let n = size.unsigned_abs();
+        let (negative, n) = A::long_shape(l, o);
         if n > 2 {
             return None;
         }
@@ -244,7 +241,7 @@ pub unsafe fn small_int(l: &Layout, o: Obj) -> Option<i64> {
         for i in (0..n).rev() {
             v = (v << 30) | (*digits.add(i) as i64);
         }
-        Some(if size < 0 { -v } else { v })
+        Some(if negative { -v } else { v })
     }
 }
 
@@ -276,6 +273,19 @@ pub fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// Whether `o` is not a live object but an entry of a free list that a `tp_traverse` still
+/// reports: its reference count is 0 (3.12's `_asyncio` module, for one, visits the future
+/// iterators it keeps for reuse). A walk must skip such an object, and above all never hand it
+/// to Python: a new reference would resurrect it, and its second deallocation would put it on
+/// the free list twice, making the list a cycle.
+///
+/// # Safety
+/// `o` must be a readable object header.
+#[inline(always)]
+pub unsafe fn is_dead<A: Abi>(o: Obj) -> bool {
+    unsafe { A::refcount(o) == Some(0) }
+}
+
 /// Whether the only reference to `o` is the one being followed: a reference count of 1 and a
 /// type that cannot be weakly referenced. Such an object can be reached by exactly one edge, so
 /// the walks skip the address-map lookup that de-duplicates everything else.
@@ -283,6 +293,6 @@ pub fn prefetch(p: *const u8) {
 /// # Safety
 /// `o` must be a live object.
 #[inline(always)]
-pub unsafe fn singly_referenced(o: Obj) -> bool {
-    unsafe { ob_refcnt(o) == 1 && (*ob_type(o)).tp_weaklistoffset == 0 }
+pub unsafe fn singly_referenced<A: Abi>(o: Obj) -> bool {
+    unsafe { A::refcount(o) == Some(1) && (*ob_type(o)).tp_weaklistoffset == 0 }
 }

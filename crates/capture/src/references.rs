@@ -5,16 +5,16 @@
 //!
 //! Why not the snapshot's labelled edges: objgraph's answers are defined by `tp_traverse`, which
 //! leaves out references a leak hunter wants (a weak reference's referent, a class's
-//! `__subclasses__`, the objects held by code objects, which are not GC objects in 3.11). The
+//! `__subclasses__`, the objects held by code objects, which are not GC objects). The
 //! drop-in must give objgraph's answers, and these walks are cheaper than a snapshot: no labels,
 //! no graph, no objects outside the GC lists.
 //!
 //! Like every walk, these run no Python code and change nothing: `tp_traverse` is what the
 //! collector itself calls, and the visit callback only records pointers.
 
-use super::edges::collect_visit;
-use super::gc_lists::GcLists;
-use super::raw::{self, Obj};
+use crate::edges::collect_visit;
+use crate::gc_lists::GcLists;
+use crate::raw::{self, Obj};
 use hashbrown::{HashMap, HashSet};
 use std::ffi::c_void;
 

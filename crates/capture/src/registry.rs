@@ -9,9 +9,10 @@
 //! `tp_traverse` (exactly what the garbage collector does) and labels what it can by matching the
 //! pointers against member slots.
 
-use super::env::Env;
-use super::layout::{Layout, T_OBJECT, T_OBJECT_EX};
-use super::raw::{self, field, read, Obj, Type};
+use crate::abi::Abi;
+use crate::env::Env;
+use crate::layout::Layout;
+use crate::raw::{self, field, read, Obj, Type};
 use hashbrown::HashMap;
 use heaplens_core::graph::NodeFlags;
 use heaplens_core::strings::{StringId, StringTable};
@@ -149,7 +150,7 @@ impl Registry {
     /// # Safety
     /// `tp` must be a live type object and the GIL held.
     #[inline]
-    pub unsafe fn lookup(&mut self, env: &Env, tp: Type, tables: &mut Tables<'_>) -> u32 {
+    pub unsafe fn lookup<A: Abi>(&mut self, env: &Env, tp: Type, tables: &mut Tables<'_>) -> u32 {
         let key = tp as usize;
         let slot = (key >> 6) % RECENT;
         if self.recent[slot].0 == key {
@@ -158,7 +159,7 @@ impl Registry {
         let index = match self.by_ptr.get(&key) {
             Some(&i) => i,
             None => {
-                let entry = unsafe { classify(env, tp, tables, &self.filter) };
+                let entry = unsafe { classify::<A>(env, tp, tables, &self.filter) };
                 let i = self.entries.len() as u32;
                 self.entries.push(Rc::new(entry));
                 self.by_ptr.insert(key, i);
@@ -197,7 +198,7 @@ pub unsafe fn type_names(l: &Layout, tp: Type) -> (String, String, String) {
             let mut module = String::new();
             let dict = (*tp).tp_dict;
             if !dict.is_null() {
-                super::dicts::for_each_dict_entry(l, dict, |k, v| {
+                crate::dicts::for_each_dict_entry(l, dict, |k, v| {
                     if module.is_empty()
                         && raw::str_eq_ascii(l, k, b"__module__")
                         && raw::has_flag(raw::ob_type(v), ffi::Py_TPFLAGS_UNICODE_SUBCLASS)
@@ -221,12 +222,17 @@ pub unsafe fn type_names(l: &Layout, tp: Type) -> (String, String, String) {
     }
 }
 
-unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFilter) -> TypeEntry {
+unsafe fn classify<A: Abi>(
+    env: &Env,
+    tp: Type,
+    tables: &mut Tables<'_>,
+    filter: &TypeFilter,
+) -> TypeEntry {
     let l = env.layout;
     let k = &env.types;
     unsafe {
         let (module, name, qualname) = type_names(l, tp);
-        let size = sizeof_kind(env, tp);
+        let size = sizeof_kind::<A>(env, tp);
         let mut flags = TypeFlags::default();
         if size == SizeKind::Approximate {
             flags = flags | TypeFlags::APPROXIMATE_SIZE;
@@ -257,7 +263,7 @@ unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFi
                     (base as *const u8).add((*raw::ob_type(base as Obj)).tp_basicsize as usize);
                 for i in 0..nslots as usize {
                     let m = members.add(i * l.member_size);
-                    if read::<i32>(m, l.member_type) == T_OBJECT_EX {
+                    if read::<i32>(m, l.member_type) as usize == l.t_object_ex {
                         let n = raw::c_str(read::<*const std::ffi::c_char>(m, l.member_name));
                         slots.push(Slot {
                             offset: read::<isize>(m, l.member_offset) as usize,
@@ -325,8 +331,8 @@ unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFi
                 if name_ptr.is_null() {
                     break;
                 }
-                let mt = read::<i32>(m, l.member_type);
-                if mt == T_OBJECT || mt == T_OBJECT_EX {
+                let mt = read::<i32>(m, l.member_type) as usize;
+                if mt == l.t_object || mt == l.t_object_ex {
                     let off = read::<isize>(m, l.member_offset);
                     if off > 0 {
                         members.push(Slot {
@@ -342,7 +348,8 @@ unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFi
             guard += 1;
         }
 
-        let managed_dict = python_levels && raw::has_flag(tp, raw::MANAGED_DICT);
+        let managed_dict =
+            python_levels && raw::has_flag(tp, l.tpflags_managed_dict as std::ffi::c_ulong);
         let dict_offset =
             if python_levels && !managed_dict && (*tp).tp_dictoffset != (*solid).tp_dictoffset {
                 (*tp).tp_dictoffset
@@ -381,16 +388,16 @@ unsafe fn classify(env: &Env, tp: Type, tables: &mut Tables<'_>, filter: &TypeFi
 
 /// Finds which `__sizeof__` `tp` inherits, by looking it up along the MRO (reading the type
 /// dicts; no attribute lookup machinery runs).
-unsafe fn sizeof_kind(env: &Env, tp: Type) -> SizeKind {
+unsafe fn sizeof_kind<A: Abi>(env: &Env, tp: Type) -> SizeKind {
     let l = env.layout;
     let k = &env.types;
     unsafe {
         let mut found: Obj = std::ptr::null_mut();
         let mro = (*tp).tp_mro;
         let mut lookup_in = |t: Type| {
-            let dict = (*t).tp_dict;
+            let dict = A::type_dict(env, t as Obj);
             if found.is_null() && !dict.is_null() {
-                super::dicts::for_each_dict_entry(l, dict, |key, v| {
+                crate::dicts::for_each_dict_entry(l, dict, |key, v| {
                     if found.is_null() && raw::str_eq_ascii(l, key, b"__sizeof__") {
                         found = v;
                     }

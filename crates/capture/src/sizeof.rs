@@ -1,15 +1,18 @@
 //! Shallow sizes equal to `sys.getsizeof()`, computed without calling Python.
 //!
 //! `sys.getsizeof(o)` is `type(o).__sizeof__(o)` plus the pre-header (the GC header and, for
-//! classes with inline attributes, the two managed-dict pointers). The builtin `__sizeof__`
-//! implementations are replicated here from CPython 3.11; types whose `__sizeof__` heaplens does
+//! classes with managed dicts or weak references, two more words). The builtin `__sizeof__`
+//! implementations are replicated here (the parts that differ between versions come from the
+//! [`Abi`] and the layout); types whose `__sizeof__` heaplens does
 //! not replicate (a Python-level override, `_io.BytesIO`, `decimal.Decimal`, ...) are sized like
 //! `object.__sizeof__` would size them and their type is flagged `APPROXIMATE_SIZE`. The size tests
 //! compare every kind here with `sys.getsizeof` on real objects.
 
-use super::layout::{Layout, DICT_KEYS_GENERAL};
-use super::raw::{self, field, read, Obj};
-use super::registry::{SizeKind, TypeEntry};
+use crate::abi::Abi;
+use crate::env::Env;
+use crate::layout::Layout;
+use crate::raw::{self, read, Obj};
+use crate::registry::{SizeKind, TypeEntry};
 
 /// `_PyObject_SIZE(tp)`.
 #[inline(always)]
@@ -23,7 +26,7 @@ unsafe fn dict_keys_size(l: &Layout, keys: *const u8) -> i64 {
         let log2_size: u8 = read(keys, l.dk_log2_size);
         let log2_index_bytes: u8 = read(keys, l.dk_log2_index_bytes);
         let kind: u8 = read(keys, l.dk_kind);
-        let entry = if kind == DICT_KEYS_GENERAL {
+        let entry = if kind as usize == l.dict_keys_general {
             l.dk_general_entry_size
         } else {
             l.dk_unicode_entry_size
@@ -35,7 +38,7 @@ unsafe fn dict_keys_size(l: &Layout, keys: *const u8) -> i64 {
 }
 
 /// `_PyDict_SizeOf(mp)` (also the base of OrderedDict's size).
-unsafe fn dict_size(l: &Layout, o: Obj) -> i64 {
+unsafe fn dict_size<A: Abi>(l: &Layout, o: Obj) -> i64 {
     unsafe {
         let ob = o as *const u8;
         let keys: *const u8 = read(ob, l.dict_keys);
@@ -45,9 +48,7 @@ unsafe fn dict_size(l: &Layout, o: Obj) -> i64 {
             return res;
         }
         if !values.is_null() {
-            let usable: isize = read(keys, l.dk_usable);
-            let nentries: isize = read(keys, l.dk_nentries);
-            res += (usable + nentries) as i64 * 8;
+            res += A::split_values_size(l, o);
         }
         let refcnt: isize = read(keys, l.dk_refcnt);
         if refcnt == 1 {
@@ -61,7 +62,8 @@ unsafe fn dict_size(l: &Layout, o: Obj) -> i64 {
 ///
 /// # Safety
 /// `o` must be a live object of the type described by `t`, with the GIL held.
-pub unsafe fn shallow_size(l: &Layout, o: Obj, t: &TypeEntry) -> u64 {
+pub unsafe fn shallow_size<A: Abi>(env: &Env, o: Obj, t: &TypeEntry) -> u64 {
+    let l = env.layout;
     unsafe {
         let tp = raw::ob_type(o);
         let ob = o as *const u8;
@@ -76,12 +78,12 @@ pub unsafe fn shallow_size(l: &Layout, o: Obj, t: &TypeEntry) -> u64 {
             }
             SizeKind::Int => {
                 // long.__sizeof__ counts at least one digit, even for zero.
-                let digits = (raw::ob_size(o) as i64).abs().max(1);
+                let digits = (A::long_shape(l, o).1 as i64).max(1);
                 l.long_digits as i64 + digits * 4
             }
             SizeKind::Str => str_size(l, o),
             SizeKind::List => basicsize(o) + read::<isize>(ob, l.list_allocated) as i64 * 8,
-            SizeKind::Dict => dict_size(l, o),
+            SizeKind::Dict => dict_size::<A>(l, o),
             SizeKind::Set => {
                 let table: *const u8 = read(ob, l.set_table);
                 let mut res = basicsize(o);
@@ -109,12 +111,13 @@ pub unsafe fn shallow_size(l: &Layout, o: Obj, t: &TypeEntry) -> u64 {
                 let code = if iframe.is_null() {
                     std::ptr::null()
                 } else {
-                    field(iframe, l.iframe_code) as *const u8
+                    A::frame_slot(l, iframe.add(l.iframe_executable) as *const usize)
+                        .map_or(std::ptr::null(), |(c, _)| c as *const u8)
                 };
-                l.iframe_localsplus as i64 + 48 + code_frame_slots(l, code)
+                l.frame_data as i64 + l.iframe_localsplus as i64 + code_frame_slots(l, code)
             }
             SizeKind::Generator => {
-                let code = field(ob, l.gen_code) as *const u8;
+                let code = A::gen_code(l, o) as *const u8;
                 l.gen_iframe as i64 + l.iframe_localsplus as i64 + code_frame_slots(l, code)
             }
             SizeKind::Type => {
@@ -131,12 +134,12 @@ pub unsafe fn shallow_size(l: &Layout, o: Obj, t: &TypeEntry) -> u64 {
                 }
             }
             SizeKind::OrderedDict => {
-                let mut res = dict_size(l, o);
+                let mut res = dict_size::<A>(l, o);
                 let fast: isize = read(ob, l.odict_fast_nodes_size);
                 res += fast as i64 * 8;
                 let first: *const u8 = read(ob, l.odict_first);
                 if !first.is_null() {
-                    let used: isize = read(ob, 16);
+                    let used: isize = read(ob, l.dict_used);
                     res += used as i64 * l.odict_node_size as i64;
                 }
                 res
@@ -159,7 +162,7 @@ pub unsafe fn shallow_size(l: &Layout, o: Obj, t: &TypeEntry) -> u64 {
                 basicsize(o) + allocated as i64 * itemsize
             }
         };
-        body.max(0) as u64 + raw::preheader_size(tp) as u64
+        body.max(0) as u64 + raw::preheader_size(tp, env.preheader_flags) as u64
     }
 }
 
@@ -175,7 +178,7 @@ unsafe fn code_frame_slots(l: &Layout, code: *const u8) -> i64 {
     }
 }
 
-/// `unicode.__sizeof__` (3.11, with the `wstr` and cached UTF-8 buffers).
+/// `unicode.__sizeof__`, with the cached UTF-8 buffer and (3.11) the `wstr` one.
 unsafe fn str_size(l: &Layout, o: Obj) -> i64 {
     unsafe {
         let ob = o as *const u8;
@@ -198,7 +201,11 @@ unsafe fn str_size(l: &Layout, o: Obj) -> i64 {
             }
             (s, data)
         };
-        let wstr: *const u8 = read(ob, l.str_wstr);
+        let wstr: *const u8 = if Layout::has(l.str_wstr) {
+            read(ob, l.str_wstr)
+        } else {
+            std::ptr::null()
+        };
         if !wstr.is_null() && (!st.ready || wstr != data) {
             let wlen: isize = if st.compact && st.ascii {
                 len as isize

@@ -17,23 +17,29 @@
 //! interpreter state, a C call in progress); such objects become roots, with modules in
 //! `sys.modules` and thread stacks. Whatever no root reaches is cyclic garbage the collector has
 //! not freed yet (the same test `gc.collect()` applies), kept in the snapshot and flagged.
+//! Immortal objects (3.12+) have reference counts that mean nothing; they are roots of their
+//! own kind, [`IMMORTAL_ROOT`]: the interpreter keeps them for its whole life.
 
-use super::addrmap::AddrMap;
-use super::dicts;
-use super::edges::{self, EdgeSink, BATCH};
-use super::env::Env;
-use super::gc_lists::{GcLists, Stash};
-use super::labels::Cx;
-use super::layout::FRAME_OWNED_BY_GENERATOR;
-use super::raw::{self, read, Obj};
-use super::registry::{Registry, Tables, TypeFilter};
-use super::sizeof::shallow_size;
-use super::threads::{self, ThreadStack};
+use crate::abi::Abi;
+use crate::addrmap::AddrMap;
+use crate::dicts;
+use crate::edges::{self, EdgeSink, BATCH};
+use crate::env::Env;
+use crate::gc_lists::{GcLists, Stash};
+use crate::labels::Cx;
+use crate::raw::{self, read, Obj};
+use crate::registry::{Registry, Tables, TypeFilter};
+use crate::sizeof::shallow_size;
+use crate::threads::{self, frame_owner, FrameOwner, ThreadStack};
 use hashbrown::HashMap;
 use heaplens_core::graph::{Graph, GraphBuilder, NodeFlags, NodeId};
 use heaplens_core::label::Label;
 use heaplens_core::reach;
 use heaplens_core::strings::StringId;
+use std::marker::PhantomData;
+
+/// The root label of immortal objects.
+pub const IMMORTAL_ROOT: &str = "interpreter (immortal)";
 
 /// How many nodes ahead the snapshot's processing loop prefetches.
 const PREFETCH_AHEAD: usize = 8;
@@ -79,6 +85,9 @@ enum Resolution {
     Single,
     /// Looked up (or added) in the address map.
     Mapped,
+    /// Not a live object: an entry of a free list some `tp_traverse` reports (see
+    /// [`raw::is_dead`]). No node, no edge.
+    Dead,
 }
 
 /// Turns the references the walkers report into graph edges. Referents are queued, across
@@ -86,18 +95,21 @@ enum Resolution {
 /// is resolved in order, so edges still land in node order for the CSR builder while the cache
 /// misses of hundreds of referents overlap. Objects met for the first time become nodes (leaves
 /// are finished on the spot); per node it keeps reference count minus references found.
-struct Resolver {
+struct Resolver<A: Abi> {
     env: &'static Env,
+    abi: PhantomData<A>,
     builder: GraphBuilder,
     map: AddrMap,
     balance: Vec<i32>,
+    /// Nodes of immortal objects (3.12+), whose reference counts mean nothing.
+    immortal: Bits,
     registry: Registry,
     done: Bits,
     pending: Vec<Pending>,
     plan: Vec<Resolution>,
 }
 
-impl Resolver {
+impl<A: Abi> Resolver<A> {
     #[inline]
     fn queue(&mut self, p: Pending) {
         self.pending.push(p);
@@ -117,16 +129,27 @@ impl Resolver {
     unsafe fn finish_if_leaf(&mut self, n: NodeId, o: Obj) {
         unsafe {
             let (strings, types) = self.builder.tables_mut();
-            let index =
-                self.registry
-                    .lookup(self.env, raw::ob_type(o), &mut Tables { strings, types });
+            let index = self.registry.lookup::<A>(
+                self.env,
+                raw::ob_type(o),
+                &mut Tables { strings, types },
+            );
             let entry = self.registry.entry(index);
             if entry.leaf {
-                let size = shallow_size(self.env.layout, o, entry);
+                let size = shallow_size::<A>(self.env, o, entry);
                 self.builder.set_node(n, entry.id, size, entry.node_flags);
-                self.balance[n as usize] += raw::ob_refcnt(o).clamp(0, 1 << 30) as i32;
+                self.count_references(n, o);
                 self.done.set(n as usize);
             }
+        }
+    }
+
+    /// Adds the reference count of `o` (node `n`) to its balance, or marks it immortal.
+    #[inline]
+    unsafe fn count_references(&mut self, n: NodeId, o: Obj) {
+        match unsafe { A::refcount(o) } {
+            Some(count) => self.balance[n as usize] += count.clamp(0, 1 << 30) as i32,
+            None => self.immortal.set(n as usize),
         }
     }
 
@@ -156,7 +179,9 @@ impl Resolver {
                 Pending::Object(o, _, counted) => unsafe {
                     if let Some(id) = Stash::lookup(o) {
                         Resolution::Tracked(id)
-                    } else if counted && raw::singly_referenced(o) {
+                    } else if raw::is_dead::<A>(o) {
+                        Resolution::Dead
+                    } else if counted && raw::singly_referenced::<A>(o) {
                         Resolution::Single
                     } else {
                         self.map.prefetch(o as usize);
@@ -180,6 +205,7 @@ impl Resolver {
                 Pending::Object(o, label, counted) => (o, label, counted),
             };
             let n = match r {
+                Resolution::Dead => continue,
                 Resolution::Tracked(id) => id,
                 Resolution::Single => self.new_node(o),
                 Resolution::Mapped | Resolution::Ready => {
@@ -203,7 +229,7 @@ impl Resolver {
     }
 }
 
-impl EdgeSink for Resolver {
+impl<A: Abi> EdgeSink for Resolver<A> {
     const LABELS: bool = true;
 
     #[inline]
@@ -235,10 +261,10 @@ pub struct SnapshotOptions {
 }
 
 /// The state of one snapshot walk.
-struct SnapshotWalk {
+struct SnapshotWalk<A: Abi> {
     env: &'static Env,
-    r: Resolver,
-    cx: Cx,
+    r: Resolver<A>,
+    cx: Cx<A>,
     gc_count: usize,
     synthetic_start: usize,
     synthetic: Vec<Synthetic>,
@@ -247,7 +273,7 @@ struct SnapshotWalk {
     next: usize,
 }
 
-impl SnapshotWalk {
+impl<A: Abi> SnapshotWalk<A> {
     fn is_synthetic(&self, i: usize) -> bool {
         (self.synthetic_start..self.synthetic_start + self.synthetic.len()).contains(&i)
     }
@@ -289,18 +315,18 @@ impl SnapshotWalk {
             let (strings, types) = r.builder.tables_mut();
             let index =
                 r.registry
-                    .lookup(self.env, raw::ob_type(o), &mut Tables { strings, types });
+                    .lookup::<A>(self.env, raw::ob_type(o), &mut Tables { strings, types });
             let entry = std::rc::Rc::clone(r.registry.entry(index));
             let mut flags = entry.node_flags;
             if (n as usize) < self.gc_count {
                 flags |= NodeFlags::GC_TRACKED;
             }
             r.builder
-                .set_node(n, entry.id, shallow_size(l, o, &entry), flags);
+                .set_node(n, entry.id, shallow_size::<A>(self.env, o, &entry), flags);
             if let Some(name) = super::registry::object_name(l, o, &entry) {
                 r.builder.set_name(n, &name);
             }
-            r.balance[n as usize] += raw::ob_refcnt(o).clamp(0, 1 << 30) as i32;
+            r.count_references(n, o);
             edges::object_edges(&mut self.cx, o, &entry, r);
         }
     }
@@ -319,7 +345,7 @@ impl SnapshotWalk {
                     }
                 }
                 Synthetic::Frame { iframe } => {
-                    if read::<u8>(iframe, l.iframe_owner) == FRAME_OWNED_BY_GENERATOR {
+                    if frame_owner(l, iframe) == FrameOwner::Generator {
                         // The generator object owns the frame and reports its locals; the stack
                         // only runs it.
                         let gen = iframe.sub(l.gen_iframe) as Obj;
@@ -370,6 +396,17 @@ impl SnapshotWalk {
                     .queue(Pending::Node(i as NodeId, Label::root_external()));
             }
         }
+        // Immortal objects (3.12+: None, small ints, static types, interned strings...) are
+        // never freed, whatever refers to them: the interpreter holds them. They are roots of
+        // their own kind rather than "held outside the heap", which their meaningless
+        // reference counts would otherwise make them.
+        let interpreter = self.r.intern(IMMORTAL_ROOT);
+        for i in 0..self.r.balance.len() {
+            if self.r.immortal.get(i) {
+                self.r
+                    .queue(Pending::Node(i as NodeId, Label::root(interpreter)));
+            }
+        }
         self.r.end_node();
         self.next += 1;
     }
@@ -379,7 +416,7 @@ impl SnapshotWalk {
 ///
 /// # Safety
 /// The GIL must be held; no Python code may run during the call.
-pub unsafe fn snapshot(
+pub unsafe fn snapshot<A: Abi>(
     env: &'static Env,
     lists: &GcLists,
     options: &SnapshotOptions,
@@ -414,7 +451,7 @@ pub unsafe fn snapshot(
             synthetic.push(Synthetic::Thread { stack: i });
             thread_nodes.push((node, name));
             for &iframe in &stack.frames {
-                let name = threads::frame_name(env, iframe);
+                let name = threads::frame_name::<A>(env, iframe);
                 builder.add_synthetic("(frame)", &name, NodeFlags::FRAME);
                 balance.push(0);
                 synthetic.push(Synthetic::Frame { iframe });
@@ -425,6 +462,8 @@ pub unsafe fn snapshot(
             env,
             r: Resolver {
                 env,
+                abi: PhantomData,
+                immortal: Bits::default(),
                 builder,
                 map: AddrMap::with_capacity(gc_count / 2),
                 balance,
@@ -433,7 +472,7 @@ pub unsafe fn snapshot(
                 pending: Vec::with_capacity(BATCH),
                 plan: Vec::with_capacity(BATCH),
             },
-            cx: Cx::labelled(env),
+            cx: Cx::<A>::labelled(env),
             gc_count,
             synthetic_start,
             synthetic,

@@ -1,13 +1,47 @@
-//! Thread stacks as roots. In 3.11 a running function's locals live in an interpreter frame on
-//! its thread's data stack, not in any object, so the collector never sees them; a leak held by a
+//! Thread stacks as roots. A running function's locals live in an interpreter frame on its
+//! thread's data stack, not in any object, so the collector never sees them; a leak held by a
 //! local of a running frame in another thread is only explained by naming that thread and frame.
 
-use super::env::Env;
-use super::layout::Layout;
-use super::raw::{self, field, read, Obj};
+use crate::abi::Abi;
+use crate::env::Env;
+use crate::layout::Layout;
+use crate::raw::{self, field, read, Obj};
 use pyo3::ffi;
 
-/// One thread of the interpreter and its interpreter frames, innermost first.
+/// Who owns an interpreter frame (`enum _frameowner`; the values differ between versions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameOwner {
+    /// A function running on a thread's stack.
+    Thread,
+    /// A generator, coroutine or async generator (the frame is inside the object).
+    Generator,
+    /// A frame object that outlived its function's call.
+    FrameObject,
+    /// An entry frame of the C stack (3.12-3.14), or a thread's base frame (3.14+): no Python
+    /// code runs in it.
+    NotPython,
+}
+
+/// The owner of the interpreter frame `iframe`.
+///
+/// # Safety
+/// `iframe` must be a live interpreter frame.
+#[inline]
+pub unsafe fn frame_owner(l: &Layout, iframe: *const u8) -> FrameOwner {
+    let owner = unsafe { read::<u8>(iframe, l.iframe_owner) } as usize;
+    if owner == l.frame_owned_by_thread {
+        FrameOwner::Thread
+    } else if owner == l.frame_owned_by_generator {
+        FrameOwner::Generator
+    } else if owner == l.frame_owned_by_frame_object {
+        FrameOwner::FrameObject
+    } else {
+        FrameOwner::NotPython
+    }
+}
+
+/// One thread of the interpreter and its interpreter frames, innermost first (entry and base
+/// frames, which run no Python code, left out).
 pub struct ThreadStack {
     pub tstate: *const u8,
     pub thread_id: u64,
@@ -17,6 +51,25 @@ pub struct ThreadStack {
 /// Frames deeper than this are not walked (a guard against a corrupted chain, far above
 /// Python's recursion limit).
 const MAX_FRAMES: usize = 1 << 20;
+
+/// The innermost interpreter frame of a thread: `tstate->cframe->current_frame` before 3.13,
+/// `tstate->current_frame` from 3.13.
+///
+/// # Safety
+/// `tstate` must be a live thread state.
+pub unsafe fn current_frame(l: &Layout, tstate: *const u8) -> *const u8 {
+    unsafe {
+        if Layout::has(l.tstate_current_frame) {
+            return read(tstate, l.tstate_current_frame);
+        }
+        let cframe: *const u8 = read(tstate, l.tstate_cframe);
+        if cframe.is_null() {
+            std::ptr::null()
+        } else {
+            read(cframe, l.cframe_current_frame)
+        }
+    }
+}
 
 /// Every thread state of the current interpreter with its frame chain.
 ///
@@ -31,14 +84,15 @@ pub unsafe fn thread_stacks(env: &Env) -> Vec<ThreadStack> {
         while !ts.is_null() {
             let tb = ts as *const u8;
             let thread_id: std::ffi::c_ulong = read(tb, l.tstate_thread_id);
-            let cframe: *const u8 = read(tb, l.tstate_cframe);
             let mut frames = Vec::new();
-            if !cframe.is_null() {
-                let mut f: *const u8 = read(cframe, l.cframe_current_frame);
-                while !f.is_null() && frames.len() < MAX_FRAMES {
+            let mut f = current_frame(l, tb);
+            let mut seen = 0;
+            while !f.is_null() && seen < MAX_FRAMES {
+                if frame_owner(l, f) != FrameOwner::NotPython {
                     frames.push(f);
-                    f = read(f, l.iframe_previous);
                 }
+                f = read(f, l.iframe_previous);
+                seen += 1;
             }
             out.push(ThreadStack {
                 tstate: tb,
@@ -51,23 +105,16 @@ pub unsafe fn thread_stacks(env: &Env) -> Vec<ThreadStack> {
     out
 }
 
-/// The line an interpreter frame is at.
-unsafe fn frame_line(l: &Layout, iframe: *const u8, code: *const u8) -> i32 {
+/// The code object an interpreter frame runs, or null when its executable is not code.
+///
+/// # Safety
+/// `iframe` must be a live interpreter frame.
+pub unsafe fn frame_code<A: Abi>(env: &Env, iframe: *const u8) -> Obj {
+    let l = env.layout;
     unsafe {
-        let first: i32 = read(code, l.code_firstlineno);
-        let start = code.add(l.code_adaptive);
-        let prev: *const u8 = read(iframe, l.iframe_prev_instr);
-        let nbytes = raw::ob_size(code as Obj) * 2;
-        // _PyInterpreterFrame_LASTI, in bytes, as PyFrame_GetLineNumber computes it.
-        let addr = prev as isize - start as isize;
-        if prev.is_null() || addr < 0 || addr >= nbytes {
-            return first;
-        }
-        let line = ffi::PyCode_Addr2Line(code as *mut ffi::PyCodeObject, addr as i32);
-        if line < 0 {
-            first
-        } else {
-            line
+        match A::frame_slot(l, iframe.add(l.iframe_executable) as *const usize) {
+            Some((code, _)) if raw::ob_type(code) == env.types.code => code,
+            _ => std::ptr::null_mut(),
         }
     }
 }
@@ -76,24 +123,25 @@ unsafe fn frame_line(l: &Layout, iframe: *const u8, code: *const u8) -> i32 {
 ///
 /// # Safety
 /// `iframe` must be a frame of a live thread stack, GIL held.
-pub unsafe fn frame_name(env: &Env, iframe: *const u8) -> String {
+pub unsafe fn frame_name<A: Abi>(env: &Env, iframe: *const u8) -> String {
     let l = env.layout;
     unsafe {
-        let code = field(iframe, l.iframe_code) as *const u8;
-        if code.is_null() || raw::ob_type(code as Obj) != env.types.code {
+        let code = frame_code::<A>(env, iframe);
+        if code.is_null() {
             return "<frame>".to_string();
         }
+        let cb = code as *const u8;
         let mut name = String::new();
-        let q = field(code, l.code_qualname);
+        let q = field(cb, l.code_qualname);
         if q.is_null() || !raw::str_text(l, q, 200, &mut name) {
             name.push_str("<code>");
         }
         let mut file = String::new();
-        let f = field(code, l.code_filename);
+        let f = field(cb, l.code_filename);
         if f.is_null() || !raw::str_text(l, f, 300, &mut file) {
             file.push('?');
         }
-        let line = frame_line(l, iframe, code);
+        let line = A::frame_line(env, iframe, code);
         format!("{name} ({file}:{line})")
     }
 }

@@ -30,7 +30,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     logging_bridge::install();
-    capture::env::init(py);
+    capture::init(py);
     m.add("__version__", heaplens_core::VERSION)?;
     m.add("HeapLensError", py.get_type::<errors::HeapLensError>())?;
     m.add("CaptureError", py.get_type::<errors::CaptureError>())?;
@@ -134,5 +134,5 @@ fn interrupted() -> bool {
 /// Why heap capture does not work in this interpreter, or None when it does.
 #[pyfunction]
 fn capture_support() -> Option<String> {
-    capture::env::get().err()
+    capture::unsupported_reason()
 }

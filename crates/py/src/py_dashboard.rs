@@ -70,13 +70,11 @@ impl Source for LiveSource<'_> {
         ProcessInfo {
             pid: std::process::id(),
             program: self.dashboard.program.clone(),
-            python_version: capture::env::get()
-                .map(|e| e.python_version.clone())
-                .unwrap_or_default(),
+            python_version: capture::python_version().unwrap_or_default().to_string(),
             live: true,
             rss: memory.and_then(|m| m.rss),
             peak_rss: memory.map(|m| m.peak_rss),
-            can_take_snapshot: capture::env::get().is_ok(),
+            can_take_snapshot: capture::unsupported_reason().is_none(),
             multiprocess: self.dashboard.multiprocess.load(Ordering::Relaxed),
         }
     }
@@ -102,7 +100,7 @@ impl Source for LiveSource<'_> {
     }
 
     fn take_snapshot(&self) -> Result<(), ActionError> {
-        if let Err(why) = capture::env::get() {
+        if let Some(why) = capture::unsupported_reason() {
             return Err(ActionError::NotAvailable(why));
         }
         // One snapshot at a time: two clicks do not walk the heap twice at once. This lock is

@@ -208,9 +208,7 @@ fn open_writer(path: &Option<PathBuf>, program: &str) -> PyResult<Option<History
     let Some(path) = path else {
         return Ok(None);
     };
-    let python = capture::env::get()
-        .map(|e| e.python_version.clone())
-        .unwrap_or_default();
+    let python = capture::python_version().unwrap_or_default();
     HistoryWriter::open(path, std::process::id(), program, &python)
         .map(Some)
         .map_err(core_error)

@@ -9,6 +9,7 @@ import asyncio
 import functools
 import gc
 import logging
+import re
 import threading
 
 import pytest
@@ -129,7 +130,11 @@ def test_a_closure_connected_to_a_signal():
     # The signal's receiver dict holds the closures; each closure holds its Upload.
     s = top_suspect(diff, "function")
     assert any(name.endswith("Upload") and n >= RUNS for name, n, _ in s.types), str(diff)
-    assert "Signal.__dict__['receivers'] -> dict" in str(s.holder_path), str(diff)
+    # 3.13+ keeps the attribute in the instance even once its __dict__ exists (the dict embeds
+    # the inline values): the path then reads `Signal.receivers`.
+    assert re.search(r"Signal(\.__dict__\['receivers'\]|\.receivers) -> dict", str(s.holder_path)), str(
+        diff
+    )
 
 
 # -- functools.lru_cache on a method ---------------------------------------------------------------
@@ -229,7 +234,8 @@ def test_objects_pending_in_a_long_lived_orm_session():
         diff = leak_diff(lambda: session.add(AuditEntry(message=f"event {next(counter)}")))
         s = top_suspect(diff, "AuditEntry")
         path = str(s.holder_path)
-        assert "local 'session'" in path and "Session.__dict__['_new']" in path, path
+        assert "local 'session'" in path, path
+        assert re.search(r"Session(\.__dict__\['_new'\]|\._new) -> dict", path), path
     finally:
         session.close()
         engine.dispose()

@@ -36,7 +36,30 @@ def test_a_materialised_instance_dict_is_followed_by_key():
     d = h.__dict__  # materialises the dict
     snap = heaplens.snapshot()
     assert labels(snap, h, d) == [".__dict__"]
+    if sys.version_info >= (3, 13):
+        # The dict embeds the instance's inline values instead of copying them: the instance
+        # holds them, as its tp_traverse says, and the dict reports nothing twice.
+        assert labels(snap, h, h.payload) == [".payload"]
+        assert labels(snap, d, h.payload) == []
+    else:
+        assert labels(snap, d, h.payload) == ["['payload']"]
+
+
+def test_a_dict_that_outgrew_the_inline_values_holds_them_by_key():
+    # A class of its own: outgrowing the shared keys changes how the class stores later
+    # instances' attributes.
+    class Grower:
+        pass
+
+    h = Grower()
+    h.payload = ["p"]
+    d = h.__dict__
+    for i in range(40):  # more attributes than the shared keys hold: the dict takes them over
+        d[f"extra{i}"] = i
+    snap = heaplens.snapshot()
+    assert labels(snap, h, d) == [".__dict__"]
     assert labels(snap, d, h.payload) == ["['payload']"]
+    assert labels(snap, h, h.payload) == []
 
 
 def test_slots_are_labelled_by_slot_name():

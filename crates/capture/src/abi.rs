@@ -19,6 +19,10 @@ pub trait Abi: 'static {
     /// `(major, minor)`.
     const VERSION: (u8, u8);
 
+    /// Whether `sys.getsizeof` of a static type (`int`, `dict`...) adds the GC header that a
+    /// statically allocated type does not have (it does before 3.13).
+    const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool;
+
     /// The object's reference count, or `None` for an immortal object (3.12+), whose count
     /// means nothing: it is never freed and references to it are not counted.
     ///

@@ -332,6 +332,10 @@ unsafe fn dict_edges<A: Abi, S: EdgeSink>(cx: &mut Cx<A>, d: Obj, sink: &mut S) 
     let l = cx.env.layout;
     unsafe {
         let split = dict_is_split(l, d);
+        // 3.13+: values embedded in an instance belong to it, which reports them.
+        if split && dict_values_are_embedded(l, d) {
+            return;
+        }
         for_each_dict_entry(l, d, |k, v| {
             let (value_label, key_label) = cx.key_labels(sink, k);
             if !split {
@@ -339,6 +343,17 @@ unsafe fn dict_edges<A: Abi, S: EdgeSink>(cx: &mut Cx<A>, d: Obj, sink: &mut S) 
             }
             sink.edge(v, value_label);
         });
+    }
+}
+
+/// Whether a split dict's values are an instance's inline values (3.13+'s `embedded`).
+unsafe fn dict_values_are_embedded(l: &Layout, d: Obj) -> bool {
+    if !Layout::has(l.dictvalues_embedded) {
+        return false;
+    }
+    unsafe {
+        let values: *const u8 = read(d as *const u8, l.dict_values);
+        !values.is_null() && read::<u8>(values, l.dictvalues_embedded) != 0
     }
 }
 

@@ -162,7 +162,14 @@ pub unsafe fn shallow_size<A: Abi>(env: &Env, o: Obj, t: &TypeEntry) -> u64 {
                 basicsize(o) + allocated as i64 * itemsize
             }
         };
-        body.max(0) as u64 + raw::preheader_size(tp, env.preheader_flags) as u64
+        let static_type = t.size == SizeKind::Type
+            && !raw::has_flag(o as raw::Type, pyo3::ffi::Py_TPFLAGS_HEAPTYPE);
+        let preheader = if static_type && !A::STATIC_TYPES_SIZED_WITH_GC_HEADER {
+            0
+        } else {
+            raw::preheader_size(tp, env.preheader_flags)
+        };
+        body.max(0) as u64 + preheader as u64
     }
 }
 

@@ -18,6 +18,7 @@ pub struct V3_11;
 
 impl Abi for V3_11 {
     const VERSION: (u8, u8) = (3, 11);
+    const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = true;
 
     #[inline(always)]
     unsafe fn refcount(o: Obj) -> Option<isize> {

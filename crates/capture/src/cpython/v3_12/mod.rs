@@ -25,6 +25,7 @@ unsafe fn dict_or_values(l: &Layout, o: Obj) -> usize {
 
 impl Abi for V3_12 {
     const VERSION: (u8, u8) = (3, 12);
+    const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = true;
 
     #[inline(always)]
     unsafe fn refcount(o: Obj) -> Option<isize> {

@@ -19,15 +19,15 @@ use crate::raw::{self, read, read_signed, Obj};
 /// The CPython 3.13 ABI.
 pub struct V3_13;
 
-/// The inline values of an instance of an `Py_TPFLAGS_INLINE_VALUES` type with no
-/// materialised `__dict__` (3.13+), or null.
+/// The inline values of an instance of an `Py_TPFLAGS_INLINE_VALUES` type while they are
+/// current (3.13+), or null. A `__dict__` materialised over them embeds them rather than copying
+/// them, and does not report them (`dict_traverse` skips embedded values): the instance does,
+/// as its own `tp_traverse` does.
 #[inline]
 pub(crate) unsafe fn inline_values_after_object(l: &Layout, o: Obj) -> *const Obj {
     unsafe {
         let tp = raw::ob_type(o);
-        if !raw::has_flag(tp, l.tpflags_inline_values as std::ffi::c_ulong)
-            || !read_signed::<Obj>(o as *const u8, l.managed_dict).is_null()
-        {
+        if !raw::has_flag(tp, l.tpflags_inline_values as std::ffi::c_ulong) {
             return std::ptr::null();
         }
         let values = (o as *const u8).add((*tp).tp_basicsize as usize);
@@ -40,6 +40,7 @@ pub(crate) unsafe fn inline_values_after_object(l: &Layout, o: Obj) -> *const Ob
 
 impl Abi for V3_13 {
     const VERSION: (u8, u8) = (3, 13);
+    const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = false;
 
     #[inline(always)]
     unsafe fn refcount(o: Obj) -> Option<isize> {

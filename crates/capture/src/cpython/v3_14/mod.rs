@@ -24,6 +24,7 @@ pub struct V3_14;
 
 impl Abi for V3_14 {
     const VERSION: (u8, u8) = (3, 14);
+    const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = false;
 
     #[inline(always)]
     unsafe fn refcount(o: Obj) -> Option<isize> {

@@ -17,6 +17,7 @@ pub struct V3_15;
 
 impl Abi for V3_15 {
     const VERSION: (u8, u8) = (3, 15);
+    const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = false;
 
     #[inline(always)]
     unsafe fn refcount(o: Obj) -> Option<isize> {

@@ -1,6 +1,7 @@
 """Shared helpers for the heaplens tests."""
 
 import contextlib
+import ctypes
 import gc
 import threading
 import time
@@ -8,6 +9,15 @@ import time
 import pytest
 
 pytest_plugins = ["pytester"]
+
+
+def refcount_at(address):
+    """The reference count of the object at ``address`` (pass ``id(obj)``), read from its
+    header. ``sys.getrefcount(obj)`` counts the caller's own stack reference, and since 3.14 the
+    compiler decides per call site whether there is one (it borrows where it can prove the
+    local alive), so two calls of it around the code under test can differ by one for nothing.
+    The low 32 bits are the count on every supported version (3.14 keeps flags above them)."""
+    return ctypes.c_uint32.from_address(address).value
 
 
 @contextlib.contextmanager

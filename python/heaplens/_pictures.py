@@ -197,6 +197,7 @@ def _draw(objs, backwards, max_depth, extra_ignore, filter, too_many, highlight,
         if id(o) not in drawn:
             drawn.add(id(o))
             nodes.append((id(o), "", "", sys.getsizeof(o, 0), False, 0))
+    counts = _native.reference_counts(live) if refcounts else {}
     picture_nodes = []
     for address, title, text, size, is_root, depth in nodes:
         obj = live.get(address, _MISSING) if address else _MISSING
@@ -207,8 +208,8 @@ def _draw(objs, backwards, max_depth, extra_ignore, filter, too_many, highlight,
             title = _type_name(obj, shortnames)
             text = _short_repr(obj)
             if refcounts:
-                # Less the references of `live`, `obj` and getrefcount's argument.
-                title += f" [{sys.getrefcount(obj) - 3}]"
+                count = counts.get(address)
+                title += " [immortal]" if count is None else f" [{count}]"
             if extra_info is not None:
                 note = f"{note} · {extra_info(obj)}"
             if extra_node_attrs is not None:

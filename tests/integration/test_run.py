@@ -290,6 +290,7 @@ def test_serve_shows_the_live_dashboard_while_the_program_runs(tmp_path):
         with urllib.request.urlopen(url.replace("/_heaplens/", "/other"), timeout=60) as answer:
             pytest.fail("only the dashboard is served")
     except urllib.error.HTTPError as error:
+        error.close()  # 3.14 warns about an HTTPError whose response is left open
         assert error.code == 404
     finally:
         (tmp_path / "stop").write_text("")

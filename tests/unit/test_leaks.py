@@ -9,7 +9,7 @@ import pytest
 
 import heaplens
 
-from conftest import gc_disabled
+from conftest import gc_disabled, refcount_at
 
 
 class MyLeakyObject:
@@ -200,12 +200,12 @@ def test_the_check_keeps_nothing_alive_and_makes_no_cycles():
 
     run()
     argument = Big()
-    refcount = sys.getrefcount(argument)
+    refcount = refcount_at(id(argument))
     with gc_disabled():
         heaplens.no_leaks(lambda x: x)(argument)
         run()
         assert gc.collect() == 0
-    assert sys.getrefcount(argument) == refcount
+    assert refcount_at(id(argument)) == refcount
 
 
 def test_bad_arguments():

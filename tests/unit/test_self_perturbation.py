@@ -11,6 +11,8 @@ import pytest
 
 import heaplens
 
+from conftest import refcount_at
+
 
 class Sentinel:
     pass
@@ -63,7 +65,7 @@ def test_a_call_creates_no_cycles_and_keeps_nothing_alive(name):
     sentinel = Sentinel()
     call()  # warm one-time caches
     gc.collect()
-    refcount = sys.getrefcount(sentinel)
+    refcount = refcount_at(id(sentinel))
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -72,4 +74,4 @@ def test_a_call_creates_no_cycles_and_keeps_nothing_alive(name):
     finally:
         if was_enabled:
             gc.enable()
-    assert sys.getrefcount(sentinel) == refcount, f"{name} kept a reference to an object"
+    assert refcount_at(id(sentinel)) == refcount, f"{name} kept a reference to an object"

@@ -43,12 +43,13 @@ pub trait Abi: 'static {
     /// `o` must be a live object of such a type.
     unsafe fn managed_dict(l: &Layout, o: Obj) -> Obj;
 
-    /// The attribute values an instance keeps inline (no `__dict__` object), in the order of its
-    /// class's cached keys, or null when it has none (a materialised dict holds them instead).
+    /// The attribute values an instance keeps inline and reports itself, in the order of its
+    /// class's cached keys, or null when it has none (a materialised dict holds or reports them
+    /// instead; see [`Env::dict_reports_embedded_values`]).
     ///
     /// # Safety
     /// `o` must be a live object whose type has `Py_TPFLAGS_MANAGED_DICT`.
-    unsafe fn inline_values(l: &Layout, o: Obj) -> *const Obj;
+    unsafe fn inline_values(env: &Env, o: Obj) -> *const Obj;
 
     /// The bytes a split dict's values array takes, as `dict.__sizeof__` counts them.
     ///

@@ -67,9 +67,10 @@ pub(crate) unsafe fn dict_is_split(l: &Layout, d: Obj) -> bool {
 ///
 /// # Safety
 /// `o` must be a live instance of a class with `Py_TPFLAGS_MANAGED_DICT`, GIL held.
-pub unsafe fn for_each_inline_attribute<A: Abi>(l: &Layout, o: Obj, mut f: impl FnMut(Obj, Obj)) {
+pub unsafe fn for_each_inline_attribute<A: Abi>(env: &Env, o: Obj, mut f: impl FnMut(Obj, Obj)) {
+    let l = env.layout;
     unsafe {
-        let values = A::inline_values(l, o);
+        let values = A::inline_values(env, o);
         if values.is_null() {
             return;
         }

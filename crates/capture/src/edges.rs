@@ -96,7 +96,7 @@ pub unsafe fn object_edges<A: Abi, S: EdgeSink>(
         }
         if t.managed_dict {
             nonnull(sink, A::managed_dict(l, o), cx.f(cx.names.dict));
-            for_each_inline_attribute::<A>(l, o, |k, v| {
+            for_each_inline_attribute::<A>(cx.env, o, |k, v| {
                 let label = cx.attr_label(sink, k);
                 sink.edge(v, label);
             });
@@ -306,6 +306,17 @@ pub unsafe fn object_edges<A: Abi, S: EdgeSink>(
                 }
                 if (read::<i8>(ob, l.gen_frame_state) as isize) < l.frame_cleared as isize {
                     interpreter_frame_edges(cx, ob.add(l.gen_iframe), sink);
+                } else if !Layout::has(l.gen_code) {
+                    // A finished generator's cleared frame still holds its code (3.12+).
+                    let slot = ob.add(l.gen_iframe + l.iframe_executable) as *const usize;
+                    if let Some((code, counted)) = A::frame_slot(l, slot) {
+                        let label = Label::field(n.gi_code);
+                        if counted {
+                            sink.edge(code, label);
+                        } else {
+                            sink.edge_uncounted(code, label);
+                        }
+                    }
                 }
             }
             Walker::WeakRef => {
@@ -332,8 +343,8 @@ unsafe fn dict_edges<A: Abi, S: EdgeSink>(cx: &mut Cx<A>, d: Obj, sink: &mut S) 
     let l = cx.env.layout;
     unsafe {
         let split = dict_is_split(l, d);
-        // 3.13+: values embedded in an instance belong to it, which reports them.
-        if split && dict_values_are_embedded(l, d) {
+        // 3.13.0: values embedded in an instance are reported by the instance, not the dict.
+        if split && !cx.env.dict_reports_embedded_values && dict_values_are_embedded(l, d) {
             return;
         }
         for_each_dict_entry(l, d, |k, v| {
@@ -564,7 +575,7 @@ impl<'t> LabelMatcher<'t> {
             }
             if t.managed_dict {
                 let mut found = None;
-                for_each_inline_attribute::<A>(l, o, |k, v| {
+                for_each_inline_attribute::<A>(cx.env, o, |k, v| {
                     if found.is_none() && v == p {
                         found = Some(k);
                     }

@@ -81,6 +81,11 @@ pub struct Env {
     pub preheader_flags: c_ulong,
     /// `PyUnstable_InterpreterFrame_GetLine`, where the interpreter has it (3.12+).
     pub frame_line: Option<FrameLineFn>,
+    /// Whether a `__dict__` materialised over an instance's inline values reports them to the
+    /// collector (and the instance reports the dict), rather than the instance reporting them
+    /// itself: 3.13.0 did the latter, later releases the former. Measured at start-up with
+    /// `gc.get_referents`; only meaningful from 3.13.
+    pub dict_reports_embedded_values: bool,
 }
 
 // SAFETY: the pointers are to static builtin types and objects that live as long as the
@@ -302,7 +307,27 @@ fn build(
         gc_next_flags: cpython::v3_14::gc_next_flags(it.hexversion),
         preheader_flags,
         frame_line,
+        dict_reports_embedded_values: dict_reports_embedded_values(py)?,
     })
+}
+
+/// See [`Env::dict_reports_embedded_values`].
+fn dict_reports_embedded_values(py: Python<'_>) -> Result<bool, String> {
+    let found = py
+        .eval(
+            c"(lambda gc, C: (lambda o: (setattr(o, 'heaplens_attr', o), vars(o), o)[1:])(C()))(__import__('gc'), type('_HeaplensProbe', (), {}))",
+            None,
+            None,
+        )
+        .and_then(|pair| {
+            let dict = pair.get_item(0)?;
+            let instance = pair.get_item(1)?;
+            let gc = py.import("gc")?;
+            let referents = gc.call_method1("get_referents", (dict,))?;
+            referents.contains(instance)
+        })
+        .map_err(|e| format!("cannot probe how instance dicts are traversed: {e}"))?;
+    Ok(found)
 }
 
 /// Checks the layout against the interpreter's own debug offsets and live objects. Each check
@@ -402,7 +427,7 @@ unsafe fn validate<A: Abi>(py: Python<'_>, env: &Env) -> Result<(), String> {
             return fail("an instance's managed __dict__");
         }
         let mut found = false;
-        crate::dicts::for_each_inline_attribute::<A>(l, instance.as_ptr(), |k, v| {
+        crate::dicts::for_each_inline_attribute::<A>(env, instance.as_ptr(), |k, v| {
             if raw::str_eq_ascii(l, k, b"heaplens_attr") && v == forty_two.as_ptr() {
                 found = true;
             }

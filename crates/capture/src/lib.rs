@@ -246,6 +246,15 @@ pub fn type_matches(
     Ok(with_abi!(env.abi, A => unsafe { census::type_matches::<A>(env, tp, query) }))
 }
 
+/// The interpreter's reference count of `obj`, read from its header (`None` for an immortal
+/// object, 3.12+, whose count means nothing). It includes the reference the caller holds.
+pub fn reference_count(obj: &Bound<'_, PyAny>) -> Result<Option<isize>, CaptureError> {
+    let env = env::get().map_err(CaptureError::Unsupported)?;
+    let o = obj.as_ptr();
+    // SAFETY: the GIL is held and `obj` is alive; reading its header changes nothing.
+    Ok(with_abi!(env.abi, A => unsafe { <A as abi::Abi>::refcount(o) }))
+}
+
 /// What `gc.get_referents(obj)` returns, as new references.
 pub fn referents(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Vec<Py<PyAny>> {
     let mut buf = Vec::new();

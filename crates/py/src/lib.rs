@@ -78,6 +78,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_snapshot::load, m)?)?;
     m.add_function(wrap_pyfunction!(py_snapshot::snapshot_around, m)?)?;
     m.add_function(wrap_pyfunction!(py_pictures::render_picture, m)?)?;
+    m.add_function(wrap_pyfunction!(py_pictures::reference_counts, m)?)?;
     Ok(())
 }
 
@@ -91,9 +92,12 @@ fn cli_main(
     argv: Vec<String>,
     python_path: Option<std::path::PathBuf>,
 ) -> PyResult<i32> {
+    let version = py.version_info();
     let caller = heaplens_cli::Caller {
         python_path,
         interrupted: Some(interrupted),
+        supported: capture::SUPPORTED,
+        python_version: Some((version.major, version.minor)),
     };
     let outcome = py.detach(|| {
         heaplens_cli::dispatch_from(

@@ -3,13 +3,16 @@
 //! `render::picture`). The Python layer in between asks the live objects for their reprs and
 //! applies the caller's predicates; nothing here touches an object.
 
+use crate::errors::capture_error;
 use crate::py_snapshot::SnapshotData;
 use hashbrown::HashSet;
+use heaplens_capture as capture;
 use heaplens_core::graph::{Graph, NodeFlags, NodeId};
 use heaplens_core::render::picture::{self, Edge, Format, Node, NodeKind, Picture};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `(nodes, edges, elided)`, as `Snapshot._neighbourhood` documents them.
@@ -165,6 +168,20 @@ type PictureNode = (String, String, String, String, i32, Vec<(String, String)>);
 /// level, dot_attrs)`` with ``kind`` one of ``normal``, ``target``, ``root``, ``highlighted``,
 /// ``elided``; ``edges`` are ``(from, to, label, elided)``; ``format`` is ``dot``, ``svg`` or
 /// ``png``. The GIL is released while it draws.
+/// The reference count of every value of `live` (address -> object), less the references of
+/// `live` itself and of this count: the references the program holds. `None` for an immortal
+/// object. Read natively, so the calling code's own stack references (which 3.14's compiler
+/// keeps or borrows depending on the call site) do not count.
+#[pyfunction]
+pub fn reference_counts(live: &Bound<'_, PyDict>) -> PyResult<HashMap<u64, Option<i64>>> {
+    let mut counts = HashMap::new();
+    for (address, obj) in live.iter() {
+        let count = capture::reference_count(&obj).map_err(capture_error)?;
+        counts.insert(address.extract::<u64>()?, count.map(|c| c as i64 - 2));
+    }
+    Ok(counts)
+}
+
 #[pyfunction]
 pub fn render_picture<'py>(
     py: Python<'py>,

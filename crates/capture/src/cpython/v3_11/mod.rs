@@ -37,7 +37,8 @@ impl Abi for V3_11 {
     }
 
     #[inline]
-    unsafe fn inline_values(l: &Layout, o: Obj) -> *const Obj {
+    unsafe fn inline_values(env: &Env, o: Obj) -> *const Obj {
+        let l = env.layout;
         // Null once the `__dict__` is materialised: the values move into the dict.
         let values: *const u8 = unsafe { read_signed(o as *const u8, l.managed_values) };
         if values.is_null() {

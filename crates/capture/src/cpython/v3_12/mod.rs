@@ -48,7 +48,8 @@ impl Abi for V3_12 {
     }
 
     #[inline]
-    unsafe fn inline_values(l: &Layout, o: Obj) -> *const Obj {
+    unsafe fn inline_values(env: &Env, o: Obj) -> *const Obj {
+        let l = env.layout;
         let word = unsafe { dict_or_values(l, o) };
         if word & 1 == 1 {
             (word + 1 + l.dictvalues_values) as *const Obj

@@ -20,14 +20,21 @@ use crate::raw::{self, read, read_signed, Obj};
 pub struct V3_13;
 
 /// The inline values of an instance of an `Py_TPFLAGS_INLINE_VALUES` type while they are
-/// current (3.13+), or null. A `__dict__` materialised over them embeds them rather than copying
-/// them, and does not report them (`dict_traverse` skips embedded values): the instance does,
-/// as its own `tp_traverse` does.
+/// current and the instance reports them (3.13+), or null. A `__dict__` materialised over them
+/// embeds them rather than copying them; which of the two then reports them changed within
+/// 3.13 (3.13.0: the instance; later releases: the dict), and the walk follows the interpreter's
+/// own `tp_traverse` ([`Env::dict_reports_embedded_values`], measured at start-up).
 #[inline]
-pub(crate) unsafe fn inline_values_after_object(l: &Layout, o: Obj) -> *const Obj {
+pub(crate) unsafe fn inline_values_after_object(env: &Env, o: Obj) -> *const Obj {
+    let l = env.layout;
     unsafe {
         let tp = raw::ob_type(o);
         if !raw::has_flag(tp, l.tpflags_inline_values as std::ffi::c_ulong) {
+            return std::ptr::null();
+        }
+        if env.dict_reports_embedded_values
+            && !read_signed::<Obj>(o as *const u8, l.managed_dict).is_null()
+        {
             return std::ptr::null();
         }
         let values = (o as *const u8).add((*tp).tp_basicsize as usize);
@@ -58,8 +65,8 @@ impl Abi for V3_13 {
     }
 
     #[inline]
-    unsafe fn inline_values(l: &Layout, o: Obj) -> *const Obj {
-        unsafe { inline_values_after_object(l, o) }
+    unsafe fn inline_values(env: &Env, o: Obj) -> *const Obj {
+        unsafe { inline_values_after_object(env, o) }
     }
 
     unsafe fn split_values_size(l: &Layout, d: Obj) -> i64 {

@@ -42,8 +42,8 @@ impl Abi for V3_14 {
     }
 
     #[inline]
-    unsafe fn inline_values(l: &Layout, o: Obj) -> *const Obj {
-        unsafe { super::v3_13::inline_values_after_object(l, o) }
+    unsafe fn inline_values(env: &Env, o: Obj) -> *const Obj {
+        unsafe { super::v3_13::inline_values_after_object(env, o) }
     }
 
     unsafe fn split_values_size(l: &Layout, d: Obj) -> i64 {

@@ -64,6 +64,10 @@ def sample_objects():
     ag = agen()
     ba = bytearray(b"abc")
     ba.extend(b"x" * 100)
+    sliced = bytearray(b"y" * 100)
+    del sliced[:50]  # keeps its buffer, starts inside it
+    cleared = bytearray(b"z" * 20)
+    cleared.clear()
     dq = collections.deque(range(200))
     od = collections.OrderedDict((str(i), i) for i in range(20))
     dd = collections.defaultdict(list, {"a": [1]})
@@ -72,7 +76,7 @@ def sample_objects():
     objects = [
         0, 1, -1, 2**30, 2**60, -(2**90), 10**100, True, 1.5, 1j,
         "", "a", "ascii text", "é", "latin-1 é text", "€uro", "𝄞 astral", "x" * 1000,
-        b"", b"bytes", bytearray(), ba,
+        b"", b"bytes", bytearray(), ba, sliced, cleared,
         (), (1,), (1, 2, 3), [], [1, 2], growing, list(range(1000)),
         {}, {"a": 1}, {1: 2, "b": 3}, big_dict, plain, with_dict, with_dict.__dict__,
         WithSlots(), s, frozenset(s), big_set, set(),

@@ -242,6 +242,8 @@ pub struct Layout {
     pub long_sign_mask: usize,
     pub long_digit_bits: usize,
     pub bytearray_alloc: usize,
+    /// 3.15+: the bytes object that holds a bytearray's buffer.
+    pub bytearray_bytes_object: usize,
     pub list_items: usize,
     pub list_allocated: usize,
     pub tuple_items: usize,

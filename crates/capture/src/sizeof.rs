@@ -93,6 +93,17 @@ pub unsafe fn shallow_size<A: Abi>(env: &Env, o: Obj, t: &TypeEntry) -> u64 {
                 }
                 res
             }
+            SizeKind::ByteArray if Layout::has(l.bytearray_bytes_object) => {
+                // 3.15+: the buffer is a bytes object the bytearray owns (`ob_alloc` is its
+                // size), counted as one; an empty bytearray shares the empty bytes singleton.
+                let alloc = read::<isize>(ob, l.bytearray_alloc) as i64;
+                basicsize(o)
+                    + if alloc > 0 {
+                        l.bytes_data as i64 + alloc + 1
+                    } else {
+                        0
+                    }
+            }
             SizeKind::ByteArray => basicsize(o) + read::<isize>(ob, l.bytearray_alloc) as i64,
             SizeKind::Code => {
                 let itemsize = (*tp).tp_itemsize as i64;

@@ -395,6 +395,9 @@ int main(void) {
 #endif
     P("long_digit_bits", PyLong_SHIFT);
     O("bytearray_alloc", PyByteArrayObject, ob_alloc);
+#if PY_VERSION_HEX >= 0x030F0000
+    O("bytearray_bytes_object", PyByteArrayObject, ob_bytes_object);
+#endif
     O("list_items", PyListObject, ob_item);
     O("list_allocated", PyListObject, allocated);
     O("tuple_items", PyTupleObject, ob_item);

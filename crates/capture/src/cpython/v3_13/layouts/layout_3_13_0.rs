@@ -208,6 +208,7 @@ pub static LAYOUT: Layout = Layout {
     long_sign_mask: 3,
     long_digit_bits: 30,
     bytearray_alloc: 24,
+    bytearray_bytes_object: ABSENT,
     list_items: 24,
     list_allocated: 32,
     tuple_items: 24,

@@ -134,6 +134,7 @@ impl Server {
             let caller = Caller {
                 python_path: None,
                 interrupted: Some(interrupted),
+                ..Caller::default()
             };
             let mut out = thread_out;
             let mut err = Vec::new();

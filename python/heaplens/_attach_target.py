@@ -15,7 +15,8 @@ target's ``__main__``, and:
    never sees half a file);
 4. writes ``result``: ``key: value`` lines (``status: ok`` or ``status: error`` with a
    ``kind``: ``request``, ``import``, ``snapshot`` or ``interrupted``), an empty line, then the
-   error message. Every result names the target's Python (``python: 3.11.7``).
+   error message. Every result names the target's Python (``python: 3.11.7``) and its
+   ``sys.executable`` (``executable``), for the command line to say what to install.
 
 The request is ``key: value`` lines too: ``pid``, ``action`` (``snapshot``, the only one) and
 ``python_path`` (may be empty).
@@ -43,6 +44,9 @@ def _read_fields(path):
 
 def _write_result(directory, fields, message=""):
     fields["python"] = "%d.%d.%d" % sys.version_info[:3]
+    # Line breaks would end the fields early: the command line reads none then.
+    executable = sys.executable or ""
+    fields["executable"] = "" if "\n" in executable else executable
     lines = [f"{key}: {value}" for key, value in fields.items()]
     part = os.path.join(directory, "result.part")
     with open(part, "w", encoding="utf-8") as file:

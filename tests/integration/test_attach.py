@@ -3,9 +3,15 @@ real processes: a leaking WSGI app served by waitress, and the processes it must
 up on, without harming them.
 
 The tests that reach into a process need gdb and permission to trace a child process; they are
-skipped, with the reason, where either is missing (CI installs gdb: see ``.ci/run``).
+skipped, with the reason, where either is missing (CI installs gdb: see ``.ci/run``). The tests
+that need another Python than the one running them (a target of another version) find it on
+PATH, in pyenv, under /opt, or in ``HEAPLENS_TEST_PYTHONS`` (interpreters separated by
+``os.pathsep``); they are skipped where it is missing, and fail instead with CI=true, as the
+browser tests do.
 """
 
+import functools
+import glob
 import json
 import os
 import select
@@ -13,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -25,6 +32,61 @@ import heaplens
 HEAPLENS = shutil.which("heaplens") or pytest.fail("the heaplens console script is not installed")
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 LEAK_PATH = "module leaky_wsgi_app -> .__dict__['SESSIONS'] -> dict"
+# The versions heaplens captures, as its refusals list them.
+CAPTURED = "3.11, 3.12, 3.13, 3.14 and 3.15"
+SUPPORTED_MINORS = (11, 12, 13, 14, 15)
+
+
+@functools.cache
+def find_python(minor):
+    """An interpreter of Python 3.minor, as the path of its ``sys.executable``, or None."""
+    version = f"3.{minor}"
+    candidates = os.environ.get("HEAPLENS_TEST_PYTHONS", "").split(os.pathsep)
+    candidates.append(shutil.which(f"python{version}"))
+    pyenv = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv}/versions/{version}.*/bin/python{version}"))
+    candidates += sorted(glob.glob(f"/opt/*/bin/python{version}"))
+    candidates += sorted(glob.glob(f"/opt/*/usr/bin/python{version}"))
+    for exe in filter(None, candidates):
+        # Wrappers (pyenv's shims) may name a Python they cannot run, and start it as a child:
+        # ask the interpreter for its version and its own path.
+        try:
+            probe = subprocess.run(
+                [exe, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2]); "
+                 "print(sys.executable)"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except OSError:
+            continue
+        lines = probe.stdout.split("\n")
+        if probe.returncode == 0 and lines[0] == version and lines[1]:
+            return lines[1]
+    return None
+
+
+def need_python(minor):
+    """``find_python(minor)``, or the test is skipped (fails, with CI=true)."""
+    exe = find_python(minor)
+    if exe is None:
+        reason = (
+            f"no Python 3.{minor} found (on PATH, in pyenv, under /opt, or in "
+            "HEAPLENS_TEST_PYTHONS)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: the tests may not be skipped)", pytrace=False)
+        pytest.skip(reason)
+    return exe
+
+
+def attach_directories(pid, root="/"):
+    """The directories attach shares with process ``pid``, in its temporary directory (as seen
+    from ``root``) and in this one's."""
+    found = set()
+    for tmp in {tempfile.gettempdir(), os.path.join(root, "tmp")}:
+        found.update(glob.glob(os.path.join(tmp, f"heaplens-attach-{pid}-*")))
+    return found
 
 
 def attach(*args, cwd=None, env=None):
@@ -83,14 +145,15 @@ def read_line(proc, timeout=60):
     return proc.stdout.readline()
 
 
-def start_python(spawn, source, *flags):
+def start_python(spawn, source, *flags, env=None, python=sys.executable):
     """A Python process running ``source``, which prints ``ready`` once it is set up."""
     proc = spawn(
-        [sys.executable, *flags, "-c", source],
+        [python, *flags, "-c", source],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert read_line(proc).strip() == "ready"
     return proc
@@ -224,39 +287,47 @@ def test_a_program_that_is_not_python_is_refused(spawn):
     assert sleeper.poll() is None
 
 
-def other_python():
-    """A Python that is not 3.11, as (version, command), or (None, None)."""
-    for minor in (13, 12, 10, 14, 9, 8):
-        version = f"3.{minor}"
-        candidates = [shutil.which(f"python{version}")]
-        pyenv = Path.home() / ".pyenv" / "versions"
-        candidates += sorted(pyenv.glob(f"{version}.*/bin/python{version}"))
-        for exe in filter(None, candidates):
-            # Wrappers (pyenv's shims) may name a Python they cannot run: ask it.
-            probe = subprocess.run(
-                [str(exe), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-            )
-            if probe.stdout.strip() == version:
-                return version, [str(exe), "-c", "import time; time.sleep(60)"]
-    return None, None
-
-
-def test_another_python_version_is_refused_naming_both(spawn, tmp_path):
-    version, command = other_python()
-    if command is None:
-        # What heaplens reads is the program's name: a copy of sleep called python3.12 has it.
-        version = "3.12"
-        command = [str(tmp_path / "python3.12"), "60"]
-        shutil.copy(shutil.which("sleep"), command[0])
+def test_an_unsupported_python_is_refused_with_the_versions_captured(spawn, tmp_path):
+    python = find_python(10)
+    if python is None:
+        # What heaplens reads is the program's name: a copy of sleep called python3.10 has it.
+        python = str(tmp_path / "python3.10")
+        shutil.copy(shutil.which("sleep"), python)
+        command = [python, "60"]
+    else:
+        command = [python, "-c", "import time; time.sleep(60)"]
     target = spawn(command)
     time.sleep(0.5)  # until the program has replaced the fork's copy of this one
     r = attach(target.pid)
     assert r.returncode == 2
-    assert f"process {target.pid} runs Python {version}" in r.stderr, r.stderr
-    assert "captures Python 3.11 only" in r.stderr
+    assert (
+        f"heaplens: error: process {target.pid} runs Python 3.10; heaplens captures CPython "
+        f"{CAPTURED}\n" in r.stderr
+    ), r.stderr
+    assert "hint: heaplens cannot read the heap of an older Python" in r.stderr
+    # Refused before anything touched it.
+    assert "reaching process" not in r.stderr
     assert target.poll() is None
+
+
+@pytest.mark.parametrize("minor", [m for m in SUPPORTED_MINORS if m != sys.version_info[1]])
+def test_another_version_without_heaplens_is_told_what_to_install(ptrace, spawn, minor):
+    python = need_python(minor)
+    # -I -S: no site-packages, so no heaplens of its own, whatever is installed for it.
+    target = start_python(spawn, IDLE, "-I", "-S", python=python)
+    r = attach(target.pid)
+    assert r.returncode == 2, r.stdout + r.stderr
+    # It was reached: its own interpreter answered that it has no heaplens.
+    ours = "%d.%d" % sys.version_info[:2]
+    assert f"heaplens: error: process {target.pid} runs Python 3.{minor}." in r.stderr, r.stderr
+    assert (
+        f" without heaplens, and the heaplens running this command is for Python {ours}, so it "
+        "cannot be lent to it\n" in r.stderr
+    ), r.stderr
+    hint = r.stderr.split("hint:", 1)[1]
+    assert f"`{python} -m pip install heaplens`" in hint, hint
+    assert f"--python-path DIR, a directory holding heaplens built for Python 3.{minor}" in hint
+    assert finish(target) == {"path_kept": True, "heaplens": False}
 
 
 def test_missing_gdb_is_explained(spawn):
@@ -305,9 +376,11 @@ def test_a_main_thread_blocked_in_c_times_out_and_the_late_call_is_harmless(ptra
     assert target.returncode == 0, err
     assert err == ""
     report = json.loads(out)
-    assert len(report["opened"]) == 1 and report["opened"][0].endswith("/attach.py")
+    assert any(path.endswith("/attach.py") for path in report["opened"]), report
+    assert len({os.path.dirname(path) for path in report["opened"]}) == 1, report
     assert report["added"] == []
     assert report["heaplens"] is False
+    assert attach_directories(target.pid) == set()
 
 
 def test_ctrl_c_while_waiting_withdraws_the_request(ptrace, spawn):
@@ -327,25 +400,32 @@ def test_ctrl_c_while_waiting_withdraws_the_request(ptrace, spawn):
     assert f"interrupted; the request to process {target.pid} was withdrawn" in err
     out, err = target.communicate("go\n", timeout=60)
     assert target.returncode == 0, err
+    assert err == ""
     assert json.loads(out)["heaplens"] is False
+    assert attach_directories(target.pid) == set()
 
 
-# A Python process whose main thread runs Python code often, until a file appears; then it
-# prints its sys.path and whether heaplens was imported.
+# A Python process whose main thread runs Python code often, until a file appears (its first
+# argument), or a line on stdin when it has none; then it prints whether its sys.path is as it
+# was and whether heaplens was imported.
 IDLE = """
-import json, os, sys, time
-flag = sys.argv[1]
+import json, os, select, sys, time
+flag = sys.argv[1] if len(sys.argv) > 1 else None
 path = list(sys.path)
 print("ready", flush=True)
-while not os.path.exists(flag):
+while not (os.path.exists(flag) if flag else select.select([sys.stdin], [], [], 0)[0]):
     time.sleep(0.05)
 print(json.dumps({"path_kept": sys.path == path, "heaplens": "heaplens" in sys.modules}))
 """
 
 
-def finish(target, flag):
-    flag.touch()
-    out, err = target.communicate(timeout=60)
+def finish(target, flag=None):
+    """Ends an IDLE target (by its flag file, or a line on its stdin) and returns its report."""
+    if flag is None:
+        out, err = target.communicate("done\n", timeout=60)
+    else:
+        flag.touch()
+        out, err = target.communicate(timeout=60)
     assert target.returncode == 0, err
     assert err == ""
     return json.loads(out)
@@ -353,7 +433,7 @@ def finish(target, flag):
 
 @pytest.fixture
 def start_idle(spawn, tmp_path):
-    def start(*flags):
+    def start(*flags, env=None):
         flag = tmp_path / "done"
         proc = spawn(
             [sys.executable, *flags, "-c", IDLE, str(flag)],
@@ -361,6 +441,7 @@ def start_idle(spawn, tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         assert read_line(proc).strip() == "ready"
         return proc, flag
@@ -438,6 +519,7 @@ def test_attaching_again_and_again_leaves_nothing_behind(ptrace, start_idle, tmp
     assert r.returncode == 0, r.stdout + r.stderr
     assert "No type grew." in r.stdout, r.stdout
     assert finish(target, flag) == {"path_kept": True, "heaplens": True}
+    assert attach_directories(target.pid) == set()
 
 
 def test_another_users_process_is_refused_with_the_remedy(spawn):

@@ -29,7 +29,7 @@ pub fn analyse(graph: &Graph, progress: &Progress) -> Analysis {
 }
 
 /// What to do about an error, when there is something to say.
-pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+pub fn hint(e: &anyhow::Error) -> Option<&str> {
     if let Some(hint) = attach::hint(e) {
         return Some(hint);
     }

@@ -1,23 +1,25 @@
-//! `heaplens attach PID`: a snapshot of a running CPython 3.11 process, without restarting it
-//! (a web server under load, say), saved where the user asked and optionally reported or
-//! compared with a second one.
+//! `heaplens attach PID`: a snapshot of a running CPython process (of a version heaplens
+//! captures: 3.11 to 3.15), without restarting it (a web server under load, say), saved where the
+//! user asked and optionally reported or compared with a second one.
 //!
 //! How (each step in its own module):
 //! 1. [`target`]: checks, reading `/proc` only, that the process exists and runs, is a CPython of
-//!    the version heaplens captures, and may be traced by this user;
+//!    a version heaplens captures ([`python`]: the list comes from the binding, see
+//!    [`crate::Caller::supported`]), and may be traced by this user;
 //! 2. [`protocol`]: writes a request and the script the target will run into a private
 //!    directory;
 //! 3. [`gdb`]: makes gdb queue a pending call in the target that runs the script at the main
 //!    thread's next bytecode boundary, then detaches at once;
 //! 4. [`protocol`]: waits for the target's answer, with progress and a timeout that withdraws
-//!    the request; the target imports heaplens (its own, or the one running this command, see
-//!    [`Args::python_path`]), takes the snapshot and writes it to the directory;
+//!    the request; the target imports heaplens (its own, or the one running this command when
+//!    both run the same Python version, see [`Args::python_path`]), takes the snapshot and
+//!    writes it to the directory;
 //! 5. [`snapshot`]: moves the snapshot where the user asked; here, it is reported on or compared
 //!    with a second one, with the `report` and `diff` commands' code.
 //!
 //! What it is not: a way to run arbitrary code in a process (the script only snapshots), a
 //! profiler, or a dashboard (`--serve` belongs to the dashboard, which does not exist yet).
-//! Python 3.14's `sys.remote_exec` would replace gdb, once heaplens captures 3.14.
+//! Python 3.14's `sys.remote_exec` would replace gdb for 3.14 and newer.
 //!
 //! The target is never killed: a refused or failed step leaves it as it was. What stays in it is
 //! one 4 KiB page gdb mapped (see [`gdb`]) and, if it had not imported heaplens before, heaplens
@@ -31,22 +33,25 @@ mod gdb;
 #[cfg(target_os = "linux")]
 mod protocol;
 #[cfg(target_os = "linux")]
+mod python;
+#[cfg(target_os = "linux")]
 mod snapshot;
 #[cfg(target_os = "linux")]
 mod target;
 
 use crate::progress::Progress;
 use anyhow::Result;
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 #[cfg(target_os = "linux")]
 use std::time::Duration;
 
-/// Take a snapshot of a running CPython 3.11 process without restarting it, and save it (or
-/// report on it). heaplens must be importable in the process; when it is not, the heaplens that
-/// runs this command is offered to it (same Python version needed), or give --python-path.
-/// Uses gdb, and needs permission to trace the process (same user, or root).
+/// Take a snapshot of a running CPython process (3.11 to 3.15) without restarting it, and save
+/// it (or report on it). heaplens must be importable in the process; when it is not, the heaplens
+/// that runs this command is offered to it if it runs the same Python version, or give
+/// --python-path. Uses gdb, and needs permission to trace the process (same user, or root).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The process id.
@@ -67,8 +72,9 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds)]
     pub timeout: f64,
     /// The directory that holds the `heaplens` package to import in the process when it has none
-    /// of its own (a site-packages directory, as the process sees it) [default: the one running
-    /// this command].
+    /// of its own (a site-packages directory, as the process sees it, with heaplens built for
+    /// the process's Python version) [default: the one running this command, if the process runs
+    /// the same Python version].
     #[arg(long, value_name = "DIR")]
     pub python_path: Option<PathBuf>,
     /// How many rows per section of --report and --diff.
@@ -107,14 +113,14 @@ fn seconds(text: &str) -> Result<f64, String> {
 #[derive(Debug)]
 pub struct Failure {
     message: String,
-    hint: &'static str,
+    hint: Cow<'static, str>,
 }
 
 impl Failure {
-    fn new(message: impl Into<String>, hint: &'static str) -> Failure {
+    fn new(message: impl Into<String>, hint: impl Into<Cow<'static, str>>) -> Failure {
         Failure {
             message: message.into(),
-            hint,
+            hint: hint.into(),
         }
     }
 }
@@ -128,10 +134,10 @@ impl fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 /// The hint of an attach failure.
-pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+pub fn hint(e: &anyhow::Error) -> Option<&str> {
     e.chain()
         .find_map(|c| c.downcast_ref::<Failure>())
-        .map(|f| f.hint)
+        .map(|f| f.hint.as_ref())
 }
 
 /// Whether the objects of a diff's suspect are held by the frames of the script `heaplens
@@ -181,20 +187,27 @@ pub fn run(
     progress: &Progress,
     out: &mut impl Write,
 ) -> Result<i32> {
-    let target = target::inspect(args.pid)?;
+    let target = target::inspect(args.pid, caller.supported)?;
     let gdb = gdb::find()?;
     let interrupted = || caller.interrupted.is_some_and(|f| f());
-    let session = snapshot::Session {
-        target: &target,
-        gdb: &gdb,
-        python_path: args
-            .python_path
-            .as_deref()
-            .or(caller.python_path.as_deref()),
-        timeout: Duration::from_secs_f64(args.timeout),
+    // The running heaplens is lent only to the same Python version: its extension module is
+    // built for one.
+    let lent = caller
+        .python_path
+        .as_deref()
+        .filter(|_| python::lendable(caller.python_version, target.python));
+    let session = snapshot::Session::new(
+        &target,
+        gdb,
+        snapshot::Offer {
+            python_path: args.python_path.as_deref().or(lent),
+            python_path_given: args.python_path.is_some(),
+            ours: caller.python_version,
+        },
+        Duration::from_secs_f64(args.timeout),
         progress,
-        interrupted: &interrupted,
-    };
+        &interrupted,
+    );
     let announce = |out: &mut dyn Write, saved: &snapshot::Saved| -> Result<()> {
         writeln!(
             out,
@@ -351,5 +364,7 @@ mod tests {
         let e = anyhow::Error::from(Failure::new("no process 9", "check the PID"))
             .context("while attaching");
         assert_eq!(hint(&e), Some("check the PID"));
+        let e = anyhow::Error::from(Failure::new("no process 9", format!("check {}", 9)));
+        assert_eq!(hint(&e), Some("check 9"));
     }
 }

@@ -5,6 +5,7 @@
 //! Not here: the checks before any of it ([`super::target`]), what is done with the snapshot
 //! (reporting, comparing: [`super::run`]).
 
+use super::python::NotImportable;
 use super::target::Target;
 use super::{gdb, protocol, Failure};
 use crate::progress::Progress;
@@ -19,25 +20,54 @@ pub struct Saved {
     pub seconds: f64,
 }
 
-/// What every snapshot of one `heaplens attach` shares.
-pub struct Session<'a> {
-    pub target: &'a Target,
-    pub gdb: &'a Path,
+/// The heaplens offered to a target that has none of its own.
+pub struct Offer<'a> {
+    /// The directory to import it from: `--python-path`, or the running command's when the
+    /// target runs the same Python version.
     pub python_path: Option<&'a Path>,
-    pub timeout: Duration,
-    pub progress: &'a Progress,
-    /// Whether the user asked to stop (Ctrl-C), checked while waiting.
-    pub interrupted: &'a dyn Fn() -> bool,
+    /// Whether that is the user's `--python-path`.
+    pub python_path_given: bool,
+    /// The version of the Python running this command, when known.
+    pub ours: Option<(u8, u8)>,
 }
 
-impl Session<'_> {
+/// What every snapshot of one `heaplens attach` shares.
+pub struct Session<'a> {
+    target: &'a Target,
+    offer: Offer<'a>,
+    timeout: Duration,
+    progress: &'a Progress,
+    /// Whether the user asked to stop (Ctrl-C), checked while waiting.
+    interrupted: &'a dyn Fn() -> bool,
+    gdb: PathBuf,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(
+        target: &'a Target,
+        gdb: PathBuf,
+        offer: Offer<'a>,
+        timeout: Duration,
+        progress: &'a Progress,
+        interrupted: &'a dyn Fn() -> bool,
+    ) -> Session<'a> {
+        Session {
+            target,
+            offer,
+            timeout,
+            progress,
+            interrupted,
+            gdb,
+        }
+    }
+
     /// Takes a snapshot and saves it to `destination`, or to a new file with the default name
     /// in the current directory.
     pub fn take(&self, destination: Option<&Path>) -> Result<Saved> {
         let target = self.target;
-        let mut exchange = protocol::Exchange::create(target, self.python_path)?;
+        let mut exchange = protocol::Exchange::create(target, self.offer.python_path)?;
         gdb::inject(
-            self.gdb,
+            &self.gdb,
             target,
             &exchange.bootstrap(),
             exchange.scratch(),
@@ -57,6 +87,21 @@ impl Session<'_> {
         let field = |key: &str| answer.fields.get(key).map(String::as_str);
         let pid = target.pid;
         if field("status") != Some("ok") {
+            if field("kind") == Some("import") {
+                let program = target.exe.as_deref().and_then(Path::to_str);
+                return Err(NotImportable {
+                    pid,
+                    release: field("python"),
+                    version: target.python,
+                    executable: field("executable").filter(|e| !e.is_empty()),
+                    program,
+                    ours: self.offer.ours,
+                    python_path_given: self.offer.python_path_given,
+                    detail: &answer.message,
+                }
+                .failure()
+                .into());
+            }
             return Err(refusal(pid, field("kind"), field("python"), &answer.message).into());
         }
         let objects = field("objects").and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -74,16 +119,12 @@ impl Session<'_> {
     }
 }
 
-/// The failure for an error answer of the target.
+/// The failure for an error answer of the target (but heaplens not importable: see
+/// [`NotImportable`]).
 fn refusal(pid: u32, kind: Option<&str>, python: Option<&str>, message: &str) -> Failure {
     let message = message.trim();
     let python = python.unwrap_or("?");
     match kind {
-        Some("import") => Failure::new(
-            format!("heaplens is not importable in process {pid} (Python {python}): {message}"),
-            "pip install heaplens in the process's environment, or pass --python-path DIR (a \
-             directory holding the heaplens package for the process's Python version)",
-        ),
         Some("interrupted") => Failure::new(
             format!(
                 "process {pid} handled a signal while taking the snapshot ({message}); the \
@@ -190,19 +231,14 @@ mod tests {
     }
 
     #[test]
-    fn import_errors_point_at_python_path() {
-        let f = refusal(
-            42,
-            Some("import"),
-            Some("3.11.7"),
-            "No module named 'heaplens'\n",
-        );
+    fn other_answers_are_reported_with_the_targets_words() {
+        let f = refusal(42, Some("snapshot"), Some("3.12.1"), "CaptureError: x\n");
         assert_eq!(
             f.to_string(),
-            "heaplens is not importable in process 42 (Python 3.11.7): No module named 'heaplens'"
+            "the snapshot failed in process 42 (Python 3.12.1): CaptureError: x"
         );
-        assert!(f.hint.contains("--python-path"));
         let f = refusal(42, None, None, "garbage");
         assert!(f.to_string().contains("garbage"));
+        assert!(f.hint.contains("same heaplens version"));
     }
 }

@@ -1,21 +1,19 @@
 //! The checks `heaplens attach` makes on the target process before touching it: that it exists
-//! and is running, that it is a CPython of the version heaplens captures, and that this user may
+//! and is running, that it is a CPython of a version heaplens captures, and that this user may
 //! trace it. Everything here only reads `/proc`; nothing stops, signals or traces the target.
 //!
-//! Not here: running gdb (`gdb.rs`), the files exchanged with the target (`protocol.rs`).
+//! Not here: which versions are captured and what follows from the target's (`python.rs`),
+//! running gdb (`gdb.rs`), the files exchanged with the target (`protocol.rs`).
 //!
 //! The checks predict what the kernel and gdb would refuse, so that the user gets the reason
 //! and the remedy instead of gdb's one-line `ptrace: Operation not permitted.`. A prediction
 //! can be wrong (a `PR_SET_PTRACER` exception, a security module with its own rules): gdb's own
 //! refusal is mapped to the same explanation ([`Target::ptrace_refused`]).
 
+use super::python::{self, Version};
 use super::Failure;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-
-/// The only Python version this heaplens captures (its capture layer knows the object layout of
-/// 3.11 only; see `crates/py/src/capture/layout.rs`).
-pub const SUPPORTED: (u32, u32) = (3, 11);
 
 /// `CAP_SYS_PTRACE`'s bit in the capability sets of `/proc/PID/status`.
 const CAP_SYS_PTRACE: u32 = 19;
@@ -32,6 +30,10 @@ pub struct Target {
     /// Where this process sees the target's `/`: `/` itself, or `/proc/PID/root` when the target
     /// runs in another mount namespace (a container), whose `/tmp` is not ours.
     pub root: PathBuf,
+    /// Its Python version, when its libpython or its program's name tells (`python3` does not).
+    pub python: Option<Version>,
+    /// Its program (`/proc/PID/exe`), as the target sees it.
+    pub exe: Option<PathBuf>,
     /// The start time (`/proc/PID/stat`, field 22), to tell the target from a new process that
     /// got its PID after it exited.
     start_time: u64,
@@ -49,8 +51,9 @@ struct Status {
 }
 
 /// Inspects process `pid` and returns it when heaplens can attach to it; otherwise a
-/// [`Failure`] that says why and what to do.
-pub fn inspect(pid: u32) -> Result<Target> {
+/// [`Failure`] that says why and what to do. `supported` lists the Python versions heaplens
+/// captures (empty: unknown, no version is refused here).
+pub fn inspect(pid: u32, supported: &[(u8, u8)]) -> Result<Target> {
     if pid == std::process::id() {
         return Err(Failure::new(
             format!("{pid} is this heaplens process itself"),
@@ -143,17 +146,8 @@ pub fn inspect(pid: u32) -> Result<Target> {
             .into());
         }
     };
-    if let Some(version) = python {
-        if version != SUPPORTED {
-            return Err(Failure::new(
-                format!(
-                    "process {pid} runs Python {}.{}, and this heaplens captures Python {}.{} only",
-                    version.0, version.1, SUPPORTED.0, SUPPORTED.1
-                ),
-                "attach to a Python 3.11 process; heaplens cannot snapshot other versions yet",
-            )
-            .into());
-        }
+    if let Some(refusal) = python::fence(pid, python, supported) {
+        return Err(refusal.into());
     }
     let root = if same_mount_namespace(&proc) {
         PathBuf::from("/")
@@ -166,6 +160,8 @@ pub fn inspect(pid: u32) -> Result<Target> {
         uid,
         gid,
         root,
+        python,
+        exe,
         start_time,
     })
 }
@@ -411,6 +407,8 @@ pub mod tests_support {
             uid: 1000,
             gid: 1000,
             root: PathBuf::from("/"),
+            python: Some((3, 11)),
+            exe: Some(PathBuf::from("/usr/bin/python3.11")),
             start_time: 0,
         }
     }
@@ -530,14 +528,14 @@ mod tests {
     #[test]
     fn a_missing_process_is_reported_by_pid() {
         // PIDs are below pid_max, which is at most 2^22.
-        let e = inspect(u32::MAX - 1).unwrap_err();
+        let e = inspect(u32::MAX - 1, &[(3, 11)]).unwrap_err();
         assert_eq!(e.to_string(), format!("no process {}", u32::MAX - 1));
         assert!(super::super::hint(&e).unwrap().contains("pgrep"));
     }
 
     #[test]
     fn this_process_is_refused() {
-        let e = inspect(std::process::id()).unwrap_err();
+        let e = inspect(std::process::id(), &[(3, 11)]).unwrap_err();
         assert!(e.to_string().contains("this heaplens process itself"));
     }
 }

@@ -1,14 +1,16 @@
 """What ``heaplens attach PID`` runs inside the target process. heaplens never imports it.
 
 The command line copies this file into a private directory with a ``request`` file, and makes
-the target's main thread run it at its next bytecode boundary, with the GIL held (a pending
-call; see ``crates/cli/src/commands/attach``). It runs in a fresh namespace, not in the
-target's ``__main__``, and:
+the target's main thread run it at its next bytecode boundary, with the GIL held (through
+``sys.remote_exec`` or a pending call queued by gdb; see ``crates/cli/src/commands/attach``). It
+runs in a fresh namespace, not in the target's ``__main__``, and:
 
 1. checks the request is for this process and claims it by renaming ``request`` to ``claimed``
    (the command line cancels a request that timed out by deleting ``request``: whichever rename
-   or delete comes first wins, so a late run after a timeout does nothing; the command line
-   then removes the whole directory, and the bootstrap that would run this file finds nothing);
+   or delete comes first wins, so a late run after a timeout does nothing but clean up: after
+   gdb, the command line has removed the whole directory, and the bootstrap that would run this
+   file finds nothing; after ``sys.remote_exec``, whose bootstrap file the target reads when it
+   runs it, the directory was left for this run, which removes it);
 2. imports heaplens (the target's own, else from ``python_path``, which is put on ``sys.path``
    only for the import and taken off again);
 3. takes a snapshot and saves it to ``snapshot`` (written aside, then renamed: the command line
@@ -115,19 +117,42 @@ def _snapshot(directory, python_path):
         return {"status": "error", "kind": "snapshot"}, f"{type(error).__name__}: {error}"
 
 
+def _remove_withdrawn(directory):
+    """Removes the directory of a withdrawn request: the files the command line put there (the
+    target read the bootstrap to get here), then the directory, if nothing else is in it."""
+    if os.path.exists(os.path.join(directory, "claimed")):
+        return  # claimed by an earlier run: the command line is reading its answer
+    for name in ("attach.py", "bootstrap.py"):
+        try:
+            os.remove(os.path.join(directory, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass
+
+
 def _main():
     directory = os.path.dirname(os.path.abspath(__file__))
     request = os.path.join(directory, "request")
     claimed = os.path.join(directory, "claimed")
     try:
         fields = _read_fields(request)
+    except OSError:
+        # Cancelled: the command line gave up and withdrew the request.
+        _remove_withdrawn(directory)
+        return
+    try:
         # A process forked after the pending call was queued inherits the queue: only the
         # process that was asked answers.
         if fields.get("pid") != str(os.getpid()):
             return
         os.rename(request, claimed)
     except OSError:
-        return  # cancelled: the command line gave up and removed the request
+        # Cancelled meanwhile.
+        _remove_withdrawn(directory)
+        return
     try:
         if fields.get("action") == "snapshot":
             result, message = _snapshot(directory, fields.get("python_path", ""))

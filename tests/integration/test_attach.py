@@ -3,11 +3,12 @@ real processes: a leaking WSGI app served by waitress, and the processes it must
 up on, without harming them.
 
 The tests that reach into a process need gdb and permission to trace a child process; they are
-skipped, with the reason, where either is missing (CI installs gdb: see ``.ci/run``). The tests
-that need another Python than the one running them (a target of another version) find it on
-PATH, in pyenv, under /opt, or in ``HEAPLENS_TEST_PYTHONS`` (interpreters separated by
-``os.pathsep``); they are skipped where it is missing, and fail instead with CI=true, as the
-browser tests do.
+skipped, with the reason, where either is missing (CI installs gdb: see ``.ci/run``). A target of
+Python 3.14 or newer is reached through ``sys.remote_exec``, older ones through gdb: the tests
+that expect one way or the other say so. The tests that need another Python than the one running
+them (a target of another version) find it on PATH, in pyenv, under /opt, or in
+``HEAPLENS_TEST_PYTHONS`` (interpreters separated by ``os.pathsep``); they are skipped where it is
+missing, and fail instead with CI=true, as the browser tests do.
 """
 
 import functools
@@ -35,6 +36,14 @@ LEAK_PATH = "module leaky_wsgi_app -> .__dict__['SESSIONS'] -> dict"
 # The versions heaplens captures, as its refusals list them.
 CAPTURED = "3.11, 3.12, 3.13, 3.14 and 3.15"
 SUPPORTED_MINORS = (11, 12, 13, 14, 15)
+# How attach reaches a process of the Python running these tests.
+WAY = "sys.remote_exec" if sys.version_info >= (3, 14) else "gdb"
+# A target's environment that makes attach use gdb whatever its version.
+NO_REMOTE_DEBUG = dict(os.environ, PYTHON_DISABLE_REMOTE_DEBUG="1")
+
+
+def reached(pid, way):
+    return f"heaplens: reaching process {pid} through {way}"
 
 
 @functools.cache
@@ -187,6 +196,7 @@ def test_attach_reports_the_leak_in_a_waitress_app_which_keeps_serving(
     snapshot = tmp_path / "app.hlsnap"
     r = attach(server.pid, "--report", "--snapshot", snapshot, "--limit", "40")
     assert r.returncode == 0, r.stderr
+    assert reached(server.pid, WAY) in r.stderr
     assert f"snapshot of process {server.pid} (python)" in r.stdout
     assert f"saved to {snapshot}" in r.stdout
     # The report names the leaking type and the container that holds the leak.
@@ -200,6 +210,102 @@ def test_attach_reports_the_leak_in_a_waitress_app_which_keeps_serving(
     assert server.poll() is None
     server.kill()
     assert "Traceback" not in server.communicate(timeout=30)[1]
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14),
+    reason="sys.remote_exec reaches targets of Python 3.14 and newer: runs when the tests do",
+)
+def test_a_314_target_is_reached_through_remote_exec_without_gdb(leaky_server, tmp_path):
+    server, url = leaky_server
+    for _ in range(300):
+        get(url)
+    # No gdb on PATH: sys.remote_exec needs none.
+    env = dict(os.environ, PATH=str(tmp_path / "no-gdb-here"))
+    r = attach(
+        server.pid, "--report", "--snapshot", tmp_path / "app.hlsnap", "--limit", "40", env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == reached(server.pid, "sys.remote_exec") + "\n", r.stderr
+    assert "leaky_wsgi_app.Session" in r.stdout, r.stdout
+    assert LEAK_PATH in r.stdout, r.stdout
+    assert heaplens.load(tmp_path / "app.hlsnap").census().count("leaky_wsgi_app.Session") >= 300
+    assert attach_directories(server.pid) == set()
+    # No page mapped by gdb: its maps hold nothing of heaplens' but the extension it imported.
+    with open(f"/proc/{server.pid}/maps") as f:
+        assert "heaplens-attach" not in f.read()
+    assert get(url).startswith(b"hello ")
+    server.kill()
+    assert "Traceback" not in server.communicate(timeout=30)[1]
+
+
+@pytest.mark.parametrize("how", ["PYTHON_DISABLE_REMOTE_DEBUG=1", "-X disable-remote-debug"])
+def test_remote_debugging_disabled_falls_back_to_gdb_and_says_so(ptrace, spawn, tmp_path, how):
+    env = dict(os.environ)
+    if sys.version_info >= (3, 14):
+        python, flags = sys.executable, []
+    else:
+        # A 3.14+ target without heaplens (no site-packages, no current directory on its path;
+        # not -I, which would ignore PYTHON_DISABLE_REMOTE_DEBUG): reached through gdb, it answers
+        # that it has none.
+        python, flags = (find_python(14) or need_python(15)), ["-S", "-P"]
+        env.pop("PYTHONPATH", None)
+    if how.startswith("-X"):
+        flags += how.split()
+    else:
+        env["PYTHON_DISABLE_REMOTE_DEBUG"] = "1"
+    target = start_python(spawn, IDLE, *flags, env=env, python=python)
+    r = attach(target.pid, "--snapshot", tmp_path / "s.hlsnap")
+    assert reached(target.pid, "sys.remote_exec") in r.stderr
+    assert (
+        f"heaplens: sys.remote_exec cannot reach process {target.pid}: remote debugging is "
+        "disabled in it (PYTHON_DISABLE_REMOTE_DEBUG in its environment, -X "
+        "disable-remote-debug, or a Python built without it)" in r.stderr
+    ), r.stderr
+    assert "; trying gdb\n" + reached(target.pid, "gdb") + "\n" in r.stderr
+    if python == sys.executable:
+        assert r.returncode == 0, r.stderr
+        assert heaplens.load(tmp_path / "s.hlsnap").pid == target.pid
+    else:
+        assert r.returncode == 2
+        assert "so it cannot be lent to it" in r.stderr, r.stderr
+    assert finish(target)["path_kept"] is True
+    assert attach_directories(target.pid) == set()
+
+
+def test_a_target_in_another_mount_namespace_is_reached_through_its_own_tmp(ptrace, spawn):
+    """A container's view: the target has its own /tmp (a tmpfs in a mount namespace of its own),
+    which heaplens reaches under /proc/PID/root."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("needs root and unshare, to give the target a mount namespace of its own")
+    command = (
+        'mount -t tmpfs heaplens-test /tmp && exec "$0" -c "$1"'
+    )
+    target = spawn(
+        [unshare, "--mount", "--propagation", "private", "sh", "-c", command, sys.executable,
+         IDLE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = read_line(target)
+    if line.strip() != "ready":
+        target.kill()
+        pytest.skip(f"cannot mount a /tmp of the target's own here: {target.communicate()[1]}")
+    root = f"/proc/{target.pid}/root"
+    assert os.readlink(f"/proc/{target.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    snapshot = Path(tempfile.mkdtemp()) / "c.hlsnap"
+    try:
+        r = attach(target.pid, "--snapshot", snapshot)
+        assert r.returncode == 0, r.stderr
+        assert reached(target.pid, WAY) in r.stderr
+        assert heaplens.load(snapshot).pid == target.pid
+    finally:
+        shutil.rmtree(snapshot.parent)
+    assert attach_directories(target.pid, root) == set()
+    assert finish(target) == {"path_kept": True, "heaplens": True}
 
 
 def test_attach_serve_shows_the_snapshot_in_the_dashboard_until_ctrl_c(
@@ -317,7 +423,9 @@ def test_another_version_without_heaplens_is_told_what_to_install(ptrace, spawn,
     target = start_python(spawn, IDLE, "-I", "-S", python=python)
     r = attach(target.pid)
     assert r.returncode == 2, r.stdout + r.stderr
-    # It was reached: its own interpreter answered that it has no heaplens.
+    # It was reached (its own interpreter answered that it has no heaplens), the way its version
+    # allows.
+    assert reached(target.pid, "sys.remote_exec" if minor >= 14 else "gdb") in r.stderr
     ours = "%d.%d" % sys.version_info[:2]
     assert f"heaplens: error: process {target.pid} runs Python 3.{minor}." in r.stderr, r.stderr
     assert (
@@ -331,11 +439,21 @@ def test_another_version_without_heaplens_is_told_what_to_install(ptrace, spawn,
 
 
 def test_missing_gdb_is_explained(spawn):
-    target = start_python(spawn, "import time\nprint('ready', flush=True)\ntime.sleep(60)")
+    # Remote debugging disabled: gdb is needed on every version.
+    target = start_python(
+        spawn, "import time\nprint('ready', flush=True)\ntime.sleep(60)", env=NO_REMOTE_DEBUG
+    )
     env = dict(os.environ, PATH=str(Path(sys.executable).parent / "no-such-dir"))
     r = attach(target.pid, env=env)
     assert r.returncode == 2
-    assert "gdb is not installed" in r.stderr
+    if sys.version_info >= (3, 14):
+        assert (
+            f"sys.remote_exec cannot reach process {target.pid} (remote debugging is disabled in "
+            "it" in r.stderr
+        ), r.stderr
+        assert "and gdb, the other way in, is not installed" in r.stderr
+    else:
+        assert "gdb is not installed" in r.stderr
     assert "hint: install gdb (apt-get install gdb" in r.stderr
     assert target.poll() is None
 
@@ -361,17 +479,24 @@ print(json.dumps({"opened": opened, "added": added, "heaplens": "heaplens" in sy
 """
 
 
-def test_a_main_thread_blocked_in_c_times_out_and_the_late_call_is_harmless(ptrace, spawn):
-    target = start_python(spawn, BLOCKED)
+@pytest.mark.parametrize(
+    "env", [None, NO_REMOTE_DEBUG], ids=["default-way", "gdb"]
+)
+def test_a_main_thread_blocked_in_c_times_out_and_the_late_call_is_harmless(ptrace, spawn, env):
+    if env is NO_REMOTE_DEBUG and WAY == "gdb":
+        pytest.skip("gdb is the default way before Python 3.14")
+    target = start_python(spawn, BLOCKED, env=env)
     r = attach(target.pid, "--timeout", "3")
     assert r.returncode == 2, r.stdout + r.stderr
+    assert reached(target.pid, "gdb" if env else WAY) in r.stderr
     assert f"process {target.pid} did not reach a safe point within 3 s" in r.stderr
     assert "has not run Python code" in r.stderr
     assert "Nothing was changed" in r.stderr
     assert "hint: try again while the process is busy" in r.stderr
     assert target.poll() is None
     # Woken up, the target runs the queued call, which finds its request withdrawn and does
-    # nothing: no error, no new name, no heaplens.
+    # nothing: no error, no new name, no heaplens. (Through sys.remote_exec, the target reads the
+    # bootstrap from the directory, which stays until then; the script then removes it.)
     out, err = target.communicate("go\n", timeout=60)
     assert target.returncode == 0, err
     assert err == ""
@@ -484,9 +609,10 @@ def test_gdbs_refusal_to_trace_is_explained(start_idle, tmp_path):
         tmp_path / "bin",
         'echo "Attaching to process $4"\necho "ptrace: Operation not permitted."\nexit 1\n',
     )
-    target, flag = start_idle()
+    target, flag = start_idle(env=NO_REMOTE_DEBUG)
     r = attach(target.pid, env=env)
     assert r.returncode == 2
+    assert reached(target.pid, "gdb") in r.stderr
     assert f"no permission to trace process {target.pid}" in r.stderr
     hint = r.stderr.split("hint:", 1)[1]
     assert "sudo" in hint and "--cap-add=SYS_PTRACE" in hint and "ptrace_scope" in hint
@@ -495,7 +621,7 @@ def test_gdbs_refusal_to_trace_is_explained(start_idle, tmp_path):
 
 def test_a_gdb_that_hangs_is_stopped_and_the_target_left_running(start_idle, tmp_path):
     env = fake_gdb(tmp_path / "bin", "exec sleep 600\n")
-    target, flag = start_idle()
+    target, flag = start_idle(env=NO_REMOTE_DEBUG)
     r = attach(target.pid, "--timeout", "1", env=env)
     assert r.returncode == 2
     assert f"gdb did not finish attaching to process {target.pid}" in r.stderr

@@ -1,17 +1,28 @@
 //! Progress messages for long steps (loading a big snapshot, analysing it), on stderr and only
-//! when stderr is a terminal, so piped output and logs stay clean.
+//! when stderr is a terminal, so piped output and logs stay clean; and notes, one line each on
+//! stderr, terminal or not, for what a user may need to know afterwards (how `heaplens attach`
+//! reached a process). `--quiet` silences both.
 
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 pub struct Progress {
     enabled: bool,
+    notes: bool,
 }
 
 impl Progress {
     pub fn new(wanted: bool) -> Progress {
         Progress {
             enabled: wanted && std::io::stderr().is_terminal(),
+            notes: wanted,
+        }
+    }
+
+    /// Writes `heaplens: {text}` on a line of stderr, unless `--quiet`.
+    pub fn note(&self, text: &str) {
+        if self.notes {
+            let _ = writeln!(std::io::stderr().lock(), "heaplens: {text}");
         }
     }
 

@@ -1,5 +1,6 @@
-//! Queues a pending call in the target through gdb: the one step of `heaplens attach` that
-//! touches the target's memory.
+//! Queues a pending call in the target through gdb: how `heaplens attach` reaches a target of
+//! Python 3.11 to 3.13, and one of 3.14 or newer where `sys.remote_exec` cannot (remote
+//! debugging disabled in it, or its interpreter cannot be run: see [`super::remote_exec`]).
 //!
 //! gdb attaches in batch mode and, on the target's main thread:
 //! 1. maps one anonymous page with `mmap` (a system call: it takes no lock, where `malloc` could
@@ -16,13 +17,16 @@
 //!
 //! The calls are made on the main thread on purpose: `Py_AddPendingCall` sets the eval breaker
 //! only when called from the thread that handles pending calls (3.11's `COMPUTE_EVAL_BREAKER`),
-//! so a call from another thread could wait until something else wakes the main thread.
+//! so a call from another thread could wait until something else wakes the main thread. Both
+//! functions are exported by every version heaplens captures, so the same commands serve them
+//! all.
 //!
 //! The page (4 KiB) stays mapped in the target: it cannot be unmapped while the pending call may
 //! still be waiting to read it.
 //!
-//! Not here: what the bootstrap runs ([`super::protocol`]); Python 3.14's `sys.remote_exec`,
-//! which would replace all of this once heaplens captures 3.14.
+//! Not here: what the bootstrap runs ([`super::protocol`]); `sys.remote_exec`, which replaces
+//! all of this on Python 3.14 and newer where remote debugging is enabled
+//! ([`super::remote_exec`]).
 //!
 //! If gdb does not finish in time (a call blocked on a lock the stopped target holds, say), a
 //! watchdog sends `SIGURG` to the target's main thread: gdb is told to stop on it and not pass

@@ -8,8 +8,13 @@
 //!    [`crate::Caller::supported`]), and may be traced by this user;
 //! 2. [`protocol`]: writes a request and the script the target will run into a private
 //!    directory;
-//! 3. [`gdb`]: makes gdb queue a pending call in the target that runs the script at the main
-//!    thread's next bytecode boundary, then detaches at once;
+//! 3. makes the target's main thread run the script at its next safe point (a bytecode
+//!    boundary, with the GIL held), in one of two ways, and says which on stderr:
+//!    - [`remote_exec`], for Python 3.14 and newer: the target's own interpreter, run as a
+//!      child, calls `sys.remote_exec` (PEP 768); no gdb, and nothing is mapped in the target;
+//!    - [`gdb`], for older ones, and when remote debugging is disabled in the target or its
+//!      interpreter cannot be run: gdb queues a pending call that runs the script, then
+//!      detaches at once;
 //! 4. [`protocol`]: waits for the target's answer, with progress and a timeout that withdraws
 //!    the request; the target imports heaplens (its own, or the one running this command when
 //!    both run the same Python version, see [`Args::python_path`]), takes the snapshot and
@@ -19,14 +24,16 @@
 //!
 //! What it is not: a way to run arbitrary code in a process (the script only snapshots), a
 //! profiler, or a dashboard (`--serve` belongs to the dashboard, which does not exist yet).
-//! Python 3.14's `sys.remote_exec` would replace gdb for 3.14 and newer.
 //!
-//! The target is never killed: a refused or failed step leaves it as it was. What stays in it is
-//! one 4 KiB page gdb mapped (see [`gdb`]) and, if it had not imported heaplens before, heaplens
-//! (an extension module cannot be unloaded); its `sys.path` and `__main__` are left as they
-//! were. Every failure is a [`Failure`]: what happened, and a hint of what to do.
+//! The target is never killed: a refused or failed step leaves it as it was. What stays in it is,
+//! when gdb was used, one 4 KiB page gdb mapped (see [`gdb`]) and, if it had not imported heaplens
+//! before, heaplens (an extension module cannot be unloaded); its `sys.path` and `__main__` are
+//! left as they were, and the directory is removed (by the script itself, when a request sent
+//! through `sys.remote_exec` was withdrawn: see [`protocol`]). Every failure is a [`Failure`]:
+//! what happened, and a hint of what to do.
 //!
-//! Linux only (it reads `/proc`, and relies on gdb and ptrace).
+//! Linux only (it reads `/proc`, and relies on gdb and ptrace, or on `process_vm_writev`, which
+//! `sys.remote_exec` uses and the kernel permits as it does ptrace).
 
 #[cfg(target_os = "linux")]
 mod gdb;
@@ -34,6 +41,8 @@ mod gdb;
 mod protocol;
 #[cfg(target_os = "linux")]
 mod python;
+#[cfg(target_os = "linux")]
+mod remote_exec;
 #[cfg(target_os = "linux")]
 mod snapshot;
 #[cfg(target_os = "linux")]
@@ -51,7 +60,9 @@ use std::time::Duration;
 /// Take a snapshot of a running CPython process (3.11 to 3.15) without restarting it, and save
 /// it (or report on it). heaplens must be importable in the process; when it is not, the heaplens
 /// that runs this command is offered to it if it runs the same Python version, or give
-/// --python-path. Uses gdb, and needs permission to trace the process (same user, or root).
+/// --python-path. Uses sys.remote_exec on Python 3.14 and newer, gdb otherwise (or when remote
+/// debugging is disabled in the process), and needs permission to trace the process (same user,
+/// or root).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The process id.
@@ -68,7 +79,7 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", value_parser = seconds, conflicts_with = "report")]
     pub diff: Option<f64>,
     /// How long to wait for the process's main thread to reach a safe point (run Python code),
-    /// and for gdb, before giving up; the process is left as it was.
+    /// and for gdb or sys.remote_exec, before giving up; the process is left as it was.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds)]
     pub timeout: f64,
     /// The directory that holds the `heaplens` package to import in the process when it has none
@@ -173,7 +184,7 @@ pub fn run(
     _out: &mut impl Write,
 ) -> Result<i32> {
     Err(Failure::new(
-        "heaplens attach works on Linux only (it reads /proc and uses gdb)",
+        "heaplens attach works on Linux only (it reads /proc, and uses gdb or process_vm_writev)",
         "take the snapshot inside the program: heaplens.snapshot().save(path)",
     )
     .into())
@@ -188,7 +199,6 @@ pub fn run(
     out: &mut impl Write,
 ) -> Result<i32> {
     let target = target::inspect(args.pid, caller.supported)?;
-    let gdb = gdb::find()?;
     let interrupted = || caller.interrupted.is_some_and(|f| f());
     // The running heaplens is lent only to the same Python version: its extension module is
     // built for one.
@@ -198,7 +208,6 @@ pub fn run(
         .filter(|_| python::lendable(caller.python_version, target.python));
     let session = snapshot::Session::new(
         &target,
-        gdb,
         snapshot::Offer {
             python_path: args.python_path.as_deref().or(lent),
             python_path_given: args.python_path.is_some(),

@@ -1,26 +1,32 @@
 //! The files `heaplens attach` exchanges with the target, in a private directory: the request,
 //! the script the target runs, its result and the snapshot; and the wait for the result.
 //!
-//! Not here: how the target is made to run the script ([`super::gdb`]).
+//! Not here: how the target is made to run the script ([`super::remote_exec`], [`super::gdb`]).
 //!
 //! The directory (mode 0700, owned by the target's user) holds:
 //! - `attach.py`: `python/heaplens/_attach_target.py`, compiled into this crate so that the
 //!   script always speaks this command line's protocol, whatever heaplens the target imports;
+//! - `bootstrap.py`: the bootstrap (below), the file `sys.remote_exec` has the target read;
 //! - `request`: `key: value` lines (`pid`, `action`, `python_path`), written aside and renamed,
 //!   so the target never reads half of it;
 //! - then, written by the target: `claimed` (the request, renamed when the target takes it),
 //!   `snapshot`, and `result` (`key: value` lines, an empty line, an error message).
 //!
 //! Cancelling is deleting `request`: the target's rename and this deletion race, and exactly one
-//! wins. If the deletion wins, the target will find nothing when it runs (later, or never), and
-//! the directory is removed; if the rename won, the snapshot is under way and is waited for.
+//! wins. If the rename won, the snapshot is under way and is waited for. If the deletion wins,
+//! the target will find nothing when it runs (later, or never). Through gdb, the bootstrap is in
+//! the target's memory, and the directory is removed at once: a late run finds no `attach.py`
+//! and does nothing. Through `sys.remote_exec`, the target reads `bootstrap.py` when it runs, and
+//! a missing file would be reported on its stderr, so the directory stays, without `request`,
+//! and the late run of `attach.py`, finding no request, removes it.
 //!
-//! The bootstrap, the source gdb leaves in the target, runs in the target's `__main__`
-//! namespace (that is what `PyRun_SimpleString` does), so it binds no name there: it compiles a
-//! second stage and runs it in a fresh dictionary; that stage reads `attach.py` and runs it in
-//! another one, whose `__name__` is `__heaplens_attach__`, and swallows every exception, because
-//! an exception escaping a pending call surfaces in the target as a `SystemError` in whatever
-//! code its main thread was running.
+//! The bootstrap runs in a namespace of the target's: its `__main__` (that is what gdb's
+//! `PyRun_SimpleString` does), or a fresh dictionary (`sys.remote_exec`). It binds no name there:
+//! it compiles a second stage and runs it in a fresh dictionary; that stage reads `attach.py` and
+//! runs it in another one, whose `__name__` is `__heaplens_attach__`, and swallows every
+//! exception, because an exception escaping a pending call surfaces in the target as a
+//! `SystemError` in whatever code its main thread was running (and one escaping a
+//! `sys.remote_exec` script is printed on its stderr).
 
 use super::target::Target;
 use super::{Failure, DIRECTORY_PREFIX};
@@ -50,6 +56,9 @@ pub struct Exchange {
     /// must not be able to change what gdb is told.
     scratch: PathBuf,
     keep: bool,
+    /// Whether the target was sent the path of `bootstrap.py` (`sys.remote_exec`), which it
+    /// reads when it runs it: a withdrawn request then leaves the directory for that run.
+    sent_by_path: bool,
 }
 
 /// What the target answered.
@@ -78,10 +87,12 @@ impl Exchange {
             scratch,
             // Nothing to remove until the shared directory exists.
             keep: true,
+            sent_by_path: false,
         };
         create_private_dir(&exchange.ours)?;
         exchange.keep = false;
         exchange.write_private("attach.py", SCRIPT.as_bytes())?;
+        exchange.write_private("bootstrap.py", &exchange.bootstrap())?;
         let mut request = format!("pid: {}\naction: snapshot\npython_path: ", target.pid);
         if let Some(path) = python_path {
             let path = path.to_str().with_context(|| {
@@ -116,6 +127,22 @@ impl Exchange {
         bootstrap(self.theirs.as_os_str().as_bytes())
     }
 
+    /// The shared directory, as this process reaches it and as the target sees it.
+    pub fn directories(&self) -> (&Path, &Path) {
+        (&self.ours, &self.theirs)
+    }
+
+    /// `bootstrap.py`, as the target sees it.
+    pub fn bootstrap_file(&self) -> PathBuf {
+        self.theirs.join("bootstrap.py")
+    }
+
+    /// Records that the target was sent the path of `bootstrap.py`, which it reads when it runs
+    /// it (`sys.remote_exec`).
+    pub fn sent_by_path(&mut self) {
+        self.sent_by_path = true;
+    }
+
     fn write_private(&self, name: &str, contents: &[u8]) -> Result<()> {
         use std::io::Write;
         let path = self.ours.join(name);
@@ -137,7 +164,7 @@ impl Exchange {
         if euid != 0 || target.uid == 0 {
             return Ok(());
         }
-        for entry in ["attach.py", "request.part", ""] {
+        for entry in ["attach.py", "bootstrap.py", "request.part", ""] {
             let path = self.ours.join(entry);
             std::os::unix::fs::chown(&path, Some(target.uid), Some(target.gid))
                 .with_context(|| format!("cannot give {} to uid {}", path.display(), target.uid))?;
@@ -187,16 +214,23 @@ impl Exchange {
                     match std::fs::remove_file(self.ours.join("request")) {
                         Ok(()) => {
                             waiting.finish();
+                            // The target may still read bootstrap.py: the script removes the
+                            // directory when it runs and finds no request.
+                            let left = self.sent_by_path.then(|| {
+                                self.keep = true;
+                                self.theirs.as_path()
+                            });
                             return Err(if stop {
                                 Failure::new(
                                     format!(
                                         "interrupted; the request to process {pid} was \
-                                         withdrawn and nothing was changed"
+                                         withdrawn and nothing was changed{}",
+                                        left.map(removed_later).unwrap_or_default()
                                     ),
                                     "run it again when you are ready",
                                 )
                             } else {
-                                timed_out(pid, timeout)
+                                timed_out(pid, timeout, left)
                             }
                             .into());
                         }
@@ -254,14 +288,24 @@ fn create_private_dir(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create the directory {}", path.display()))
 }
 
-fn timed_out(pid: u32, timeout: Duration) -> Failure {
+/// What a withdrawn request sent by path leaves, until the target runs: `dir` (as the target
+/// sees it).
+fn removed_later(dir: &Path) -> String {
+    format!(
+        " (its main thread will remove {} when it next runs Python code)",
+        dir.display()
+    )
+}
+
+fn timed_out(pid: u32, timeout: Duration, left: Option<&Path>) -> Failure {
     Failure::new(
         format!(
             "process {pid} did not reach a safe point within {} s: its main thread has not run \
              Python code in that time (it is blocked in a long C call or a sleep, or holds the \
              GIL in an extension). Nothing was changed: the request was withdrawn, and when the \
-             main thread runs Python code again it will find nothing to do",
-            timeout.as_secs()
+             main thread runs Python code again it will find nothing to do{}",
+            timeout.as_secs(),
+            left.map(removed_later).unwrap_or_default()
         ),
         "try again while the process is busy (for a server, while it handles requests), or with \
          a longer --timeout; heaplens needs the main thread to run Python code",
@@ -395,6 +439,22 @@ mod tests {
         assert!(!super::super::is_script_location(
             "_main (/srv/app/attach.py:3)"
         ));
+    }
+
+    #[test]
+    fn a_withdrawn_request_sent_by_path_says_who_removes_the_directory() {
+        let dir = Path::new("/tmp/heaplens-attach-1-2-3");
+        let f = timed_out(42, Duration::from_secs(3), Some(dir));
+        assert!(f.to_string().contains("within 3 s"), "{f}");
+        assert!(
+            f.to_string().ends_with(
+                "it will find nothing to do (its main thread will remove \
+                 /tmp/heaplens-attach-1-2-3 when it next runs Python code)"
+            ),
+            "{f}"
+        );
+        let f = timed_out(42, Duration::from_secs(3), None);
+        assert!(f.to_string().ends_with("it will find nothing to do"), "{f}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The target's Python version, against the versions heaplens captures and the Python that runs
 //! this command: which targets are refused before anything is touched, to which the command's
-//! own heaplens may be lent, and what to tell a user whose target cannot import heaplens. Pure functions: what they decide on
+//! own heaplens may be lent, which way reaches them (`sys.remote_exec` from 3.14, else gdb), and
+//! what to tell a user whose target cannot import heaplens. Pure functions: what they decide on
 //! comes from [`super::target`] (`/proc`) and from the target's answer ([`super::protocol`]).
 //!
 //! The list of supported versions is not kept here: the binding passes
@@ -11,6 +12,9 @@ use super::Failure;
 
 /// A Python version, `(major, minor)`.
 pub type Version = (u32, u32);
+
+/// The first version whose `sys.remote_exec` (PEP 768) runs a script in another process.
+pub const REMOTE_EXEC_SINCE: Version = (3, 14);
 
 /// `3.11, 3.12 and 3.13`: the versions as a sentence fragment.
 pub fn version_list(supported: &[(u8, u8)]) -> String {
@@ -62,6 +66,12 @@ pub fn lendable(ours: Option<(u8, u8)>, theirs: Option<Version>) -> bool {
         (Some((a, b)), Some(theirs)) => (u32::from(a), u32::from(b)) == theirs,
         _ => true,
     }
+}
+
+/// Whether the target's Python can be reached with `sys.remote_exec`, by version. (It may still
+/// have remote debugging disabled: that is only known by trying.)
+pub fn has_remote_exec(version: Option<Version>) -> bool {
+    version.is_some_and(|v| v >= REMOTE_EXEC_SINCE)
 }
 
 /// `3.14.10`, `3.15.0a1`, `3.14` → (3, minor).
@@ -237,6 +247,15 @@ mod tests {
         assert!(!lendable(Some((3, 11)), Some((3, 12))));
         assert!(lendable(None, Some((3, 12))));
         assert!(lendable(Some((3, 12)), None));
+    }
+
+    #[test]
+    fn remote_exec_is_tried_from_314_only() {
+        assert!(!has_remote_exec(Some((3, 13))));
+        assert!(has_remote_exec(Some((3, 14))));
+        assert!(has_remote_exec(Some((3, 15))));
+        assert!(has_remote_exec(Some((4, 0))));
+        assert!(!has_remote_exec(None));
     }
 
     #[test]

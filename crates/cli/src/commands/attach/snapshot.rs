@@ -1,15 +1,17 @@
 //! One snapshot of the target, from the request to the file saved where the user asked: the
-//! steps of [`super::protocol`] and [`super::gdb`] in order, and the target's answer turned into
-//! a saved file or a [`Failure`].
+//! steps of [`super::protocol`] and of the way in ([`super::remote_exec`] or [`super::gdb`]) in
+//! order, and the target's answer turned into a saved file or a [`Failure`].
 //!
 //! Not here: the checks before any of it ([`super::target`]), what is done with the snapshot
 //! (reporting, comparing: [`super::run`]).
 
-use super::python::NotImportable;
+use super::python::{self, NotImportable};
+use super::remote_exec::{self, Unavailable};
 use super::target::Target;
 use super::{gdb, protocol, Failure};
 use crate::progress::Progress;
 use anyhow::{Context, Result};
+use std::cell::{Cell, OnceCell};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,6 +33,13 @@ pub struct Offer<'a> {
     pub ours: Option<(u8, u8)>,
 }
 
+/// How the target is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    RemoteExec,
+    Gdb,
+}
+
 /// What every snapshot of one `heaplens attach` shares.
 pub struct Session<'a> {
     target: &'a Target,
@@ -39,13 +48,15 @@ pub struct Session<'a> {
     progress: &'a Progress,
     /// Whether the user asked to stop (Ctrl-C), checked while waiting.
     interrupted: &'a dyn Fn() -> bool,
-    gdb: PathBuf,
+    /// The way that reached the target last (announced once), so that a second snapshot
+    /// (`--diff`) does not try `sys.remote_exec` again where it failed.
+    way: Cell<Option<Way>>,
+    gdb: OnceCell<PathBuf>,
 }
 
 impl<'a> Session<'a> {
     pub fn new(
         target: &'a Target,
-        gdb: PathBuf,
         offer: Offer<'a>,
         timeout: Duration,
         progress: &'a Progress,
@@ -57,7 +68,8 @@ impl<'a> Session<'a> {
             timeout,
             progress,
             interrupted,
-            gdb,
+            way: Cell::new(None),
+            gdb: OnceCell::new(),
         }
     }
 
@@ -66,14 +78,7 @@ impl<'a> Session<'a> {
     pub fn take(&self, destination: Option<&Path>) -> Result<Saved> {
         let target = self.target;
         let mut exchange = protocol::Exchange::create(target, self.offer.python_path)?;
-        gdb::inject(
-            &self.gdb,
-            target,
-            &exchange.bootstrap(),
-            exchange.scratch(),
-            self.timeout,
-            self.progress,
-        )?;
+        self.reach(&mut exchange)?;
         // Once claimed, a snapshot takes about a second per million objects; a generous bound
         // only guards against a target that stopped in a way /proc does not show.
         let snapshot_limit = Duration::from_secs(600).max(self.timeout);
@@ -116,6 +121,70 @@ impl<'a> Session<'a> {
             objects,
             seconds,
         })
+    }
+
+    /// Makes the target run the bootstrap: through `sys.remote_exec` where its Python has it,
+    /// else (or when that fails) through gdb. Says which, the first time.
+    fn reach(&self, exchange: &mut protocol::Exchange) -> Result<()> {
+        let target = self.target;
+        let pid = target.pid;
+        let mut why_not = None;
+        if python::has_remote_exec(target.python) && self.way.get() != Some(Way::Gdb) {
+            if self.way.get().is_none() {
+                self.progress
+                    .note(&format!("reaching process {pid} through sys.remote_exec"));
+            }
+            self.way.set(Some(Way::RemoteExec));
+            match remote_exec::queue(
+                target,
+                &exchange.bootstrap_file(),
+                exchange.directories(),
+                self.timeout,
+                self.progress,
+            ) {
+                Ok(()) => {
+                    exchange.sent_by_path();
+                    return Ok(());
+                }
+                Err(Unavailable(why)) => {
+                    self.progress.note(&format!(
+                        "sys.remote_exec cannot reach process {pid}: {why}; trying gdb"
+                    ));
+                    why_not = Some(why);
+                }
+            }
+        }
+        let gdb = match self.gdb.get() {
+            Some(gdb) => gdb,
+            None => {
+                let found = gdb::find().map_err(|e| match &why_not {
+                    Some(why) => anyhow::Error::from(Failure::new(
+                        format!(
+                            "sys.remote_exec cannot reach process {pid} ({why}), and gdb, the \
+                             other way in, is not installed"
+                        ),
+                        "install gdb (apt-get install gdb, dnf install gdb, or apk add gdb), or \
+                         start the process with remote debugging enabled (without \
+                         PYTHON_DISABLE_REMOTE_DEBUG or -X disable-remote-debug)",
+                    )),
+                    None => e,
+                })?;
+                self.gdb.get_or_init(|| found)
+            }
+        };
+        if self.way.get() != Some(Way::Gdb) {
+            self.progress
+                .note(&format!("reaching process {pid} through gdb"));
+            self.way.set(Some(Way::Gdb));
+        }
+        gdb::inject(
+            gdb,
+            target,
+            &exchange.bootstrap(),
+            exchange.scratch(),
+            self.timeout,
+            self.progress,
+        )
     }
 }
 

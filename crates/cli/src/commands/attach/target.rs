@@ -3,7 +3,8 @@
 //! trace it. Everything here only reads `/proc`; nothing stops, signals or traces the target.
 //!
 //! Not here: which versions are captured and what follows from the target's (`python.rs`),
-//! running gdb (`gdb.rs`), the files exchanged with the target (`protocol.rs`).
+//! reaching into the target (`remote_exec.rs`, `gdb.rs`), the files exchanged with it
+//! (`protocol.rs`).
 //!
 //! The checks predict what the kernel and gdb would refuse, so that the user gets the reason
 //! and the remedy instead of gdb's one-line `ptrace: Operation not permitted.`. A prediction
@@ -32,7 +33,7 @@ pub struct Target {
     pub root: PathBuf,
     /// Its Python version, when its libpython or its program's name tells (`python3` does not).
     pub python: Option<Version>,
-    /// Its program (`/proc/PID/exe`), as the target sees it.
+    /// Its program (`/proc/PID/exe`), as the target sees it (under [`Target::root`] for us).
     pub exe: Option<PathBuf>,
     /// The start time (`/proc/PID/stat`, field 22), to tell the target from a new process that
     /// got its PID after it exited.
@@ -167,6 +168,16 @@ pub fn inspect(pid: u32, supported: &[(u8, u8)]) -> Result<Target> {
 }
 
 impl Target {
+    /// The target's program as this process reaches it (under [`Target::root`]), when it still
+    /// exists.
+    pub fn program(&self) -> Option<PathBuf> {
+        let exe = self.exe.as_deref()?;
+        let path = self.root.join(exe.strip_prefix("/").unwrap_or(exe));
+        // A program replaced since it started (an upgrade) reads as `/usr/bin/python3.14
+        // (deleted)`.
+        path.is_file().then_some(path)
+    }
+
     /// Whether the target is still the process that was inspected, and has not exited.
     pub fn is_alive(&self) -> bool {
         matches!(

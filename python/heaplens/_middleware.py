@@ -168,6 +168,19 @@ class Mount:
         self.dashboard._reinit_after_fork()
 
 
+def _before_fork():
+    # No sampler thread runs across a fork (see Sampler._before_fork).
+    for mount in list(_mounts):
+        if mount._owns_sampler:
+            mount.sampler._before_fork()
+
+
+def _after_fork_in_parent():
+    for mount in list(_mounts):
+        if mount._owns_sampler:
+            mount.sampler._after_fork_in_parent()
+
+
 def _after_fork_in_child():
     for mount in list(_mounts):
         mount._after_fork_in_child()
@@ -180,7 +193,11 @@ def _stop_all():
             mount.sampler.stop()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 atexit.register(_stop_all)
 
 

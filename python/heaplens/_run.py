@@ -216,7 +216,11 @@ def run(
 
     # As python sets it: for -m, runpy replaces the "-m" with the module's file.
     sys.argv = ["-m", *argv] if module is not None else list(argv)
-    os.register_at_fork(after_in_child=sampler._reinit_after_fork)
+    os.register_at_fork(
+        before=sampler._before_fork,
+        after_in_parent=sampler._after_fork_in_parent,
+        after_in_child=sampler._reinit_after_fork,
+    )
     sampler.sample_now()
     sampler.start()
     server = None

@@ -6,6 +6,8 @@ import gc
 import sys
 import weakref
 
+import pytest
+
 import heaplens
 
 
@@ -208,3 +210,18 @@ def test_referrers_are_the_reverse_of_referents():
     snap = heaplens.snapshot()
     back = snap[id(h.child)].referrers
     assert [(label, node.address) for label, node in back] == [(".child", id(h))]
+
+
+def test_slots_stored_after_the_items_of_a_tuple_subclass_are_labelled():
+    try:
+
+        class Tagged(tuple):
+            __slots__ = ("tag",)
+
+    except TypeError:
+        pytest.skip("__slots__ on a tuple subclass need CPython 3.15")
+    t = Tagged((["a"], ["b"], ["c"]))
+    t.tag = ["tag"]
+    snap = heaplens.snapshot()
+    assert labels(snap, t, t.tag) == [".tag"]
+    assert labels(snap, t, t[2]) == ["[2]"]

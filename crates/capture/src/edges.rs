@@ -92,7 +92,7 @@ pub unsafe fn object_edges<A: Abi, S: EdgeSink>(
             sink.edge(raw::ob_type(o) as Obj, cx.f(cx.names.class));
         }
         for slot in &t.slots {
-            nonnull(sink, field(ob, slot.offset), Label::attr(slot.name));
+            nonnull(sink, read(slot.address(o), 0), Label::attr(slot.name));
         }
         if t.managed_dict {
             nonnull(sink, A::managed_dict(l, o), cx.f(cx.names.dict));
@@ -563,7 +563,7 @@ impl<'t> LabelMatcher<'t> {
                 return Label::field(cx.names.class);
             }
             for slot in &t.slots {
-                if field(ob, slot.offset) == p {
+                if read::<Obj>(slot.address(o), 0) == p {
                     return Label::attr(slot.name);
                 }
             }
@@ -585,7 +585,7 @@ impl<'t> LabelMatcher<'t> {
                 }
             }
             for m in &t.members {
-                if field(ob, m.offset) == p {
+                if read::<Obj>(m.address(o), 0) == p {
                     return Label::field(m.name);
                 }
             }

@@ -265,7 +265,10 @@ pub struct Layout {
     pub member_name: usize,
     pub member_type: usize,
     pub member_offset: usize,
+    pub member_flags: usize,
     pub member_size: usize,
+    /// 3.15+: the member flag `_Py_AFTER_ITEMS` (its offset counts from the end of the items).
+    pub member_after_items: usize,
     pub t_object: usize,
     pub t_object_ex: usize,
 

@@ -73,6 +73,33 @@ pub enum SizeKind {
 pub struct Slot {
     pub offset: usize,
     pub name: StringId,
+    /// The offset counts from the end of a variable-size object's items (3.15's
+    /// `_Py_AFTER_ITEMS`: `__slots__` of a tuple subclass).
+    pub after_items: bool,
+}
+
+impl Slot {
+    /// The slot's address in the object `o`.
+    ///
+    /// # Safety
+    /// `o` must be a live object of a type that has this slot.
+    #[inline]
+    pub unsafe fn address(&self, o: Obj) -> *const u8 {
+        let mut offset = self.offset;
+        if self.after_items {
+            unsafe {
+                let itemsize = (*raw::ob_type(o)).tp_itemsize.max(0) as usize;
+                offset += raw::ob_size(o).unsigned_abs() * itemsize;
+            }
+        }
+        (o as *const u8).wrapping_add(offset)
+    }
+}
+
+/// Whether the member definition at `m` has `_Py_AFTER_ITEMS` (3.15+).
+unsafe fn member_after_items(l: &Layout, m: *const u8) -> bool {
+    Layout::has(l.member_after_items)
+        && unsafe { read::<i32>(m, l.member_flags) } as usize & l.member_after_items != 0
 }
 
 /// Everything the capture needs about one type.
@@ -268,6 +295,7 @@ unsafe fn classify<A: Abi>(
                         slots.push(Slot {
                             offset: read::<isize>(m, l.member_offset) as usize,
                             name: tables.strings.intern(&n),
+                            after_items: member_after_items(l, m),
                         });
                     }
                 }
@@ -338,6 +366,7 @@ unsafe fn classify<A: Abi>(
                         members.push(Slot {
                             offset: off as usize,
                             name: tables.strings.intern(&raw::c_str(name_ptr)),
+                            after_items: member_after_items(l, m),
                         });
                     }
                 }

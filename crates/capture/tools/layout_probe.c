@@ -419,7 +419,12 @@ int main(void) {
     O("member_name", PyMemberDef, name);
     O("member_type", PyMemberDef, type);
     O("member_offset", PyMemberDef, offset);
+    O("member_flags", PyMemberDef, flags);
     S("member_size", PyMemberDef);
+#ifdef _Py_AFTER_ITEMS
+    /* 3.15+: a member of a variable-size type stored after its items. */
+    P("member_after_items", _Py_AFTER_ITEMS);
+#endif
     P("t_object", T_OBJECT);
     P("t_object_ex", T_OBJECT_EX);
 

@@ -8,8 +8,9 @@
 //! samples every 10 s at most. It never runs `gc.collect()`.
 //!
 //! Shutdown: the thread must not ask for the GIL once the interpreter is finalizing, so the
-//! Python package stops every sampler from an `atexit` hook; after a `fork()` the child has no
-//! sampler thread, and `_reinit_after_fork` starts a new one with a history of its own.
+//! Python package stops every sampler from an `atexit` hook. Around a `fork()` the thread is
+//! stopped (`_before_fork`) and started again in the parent (`_after_fork_in_parent`); the child
+//! gets a new one with a history of its own (`_reinit_after_fork`).
 
 use crate::errors::{capture_error, core_error};
 use crate::py_snapshot::PySnapshot;
@@ -200,6 +201,8 @@ fn sampler_thread(shared: Arc<Shared>) {
 pub struct PySampler {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The thread was stopped for a `fork()` (see [`PySampler::_before_fork`]).
+    paused_for_fork: bool,
     history_path: Option<PathBuf>,
     program: String,
 }
@@ -253,6 +256,7 @@ impl PySampler {
         Ok(PySampler {
             shared: Shared::new(maxhistory, writer, period, max_overhead, gc_only),
             thread: None,
+            paused_for_fork: false,
             history_path: history,
             program,
         })
@@ -391,11 +395,31 @@ impl PySampler {
         )
     }
 
+    /// Before ``os.fork()``: stops the thread (a sample in progress finishes first), so that
+    /// the process forks with no thread of heaplens' running: none can hold a lock the child
+    /// needs, and CPython (3.15 counts the process's threads) does not warn that a
+    /// multi-threaded process forks. `_after_fork_in_parent` and `_reinit_after_fork` start
+    /// it again.
+    fn _before_fork(&mut self, py: Python<'_>) {
+        if self.thread.is_some() {
+            self.stop(py);
+            self.paused_for_fork = true;
+        }
+    }
+
+    /// After ``os.fork()``, in the parent: sampling goes on where it was.
+    fn _after_fork_in_parent(&mut self) -> PyResult<()> {
+        if std::mem::take(&mut self.paused_for_fork) {
+            self.start()?;
+        }
+        Ok(())
+    }
+
     /// After ``os.fork()``, in the child: the parent's thread does not exist here. Starts a
     /// history of this process's own (a new entry in the same history file) and, if the parent
     /// sampled in the background, a thread.
     fn _reinit_after_fork(&mut self) -> PyResult<()> {
-        let was_running = self.thread.is_some();
+        let was_running = self.thread.is_some() || std::mem::take(&mut self.paused_for_fork);
         // The handle names a thread of the parent: joining or dropping it here would be
         // meaningless, so it is forgotten.
         if let Some(handle) = self.thread.take() {

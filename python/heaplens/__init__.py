@@ -14,7 +14,16 @@ Example:
     1000
 """
 
-from heaplens._native import (
+from heaplens import _native
+
+# An interpreter the capture cannot read (another version, a debug or free-threaded build) is
+# refused here, with the one sentence that says what is supported; pip refuses other versions
+# before that (requires-python).
+if _native.capture_support() is not None:
+    raise ImportError(_native.capture_support(), name="heaplens")
+
+from heaplens._native import (  # noqa: E402
+    IMMORTAL_ROOT,
     CaptureError,
     Census,
     HeapLensError,
@@ -48,6 +57,7 @@ from heaplens._pictures import show_backrefs, show_chain, show_refs
 from heaplens._snapshot import snapshot
 
 __all__ = [
+    "IMMORTAL_ROOT",
     "CaptureError",
     "Census",
     "RetainingPath",

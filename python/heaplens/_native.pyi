@@ -6,6 +6,7 @@ import pathlib
 from typing import Callable, Iterator, Sequence
 
 __version__: str
+IMMORTAL_ROOT: str
 
 class HeapLensError(Exception): ...
 class CaptureError(HeapLensError): ...

@@ -4,6 +4,8 @@ flagged unreachable."""
 import gc
 import sys
 
+import pytest
+
 import heaplens
 
 from conftest import gc_disabled
@@ -76,3 +78,35 @@ def test_every_object_is_reachable_or_flagged():
     assert len(snap.unreachable()) < len(snap) // 10
     assert snap.root.type == "(root)"
     assert snap.python_version == sys.version
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="immortal objects are new in 3.12")
+def test_immortal_objects_are_roots_of_their_own_not_held_outside_the_heap():
+    # None, small ints and static types have reference counts that mean nothing from 3.12: they
+    # are the interpreter's, never freed, and must not all look "held from C".
+    snap = heaplens.snapshot()
+    roots = snap.roots()
+    for obj in (None, True, 5, int, ()):
+        node = snap.object(obj)
+        assert "external" not in node.flags, obj
+        assert not node.unreachable
+        assert (heaplens.IMMORTAL_ROOT, node) in roots, obj
+    external = [node for label, node in roots if label == "<external>"]
+    assert not any(node.type in ("NoneType", "bool") for node in external)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="immortal objects are new in 3.12")
+def test_an_immortal_object_reached_only_from_garbage_is_not_garbage():
+    class Cycle:
+        pass
+
+    with gc_disabled():
+        a, b = Cycle(), Cycle()
+        a.peer, b.peer = b, a
+        a.flag = True  # immortal
+        addresses = id(a), id(b)
+        del a, b
+        snap = heaplens.snapshot()
+        assert snap[addresses[0]].unreachable and snap[addresses[1]].unreachable
+        assert not snap.object(True).unreachable
+    gc.collect()

@@ -31,6 +31,17 @@ def test_inline_instance_attributes_are_labelled_by_name_without_creating_a_dict
     assert labels(snap, h, h.payload) == [".payload"]
     assert labels(snap, h, h.count) == [".count"]
     assert labels(snap, h, Holder) == [".__class__"]
+    # Reading them created no __dict__ (the interpreter would report it to the collector).
+    assert not any(type(r) is dict for r in gc.get_referents(h))
+    assert ".__dict__" not in {label for label, _ in heaplens.snapshot()[id(h)].referents}
+
+
+def test_a_static_types_dict_is_followed():
+    # From 3.12 a builtin type keeps its dict in the interpreter state, not in the type.
+    (d,) = gc.get_referents(int.__dict__)  # the dict behind the mapping proxy
+    snap = heaplens.snapshot()
+    assert labels(snap, int, d) == [".__dict__"]
+    assert "['bit_length']" in {label for label, _ in snap[id(d)].referents}
 
 
 def test_a_materialised_instance_dict_is_followed_by_key():

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,32 @@ def test_export_for_chrome_devtools(tmp_path):
     assert f"{__name__}.Invoice" in data["strings"]
     with pytest.raises(ValueError, match="unknown export format"):
         snap.export(tmp_path / "x", format="graphviz")
+
+
+CAPTURED = sorted(
+    (Path(__file__).parent.parent / "data").glob("captured-*.hlsnap"),
+    key=lambda p: tuple(int(x) for x in p.stem.split("-")[1].split(".")),
+)
+
+
+def test_a_snapshot_of_each_supported_python_is_kept_for_these_tests():
+    versions = [p.stem.split("-")[1] for p in CAPTURED]
+    assert versions == ["3.11", "3.12", "3.13", "3.14", "3.15"]
+
+
+@pytest.mark.parametrize("path", CAPTURED, ids=lambda p: p.stem)
+def test_snapshots_taken_on_every_version_open_on_this_one(path, tmp_path):
+    # Made by tests/data/make_captured.py on each version: a cache of Order objects.
+    snap = heaplens.load(path)
+    assert snap.python_version.startswith(path.stem.split("-")[1] + ".")
+    orders = snap.by_type("Order")
+    assert len(orders) == 20
+    cache = next(n for n in snap.by_type("dict") if any(l == "['order-3']" for l, _ in n.referents))
+    held = dict(cache.referents)
+    assert held["['order-3']"].type == "__main__.Order"
+    assert {label for label, _ in held["['order-3']"].referents} >= {".number", ".items", ".__class__"}
+    line = held["['line']"]
+    assert {label for label, node in line.referents} >= {".sku", ".qty"}
+    assert "__main__.Order" in snap.report(limit=5)
+    snap.export(tmp_path / "it.heapsnapshot", format="chrome")
+    json.loads((tmp_path / "it.heapsnapshot").read_text())

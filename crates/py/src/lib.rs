@@ -32,6 +32,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging_bridge::install();
     capture::init(py);
     m.add("__version__", heaplens_core::VERSION)?;
+    m.add("IMMORTAL_ROOT", capture::IMMORTAL_ROOT)?;
     m.add("HeapLensError", py.get_type::<errors::HeapLensError>())?;
     m.add("CaptureError", py.get_type::<errors::CaptureError>())?;
     m.add(

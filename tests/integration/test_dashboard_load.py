@@ -20,6 +20,7 @@ import urllib.parse
 
 import pytest
 
+import heaplens._middleware
 from heaplens.wsgi import HeapLens
 
 pytestmark = pytest.mark.skipif(
@@ -65,7 +66,7 @@ def make_app():
         return f"hello {name}", 200, {"Content-Type": "text/plain; charset=utf-8"}
 
     # A short period: many samples during the run (the sampler stretches it so that censuses
-    # take at most 1% of the time, so it ends up a few tenths of a second).
+    # take at most the budget the `served` fixture sets, so it ends up a few tenths of a second).
     app.wsgi_app = HeapLens(app.wsgi_app, period=0.05)
     return app
 
@@ -99,11 +100,16 @@ def problems():
 
 
 @pytest.fixture
-def served():
+def served(monkeypatch):
     """The app, served by waitress from a thread: (app, port)."""
     import waitress
     from waitress import wasyncore
 
+    # The middleware's sampler stretches its period to spend at most 0.5% of the time on
+    # censuses: under this load that is one sample every few seconds, and the test would spend
+    # minutes waiting for its samples. A budget of 5% keeps it sampling every few tenths of a
+    # second, concurrently with the requests, which is what is tested here.
+    monkeypatch.setattr(heaplens._middleware, "SAMPLER_BUDGET", 0.05)
     app = make_app()
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)

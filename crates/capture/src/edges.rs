@@ -109,6 +109,7 @@ pub unsafe fn object_edges<A: Abi, S: EdgeSink>(
         let n = &cx.names;
         match t.walker {
             Walker::Nothing | Walker::Traverse => {}
+            Walker::Dict if o == cx.interned => {}
             Walker::Dict => dict_edges(cx, o, sink),
             Walker::DefaultDict => {
                 nonnull(
@@ -309,14 +310,7 @@ pub unsafe fn object_edges<A: Abi, S: EdgeSink>(
                 } else if !Layout::has(l.gen_code) {
                     // A finished generator's cleared frame still holds its code (3.12+).
                     let slot = ob.add(l.gen_iframe + l.iframe_executable) as *const usize;
-                    if let Some((code, counted)) = A::frame_slot(l, slot) {
-                        let label = Label::field(n.gi_code);
-                        if counted {
-                            sink.edge(code, label);
-                        } else {
-                            sink.edge_uncounted(code, label);
-                        }
-                    }
+                    frame_reference::<A, S>(sink, A::frame_slot(l, slot), Label::field(n.gi_code));
                 }
             }
             Walker::WeakRef => {
@@ -424,18 +418,9 @@ pub unsafe fn interpreter_frame_edges<A: Abi, S: EdgeSink>(
     unsafe {
         let n = &cx.names;
         let slot = |off: usize| A::frame_slot(l, iframe.add(off) as *const usize);
-        let emit = |sink: &mut S, found: Option<(Obj, bool)>, label: Label| {
-            if let Some((target, counted)) = found {
-                if counted {
-                    sink.edge(target, label);
-                } else {
-                    sink.edge_uncounted(target, label);
-                }
-            }
-        };
-        emit(sink, slot(l.iframe_func), Label::field(n.f_func));
+        frame_reference::<A, S>(sink, slot(l.iframe_func), Label::field(n.f_func));
         let code = slot(l.iframe_executable);
-        emit(sink, code, Label::field(n.f_code));
+        frame_reference::<A, S>(sink, code, Label::field(n.f_code));
         nonnull(
             sink,
             field(iframe, l.iframe_locals),
@@ -471,12 +456,29 @@ pub unsafe fn interpreter_frame_edges<A: Abi, S: EdgeSink>(
             } else {
                 Label::NONE
             };
-            if counted {
-                sink.edge(v, label);
-            } else {
-                sink.edge_uncounted(v, label);
-            }
+            frame_reference::<A, S>(sink, Some((v, counted)), label);
         }
+    }
+}
+
+/// Reports a frame slot's reference ([`Abi::frame_slot`]). A slot that owns its count is an
+/// edge. One that does not (3.14+) refers to an immortal object (`None`, a small int: an
+/// uncounted edge) or is a borrowed copy of a reference the frame holds elsewhere (3.14's
+/// `LOAD_FAST_BORROW` pushes a local without counting it): that one is left out, since the
+/// object is reached through its owner, and following it too would let the walk meet an object
+/// with a reference count of 1 by two references, and number it twice.
+#[inline]
+unsafe fn frame_reference<A: Abi, S: EdgeSink>(
+    sink: &mut S,
+    found: Option<(Obj, bool)>,
+    label: Label,
+) {
+    match found {
+        Some((target, true)) => sink.edge(target, label),
+        Some((target, false)) if unsafe { A::refcount(target) }.is_none() => {
+            sink.edge_uncounted(target, label)
+        }
+        _ => {}
     }
 }
 

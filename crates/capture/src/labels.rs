@@ -59,12 +59,29 @@ field_names! {
 
 const KEY_CACHE_SIZE: usize = 8192;
 
+/// The current interpreter's dict of interned strings, or null (3.11 keeps it out of reach).
+fn interned_dict(env: &Env) -> Obj {
+    let l = env.layout;
+    if !crate::layout::Layout::has(l.interp_interned) {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: walks run with the GIL held; the field is a pointer of the interpreter state.
+    unsafe {
+        let interp = ffi::PyInterpreterState_Get() as *const u8;
+        read(interp, l.interp_interned)
+    }
+}
+
 /// Per-walk label state: interned names, a direct-mapped cache from key objects to their labels
 /// (attribute names repeat across millions of instances; each is decoded and interned once), and
 /// reusable buffers.
 pub struct Cx<A: Abi> {
     pub env: &'static Env,
     abi: PhantomData<A>,
+    /// The interpreter's dict of interned strings (3.12+), or null. It holds its strings
+    /// without counting references to them, and keeps none of them alive (a mortal interned
+    /// string leaves it when it dies): the walk reports none of its entries.
+    pub interned: Obj,
     pub names: Names,
     key_cache: Vec<(usize, Label, Label)>,
     scratch: String,
@@ -77,6 +94,7 @@ impl<A: Abi> Cx<A> {
         Cx {
             env,
             abi: PhantomData,
+            interned: interned_dict(env),
             names: Names::default(),
             key_cache: vec![(0, Label::NONE, Label::NONE); KEY_CACHE_SIZE],
             scratch: String::new(),
@@ -89,6 +107,7 @@ impl<A: Abi> Cx<A> {
         Cx {
             env,
             abi: PhantomData,
+            interned: interned_dict(env),
             names: Names::default(),
             key_cache: Vec::new(),
             scratch: String::new(),

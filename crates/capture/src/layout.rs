@@ -48,6 +48,8 @@ pub struct Layout {
     // PyInterpreterState, its collector state and its static builtin types' state (3.12+).
     pub interp_gc: usize,
     pub interp_modules: usize,
+    /// The dict of interned strings (3.12+), whose references to them are not counted.
+    pub interp_interned: usize,
     pub interp_static_types: usize,
     pub static_types_max: usize,
     pub static_type_state_size: usize,

@@ -152,6 +152,9 @@ int main(void) {
     O("static_type_state_dict", static_builtin_state, tp_dict);
     O("static_type_state_subclasses", static_builtin_state, tp_subclasses);
 #endif
+#if PY_VERSION_HEX >= 0x030C0000
+    O("interp_interned", PyInterpreterState, cached_objects.interned_strings);
+#endif
     O("gc_generations", struct _gc_runtime_state, generations);
     S("gc_generation_size", struct gc_generation);
     P("gc_generation_count", NUM_GENERATIONS);

@@ -13,6 +13,7 @@ pub static LAYOUT: Layout = Layout {
     runtime_debug_offsets: ABSENT,
     interp_gc: 648,
     interp_modules: 888,
+    interp_interned: ABSENT,
     interp_static_types: ABSENT,
     static_types_max: ABSENT,
     static_type_state_size: ABSENT,

@@ -13,6 +13,7 @@ pub static LAYOUT: Layout = Layout {
     runtime_debug_offsets: ABSENT,
     interp_gc: 112,
     interp_modules: 944,
+    interp_interned: 382936,
     interp_static_types: 373704,
     static_types_max: 200,
     static_type_state_size: 40,

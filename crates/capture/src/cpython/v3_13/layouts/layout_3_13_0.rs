@@ -40,6 +40,7 @@ pub static LAYOUT: Layout = Layout {
     runtime_debug_offsets: 0,
     interp_gc: 7400,
     interp_modules: 7656,
+    interp_interned: 194328,
     interp_static_types: 182968,
     static_types_max: 200,
     static_type_state_size: 48,

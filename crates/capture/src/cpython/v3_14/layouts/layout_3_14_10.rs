@@ -46,6 +46,7 @@ pub static LAYOUT: Layout = Layout {
     runtime_debug_offsets: 0,
     interp_gc: 7408,
     interp_modules: 7688,
+    interp_interned: 224624,
     interp_static_types: 180240,
     static_types_max: 200,
     static_type_state_size: 48,

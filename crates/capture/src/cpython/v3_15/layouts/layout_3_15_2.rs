@@ -46,6 +46,7 @@ pub static LAYOUT: Layout = Layout {
     runtime_debug_offsets: 0,
     interp_gc: 7400,
     interp_modules: 7592,
+    interp_interned: 224896,
     interp_static_types: 180264,
     static_types_max: 203,
     static_type_state_size: 48,

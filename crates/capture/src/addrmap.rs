@@ -5,6 +5,7 @@
 //! aligned), so the hash is one multiply, the empty marker is 0, and keys and values live in two
 //! flat arrays (12 bytes a slot, 70% load) with no per-entry allocation.
 
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
 pub struct AddrMap {
     keys: Vec<usize>,
     values: Vec<u32>,
@@ -14,6 +15,7 @@ pub struct AddrMap {
 
 const MIN_BITS: u32 = 12;
 
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
 impl AddrMap {
     pub fn new() -> Self {
         Self::with_bits(MIN_BITS)
@@ -45,7 +47,7 @@ impl AddrMap {
     /// Starts loading the slot where `key` would be, ahead of a lookup.
     #[inline(always)]
     pub fn prefetch(&self, key: usize) {
-        super::raw::prefetch(&self.keys[self.slot(key)] as *const usize as *const u8);
+        crate::prefetch::prefetch(&self.keys[self.slot(key)] as *const usize as *const u8);
     }
 
     /// The value for `key`, inserting `make()` if absent. Returns (value, inserted).

@@ -116,12 +116,6 @@ pub struct Caller {
     /// Whether the user asked to stop (Ctrl-C), for a caller whose signal handling keeps
     /// SIGINT from this command line (Python's does); polled during long waits.
     pub interrupted: Option<fn() -> bool>,
-    /// The Python versions, `(major, minor)`, whose heaps heaplens captures: the binding passes
-    /// `heaplens_capture::SUPPORTED`, the one list there is (this crate does not depend on the
-    /// capture). `heaplens attach` refuses a process of another version before touching it.
-    /// Empty when unknown (a Rust program without the capture, as in tests): attach then lets
-    /// the target's own heaplens answer for its version.
-    pub supported: &'static [(u8, u8)],
     /// The version, `(major, minor)`, of the Python running this command line (None when
     /// unknown): `heaplens attach` lends its heaplens package ([`Caller::python_path`]) only to a
     /// process of the same version, since its extension module is built for one.

@@ -97,7 +97,6 @@ fn cli_main(
     let caller = heaplens_cli::Caller {
         python_path,
         interrupted: Some(interrupted),
-        supported: capture::SUPPORTED,
         python_version: Some((version.major, version.minor)),
     };
     let outcome = py.detach(|| {

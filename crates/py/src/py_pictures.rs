@@ -7,7 +7,7 @@ use crate::errors::capture_error;
 use crate::py_snapshot::SnapshotData;
 use hashbrown::HashSet;
 use heaplens_capture as capture;
-use heaplens_core::graph::{Graph, NodeFlags, NodeId};
+use heaplens_core::graph::{NodeFlags, NodeId};
 use heaplens_core::render::picture::{self, Edge, Format, Node, NodeKind, Picture};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -34,36 +34,6 @@ pub struct Walk<'py> {
     pub skip_frames_in: Vec<String>,
 }
 
-/// Whether a frame named `qualname (file:line)` runs code from one of `files`.
-fn runs_code_from(name: Option<&str>, files: &[String]) -> bool {
-    let Some(place) = name.and_then(|n| n.split_once(" (")).map(|(_, p)| p) else {
-        return false;
-    };
-    let file = place
-        .strip_suffix(')')
-        .and_then(|p| p.rsplit_once(':'))
-        .map_or(place, |(f, _)| f);
-    files.iter().any(|f| f == file)
-}
-
-/// The frames, on any thread's stack, that run code from `files`.
-fn frames_running(graph: &Graph, files: &[String]) -> Vec<NodeId> {
-    let mut out = Vec::new();
-    for (thread, _) in graph.edges(graph.root()) {
-        if !graph.flags(thread).contains(NodeFlags::THREAD) {
-            continue;
-        }
-        for (frame, _) in graph.edges(thread) {
-            if graph.flags(frame).contains(NodeFlags::FRAME)
-                && runs_code_from(graph.name(frame), files)
-            {
-                out.push(frame);
-            }
-        }
-    }
-    out
-}
-
 pub fn neighbourhood(
     py: Python<'_>,
     data: &Arc<SnapshotData>,
@@ -80,7 +50,7 @@ pub fn neighbourhood(
         .iter()
         .filter_map(|&a| g.node_by_addr(a))
         .collect();
-    ignore.extend(frames_running(g, &walk.skip_frames_in));
+    ignore.extend(g.frames_running(&walk.skip_frames_in));
     let options = picture::Options {
         max_depth: walk.max_depth,
         too_many: walk.too_many,
@@ -219,24 +189,4 @@ pub fn render_picture<'py>(
         .detach(|| picture::render(&picture, format))
         .map_err(crate::errors::core_error)?;
     Ok(PyBytes::new(py, &bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_are_matched_by_the_file_they_run() {
-        let files = vec!["/srv/heaplens/_pictures.py".to_string()];
-        assert!(runs_code_from(
-            Some("_show (/srv/heaplens/_pictures.py:120)"),
-            &files
-        ));
-        assert!(!runs_code_from(Some("run (/srv/app.py:12)"), &files));
-        assert!(!runs_code_from(Some("<frame>"), &files));
-        assert!(!runs_code_from(None, &files));
-        // A file name with parentheses and colons of its own.
-        let odd = vec!["/tmp/a (1):b.py".to_string()];
-        assert!(runs_code_from(Some("f (/tmp/a (1):b.py:3)"), &odd));
-    }
 }

@@ -22,6 +22,7 @@
 //! `ob_refcnt`, and could not stash node ids in `_gc_prev`: it would need an address map for
 //! every object. None of that can be built and tested without such an interpreter.
 
+#[cfg(feature = "python")]
 mod common;
 pub mod v3_11;
 pub mod v3_12;
@@ -87,6 +88,7 @@ pub fn layouts_to_try(version_hex: u32, layouts: &[&'static Layout]) -> Vec<&'st
 }
 
 /// Runs `$body` with `$A` naming the [`crate::abi::Abi`] implementation of `$abi`.
+#[cfg(feature = "python")]
 macro_rules! with_abi {
     ($abi:expr, $A:ident => $body:expr) => {
         match $abi {
@@ -113,6 +115,7 @@ macro_rules! with_abi {
         }
     };
 }
+#[cfg(feature = "python")]
 pub(crate) use with_abi;
 
 #[cfg(test)]

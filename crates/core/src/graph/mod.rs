@@ -282,6 +282,7 @@ impl Graph {
 }
 
 mod builder;
+pub mod frames;
 mod parts;
 
 pub use builder::GraphBuilder;

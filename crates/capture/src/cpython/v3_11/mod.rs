@@ -6,16 +6,23 @@
 mod layouts;
 pub use layouts::LAYOUTS;
 
+#[cfg(feature = "python")]
 use super::common;
+#[cfg(feature = "python")]
 use crate::abi::Abi;
+#[cfg(feature = "python")]
 use crate::env::Env;
+#[cfg(feature = "python")]
 use crate::layout::Layout;
+#[cfg(feature = "python")]
 use crate::raw::{self, field, read, read_signed, Obj};
+#[cfg(feature = "python")]
 use pyo3::ffi;
 
 /// The CPython 3.11 ABI.
 pub struct V3_11;
 
+#[cfg(feature = "python")]
 impl Abi for V3_11 {
     const VERSION: (u8, u8) = (3, 11);
     const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = true;

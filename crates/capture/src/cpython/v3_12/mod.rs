@@ -8,21 +8,28 @@
 mod layouts;
 pub use layouts::LAYOUTS;
 
+#[cfg(feature = "python")]
 use super::common;
+#[cfg(feature = "python")]
 use crate::abi::Abi;
+#[cfg(feature = "python")]
 use crate::env::Env;
+#[cfg(feature = "python")]
 use crate::layout::Layout;
+#[cfg(feature = "python")]
 use crate::raw::{read_signed, Obj};
 
 /// The CPython 3.12 ABI.
 pub struct V3_12;
 
 /// `PyDictOrValues`: a dict pointer, or (low bit set) a values pointer minus one.
+#[cfg(feature = "python")]
 #[inline(always)]
 unsafe fn dict_or_values(l: &Layout, o: Obj) -> usize {
     unsafe { read_signed(o as *const u8, l.managed_dict) }
 }
 
+#[cfg(feature = "python")]
 impl Abi for V3_12 {
     const VERSION: (u8, u8) = (3, 12);
     const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = true;

@@ -10,10 +10,15 @@
 mod layouts;
 pub use layouts::LAYOUTS;
 
+#[cfg(feature = "python")]
 use super::common;
+#[cfg(feature = "python")]
 use crate::abi::Abi;
+#[cfg(feature = "python")]
 use crate::env::Env;
+#[cfg(feature = "python")]
 use crate::layout::Layout;
+#[cfg(feature = "python")]
 use crate::raw::{self, read, read_signed, Obj};
 
 /// The CPython 3.13 ABI.
@@ -24,6 +29,7 @@ pub struct V3_13;
 /// embeds them rather than copying them; which of the two then reports them changed within
 /// 3.13 (3.13.0: the instance; later releases: the dict), and the walk follows the interpreter's
 /// own `tp_traverse` ([`Env::dict_reports_embedded_values`], measured at start-up).
+#[cfg(feature = "python")]
 #[inline]
 pub(crate) unsafe fn inline_values_after_object(env: &Env, o: Obj) -> *const Obj {
     let l = env.layout;
@@ -45,6 +51,7 @@ pub(crate) unsafe fn inline_values_after_object(env: &Env, o: Obj) -> *const Obj
     }
 }
 
+#[cfg(feature = "python")]
 impl Abi for V3_13 {
     const VERSION: (u8, u8) = (3, 13);
     const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = false;

@@ -13,15 +13,21 @@
 mod layouts;
 pub use layouts::LAYOUTS;
 
+#[cfg(feature = "python")]
 use super::common;
+#[cfg(feature = "python")]
 use crate::abi::Abi;
+#[cfg(feature = "python")]
 use crate::env::Env;
+#[cfg(feature = "python")]
 use crate::layout::Layout;
+#[cfg(feature = "python")]
 use crate::raw::{read_signed, Obj};
 
 /// The CPython 3.14 ABI.
 pub struct V3_14;
 
+#[cfg(feature = "python")]
 impl Abi for V3_14 {
     const VERSION: (u8, u8) = (3, 14);
     const STATIC_TYPES_SIZED_WITH_GC_HEADER: bool = false;

@@ -5,7 +5,7 @@
 //! How (each step in its own module):
 //! 1. [`target`]: checks, reading `/proc` only, that the process exists and runs, is a CPython of
 //!    a version heaplens captures ([`python`]: the list comes from the binding, see
-//!    [`crate::Caller::supported`]), and may be traced by this user;
+//!    `heaplens_capture::SUPPORTED`), and may be traced by this user;
 //! 2. [`protocol`]: writes a request and the script the target will run into a private
 //!    directory;
 //! 3. makes the target's main thread run the script at its next safe point (a bytecode
@@ -198,7 +198,7 @@ pub fn run(
     progress: &Progress,
     out: &mut impl Write,
 ) -> Result<i32> {
-    let target = target::inspect(args.pid, caller.supported)?;
+    let target = target::inspect(args.pid, heaplens_capture::SUPPORTED)?;
     let interrupted = || caller.interrupted.is_some_and(|f| f());
     // The running heaplens is lent only to the same Python version: its extension module is
     // built for one.

@@ -4,9 +4,9 @@
 //! what to tell a user whose target cannot import heaplens. Pure functions: what they decide on
 //! comes from [`super::target`] (`/proc`) and from the target's answer ([`super::protocol`]).
 //!
-//! The list of supported versions is not kept here: the binding passes
-//! `heaplens_capture::SUPPORTED` in [`crate::Caller::supported`], so the capture stays the one
-//! place that says which versions it reads.
+//! The list of supported versions is not kept here: it is `heaplens_capture::SUPPORTED` (the
+//! capture crate without its `python` feature: no pyo3), the one place that says which versions
+//! the capture reads.
 
 use super::Failure;
 
@@ -201,11 +201,11 @@ fn shell_word(path: &str) -> String {
 mod tests {
     use super::*;
 
-    const SUPPORTED: &[(u8, u8)] = &[(3, 11), (3, 12), (3, 13), (3, 14), (3, 15)];
+    use heaplens_capture::SUPPORTED;
 
     #[test]
     fn the_list_reads_as_a_sentence() {
-        assert_eq!(version_list(SUPPORTED), "3.11, 3.12, 3.13, 3.14 and 3.15");
+        assert_eq!(version_list(SUPPORTED), heaplens_capture::supported_list());
         assert_eq!(version_list(&[(3, 11), (3, 12)]), "3.11 and 3.12");
         assert_eq!(version_list(&[(3, 11)]), "3.11");
         assert_eq!(version_list(&[]), "");

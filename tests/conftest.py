@@ -70,3 +70,64 @@ class ThreadHolding:
 @pytest.fixture
 def thread_holding():
     return ThreadHolding
+
+
+class FinishedRequests:
+    """A WSGI app around another that counts the requests the server has finished with: closed
+    their response (PEP 3333), which is when heaplens' middleware ends a request. A client that
+    sends requests one after another calls :meth:`wait` after each so that the server is done
+    with one before the next arrives, as on a quiet server: on a loaded machine a server thread
+    may close a response after its client has read it and sent the next request, and
+    per-endpoint traces then count the two requests as overlapped (their figures are kept
+    apart), so a test of those figures would depend on the load."""
+
+    def __init__(self, app):
+        self.app = app
+        self._finished = 0
+        self._sent = 0
+        self._changed = threading.Condition()
+
+    #: The request header that marks the requests to count (others, such as requests that a
+    #: test makes overlap on purpose, are not waited for).
+    HEADER = "X-Test-Wait"
+
+    def __call__(self, environ, start_response):
+        body = self.app(environ, start_response)
+        if "HTTP_X_TEST_WAIT" not in environ:
+            return body
+        return _ClosedTogether(body, self._finish)
+
+    def _finish(self):
+        with self._changed:
+            self._finished += 1
+            self._changed.notify_all()
+
+    def sent(self):
+        """Notes one more request sent with :attr:`HEADER`; returns the headers to send."""
+        self._sent += 1
+        return {self.HEADER: "1"}
+
+    def wait(self, timeout=60.0):
+        """Waits until the server has finished every request sent so far (the timeout only
+        ends a hang)."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: self._finished >= self._sent, timeout), (
+                f"the server finished {self._finished} of {self._sent} requests"
+            )
+
+
+class _ClosedTogether:
+    def __init__(self, body, done):
+        self._body = body
+        self._done = done
+
+    def __iter__(self):
+        return iter(self._body)
+
+    def close(self):
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._done()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FinishedRequests
+
 from . import leaky_shop
 
 HERE = Path(__file__).resolve().parent
@@ -130,11 +132,13 @@ class Dashboard:
     """A running dashboard: the address of its page (``root``, ending in ``/``), a client for its
     API, and for a live one the app it is mounted in (``app``)."""
 
-    def __init__(self, root, app=None, token=None):
+    def __init__(self, root, app=None, token=None, finished=None):
         self.root = root
         self.app = app
         self.token = token
         self.url = root + (f"?token={token}" if token else "")
+        # The live shop's FinishedRequests, to send its requests one after another.
+        self._finished = finished
 
     def api(self, path):
         request = urllib.request.Request(self.root + path)
@@ -143,17 +147,25 @@ class Dashboard:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.load(answer)
 
+    def _shop(self, path):
+        """One request to the shop, done with by the server before this returns (see
+        FinishedRequests)."""
+        headers = self._finished.sent() if self._finished else {}
+        request = urllib.request.Request(self.app + path, headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+        if self._finished:
+            self._finished.wait()
+
     def order(self, n=1):
         """Makes ``n`` requests to the shop, each of which leaks an order."""
         for _ in range(n):
-            with urllib.request.urlopen(self.app + "/order", timeout=30) as answer:
-                answer.read()
+            self._shop("/order")
 
     def health(self, n=1):
         """Makes ``n`` requests to the shop that leave nothing behind."""
         for _ in range(n):
-            with urllib.request.urlopen(self.app + "/health", timeout=30) as answer:
-                answer.read()
+            self._shop("/health")
 
     def samples(self):
         memory = self.api("api/overview?limit=1")["memory"]
@@ -193,12 +205,15 @@ def serve_shop():
     def serve(**options):
         app = leaky_shop.make_app()
         app.wsgi_app = HeapLens(app.wsgi_app, **options)
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+        finished = FinishedRequests(app)
+        server = make_server("127.0.0.1", 0, finished, threaded=True, request_handler=Quiet)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         running.append((server, thread, app))
         app_url = f"http://127.0.0.1:{server.server_port}"
-        return Dashboard(app_url + MOUNT + "/", app=app_url, token=options.get("token"))
+        return Dashboard(
+            app_url + MOUNT + "/", app=app_url, token=options.get("token"), finished=finished
+        )
 
     yield serve
     for server, thread, app in running:

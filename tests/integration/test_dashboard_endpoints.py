@@ -12,6 +12,8 @@ import pytest
 
 from heaplens.wsgi import HeapLens
 
+from conftest import FinishedRequests
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("flask") is None or importlib.util.find_spec("waitress") is None,
     reason="Flask and waitress are needed",
@@ -85,7 +87,8 @@ class Server:
         from waitress.server import create_server
 
         self.app = app  # the HeapLens middleware, or a Flask app wrapping it
-        self.server = create_server(app, host="127.0.0.1", port=0, threads=4)
+        self.finished = FinishedRequests(app)
+        self.server = create_server(self.finished, host="127.0.0.1", port=0, threads=4)
         self.port = self.server.effective_port
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -99,10 +102,17 @@ class Server:
         self.server.close()
 
     def request(self, method, path, conn=None):
+        """One request; on the client's own connection, it also waits until the server is done
+        with it (see FinishedRequests), as on a quiet server."""
+        waits = conn is None
         conn = conn or self.conn
-        conn.request(method, path)
+        headers = self.finished.sent() if waits else {}
+        conn.request(method, path, headers=headers)
         response = conn.getresponse()
-        return response.status, response.read()
+        answer = response.status, response.read()
+        if waits:
+            self.finished.wait()
+        return answer
 
     def new_connection(self):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -159,7 +169,8 @@ def test_the_endpoint_that_leaks_is_ranked_first_with_what_it_leaves_per_request
     left = {t["name"]: t["per_request"] for t in upload["types"]}
     leaking = f"{__name__}.DocumentValidationError"
     assert left[leaking] == 3.0, left
-    assert left["dict"] > 2.5 and left["list"] > 2.5, left  # the server's own, give or take
+    # Their payload, three of each per request, give or take one of the server's own.
+    assert left["dict"] >= 2 and left["list"] >= 2, left
     # Nine objects per request in all (three errors, their dicts and lists), give or take the
     # server's own (the figure is a trimmed mean of each trace's net change).
     assert upload["objects_per_request"] > 6

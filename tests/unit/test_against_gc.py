@@ -12,6 +12,14 @@ import heaplens
 from conftest import gc_disabled
 
 
+def _reports_its_free_list(o):
+    """3.12's `_asyncio` module reports to the collector the future iterators it keeps for reuse,
+    which are dead (reference count 0). `gc.get_referents` hands them out as live objects, and
+    dropping them frees them a second time: the free list becomes a cycle and the next
+    collection never ends. heaplens leaves them out; this test must not ask for them."""
+    return sys.version_info[:2] == (3, 12) and type(o) is type(sys) and o.__name__ == "_asyncio"
+
+
 def _is_interned_strings(o):
     return (
         type(o) is dict
@@ -36,6 +44,8 @@ def test_every_gc_tracked_object_is_in_the_snapshot_with_all_its_references():
                 continue
             assert node.gc_tracked, (node, repr(o)[:300], [(l, r.type, r.name) for l, r in node.referrers][:5])
             targets = {t.address for _, t in node.referents}
+            if _reports_its_free_list(o):
+                continue
             if _is_interned_strings(o):
                 # The interpreter's table of interned strings (3.12+) maps each to itself and
                 # keeps none alive: heaplens leaves its entries out (see test_no_object_...).

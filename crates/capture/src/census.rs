@@ -137,10 +137,10 @@ unsafe fn for_each_object<'a, A: Abi>(
         let mut cx = Cx::<A>::unlabelled(env);
         lists.for_each(|o| sink.visit_container(&mut cx, o));
         for stack in threads::thread_stacks(env) {
-            edges::thread_state_edges(&mut cx, stack.tstate, &mut sink);
+            crate::frame_edges::thread_state_edges(&mut cx, stack.tstate, &mut sink);
             for &iframe in &stack.frames {
                 if frame_owner(env.layout, iframe) != FrameOwner::Generator {
-                    edges::interpreter_frame_edges(&mut cx, iframe, &mut sink);
+                    crate::frame_edges::interpreter_frame_edges(&mut cx, iframe, &mut sink);
                 }
             }
         }

@@ -64,6 +64,8 @@ mod edges;
 #[cfg(feature = "python")]
 mod env;
 #[cfg(feature = "python")]
+mod frame_edges;
+#[cfg(feature = "python")]
 mod gc_lists;
 #[cfg(feature = "python")]
 mod labels;

@@ -337,7 +337,7 @@ impl<A: Abi> SnapshotWalk<A> {
             match self.synthetic[n as usize - self.synthetic_start] {
                 Synthetic::Thread { stack } => {
                     let s = &self.stacks[stack];
-                    edges::thread_state_edges(&mut self.cx, s.tstate, &mut self.r);
+                    crate::frame_edges::thread_state_edges(&mut self.cx, s.tstate, &mut self.r);
                     // The thread's frames are the nodes that follow it, innermost first.
                     for depth in 0..s.frames.len() {
                         self.r
@@ -352,7 +352,11 @@ impl<A: Abi> SnapshotWalk<A> {
                         let label = Label::field(self.cx.names.generator);
                         self.r.edge_uncounted(gen, label);
                     } else {
-                        edges::interpreter_frame_edges(&mut self.cx, iframe, &mut self.r);
+                        crate::frame_edges::interpreter_frame_edges(
+                            &mut self.cx,
+                            iframe,
+                            &mut self.r,
+                        );
                     }
                 }
             }

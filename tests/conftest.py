@@ -81,8 +81,12 @@ class FinishedRequests:
     per-endpoint traces then count the two requests as overlapped (their figures are kept
     apart), so a test of those figures would depend on the load."""
 
-    def __init__(self, app):
+    def __init__(self, app, thread_per_request=False):
         self.app = app
+        # A server that starts a thread per request (werkzeug's threaded one) still runs that
+        # thread, holding the request's objects, after the response is closed: wait for it too.
+        self._thread_per_request = thread_per_request
+        self._threads = []
         self._finished = 0
         self._sent = 0
         self._changed = threading.Condition()
@@ -100,6 +104,8 @@ class FinishedRequests:
     def _finish(self):
         with self._changed:
             self._finished += 1
+            if self._thread_per_request:
+                self._threads.append(threading.current_thread())
             self._changed.notify_all()
 
     def sent(self):
@@ -114,6 +120,10 @@ class FinishedRequests:
             assert self._changed.wait_for(lambda: self._finished >= self._sent, timeout), (
                 f"the server finished {self._finished} of {self._sent} requests"
             )
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout)
+            assert not thread.is_alive(), f"the server's {thread.name} did not end"
 
 
 class _ClosedTogether:

@@ -188,13 +188,19 @@ class Dashboard:
 
 
 @pytest.fixture
-def serve_shop():
+def serve_shop(monkeypatch):
     """Starts the leaky shop, wrapped in ``heaplens.wsgi.HeapLens(app, **options)``, on a real
     HTTP server (werkzeug's, threaded) on a free loopback port; returns a :class:`Dashboard`."""
     pytest.importorskip("flask")
     from werkzeug.serving import WSGIRequestHandler, make_server
 
+    import heaplens._middleware
     from heaplens.wsgi import HeapLens
+
+    # The middleware's sampler stretches its period to spend at most 0.5% of the time on
+    # censuses: on a loaded machine, one sample in tens of seconds. The page tests wait for a
+    # few samples; at 5% the sampler keeps close to the period they ask for.
+    monkeypatch.setattr(heaplens._middleware, "SAMPLER_BUDGET", 0.05)
 
     class Quiet(WSGIRequestHandler):
         def log_request(self, *args, **kwargs):
@@ -205,7 +211,7 @@ def serve_shop():
     def serve(**options):
         app = leaky_shop.make_app()
         app.wsgi_app = HeapLens(app.wsgi_app, **options)
-        finished = FinishedRequests(app)
+        finished = FinishedRequests(app, thread_per_request=True)
         server = make_server("127.0.0.1", 0, finished, threaded=True, request_handler=Quiet)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()

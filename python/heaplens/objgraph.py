@@ -36,6 +36,11 @@ Differences from objgraph, all deliberate:
   (objgraph goes through ``objects`` twice, so a generator gives it nothing).
 - ``show_refs()``, ``show_backrefs()`` and ``show_chain()`` are heaplens' own: they write DOT,
   SVG or PNG with no Graphviz installed.
+- An object whose reference count is 0 is never handed out. On CPython 3.12 the ``_asyncio``
+  module reports the dead future iterators of its free list to ``gc.get_referents()``; objgraph
+  (``get_leaking_objects()``, a reference search that reaches that module) takes them as live
+  objects, and dropping them again frees them twice: the free list becomes a cycle and the next
+  garbage collection never ends. heaplens.objgraph leaves them out.
 
 Example:
     >>> import heaplens.objgraph as objgraph

@@ -439,6 +439,12 @@ def test_get_leaking_objects_of_given_objects_matches_objgraph(real_objgraph):
 
 @pytest.mark.parametrize("module", ["heaplens.objgraph", "objgraph"])
 def test_get_leaking_objects_finds_an_object_only_a_frame_holds(module):
+    if module == "objgraph" and sys.version_info[:2] == (3, 12):
+        # objgraph asks gc.get_referents of every object, and 3.12's `_asyncio` module answers
+        # with the dead future iterators of its free list: objgraph holds them, drops them, and
+        # the free list becomes a cycle on which the next collection spins for ever (heaplens
+        # skips objects whose reference count is 0).
+        pytest.skip("objgraph's get_leaking_objects() corrupts 3.12's asyncio free list")
     get_leaking_objects = pytest.importorskip(module).get_leaking_objects
     only_in_this_frame = Orphan()
     in_a_dict = {"x": Orphan()}

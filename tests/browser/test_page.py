@@ -39,6 +39,7 @@ INSPECT = """() => {
       .map((e) => e.outerHTML.slice(0, 100)),
     images: Array.from(document.images).map((i) => i.getAttribute("src").slice(0, 40)),
     longest: Math.max(0, ...leaves.map((e) => e.textContent.length)),
+    longestText: leaves.map((e) => e.textContent).sort((a, b) => b.length - a.length)[0]?.slice(0, 300),
     text: document.body.innerText,
     csp: window.__cspViolations,
   };
@@ -76,7 +77,7 @@ def nothing_injected(page):
     assert seen["handlers"] == []
     assert seen["embedded"] == []
     assert all(src.startswith("data:image/svg+xml") for src in seen["images"]), seen["images"]
-    assert seen["longest"] <= LONGEST_TEXT
+    assert seen["longest"] <= LONGEST_TEXT, seen["longestText"]
     assert LONG[:1000] not in seen["text"]
     assert seen["csp"] == []
     assert page.problems == []

@@ -141,3 +141,79 @@ class _ClosedTogether:
                 close()
         finally:
             self._done()
+
+
+class ReverseProxy:
+    """A reverse proxy on 127.0.0.1 in front of ``upstream`` (``host:port``), configured as
+    production proxies are (nginx's ``proxy_pass`` with ``proxy_set_header X-Forwarded-For
+    $proxy_add_x_forwarded_for``): it connects to the app from loopback, sends the upstream's
+    address as ``Host``, and says who the client was in ``X-Forwarded-For`` (or in the header
+    named by ``header``). Use as a context manager; :attr:`url` is its address."""
+
+    def __init__(self, upstream, header="X-Forwarded-For"):
+        import http.client
+        import http.server
+
+        forwarded_header = header
+
+        class Forward(http.server.BaseHTTPRequestHandler):
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = upstream
+                headers[forwarded_header] = (
+                    f"for={self.client_address[0]}"
+                    if forwarded_header == "Forwarded"
+                    else self.client_address[0]
+                )
+                connection = http.client.HTTPConnection(upstream, timeout=60)
+                try:
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    answer = connection.getresponse()
+                    content = answer.read()
+                    self.send_response(answer.status)
+                    for name, value in answer.getheaders():
+                        if name.lower() not in ("transfer-encoding", "connection"):
+                            self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(content)
+                finally:
+                    connection.close()
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+def http_get(url, method="GET", headers=None):
+    """``(status, JSON body or text)`` of one request with urllib, whatever the status."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            status, body = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+        error.close()
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode("utf-8", "replace")

@@ -2,6 +2,7 @@
 
 Starlette's TestClient connects as the client ``("testclient", 50000)``, which is not an IP
 address and so not loopback: the tests either set the client to 127.0.0.1 or use a token.
+Its default host name, ``testserver``, is not local either: they address ``localhost``.
 """
 
 import contextlib
@@ -25,6 +26,9 @@ pytestmark = pytest.mark.skipif(
 def TestClient(app, **options):  # noqa: N802  (stands for Starlette's class)
     from starlette.testclient import TestClient
 
+    # Starlette's default host name, `testserver`, is not local: without a token the dashboard
+    # answers only requests addressed to localhost or a loopback address (DNS rebinding).
+    options.setdefault("base_url", "http://localhost")
     return TestClient(app, **options)
 
 MOUNT = "/_heaplens"
@@ -171,6 +175,32 @@ def test_a_client_that_is_not_loopback_needs_the_token():
         assert TestClient(untokened, client=("::1", 1)).get(MOUNT + "/").status_code == 200
     finally:
         untokened.close()
+
+
+def test_a_request_through_a_proxy_or_for_another_host_needs_the_token():
+    """Behind a proxy on the same host every client is loopback, and a page at
+    http://rebind.test resolving to 127.0.0.1 is the developer's own browser (DNS rebinding):
+    without a token neither is answered."""
+    untokened = make_app(period=60)
+    try:
+        local = TestClient(untokened, client=LOCAL)
+        assert local.get(MOUNT + "/api/info").status_code == 200
+        proxied = local.get(MOUNT + "/api/info", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert proxied.status_code == 403 and "X-Forwarded-For" in proxied.json()["error"]
+        assert local.get("/order", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+        rebound = TestClient(untokened, client=LOCAL, base_url="http://rebind.test:8000")
+        answer = rebound.post(MOUNT + "/api/snapshot", headers=CSRF)
+        assert answer.status_code == 403 and "Host" in answer.json()["error"]
+        assert rebound.get(MOUNT + "/api/info").status_code == 403
+    finally:
+        untokened.close()
+    app = make_app(period=60, token="s3cret")
+    try:
+        token = {"Authorization": "Bearer s3cret", "X-Forwarded-For": "203.0.113.9"}
+        client = TestClient(app, base_url="https://heaplens.example.com")
+        assert client.get(MOUNT + "/api/info", headers=token).status_code == 200
+    finally:
+        app.close()
 
 
 def test_metrics_are_prometheus_text(app):

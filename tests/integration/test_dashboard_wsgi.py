@@ -1,5 +1,6 @@
 """The dashboard as WSGI middleware, over a real Flask app that leaks on every request."""
 
+import contextlib
 import doctest
 import gc
 import importlib
@@ -14,7 +15,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import refcount_at, wait_for_samples
+from conftest import ReverseProxy, http_get, refcount_at, wait_for_samples
 
 from heaplens.wsgi import HeapLens
 
@@ -239,6 +240,81 @@ def test_a_real_server_over_http():
         thread.join(10)
         app.wsgi_app.close()
         _ORDERS.clear()
+
+
+@contextlib.contextmanager
+def served(app):
+    """Serves ``app`` with werkzeug on a free port of 127.0.0.1; yields ``host:port``."""
+    from werkzeug.serving import make_server  # Flask brings werkzeug
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_behind_a_reverse_proxy_only_a_token_lets_clients_in(header):
+    """Behind a proxy on the same host every client connects from loopback: without a token,
+    a request that came through a proxy is refused (the app itself still answers)."""
+    app = make_app(period=60)
+    try:
+        with served(app) as upstream, ReverseProxy(upstream, header=header) as proxy:
+            status, answer = http_get(proxy.url + MOUNT + "/api/info")
+            assert status == 403
+            assert header in answer["error"] and "token" in answer["error"]
+            status, answer = http_get(proxy.url + MOUNT + "/api/snapshot", "POST", CSRF)
+            assert status == 403
+            assert http_get(proxy.url + "/order")[0] == 200
+            # Straight to the app, from this machine, it answers.
+            assert http_get(f"http://{upstream}{MOUNT}/api/info")[0] == 200
+    finally:
+        app.wsgi_app.close()
+    secured = make_app(period=60, token="s3cret")
+    try:
+        with served(secured) as upstream, ReverseProxy(upstream, header=header) as proxy:
+            token = {"Authorization": "Bearer s3cret"}
+            assert http_get(proxy.url + MOUNT + "/api/info", headers=token)[0] == 200
+            assert http_get(proxy.url + MOUNT + "/api/info")[0] == 401
+    finally:
+        secured.wsgi_app.close()
+        _ORDERS.clear()
+
+
+def test_requests_for_another_host_name_are_refused_without_a_token():
+    """DNS rebinding: a page at http://rebind.test:PORT, once the name resolves to 127.0.0.1,
+    reaches the dashboard from the browser of the developer, same-origin. Without a token only
+    requests addressed to a loopback address or to localhost are answered."""
+    app = make_app(period=60)
+    try:
+        with served(app) as upstream:
+            port = upstream.rsplit(":", 1)[1]
+            url = f"http://{upstream}{MOUNT}/api/info"
+            for host in (f"rebind.test:{port}", "rebind.test", f"127.0.0.1.evil.test:{port}",
+                         f"localhost.evil.test:{port}", f"10.0.0.1:{port}"):
+                status, answer = http_get(url, headers={"Host": host})
+                assert status == 403, host
+                assert "Host" in answer["error"] and "token" in answer["error"]
+                status, _ = http_get(url.replace("api/info", "api/snapshot"), "POST",
+                                     {"Host": host, **CSRF})
+                assert status == 403, host
+            for host in (upstream, f"localhost:{port}", "localhost", f"LOCALHOST:{port}",
+                         f"[::1]:{port}", f"127.0.0.2:{port}"):
+                assert http_get(url, headers={"Host": host})[0] == 200, host
+    finally:
+        app.wsgi_app.close()
+    secured = make_app(period=60, token="s3cret")
+    try:
+        with served(secured) as upstream:
+            headers = {"Host": "dashboard.example.com", "Authorization": "Bearer s3cret"}
+            assert http_get(f"http://{upstream}{MOUNT}/api/info", headers=headers)[0] == 200
+    finally:
+        secured.wsgi_app.close()
 
 
 @pytest.mark.parametrize("name", ["heaplens.wsgi", "heaplens._middleware"])

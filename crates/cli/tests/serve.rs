@@ -315,6 +315,17 @@ fn serve_answers_the_dashboard_over_http_and_stops_when_interrupted() {
             .unwrap();
     }
     assert_eq!(server.get("/api/info").status, 200);
+    // Without a token, what only looks local is refused: a request through a proxy, and one
+    // for another host name (DNS rebinding; here a second Host header after the real one).
+    for extra in [("X-Forwarded-For", "203.0.113.9"), ("Host", "rebind.test")] {
+        let refused = request(&server.addr, "GET", "/api/info", &[extra]);
+        assert_eq!(refused.status, 403, "{}", refused.raw);
+        assert!(
+            refused.raw.contains(extra.0) && refused.raw.contains("token"),
+            "{}",
+            refused.raw
+        );
+    }
 
     let (status, out, err) = server.stop();
     assert_eq!(status, 0, "{err}");

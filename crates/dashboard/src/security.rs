@@ -2,7 +2,13 @@
 //!
 //! The dashboard shows private data (every string in the heap), so:
 //! - With no token configured, only loopback clients are answered; anyone else gets a 403 that
-//!   says how to configure a token.
+//!   says how to configure a token. Two kinds of request look local and are not, and are refused
+//!   the same way: one that came through a proxy (behind nginx on the same host every client
+//!   connects from loopback; the proxy says so in a header such as `X-Forwarded-For`, see
+//!   [`PROXY_HEADERS`]), and one addressed to a `Host` other than a loopback address or
+//!   `localhost` (DNS rebinding: a page at `http://rebind.test:PORT`, once that name resolves
+//!   to 127.0.0.1, is the developer's own browser reading the dashboard same-origin). A proxy
+//!   that adds no such header cannot be told from a local client: behind one, set a token.
 //! - With a token configured, every request must carry it, from any client: in the header
 //!   `Authorization: Bearer <token>` or `X-HeapLens-Token: <token>`, or, for loading the page
 //!   itself (`GET /`) from a link, as `?token=<token>`. A missing token is a 401, a wrong one a
@@ -52,6 +58,85 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// Headers a proxy adds to say whom it forwards for (standard, de facto and CDN ones). Without a
+/// token, a request carrying any of them is refused: the loopback peer is the proxy.
+pub const PROXY_HEADERS: [&str; 12] = [
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Server",
+    "X-Real-IP",
+    "X-Client-IP",
+    "X-Cluster-Client-IP",
+    "True-Client-IP",
+    "CF-Connecting-IP",
+    "Fastly-Client-IP",
+    "Via",
+];
+
+/// The first of [`PROXY_HEADERS`] the request carries.
+fn proxy_header(req: &Request) -> Option<&'static str> {
+    PROXY_HEADERS
+        .iter()
+        .copied()
+        .find(|name| req.header_value(name).is_some())
+}
+
+/// Whether a `Host` header value names this machine by a loopback address or `localhost`, with
+/// or without a port: `127.0.0.1:8000`, `[::1]`, `localhost`, `LOCALHOST.` (IPv4 in the
+/// dotted-quad form only: `127.1` and `2130706433` are names a resolver may be asked for).
+pub fn is_local_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((address, port))
+                if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) =>
+            {
+                return address
+                    .parse::<std::net::Ipv6Addr>()
+                    .is_ok_and(|ip| ip.to_canonical().is_loopback());
+            }
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A `Host` value as an error message shows it: control and invisible characters escaped, cut.
+fn shown_host(host: &str) -> String {
+    let visible = crate::api::visible(host, false);
+    let mut shown: String = visible.chars().take(100).collect();
+    if visible.chars().nth(100).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
+/// 1 to 5 digits.
+fn is_port(digits: &str) -> bool {
+    (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The `Host` values of the request that are not local (see [`is_local_host`]).
+fn foreign_host(req: &Request) -> Option<&str> {
+    req.headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Host"))
+        .map(|(_, value)| value.as_str())
+        .find(|value| !is_local_host(value))
+}
+
 /// The token a request carries, if any (see the module documentation for where it may be).
 pub fn presented_token(req: &Request) -> Option<String> {
     if let Some(auth) = req.header_value("Authorization") {
@@ -86,7 +171,33 @@ pub fn check(config: &Config, req: &Request) -> Option<Response> {
                  or open the page as <mount>/?token=<token>.",
             ));
         }
-        None => {}
+        None => {
+            if let Some(header) = proxy_header(req) {
+                return Some(Response::error(
+                    403,
+                    &format!(
+                        "this request came through a proxy (it carries {header}): behind a \
+                         proxy every client looks local, so heaplens answers only with a token. \
+                         Configure one (HeapLens(app, token=...) or `heaplens serve --token ...`) \
+                         and send it as `Authorization: Bearer <token>`, or open the page as \
+                         <mount>/?token=<token>."
+                    ),
+                ));
+            }
+            if let Some(host) = foreign_host(req) {
+                return Some(Response::error(
+                    403,
+                    &format!(
+                        "this request is addressed to the Host {}, not to localhost or a \
+                         loopback address: without a token heaplens answers only requests for \
+                         this machine by those names (a guard against DNS rebinding). Open it \
+                         as http://127.0.0.1:<port>/ or http://localhost:<port>/, or configure a \
+                         token (HeapLens(app, token=...) or `heaplens serve --token ...`).",
+                        shown_host(host)
+                    ),
+                ));
+            }
+        }
         Some(_) if is_public_asset(req) => {}
         Some(expected) => match presented_token(req) {
             None => {
@@ -132,6 +243,108 @@ pub fn add_headers(response: &mut Response) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refusal(req: &Request) -> Option<String> {
+        check(&Config::default(), req).map(|r| String::from_utf8_lossy(&r.body).into_owned())
+    }
+
+    #[test]
+    fn without_a_token_a_request_through_a_proxy_is_refused_and_says_which_header() {
+        assert_eq!(refusal(&Request::get("/api/info")), None);
+        for header in PROXY_HEADERS {
+            let req = Request::get("/api/info").header(&header.to_ascii_lowercase(), "203.0.113.9");
+            let message = refusal(&req).expect(header);
+            assert!(
+                message.contains(header) && message.contains("token"),
+                "{message}"
+            );
+        }
+        let token = Config {
+            token: Some("t".into()),
+            ..Config::default()
+        };
+        let req = Request::get("/api/info")
+            .header("X-Forwarded-For", "203.0.113.9")
+            .header("Authorization", "Bearer t");
+        assert!(check(&token, &req).is_none());
+    }
+
+    #[test]
+    fn only_loopback_addresses_and_localhost_are_local_host_names() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:8000",
+            "127.1.2.3:1",
+            "localhost",
+            "LocalHost:65535",
+            "localhost.",
+            "[::1]",
+            "[::1]:8000",
+            "[::ffff:127.0.0.1]:80",
+            " localhost ",
+        ] {
+            assert!(is_local_host(host), "{host}");
+        }
+        for host in [
+            "rebind.test",
+            "rebind.test:8000",
+            "127.0.0.1.evil.test",
+            "localhost.evil.test:80",
+            "evil.localhost.test",
+            "10.0.0.1",
+            "0.0.0.0:80",
+            "[::]:80",
+            "[::2]",
+            "127.1",
+            "2130706433",
+            "localhost:",
+            "localhost:port",
+            "localhost:123456",
+            "[::1]x",
+            "[::1",
+            "",
+            ":80",
+            "local\u{202e}host",
+            "localhost:80:80",
+        ] {
+            assert!(!is_local_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn without_a_token_a_request_for_a_foreign_host_is_refused() {
+        assert_eq!(
+            refusal(&Request::get("/").header("Host", "localhost:8000")),
+            None
+        );
+        let message = refusal(
+            &Request::new("POST", "/api/snapshot")
+                .header("X-HeapLens", "1")
+                .header("host", "rebind.test:8000"),
+        )
+        .unwrap();
+        assert!(message.contains("rebind.test:8000") && message.contains("DNS rebinding"));
+        // A second Host header cannot smuggle a foreign name past the first.
+        let twice = Request::get("/")
+            .header("Host", "127.0.0.1")
+            .header("Host", "rebind.test");
+        assert!(refusal(&twice).is_some());
+        // The name is shown escaped, and cut.
+        let hostile = format!("evil\u{202e}{}", "x".repeat(500));
+        let message = refusal(&Request::get("/").header("Host", &hostile)).unwrap();
+        assert!(
+            !message.contains('\u{202e}') && message.len() < 1500,
+            "{message}"
+        );
+        let token = Config {
+            token: Some("t".into()),
+            ..Config::default()
+        };
+        let req = Request::get("/api/info")
+            .header("Host", "heaplens.example.com")
+            .header("X-HeapLens-Token", "t");
+        assert!(check(&token, &req).is_none());
+    }
 
     #[test]
     fn equal_strings_compare_equal_and_any_difference_does_not() {

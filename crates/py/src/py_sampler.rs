@@ -212,7 +212,7 @@ fn open_writer(path: &Option<PathBuf>, program: &str) -> PyResult<Option<History
         return Ok(None);
     };
     let python = capture::python_version().unwrap_or_default();
-    HistoryWriter::open(path, std::process::id(), program, &python)
+    HistoryWriter::open(path, std::process::id(), program, python)
         .map(Some)
         .map_err(core_error)
 }

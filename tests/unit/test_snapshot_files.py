@@ -75,6 +75,39 @@ def test_export_for_chrome_devtools(tmp_path):
         snap.export(tmp_path / "x", format="graphviz")
 
 
+@pytest.mark.parametrize("write", ["save", "export"])
+def test_writing_through_a_link_keeps_the_link_and_fifos_and_devices_are_refused(
+    tmp_path, write
+):
+    """save() and export() write through a symbolic link to its target (readers of the target
+    see the new snapshot), and refuse a FIFO or a device instead of replacing it."""
+    snap = heaplens.load(CAPTURED[0])
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    target = kept / "latest.data"
+    target.write_text("old")
+    link = tmp_path / "latest.link"
+    link.symlink_to(Path("kept") / "latest.data")
+    getattr(snap, write)(link)
+    assert link.is_symlink() and os.readlink(link) == str(Path("kept") / "latest.data")
+    assert target.read_bytes() != b"old"
+    if write == "save":
+        assert len(heaplens.load(target)) == len(snap)
+    else:
+        assert json.loads(target.read_text())["snapshot"]["node_count"] > 0
+    assert sorted(p.name for p in kept.iterdir()) == ["latest.data"]  # no temporary file left
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="a FIFO"):
+        getattr(snap, write)(fifo)
+    assert fifo.is_fifo()
+    with pytest.raises(OSError, match="a device"):
+        getattr(snap, write)("/dev/full")
+    with pytest.raises(OSError, match="a directory"):
+        getattr(snap, write)(kept)
+
+
 CAPTURED = sorted(
     (Path(__file__).parent.parent / "data").glob("captured-*.hlsnap"),
     key=lambda p: tuple(int(x) for x in p.stem.split("-")[1].split(".")),

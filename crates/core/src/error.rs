@@ -31,6 +31,9 @@ pub enum Error {
     Picture(String),
     /// A history file (SQLite) could not be read or written: not a history, corrupt, locked.
     History { path: String, detail: String },
+    /// An output path that is not a regular file (a FIFO, a device, a directory, a loop of
+    /// links): heaplens does not write there (see [`crate::output`]). `detail` says what it is.
+    NotAFile { path: String, detail: String },
 }
 
 impl fmt::Display for Error {
@@ -58,6 +61,7 @@ impl fmt::Display for Error {
             Error::History { path, detail } => {
                 write!(f, "{path}: not a usable heaplens history: {detail}")
             }
+            Error::NotAFile { path, detail } => write!(f, "{path}: {detail}"),
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod growth;
 pub mod history;
 pub mod label;
 pub mod new_ids;
+pub mod output;
 pub mod procmem;
 pub mod reach;
 pub mod render;

@@ -76,6 +76,7 @@ pub fn core_error(e: heaplens_core::Error) -> PyErr {
             std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(e.to_string()),
             _ => PyOSError::new_err(e.to_string()),
         },
+        Error::NotAFile { .. } => PyOSError::new_err(e.to_string()),
         Error::Parse { .. } => PyValueError::new_err(e.to_string()),
         Error::TooLarge { .. } | Error::InvalidGraph(_) => CaptureError::new_err(e.to_string()),
         Error::Unsupported(_) | Error::Picture(_) | Error::History { .. } => {

@@ -499,15 +499,17 @@ impl PySnapshot {
             )));
         }
         let graph = &self.data.graph;
-        py.detach(|| -> Result<(), heaplens_core::Error> {
-            let io = |source| heaplens_core::Error::Io {
-                path: path.display().to_string(),
-                source,
-            };
-            let file = std::fs::File::create(&path).map_err(io)?;
-            let mut out = std::io::BufWriter::new(file);
-            heaplens_core::render::chrome::write_heapsnapshot(graph, &mut out)?;
-            std::io::Write::flush(&mut out).map_err(io)
+        py.detach(|| {
+            // Atomically, through a symbolic link, never over a FIFO or a device (as `save`).
+            heaplens_core::output::write_atomically(&path, |file| {
+                let io = |source| heaplens_core::Error::Io {
+                    path: path.display().to_string(),
+                    source,
+                };
+                let mut out = std::io::BufWriter::new(file);
+                heaplens_core::render::chrome::write_heapsnapshot(graph, &mut out)?;
+                out.into_inner().map_err(|e| io(e.into_error()))
+            })
         })
         .map_err(crate::errors::core_error)
     }

@@ -2,7 +2,7 @@
 
 use super::load;
 use crate::progress::Progress;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -29,23 +29,26 @@ pub enum Format {
 
 pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32> {
     let graph = load(&args.snapshot, progress)?;
-    let write = |w: &mut dyn Write| -> Result<()> {
+    let write = |w: &mut dyn Write| -> heaplens_core::error::Result<()> {
         match args.format {
-            Format::Chrome => heaplens_core::render::chrome::write_heapsnapshot(&graph, w)?,
+            Format::Chrome => heaplens_core::render::chrome::write_heapsnapshot(&graph, w),
         }
-        Ok(())
     };
     if args.output.as_os_str() == "-" {
         progress.step("exporting", || write(out))?;
     } else {
-        let file = std::fs::File::create(&args.output)
-            .with_context(|| format!("cannot create {}", args.output.display()))?;
-        let mut file = BufWriter::new(file);
-        progress.step(&format!("writing {}", args.output.display()), || {
-            write(&mut file)
+        // Atomically, through a symbolic link, never over a FIFO or a device (as snapshots).
+        let shown = args.output.display().to_string();
+        progress.step(&format!("writing {shown}"), || {
+            heaplens_core::output::write_atomically(&args.output, |file| {
+                let mut buffered = BufWriter::new(file);
+                write(&mut buffered)?;
+                buffered.into_inner().map_err(|e| heaplens_core::Error::Io {
+                    path: shown.clone(),
+                    source: e.into_error(),
+                })
+            })
         })?;
-        file.flush()
-            .with_context(|| format!("cannot write {}", args.output.display()))?;
     }
     Ok(crate::OK)
 }

@@ -52,6 +52,9 @@ pub fn hint(e: &anyhow::Error) -> Option<&str> {
                 {
                     Some("check the file's permissions, or run as a user who can read it")
                 }
+                heaplens_core::Error::NotAFile { .. } => {
+                    Some("give the name of a regular file (a symbolic link to one is written through)")
+                }
                 heaplens_core::Error::Version { .. } => {
                     Some("read it with the heaplens version that wrote it, or take a new snapshot")
                 }

@@ -123,10 +123,9 @@ mod write;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
 
 /// The first eight bytes of every snapshot file. The leading non-ASCII byte and the final
 /// newline catch files mangled by text-mode transfers, as in PNG's signature.
@@ -172,26 +171,12 @@ pub fn read(input: impl Read) -> Result<Graph> {
     read::read_named(input, STREAM)
 }
 
-/// Saves `graph` to `path`, atomically: the snapshot is written to a temporary file in the same
-/// directory, synced to disk, then renamed over `path`, so `path` never holds half a snapshot,
-/// and a failed save leaves no temporary file behind. Errors name `path`.
+/// Saves `graph` to `path`, atomically (see [`crate::output`]): `path` never holds half a
+/// snapshot, a failed save leaves no temporary file behind, a symbolic link is written through
+/// to its target, and anything but a regular file is refused. Errors name `path`.
 pub fn save(graph: &Graph, path: &Path) -> Result<()> {
     let shown = path.display().to_string();
-    let io_error = |source| Error::Io {
-        path: shown.clone(),
-        source,
-    };
-    let (temp_path, file) = create_temp_beside(path).map_err(io_error)?;
-    let saved = write::write_named(graph, file, &shown).and_then(|file| {
-        // Without the sync, a crash soon after the rename can leave an empty file at `path`.
-        file.sync_all().map_err(io_error)?;
-        fs::rename(&temp_path, path).map_err(io_error)
-    });
-    if saved.is_err() {
-        // If removing the incomplete file fails too, the first error is still the one to report.
-        let _ = fs::remove_file(&temp_path);
-    }
-    saved
+    crate::output::write_atomically(path, |file| write::write_named(graph, file, &shown))
 }
 
 /// Loads the snapshot saved at `path`. Errors name `path`; see [`read`] for their kinds.
@@ -202,33 +187,6 @@ pub fn load(path: &Path) -> Result<Graph> {
         source,
     })?;
     read::read_named(file, &shown)
-}
-
-/// Creates a new, empty file beside `path`, with a name no other save is using.
-fn create_temp_beside(path: &Path) -> io::Result<(PathBuf, File)> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let Some(name) = path.file_name() else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path does not name a file",
-        ));
-    };
-    loop {
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
-        let attempt = NEXT.fetch_add(1, Ordering::Relaxed);
-        temp_name.push(format!(".{}.{attempt}.tmp", std::process::id()));
-        let temp_path = path.with_file_name(temp_name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp_path)
-        {
-            // Left by a crashed save of an earlier process that had our pid: take the next name.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            opened => return opened.map(|file| (temp_path, file)),
-        }
-    }
 }
 
 /// Maps a signed value to an unsigned one with small magnitudes staying small.

@@ -157,10 +157,10 @@ class Dashboard:
         if self._finished:
             self._finished.wait()
 
-    def order(self, n=1):
-        """Makes ``n`` requests to the shop, each of which leaks an order."""
+    def order(self, n=1, items=1):
+        """Makes ``n`` requests to the shop, each of which leaks ``items`` orders."""
         for _ in range(n):
-            self._shop("/order")
+            self._shop("/order" if items == 1 else f"/order?items={items}")
 
     def health(self, n=1):
         """Makes ``n`` requests to the shop that leave nothing behind."""

@@ -66,7 +66,10 @@ def make_app():
 
     @app.route("/order")
     def order():
-        ORDERS.append(LeakyOrder(len(ORDERS)))
+        # ?items=N leaks N orders in one request (at most 100).
+        items = min(max(flask.request.args.get("items", 1, type=int), 1), 100)
+        for _ in range(items):
+            ORDERS.append(LeakyOrder(len(ORDERS)))
         return {"orders": len(ORDERS)}
 
     @app.route("/health")

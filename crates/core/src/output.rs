@@ -29,13 +29,7 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(File) -> Result<File>) -
         path: shown.clone(),
         source,
     };
-    let target = destination(path).map_err(|source| match source.kind() {
-        io::ErrorKind::InvalidInput => Error::NotAFile {
-            path: shown.clone(),
-            detail: source.to_string(),
-        },
-        _ => io_error(source),
-    })?;
+    let target = writable_destination(path)?;
     let (temp_path, file) = create_temp_beside(&target).map_err(io_error)?;
     let written = write(file).and_then(|file| {
         // Without the sync, a crash soon after the rename can leave an empty file at `path`.
@@ -47,6 +41,21 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(File) -> Result<File>) -
         let _ = fs::remove_file(&temp_path);
     }
     written
+}
+
+/// [`destination`], with errors that name `path`: [`Error::NotAFile`] for what is not a regular
+/// file, [`Error::Io`] when the path cannot be examined.
+pub fn writable_destination(path: &Path) -> Result<PathBuf> {
+    destination(path).map_err(|source| {
+        let path = path.display().to_string();
+        match source.kind() {
+            io::ErrorKind::InvalidInput => Error::NotAFile {
+                path,
+                detail: source.to_string(),
+            },
+            _ => Error::Io { path, source },
+        }
+    })
 }
 
 /// The regular file that writing to `path` should replace (or create): `path` itself, or the

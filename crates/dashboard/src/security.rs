@@ -137,6 +137,11 @@ fn foreign_host(req: &Request) -> Option<&str> {
         .find(|value| !is_local_host(value))
 }
 
+/// How to configure a token and send it, the end of every refusal that asks for one.
+const SET_A_TOKEN: &str = "configure a token (HeapLens(app, token=...) or \
+    `heaplens serve --token ...`) and send it as `Authorization: Bearer <token>`, or open the page \
+    as <mount>/?token=<token>.";
+
 /// The token a request carries, if any (see the module documentation for where it may be).
 pub fn presented_token(req: &Request) -> Option<String> {
     if let Some(auth) = req.header_value("Authorization") {
@@ -165,10 +170,10 @@ pub fn check(config: &Config, req: &Request) -> Option<Response> {
         None if !req.loopback => {
             return Some(Response::error(
                 403,
-                "heaplens answers only local (loopback) clients. To open the dashboard from \
-                 another machine, configure a token (HeapLens(app, token=...) or \
-                 `heaplens serve --token ...`) and send it as `Authorization: Bearer <token>`, \
-                 or open the page as <mount>/?token=<token>.",
+                &format!(
+                    "heaplens answers only local (loopback) clients. To open the dashboard \
+                     from another machine, {SET_A_TOKEN}"
+                ),
             ));
         }
         None => {
@@ -177,10 +182,8 @@ pub fn check(config: &Config, req: &Request) -> Option<Response> {
                     403,
                     &format!(
                         "this request came through a proxy (it carries {header}): behind a \
-                         proxy every client looks local, so heaplens answers only with a token. \
-                         Configure one (HeapLens(app, token=...) or `heaplens serve --token ...`) \
-                         and send it as `Authorization: Bearer <token>`, or open the page as \
-                         <mount>/?token=<token>."
+                         proxy every client looks local, so heaplens answers only with a token: \
+                         {SET_A_TOKEN}"
                     ),
                 ));
             }
@@ -191,8 +194,8 @@ pub fn check(config: &Config, req: &Request) -> Option<Response> {
                         "this request is addressed to the Host {}, not to localhost or a \
                          loopback address: without a token heaplens answers only requests for \
                          this machine by those names (a guard against DNS rebinding). Open it \
-                         as http://127.0.0.1:<port>/ or http://localhost:<port>/, or configure a \
-                         token (HeapLens(app, token=...) or `heaplens serve --token ...`).",
+                         as http://127.0.0.1:<port>/ or http://localhost:<port>/, or \
+                         {SET_A_TOKEN}",
                         shown_host(host)
                     ),
                 ));
@@ -244,6 +247,13 @@ pub fn add_headers(response: &mut Response) {
 mod tests {
     use super::*;
 
+    fn with_token() -> Config {
+        Config {
+            token: Some("t".into()),
+            ..Config::default()
+        }
+    }
+
     fn refusal(req: &Request) -> Option<String> {
         check(&Config::default(), req).map(|r| String::from_utf8_lossy(&r.body).into_owned())
     }
@@ -259,14 +269,10 @@ mod tests {
                 "{message}"
             );
         }
-        let token = Config {
-            token: Some("t".into()),
-            ..Config::default()
-        };
         let req = Request::get("/api/info")
             .header("X-Forwarded-For", "203.0.113.9")
             .header("Authorization", "Bearer t");
-        assert!(check(&token, &req).is_none());
+        assert!(check(&with_token(), &req).is_none());
     }
 
     #[test]
@@ -336,14 +342,10 @@ mod tests {
             !message.contains('\u{202e}') && message.len() < 1500,
             "{message}"
         );
-        let token = Config {
-            token: Some("t".into()),
-            ..Config::default()
-        };
         let req = Request::get("/api/info")
             .header("Host", "heaplens.example.com")
             .header("X-HeapLens-Token", "t");
-        assert!(check(&token, &req).is_none());
+        assert!(check(&with_token(), &req).is_none());
     }
 
     #[test]

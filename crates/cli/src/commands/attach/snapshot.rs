@@ -225,11 +225,7 @@ fn move_file(from: &Path, to: &Path) -> Result<()> {
     }
     // A symbolic link at `to` is written through to its target, and anything but a regular
     // file (a FIFO, a device) is refused rather than replaced (as every heaplens save does).
-    let to =
-        &heaplens_core::output::destination(to).map_err(|e| heaplens_core::Error::NotAFile {
-            path: to.display().to_string(),
-            detail: e.to_string(),
-        })?;
+    let to = &heaplens_core::output::writable_destination(to)?;
     if std::fs::rename(from, to).is_err() {
         std::fs::copy(from, to)
             .with_context(|| format!("cannot write the snapshot to {}", to.display()))?;

@@ -34,6 +34,8 @@ pub enum Error {
     /// An output path that is not a regular file (a FIFO, a device, a directory, a loop of
     /// links): heaplens does not write there (see [`crate::output`]). `detail` says what it is.
     NotAFile { path: String, detail: String },
+    /// Two snapshots that cannot be compared: from different processes, or in the wrong order.
+    NotComparable(String),
 }
 
 impl fmt::Display for Error {
@@ -62,6 +64,7 @@ impl fmt::Display for Error {
                 write!(f, "{path}: not a usable heaplens history: {detail}")
             }
             Error::NotAFile { path, detail } => write!(f, "{path}: {detail}"),
+            Error::NotComparable(why) => write!(f, "cannot compare: {why}"),
         }
     }
 }

@@ -44,6 +44,7 @@ pub mod history;
 pub mod label;
 pub mod new_ids;
 pub mod output;
+pub mod own;
 pub mod procmem;
 pub mod reach;
 pub mod render;

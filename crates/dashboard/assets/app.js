@@ -228,6 +228,7 @@
   }
 
   function diffParts(d) {
+    if (d.error) return [el("h1", {}, "Compared with the previous snapshot"), el("p", { class: "note" }, d.error)];
     const parts = [el("h1", {}, "Compared with the previous snapshot"),
       el("p", {}, count(d.new_objects) + " new objects, " + bytes(d.new_bytes) + ".")];
     parts.push(el("h2", {}, "Leak suspects"));

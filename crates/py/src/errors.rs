@@ -77,7 +77,7 @@ pub fn core_error(e: heaplens_core::Error) -> PyErr {
             _ => PyOSError::new_err(e.to_string()),
         },
         Error::NotAFile { .. } => PyOSError::new_err(e.to_string()),
-        Error::Parse { .. } => PyValueError::new_err(e.to_string()),
+        Error::Parse { .. } | Error::NotComparable(_) => PyValueError::new_err(e.to_string()),
         Error::TooLarge { .. } | Error::InvalidGraph(_) => CaptureError::new_err(e.to_string()),
         Error::Unsupported(_) | Error::Picture(_) | Error::History { .. } => {
             HeapLensError::new_err(e.to_string())

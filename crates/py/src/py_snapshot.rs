@@ -9,7 +9,7 @@ use crate::errors::capture_error;
 use crate::py_analysis::{PyRetainingPath, PySnapshotDiff};
 use crate::py_census::PyCensus;
 use heaplens_capture::{self as capture, SnapshotOptions};
-use heaplens_core::analysis::diff::{diff, DiffOptions};
+use heaplens_core::analysis::diff::{check_pair, diff, DiffOptions};
 use heaplens_core::analysis::dominators::{find_garbage_entries, Dominators};
 use heaplens_core::analysis::paths::RetainingPaths;
 use heaplens_core::analysis::report;
@@ -394,7 +394,10 @@ impl PySnapshot {
     /// What grew since ``before`` (an earlier snapshot of the same process) and what holds it:
     /// the leak suspects, each with the container that accumulates the new objects and its
     /// retaining path. A group of new objects is a suspect when it has at least ``min_objects``
-    /// objects or ``min_size`` bytes.
+    /// objects or ``min_size`` bytes of growth: new objects that replaced old ones in a
+    /// container that did not grow (a bounded cache churning) are not growth, and heaplens' own
+    /// frames and objects are left out. Raises ValueError for snapshots of another process, or
+    /// when ``before`` was taken after this one.
     #[pyo3(signature = (before, *, min_objects=10, min_size=1 << 20, limit=10))]
     fn diff(
         &self,
@@ -403,15 +406,18 @@ impl PySnapshot {
         min_objects: u64,
         min_size: u64,
         limit: usize,
-    ) -> PySnapshotDiff {
+    ) -> PyResult<PySnapshotDiff> {
+        check_pair(&before.data.graph, &self.data.graph).map_err(crate::errors::core_error)?;
         let paths = self.data.paths(py);
         let options = DiffOptions {
             min_objects,
             min_bytes: min_size,
             max_suspects: limit,
         };
-        let result = py.detach(|| diff(&before.data.graph, &self.data.graph, paths, options));
-        PySnapshotDiff::new(&before.data, &self.data, result)
+        let result = py
+            .detach(|| diff(&before.data.graph, &self.data.graph, paths, options))
+            .map_err(crate::errors::core_error)?;
+        Ok(PySnapshotDiff::new(&before.data, &self.data, result))
     }
 
     /// Where the objects of the types named in ``types`` (``"myapp.Order"``, ``"dict"``)

@@ -2,8 +2,8 @@
 
 use super::load;
 use crate::progress::Progress;
-use anyhow::{bail, Result};
-use heaplens_core::analysis::diff::{diff, DiffOptions};
+use anyhow::{Context, Result};
+use heaplens_core::analysis::diff::{check_pair, diff, DiffOptions};
 use heaplens_core::analysis::dominators::find_garbage_entries;
 use heaplens_core::analysis::paths::RetainingPaths;
 use heaplens_core::analysis::report;
@@ -33,17 +33,8 @@ pub struct Args {
 pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32> {
     let before = load(&args.before, progress)?;
     let after = load(&args.after, progress)?;
-    if before.meta().pid != after.meta().pid {
-        // Addresses only identify objects within one process.
-        bail!(
-            "{} (pid {}) and {} (pid {}) come from different processes; \
-             a diff compares two snapshots of the same process",
-            args.before.display(),
-            before.meta().pid,
-            args.after.display(),
-            after.meta().pid
-        );
-    }
+    check_pair(&before, &after)
+        .with_context(|| format!("{} and {}", args.before.display(), args.after.display()))?;
     let paths = progress.step("finding retaining paths", || {
         RetainingPaths::compute(&after, &find_garbage_entries(&after))
     });
@@ -52,12 +43,7 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
         min_bytes: args.min_size,
         max_suspects: args.limit,
     };
-    let mut result = progress.step("comparing", || diff(&before, &after, &paths, options));
-    // In snapshots taken by `heaplens attach`, its own script is on the main thread's stack,
-    // compiled anew each time: new objects in any diff, but not the program's.
-    result
-        .suspects
-        .retain(|s| !super::attach::held_by_attach_script(&after, s));
+    let result = progress.step("comparing", || diff(&before, &after, &paths, options))?;
     out.write_all(report::diff_report(&before, &after, &result, args.limit).as_bytes())?;
     Ok(if result.suspects.is_empty() {
         crate::OK

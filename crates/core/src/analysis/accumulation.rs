@@ -13,26 +13,16 @@
 //! objects of some other type (an `lru_cache` keeping instances in its keys), that type is the
 //! entry type. Objects of the set no root reaches (cyclic garbage) form one group of their own.
 
+use super::churn;
 use super::paths::{Path, RetainingPaths};
+use super::ranking;
 use crate::graph::{Graph, NodeFlags, NodeId};
 use crate::label::LabelKind;
+use crate::own;
 use crate::reach::NodeSet;
 use hashbrown::HashMap;
 
 const NONE: u32 = u32::MAX;
-
-/// Types that are data rather than the thing a program accumulates.
-const PAYLOAD_TYPES: [&str; 9] = [
-    "str",
-    "bytes",
-    "int",
-    "float",
-    "tuple",
-    "bool",
-    "complex",
-    "bytearray",
-    "NoneType",
-];
 
 /// Thresholds for what counts as a suspect.
 #[derive(Clone, Copy, Debug)]
@@ -97,17 +87,48 @@ struct Group {
     bytes: u64,
 }
 
+impl Group {
+    /// Keeps `part` of every count, out of `whole` (the share of a group that is growth).
+    fn scale(&mut self, part: u64, whole: u64) {
+        let of = |n: u64| (n as u128 * part as u128 / whole.max(1) as u128) as u64;
+        self.objects = of(self.objects);
+        self.bytes = of(self.bytes);
+        for (c, b) in self.types.values_mut() {
+            (*c, *b) = (of(*c), of(*b));
+        }
+        self.types.retain(|_, (c, _)| *c > 0);
+        for (c, _) in self.entries_by_type.values_mut() {
+            *c = of(*c);
+        }
+    }
+}
+
+/// What [`suspects`] found.
+pub struct Accumulation {
+    /// The groups worth reporting, largest first.
+    pub suspects: Vec<Suspect>,
+    /// New objects and their bytes in all, heaplens' own left out.
+    pub new_objects: u64,
+    pub new_bytes: u64,
+    /// The new objects kept alive by heaplens' own code, per type name index: (count, bytes).
+    /// A comparison takes them out of its per-type changes.
+    pub own: HashMap<u32, (u64, u64)>,
+}
+
 /// The groups of `new` (a set of objects of `after`) worth reporting, largest first, with how many
 /// objects and bytes the set holds in all. `name_of(v)` numbers each node's type name, and
-/// `type_names` gives the names back.
+/// `type_names` gives the names back. Groups kept alive by heaplens' own code are left out; with
+/// `before` (the snapshot `new` is new against), so is churn, and a group counts only by how
+/// much its container grew (see [`super::churn`]).
 pub fn suspects(
     after: &Graph,
+    before: Option<&Graph>,
     paths: &RetainingPaths,
     new: &NodeSet,
     name_of: impl Fn(NodeId) -> u32,
     type_names: &[String],
     options: DiffOptions,
-) -> (Vec<Suspect>, u64, u64) {
+) -> Accumulation {
     let after_name = name_of;
     // Attribute each new object to the nearest old node above it on its shortest path (its
     // group), counting for every node how many new objects it holds directly. Parents come first
@@ -189,10 +210,48 @@ pub fn suspects(
     // million groups of one (the list inside each of a million dicts), and a suspect's path and
     // tables are not free. The holder id breaks ties, so the choice does not depend on the
     // hash map's order.
-    let mut kept: Vec<(u32, Group)> = groups
-        .into_iter()
-        .filter(|(_, g)| g.objects >= options.min_objects || g.bytes >= options.min_bytes)
-        .collect();
+    let passes = |g: &Group| g.objects >= options.min_objects || g.bytes >= options.min_bytes;
+    let mut kept: Vec<(u32, Group)> = groups.into_iter().filter(|(_, g)| passes(g)).collect();
+    let is_node = |h: u32| (h as usize) < n;
+    let mut own: HashMap<u32, (u64, u64)> = HashMap::new();
+    kept.retain(|(h, g)| {
+        let mine = is_node(*h) && own::is_held_by_own_code(after, paths, *h);
+        if mine {
+            for (t, (c, b)) in &g.types {
+                let slot = own.entry(*t).or_default();
+                (slot.0, slot.1) = (slot.0 + c, slot.1 + b);
+            }
+            new_objects -= g.objects;
+            new_bytes -= g.bytes;
+        }
+        !mine
+    });
+    if let Some(before) = before {
+        // The new objects each kept holder holds directly, for the entry-by-entry comparison.
+        let holders: hashbrown::HashSet<u32> = kept.iter().map(|(h, _)| *h).collect();
+        let mut children: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        for &(v, parent, via_key) in &new_in_order {
+            if let Some(p) = parent.filter(|p| !via_key && holders.contains(p)) {
+                children.entry(p).or_default().push(v);
+            }
+        }
+        for (h, g) in kept.iter_mut().filter(|(h, _)| is_node(*h)) {
+            let entries: u64 = g.entries_by_type.values().map(|(c, _)| c).sum();
+            let growth = churn::net_entries(
+                before,
+                after,
+                paths,
+                *h,
+                accumulator[h].0,
+                entries,
+                children.get(h).map_or(&[], |c| c.as_slice()),
+            );
+            if growth < entries {
+                g.scale(growth, entries);
+            }
+        }
+        kept.retain(|(_, g)| g.objects > 0 && passes(g));
+    }
     let by_size = |a: &(u32, Group), b: &(u32, Group)| {
         b.1.objects
             .cmp(&a.1.objects)
@@ -220,7 +279,7 @@ pub fn suspects(
             let is_payload = |t: u32| {
                 type_names
                     .get(t as usize)
-                    .is_some_and(|n| PAYLOAD_TYPES.contains(&n.as_str()))
+                    .is_some_and(|n| ranking::is_payload(n))
             };
             if is_payload(entry) {
                 if let Some((&t, _)) = g
@@ -271,7 +330,12 @@ pub fn suspects(
             .then(a.entry_type.cmp(&b.entry_type))
     });
     suspects.truncate(options.max_suspects);
-    (suspects, new_objects, new_bytes)
+    Accumulation {
+        suspects,
+        new_objects,
+        new_bytes,
+        own,
+    }
 }
 
 /// Where the objects of the types named `names` accumulate ([`crate::types::TypeTable::display_name`]
@@ -296,5 +360,5 @@ pub fn holders_of_types(
         }
     }
     let name_of = |v: NodeId| graph.type_id(v).0;
-    suspects(graph, paths, &set, name_of, &type_names, options).0
+    suspects(graph, None, paths, &set, name_of, &type_names, options).suspects
 }

@@ -13,15 +13,18 @@
 use super::accumulation;
 pub use super::accumulation::{DiffOptions, Holder, Suspect};
 use super::paths::RetainingPaths;
+use super::ranking;
 use crate::census::{Census, TypeDelta};
+use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeFlags, NodeId};
+use crate::own;
 use crate::reach::NodeSet;
 use hashbrown::HashMap;
 
 /// The result of comparing two snapshots.
 #[derive(Clone, Debug)]
 pub struct SnapshotDiff {
-    /// Per-type changes of count and bytes, largest count growth first.
+    /// Per-type changes of count and bytes, in report order ([`super::ranking::rank_types`]).
     pub types: Vec<TypeDelta>,
     /// Objects of `after` that were not in `before`.
     pub new_objects: u64,
@@ -102,14 +105,39 @@ fn new_objects(
     new
 }
 
-/// Compares `before` and `after` (two snapshots of one process; `paths` are `after`'s).
+/// Whether `before` and `after` can be compared: two snapshots of one process (addresses only
+/// identify objects within one), the earlier first.
+pub fn check_pair(before: &Graph, after: &Graph) -> Result<()> {
+    let (b, a) = (before.meta(), after.meta());
+    if b.pid != a.pid {
+        return Err(Error::NotComparable(format!(
+            "the snapshots come from different processes (pid {} and pid {}); a comparison \
+             matches objects by address, which identifies them only within one process",
+            b.pid, a.pid
+        )));
+    }
+    if a.taken_at_ms < b.taken_at_ms {
+        return Err(Error::NotComparable(format!(
+            "the snapshots are in the wrong order: the earlier one goes first, but the first was \
+             taken {} s after the second",
+            (b.taken_at_ms - a.taken_at_ms) as f64 / 1000.0
+        )));
+    }
+    Ok(())
+}
+
+/// Compares `before` and `after` (two snapshots of one process, in that order; `paths` are
+/// `after`'s): the one comparison behind every report. Churn is not growth, heaplens' own
+/// frames and objects are left out, and the types that grew are ranked by
+/// [`super::ranking::rank_types`].
 pub fn diff(
     before: &Graph,
     after: &Graph,
     paths: &RetainingPaths,
     options: DiffOptions,
-) -> SnapshotDiff {
-    let types = Census::from_graph(after).diff(&Census::from_graph(before));
+) -> Result<SnapshotDiff> {
+    check_pair(before, after)?;
+    let mut types = Census::from_graph(after).diff(&Census::from_graph(before));
 
     // One name index for both graphs' types, so "same type" is an integer comparison.
     let mut names: HashMap<String, u32> = HashMap::new();
@@ -131,14 +159,32 @@ pub fn diff(
     let after_name = |v: NodeId| after_names[after.type_id(v).0 as usize];
     let new = new_objects(before, &before_names, after, &after_names);
 
-    let (suspects, new_objects, new_bytes) =
-        accumulation::suspects(after, paths, &new, after_name, &type_names, options);
-    SnapshotDiff {
-        types,
-        new_objects,
-        new_bytes,
-        suspects,
+    let found = accumulation::suspects(
+        after,
+        Some(before),
+        paths,
+        &new,
+        after_name,
+        &type_names,
+        options,
+    );
+    // What heaplens' own code keeps alive, and its own types, are not the program's growth.
+    for (t, (count, bytes)) in &found.own {
+        if let Some(d) = types.iter_mut().find(|d| d.name == type_names[*t as usize]) {
+            d.count_delta -= *count as i64;
+            d.bytes_delta -= *bytes as i64;
+        }
     }
+    types.retain(|d| !own::is_own_type(&d.name) && (d.count_delta != 0 || d.bytes_delta != 0));
+    let mut suspects = found.suspects;
+    suspects.retain(|s| !own::is_own_type(&s.entry_type));
+    ranking::rank_types(&mut types, &suspects);
+    Ok(SnapshotDiff {
+        types,
+        new_objects: found.new_objects,
+        new_bytes: found.new_bytes,
+        suspects,
+    })
 }
 
 #[cfg(test)]
@@ -156,6 +202,18 @@ mod tests {
     }
 
     fn heap_with(orders: u64, garbage: u64, order_type: (&str, &str)) -> Graph {
+        cache_heap(0..orders, 0, garbage, order_type)
+    }
+
+    /// The CACHE heap with Orders under the keys `keys`, the first at the address of the
+    /// `first_slot`-th order slot (a churning cache puts new orders at new addresses).
+    fn cache_heap(
+        keys: std::ops::Range<u64>,
+        first_slot: u64,
+        garbage: u64,
+        order_type: (&str, &str),
+    ) -> Graph {
+        let orders = keys.end - keys.start;
         let mut b = GraphBuilder::new();
         let module = b.intern_type("builtins", "module", "module");
         let dict = b.intern_type("builtins", "dict", "dict");
@@ -168,10 +226,11 @@ mod tests {
         let cache = b.add_node(0x300);
         let mut order_ids = Vec::new();
         for i in 0..orders {
+            let slot = (first_slot + i) * 0x100;
             order_ids.push((
-                b.add_node(0x10_000 + i * 0x100),
-                b.add_node(0x10_040 + i * 0x100),
-                b.add_node(0x10_080 + i * 0x100),
+                b.add_node(0x10_000 + slot),
+                b.add_node(0x10_040 + slot),
+                b.add_node(0x10_080 + slot),
             ));
         }
         let mut cycles = Vec::new();
@@ -192,7 +251,9 @@ mod tests {
         b.end_node();
         b.set_node(cache, dict, 1000, gc);
         for (i, &(o, _, _)) in order_ids.iter().enumerate() {
-            let k = b.strings_mut().intern(&format!("k{i}"));
+            let k = b
+                .strings_mut()
+                .intern(&format!("k{}", keys.start + i as u64));
             b.push_edge(o, Label::key(k));
         }
         b.end_node();
@@ -227,7 +288,7 @@ mod tests {
 
     fn diff_of(before: &Graph, after: &Graph, options: DiffOptions) -> SnapshotDiff {
         let p = RetainingPaths::compute(after, &find_garbage_entries(after));
-        diff(before, after, &p, options)
+        diff(before, after, &p, options).unwrap()
     }
 
     #[test]
@@ -382,15 +443,115 @@ mod tests {
 
     #[test]
     fn an_object_at_a_reused_address_with_another_type_is_new() {
-        // Same addresses, but where `after` has an Order, `before` had a Ticket.
+        // Same addresses, but where `after` has an Order, `before` had a Ticket; and one more.
         let before = heap_with(1, 0, ("app", "Ticket"));
-        let after = heap(1, 0);
+        let after = heap(2, 0);
         let options = DiffOptions {
             min_objects: 1,
             ..DiffOptions::default()
         };
         let d = diff_of(&before, &after, options);
-        assert_eq!(d.new_objects, 1);
+        assert_eq!(d.new_objects, 4, "both Orders, and the second's payload");
         assert_eq!(d.suspects[0].entry_type, "app.Order");
+    }
+
+    #[test]
+    fn a_cache_whose_entries_were_replaced_is_churn() {
+        // 200 orders, all evicted and replaced by 200 others under new keys.
+        let before = cache_heap(0..200, 0, 0, ("app", "Order"));
+        let after = cache_heap(200..400, 200, 0, ("app", "Order"));
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert_eq!(d.new_objects, 600);
+        assert!(d.suspects.is_empty(), "{:?}", d.suspects);
+        // Under the same keys.
+        let after = cache_heap(0..200, 200, 0, ("app", "Order"));
+        assert!(diff_of(&before, &after, DiffOptions::default())
+            .suspects
+            .is_empty());
+    }
+
+    #[test]
+    fn a_cache_that_grew_while_churning_counts_its_growth_only() {
+        let before = cache_heap(0..200, 0, 0, ("app", "Order"));
+        let after = cache_heap(200..500, 200, 0, ("app", "Order"));
+        let d = diff_of(&before, &after, DiffOptions::default());
+        let s = &d.suspects[0];
+        assert_eq!(s.entry_type, "app.Order");
+        assert_eq!(
+            s.entries, 100,
+            "300 new orders, 200 of which replaced old ones"
+        );
+        assert_eq!(s.objects, 300);
+    }
+
+    /// module app -> __dict__ -> ['ITEMS'] a list of `items` Orders at `list_addr`; the list
+    /// is rebuilt (a new list object) when `list_addr` changes.
+    fn rebuilt_list(items: u64, list_addr: u64) -> Graph {
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let dict = b.intern_type("builtins", "dict", "dict");
+        let list = b.intern_type("builtins", "list", "list");
+        let order = b.intern_type("app", "Order", "Order");
+        let gc = NodeFlags::GC_TRACKED;
+        let m = b.add_node(0x100);
+        let md = b.add_node(0x200);
+        let l = b.add_node(list_addr);
+        let orders: Vec<NodeId> = (0..items).map(|i| b.add_node(0x10_000 + i * 64)).collect();
+        b.set_node(m, module, 72, gc | NodeFlags::MODULE);
+        b.set_name(m, "app");
+        let f = b.strings_mut().intern("__dict__");
+        b.push_edge(md, Label::field(f));
+        b.end_node();
+        b.set_node(md, dict, 360, gc);
+        let k = b.strings_mut().intern("ITEMS");
+        b.push_edge(l, Label::key(k));
+        b.end_node();
+        b.set_node(l, list, 56 + 8 * items, gc);
+        for (i, &o) in orders.iter().enumerate() {
+            b.push_edge(o, Label::index(i));
+        }
+        b.end_node();
+        for _ in &orders {
+            b.set_node(b.processed() as NodeId, order, 56, gc);
+            b.end_node();
+        }
+        b.add_root_node();
+        let r = b.strings_mut().intern("sys.modules['app']");
+        b.push_edge(m, Label::root(r));
+        b.end_node();
+        let mut g = b.finish().unwrap();
+        reach::mark_unreachable(&mut g);
+        g
+    }
+
+    #[test]
+    fn a_list_rebuilt_longer_under_the_same_name_grows() {
+        // `ITEMS = ITEMS + [new order]`, 30 times: the module's dict keeps its size.
+        let before = rebuilt_list(100, 0x5000);
+        let after = rebuilt_list(130, 0x6000);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        let s = &d.suspects[0];
+        assert_eq!(s.entry_type, "app.Order");
+        assert_eq!(s.entries, 30);
+        // Rebuilt at the same length: churn.
+        let d = diff_of(&before, &rebuilt_list(100, 0x6000), DiffOptions::default());
+        assert!(d.suspects.is_empty(), "{:?}", d.suspects);
+    }
+
+    #[test]
+    fn snapshots_of_two_processes_or_in_the_wrong_order_are_refused() {
+        let mut early = heap(5, 0);
+        let mut late = heap(50, 0);
+        (early.meta_mut().pid, early.meta_mut().taken_at_ms) = (7, 1_000);
+        (late.meta_mut().pid, late.meta_mut().taken_at_ms) = (7, 3_500);
+        let p = RetainingPaths::compute(&early, &find_garbage_entries(&early));
+        let e = diff(&late, &early, &p, DiffOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("wrong order"), "{e}");
+        assert!(e.to_string().contains("2.5 s"), "{e}");
+        let p = RetainingPaths::compute(&late, &find_garbage_entries(&late));
+        assert!(diff(&early, &late, &p, DiffOptions::default()).is_ok());
+        (late.meta_mut().pid, late.meta_mut().taken_at_ms) = (8, 3_500);
+        let e = diff(&early, &late, &p, DiffOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("different processes"), "{e}");
     }
 }

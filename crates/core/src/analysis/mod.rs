@@ -5,9 +5,11 @@
 //! with plain `cargo test` on constructed graphs.
 
 pub mod accumulation;
+pub mod churn;
 pub mod diff;
 pub mod dominators;
 pub mod paths;
+pub mod ranking;
 pub mod report;
 pub mod reverse;
 

@@ -20,7 +20,8 @@
 //!   other requests; the per-request figures are trimmed means over the `measured` (most recent)
 //!   clean traces, or the overlapped ones while there is no clean one (`approximate`)
 //!   ([`crate::endpoints`]).
-//! - `/api/diff`: `{before, after, new_objects, new_bytes, grew: [...], suspects: [...], text}`.
+//! - `/api/diff`: `{before, after, new_objects, new_bytes, grew: [...], suspects: [...], text}`,
+//!   or `{error}` when the two snapshots cannot be compared.
 //! - `/api/types/...`, `/api/objects/...`: see [`objects`].
 
 pub mod objects;
@@ -290,7 +291,10 @@ fn diff_json(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Arc<Value> {
 
 fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
     let (b, a) = (&before.graph, &after.graph);
-    let d = core_diff::diff(b, a, &after.analysis.paths, DiffOptions::default());
+    let d = match core_diff::diff(b, a, &after.analysis.paths, DiffOptions::default()) {
+        Ok(d) => d,
+        Err(e) => return json!({ "error": short(&e.to_string(), 2000) }),
+    };
     let grew: Vec<Value> = d
         .types
         .iter()

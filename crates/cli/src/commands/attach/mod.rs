@@ -151,29 +151,9 @@ pub fn hint(e: &anyhow::Error) -> Option<&str> {
         .map(|f| f.hint.as_ref())
 }
 
-/// Whether the objects of a diff's suspect are held by the frames of the script `heaplens
-/// attach` runs in the target (a file in one of its [`protocol`] directories).
-pub fn held_by_attach_script(
-    graph: &heaplens_core::graph::Graph,
-    suspect: &heaplens_core::analysis::diff::Suspect,
-) -> bool {
-    use heaplens_core::graph::NodeFlags;
-    let Some(path) = &suspect.holder_path else {
-        return false;
-    };
-    path.nodes(graph).into_iter().any(|v| {
-        graph.flags(v).contains(NodeFlags::FRAME) && graph.name(v).is_some_and(is_script_location)
-    })
-}
-
-/// The prefix of the names of the private directories shared with targets.
-const DIRECTORY_PREFIX: &str = "heaplens-attach-";
-
-/// Whether a frame's description (`_main (/tmp/heaplens-attach-.../attach.py:132)`) is of code
-/// attach runs in the target (its script, or the bootstrap that runs it: see [`protocol`]).
-fn is_script_location(frame: &str) -> bool {
-    frame.contains(&format!("/{DIRECTORY_PREFIX}"))
-}
+/// The prefix of the names of the private directories shared with targets: the core
+/// recognises the frames of code run from them as heaplens' own (see [`heaplens_core::own`]).
+const DIRECTORY_PREFIX: &str = heaplens_core::own::ATTACH_DIRECTORY_PREFIX;
 
 /// Runs `heaplens attach`.
 #[cfg(not(target_os = "linux"))]
@@ -312,60 +292,6 @@ mod tests {
         for bad in ["", "host", "1:2:x", "70000"] {
             assert!(address(bad).is_err(), "{bad}");
         }
-    }
-
-    /// A thread whose frame `frame` holds a dict in a local; returns the graph and the dict.
-    fn thread_holding_a_dict(frame: &str) -> (heaplens_core::graph::Graph, u32) {
-        use heaplens_core::graph::{GraphBuilder, NodeFlags};
-        use heaplens_core::label::Label;
-        let mut b = GraphBuilder::new();
-        let dict_t = b.intern_type("builtins", "dict", "dict");
-        let dict = b.add_node(0x100);
-        b.set_node(dict, dict_t, 64, NodeFlags::GC_TRACKED);
-        b.end_node();
-        let thread = b.add_synthetic("(thread)", "MainThread", NodeFlags::THREAD);
-        let frame = b.add_synthetic("(frame)", frame, NodeFlags::FRAME);
-        b.push_edge(frame, Label::frame(0));
-        b.end_node();
-        let local = b.strings_mut().intern("fields");
-        b.push_edge(dict, Label::local(local));
-        b.end_node();
-        b.add_root_node();
-        let r = b.strings_mut().intern("thread 'MainThread'");
-        b.push_edge(thread, Label::root(r));
-        b.end_node();
-        (b.finish().unwrap(), dict)
-    }
-
-    fn suspect_at(
-        graph: &heaplens_core::graph::Graph,
-        v: u32,
-    ) -> heaplens_core::analysis::diff::Suspect {
-        use heaplens_core::analysis::diff::{Holder, Suspect};
-        use heaplens_core::analysis::paths::RetainingPaths;
-        let paths = RetainingPaths::compute(graph, &[]);
-        Suspect {
-            holder: Holder::Node(v),
-            holder_path: paths.path(graph, v),
-            entry_type: "str".to_string(),
-            entries: 20,
-            objects: 20,
-            bytes: 1000,
-            types: Vec::new(),
-            sample: v,
-            sample_label: "['k']".to_string(),
-        }
-    }
-
-    #[test]
-    fn suspects_held_by_the_attach_script_are_recognised() {
-        let script = std::env::temp_dir()
-            .join("heaplens-attach-42-43-1f")
-            .join("attach.py");
-        let (graph, dict) = thread_holding_a_dict(&format!("_main ({}:132)", script.display()));
-        assert!(held_by_attach_script(&graph, &suspect_at(&graph, dict)));
-        let (graph, dict) = thread_holding_a_dict("handle (/srv/app/views.py:12)");
-        assert!(!held_by_attach_script(&graph, &suspect_at(&graph, dict)));
     }
 
     #[test]

@@ -346,7 +346,7 @@ fn bytes_literal(bytes: &[u8]) -> String {
 /// is in the snapshot: the first stage is kept to a few tokens, so that it stays below what a
 /// diff reports as growth. The second stage, compiled by `compile` (whose arena is freed when
 /// it returns), has the filename `DIR/bootstrap`, so that its frame is recognised as attach's
-/// (see [`super::is_script_location`]) like the script's.
+/// (see [`heaplens_core::own::is_own_frame`]) like the script's.
 fn bootstrap(dir: &[u8]) -> Vec<u8> {
     let mut script = dir.to_vec();
     script.extend_from_slice(b"/attach.py");
@@ -435,8 +435,10 @@ mod tests {
     fn frames_of_the_script_are_recognised() {
         let dir = std::env::temp_dir().join(unique_name(42));
         let frame = format!("_main ({}:132)", dir.join("attach.py").display());
-        assert!(super::super::is_script_location(&frame), "{frame}");
-        assert!(!super::super::is_script_location(
+        assert!(heaplens_core::own::is_own_frame(&frame), "{frame}");
+        let bootstrap = format!("<module> ({}:1)", dir.join("bootstrap").display());
+        assert!(heaplens_core::own::is_own_frame(&bootstrap), "{bootstrap}");
+        assert!(!heaplens_core::own::is_own_frame(
             "_main (/srv/app/attach.py:3)"
         ));
     }

@@ -1,0 +1,117 @@
+//! Churn: new objects that took the place of old ones in a container that did not grow.
+//!
+//! A bounded cache that evicts, a dict whose entries are replaced, a list rebuilt at the same
+//! length: every entry is new between two snapshots, yet nothing grows. A leak is growth, so a
+//! group of new objects counts only by how much its container grew: the container's entries
+//! (its strong references other than dict keys: a dict's values, a list's items, an object's
+//! attributes) in `after` against its entries in `before`, for the same object (same address,
+//! same type). Where the container did not grow, a new entry may still have grown in place of
+//! the one it replaced (a list rebuilt one item longer and stored under the same key): that
+//! growth, entry by entry, is what counts.
+//!
+//! A container the `before` snapshot does not have (a frame, a new object) cannot be judged and
+//! counts whole.
+
+use super::paths::RetainingPaths;
+use crate::graph::{Graph, NodeId};
+use crate::label::LabelKind;
+use hashbrown::HashMap;
+
+/// The entries of `v`: its strong references other than dict keys.
+pub fn entry_count(graph: &Graph, v: NodeId) -> u64 {
+    graph
+        .edges(v)
+        .filter(|(_, l)| {
+            !l.is_weak() && !matches!(l.kind(), LabelKind::DictKey | LabelKind::DictKeyStr)
+        })
+        .count() as u64
+}
+
+fn type_name(graph: &Graph, v: NodeId) -> String {
+    graph
+        .types()
+        .display_name(graph.type_id(v), graph.strings())
+}
+
+/// `v`'s object in `before`: the object at the same address, of a type of the same name.
+fn counterpart(before: &Graph, after: &Graph, v: NodeId) -> Option<NodeId> {
+    if after.addr(v) == 0 {
+        return None; // a synthetic node: a thread, a frame
+    }
+    let old = before.node_by_addr(after.addr(v))?;
+    (type_name(before, old) == type_name(after, v)).then_some(old)
+}
+
+/// The label of the reference from `v`'s parent on its shortest path, as text (labels intern
+/// their names per graph, so two graphs compare them as text).
+fn label_from_parent(after: &Graph, paths: &RetainingPaths, v: NodeId) -> Option<String> {
+    let e = paths.via(v)?;
+    Some(after.describe_label(after.edge(e).1))
+}
+
+/// What `old_holder` held in `before` under each label, for strong references.
+fn held_by_label(before: &Graph, old_holder: NodeId) -> HashMap<String, NodeId> {
+    before
+        .edges(old_holder)
+        .filter(|(_, l)| !l.is_weak())
+        .map(|(t, l)| (before.describe_label(l), t))
+        .collect()
+}
+
+/// How much `new` (an object of `after` that `holder` holds directly) grew over what `holder`'s
+/// counterpart held under the same label, if it held an object of the same type there; `None`
+/// when it held nothing comparable.
+fn growth_over_replaced(
+    before: &Graph,
+    after: &Graph,
+    paths: &RetainingPaths,
+    replaced: &HashMap<String, NodeId>,
+    new: NodeId,
+) -> Option<u64> {
+    let label = label_from_parent(after, paths, new)?;
+    let &old = replaced.get(&label)?;
+    (type_name(before, old) == type_name(after, new))
+        .then(|| entry_count(after, new).saturating_sub(entry_count(before, old)))
+}
+
+/// Of a group's `entries` new entries, how many are growth: at most `entries`, and 0 for
+/// churn. `holder` is the group's old holder in `after`, `point` its accumulation point (the
+/// holder itself, or a new container under it), and `new_children` the new objects `holder`
+/// holds directly (other than as dict keys).
+pub fn net_entries(
+    before: &Graph,
+    after: &Graph,
+    paths: &RetainingPaths,
+    holder: NodeId,
+    point: NodeId,
+    entries: u64,
+    new_children: &[NodeId],
+) -> u64 {
+    let Some(old_holder) = counterpart(before, after, holder) else {
+        return entries;
+    };
+    let holder_growth = entry_count(after, holder).saturating_sub(entry_count(before, old_holder));
+    if holder_growth > 0 {
+        return if point == holder {
+            holder_growth.min(entries)
+        } else {
+            entries // a new container added to a growing holder: all of it is growth
+        };
+    }
+    let replaced = held_by_label(before, old_holder);
+    if point != holder {
+        // A new container under a holder that did not grow took the place of another.
+        if paths.parent(after, point) != Some(holder) {
+            return entries; // deeper than one hop: not judged
+        }
+        // Under another label or of another type, it replaced something else: churn.
+        return growth_over_replaced(before, after, paths, &replaced, point)
+            .unwrap_or(0)
+            .min(entries);
+    }
+    new_children
+        .iter()
+        .filter_map(|&c| growth_over_replaced(before, after, paths, &replaced, c))
+        .sum::<u64>()
+        .min(entries)
+}

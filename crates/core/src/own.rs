@@ -1,0 +1,91 @@
+//! heaplens' own footprint in the heaps it observes: the frames of its code (a leak check's
+//! bookkeeping, the middleware serving the dashboard, the script `heaplens attach` runs in a
+//! target) and the objects of its types (snapshots, censuses). They come and go with every
+//! check, so every comparison leaves them out: a tool that reports itself as the leak is noise.
+//!
+//! Recognised by name, so snapshot files loaded anywhere are judged the same way: a frame runs
+//! heaplens' code when its file is in a directory named `heaplens` (the installed package) or in
+//! a directory attach shares with its target (`heaplens-attach-...`); a type is heaplens' own
+//! when its module is `heaplens` or one of its submodules.
+
+use crate::analysis::paths::RetainingPaths;
+use crate::graph::{Graph, NodeFlags, NodeId};
+
+/// The prefix of the directories `heaplens attach` shares with a target; the script it runs
+/// there lives in one.
+pub const ATTACH_DIRECTORY_PREFIX: &str = "heaplens-attach-";
+
+/// Whether a frame named `qualname (file:line)` runs heaplens' own code.
+pub fn is_own_frame(name: &str) -> bool {
+    let Some((_, place)) = name.split_once(" (") else {
+        return false;
+    };
+    let file = place
+        .strip_suffix(')')
+        .and_then(|p| p.rsplit_once(':'))
+        .map_or(place, |(f, _)| f);
+    let mut dirs = file.rsplit(['/', '\\']).skip(1);
+    let parent = dirs.next().unwrap_or("");
+    parent == "heaplens"
+        || file
+            .split(['/', '\\'])
+            .any(|d| d.starts_with(ATTACH_DIRECTORY_PREFIX))
+}
+
+/// Whether a type (by its display name, `heaplens._native.Snapshot`) is heaplens' own.
+pub fn is_own_type(name: &str) -> bool {
+    name.starts_with("heaplens.")
+}
+
+/// Whether `v` is kept alive through a frame running heaplens' code: on its shortest retaining
+/// path (`v` included), some frame is heaplens' own.
+pub fn is_held_by_own_code(graph: &Graph, paths: &RetainingPaths, v: NodeId) -> bool {
+    let mut at = Some(v);
+    // A path is at most as long as the graph has nodes; the bound guards against a cycle in
+    // damaged input.
+    for _ in 0..graph.node_count() {
+        let Some(node) = at else {
+            return false;
+        };
+        if graph.flags(node).contains(NodeFlags::FRAME)
+            && graph.name(node).is_some_and(is_own_frame)
+        {
+            return true;
+        }
+        at = paths.parent(graph, node);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_of_the_package_and_of_the_attach_script_are_own() {
+        assert!(is_own_frame(
+            "LeakCheck._report (/venv/lib/python3.12/site-packages/heaplens/_leaks.py:163)"
+        ));
+        assert!(is_own_frame(
+            "HeapLens.__call__ (/src/heaplens/python/heaplens/wsgi.py:163)"
+        ));
+        assert!(is_own_frame(
+            "_main (/tmp/heaplens-attach-x1y2/attach.py:132)"
+        ));
+        assert!(is_own_frame("f (C:\\venv\\heaplens\\_run.py:3)"));
+        assert!(!is_own_frame("handle (/srv/app/views.py:12)"));
+        assert!(!is_own_frame("handle (/srv/heaplens/app/views.py:12)"));
+        assert!(!is_own_frame("handle (/srv/heaplens_demo/app.py:12)"));
+        assert!(!is_own_frame("<frame>"));
+    }
+
+    #[test]
+    fn types_of_the_package_are_own() {
+        assert!(is_own_type("heaplens._native.Snapshot"));
+        assert!(is_own_type("heaplens.LeakCheck"));
+        assert!(!is_own_type("heaplens_app.Order"));
+        assert!(!is_own_type("heaplens"));
+        assert!(!is_own_type("app.heaplens.Order"));
+        assert!(!is_own_type("dict"));
+    }
+}

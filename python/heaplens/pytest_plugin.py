@@ -96,6 +96,33 @@ def pytest_pyfunc_call(pyfuncitem):
         return None
     names = pyfuncitem._fixtureinfo.argnames
     arguments = {name: pyfuncitem.funcargs[name] for name in names}
+    check._before_each_call = _log_capture_reset(pyfuncitem)
     __tracebackhide__ = True
     check(function)(**arguments)
     return True
+
+
+def _log_capture_reset(item):
+    """Empties pytest's log capture (the report's and ``caplog``'s) before each run of a test.
+
+    pytest gives each test phase fresh capture handlers; the re-runs of one call phase share
+    them, so every record a test logs would pile up there and look like a leak of LogRecords.
+    Each run starts as the test's one run would: with nothing captured yet."""
+    plugin = item.config.pluginmanager.get_plugin("logging-plugin")
+    handlers = [getattr(plugin, name, None) for name in ("caplog_handler", "report_handler")]
+    handlers = [h for h in handlers if h is not None and hasattr(h, "reset")]
+
+    try:  # where caplog.get_records("call") looks (private to pytest, hence the guard)
+        from _pytest.logging import caplog_records_key
+
+        records = item.stash.get(caplog_records_key, None)
+    except ImportError:
+        records = None
+
+    def reset():
+        for handler in handlers:
+            handler.reset()
+        if records is not None and handlers and "call" in records:
+            records["call"] = plugin.caplog_handler.records
+
+    return reset

@@ -55,6 +55,22 @@ def test_diff_finds_the_leak_and_exits_1(snapshots):
     assert "held by: module __main__ -> .__dict__['SESSIONS'] -> dict" in r.stdout
 
 
+def test_diff_refuses_snapshots_in_the_wrong_order_with_status_2(snapshots):
+    before, after = snapshots
+    r = heaplens_cli("diff", after, before)
+    assert r.returncode == 2, r.stdout
+    assert "wrong order" in r.stderr, r.stderr
+    assert "Leak suspects" not in r.stdout
+
+
+def test_snapshot_diff_refuses_the_wrong_order_and_another_process(snapshots):
+    before, after = (heaplens.load(p) for p in snapshots)
+    with pytest.raises(ValueError, match="wrong order"):
+        before.diff(after)
+    with pytest.raises(ValueError, match="different processes"):
+        heaplens.snapshot().diff(before)
+
+
 def test_diff_of_a_snapshot_with_itself_exits_0(snapshots):
     _, after = snapshots
     r = heaplens_cli("diff", after, after)

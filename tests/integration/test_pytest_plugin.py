@@ -199,3 +199,33 @@ def test_leaks_are_reported_from_xdist_workers(project):
     result = project.runpytest_subprocess("-n", "2")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*app.Session  +1 per call*"])
+
+
+CLEAN_TESTS = """
+import functools, itertools, logging, urllib.parse
+
+log = logging.getLogger("shop")
+QUOTES = {f"SYM{i}": [0, 0.0, "0"] for i in range(20)}
+ticks = itertools.count()
+
+def test_logs_a_line():
+    log.warning("order %s placed", 42)
+
+def test_logs_and_reads_caplog(caplog):
+    caplog.set_level(logging.INFO)
+    log.info("payment accepted")
+    assert "payment accepted" in caplog.text
+
+def test_replaces_quotes_in_a_full_bounded_dict():
+    n = next(ticks)
+    QUOTES[f"SYM{n % 20}"] = [n, n * 1.5, str(n)]
+
+def test_parses_a_url():
+    assert urllib.parse.urlsplit("https://example.com/a?b=c").netloc == "example.com"
+"""
+
+
+def test_clean_tests_that_log_or_churn_pass_under_heaplens(pytester):
+    pytester.makepyfile(test_clean=CLEAN_TESTS)
+    result = pytester.runpytest_subprocess("--heaplens", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)

@@ -57,7 +57,7 @@ impl fmt::Display for Error {
                 supported,
             } => write!(
                 f,
-                "{path}: snapshot format version {found}, but this heaplens reads version {supported}"
+                "{path}: snapshot format version {found}, but this heaplens reads versions up to {supported}"
             ),
             Error::Picture(why) => write!(f, "cannot draw the picture: {why}"),
             Error::History { path, detail } => {

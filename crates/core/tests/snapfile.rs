@@ -106,6 +106,7 @@ fn every_field_graph() -> Graph {
     meta.producer = producer();
     meta.pid = 4242;
     meta.taken_at_ms = 1_717_171_717_171;
+    meta.gc_enabled = Some(false);
     b.finish().unwrap()
 }
 
@@ -269,19 +270,31 @@ impl Read for Trickle<'_> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The golden file of format version 1
+// The golden files of each format version
 
-fn golden_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/golden-v1.hlsnap")
+fn golden_path(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/data/golden-v{version}.hlsnap"))
+}
+
+#[test]
+fn the_version_2_golden_file_loads_with_the_collector_state() {
+    let golden = snapfile::load(&golden_path(2)).unwrap();
+    let mut expected = every_field_graph();
+    assert!(golden.meta().producer.starts_with("heaplens "));
+    expected.meta_mut().producer = golden.meta().producer.clone();
+    assert_same_graph(&golden, &expected);
+    assert_eq!(golden.meta().gc_enabled, Some(false));
 }
 
 #[test]
 fn the_version_1_golden_file_still_loads_with_every_field() {
-    let golden = snapfile::load(&golden_path()).unwrap();
+    let golden = snapfile::load(&golden_path(1)).unwrap();
     let mut expected = every_field_graph();
-    // Written by the heaplens of its day, whose version may differ from ours.
+    // Written by the heaplens of its day, whose version may differ from ours; version 1 did
+    // not record the collector's state.
     assert!(golden.meta().producer.starts_with("heaplens "));
     expected.meta_mut().producer = golden.meta().producer.clone();
+    expected.meta_mut().gc_enabled = None;
     assert_same_graph(&golden, &expected);
     // Spelled out as well, so that the test says what the file holds.
     assert_eq!(golden.node_count(), 10);
@@ -329,15 +342,19 @@ fn the_version_1_golden_file_still_loads_with_every_field() {
     assert!(golden.labels(golden.root())[2].is_weak());
 }
 
-/// Regenerates the golden file. Run it only when a new format version is released (and then
-/// add `golden-v2.hlsnap` beside the old one rather than overwriting it: old files must keep
-/// loading): `cargo test -p heaplens-core --test snapfile -- --ignored regenerate`.
+/// Writes the golden file of the current format version. Run it only when a new format version
+/// is released (old files stay beside it, and must keep loading):
+/// `cargo test -p heaplens-core --test snapfile -- --ignored write_the_golden`.
 #[test]
-#[ignore = "writes tests/data/golden-v1.hlsnap; run by hand for a new format version"]
-fn regenerate_the_golden_file() {
-    assert_eq!(FORMAT_VERSION, 1, "a new version gets a new golden file");
-    std::fs::create_dir_all(golden_path().parent().unwrap()).unwrap();
-    snapfile::save(&every_field_graph(), &golden_path()).unwrap();
+#[ignore = "writes tests/data/golden-vN.hlsnap; run by hand for a new format version"]
+fn write_the_golden_file_of_this_version() {
+    let path = golden_path(FORMAT_VERSION);
+    assert!(
+        !path.exists(),
+        "{} exists: golden files are never rewritten",
+        path.display()
+    );
+    snapfile::save(&every_field_graph(), &path).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -709,14 +726,14 @@ fn the_minimal_hand_made_body_is_valid() {
 
 #[test]
 fn another_format_version_is_a_version_error() {
-    let mut file = header(2, b"whatever version 2 keeps here");
+    let mut file = header(3, b"whatever version 3 keeps here");
     file.extend_from_slice(body_of(&file_with_body(&minimal_body().0)));
     match snapfile::read(&file[..]) {
         Err(Error::Version {
             path,
             found,
             supported,
-        }) => assert_eq!((path.as_str(), found, supported), ("<stream>", 2, 1)),
+        }) => assert_eq!((path.as_str(), found, supported), ("<stream>", 3, 2)),
         other => panic!("expected a version error, got {other:?}"),
     }
 }

@@ -24,6 +24,9 @@ use hashbrown::HashMap;
 
 const NONE: u32 = u32::MAX;
 
+/// How many of a group's types a suspect lists.
+pub const MAX_TYPES: usize = 32;
+
 /// Thresholds for what counts as a suspect.
 #[derive(Clone, Copy, Debug)]
 pub struct DiffOptions {
@@ -70,7 +73,8 @@ pub struct Suspect {
     pub objects: u64,
     /// Their shallow bytes.
     pub bytes: u64,
-    /// The largest types among them: (name, count, bytes), by count.
+    /// The largest types among them (at most [`MAX_TYPES`]; reports show the first five):
+    /// (name, count, bytes), by count.
     pub types: Vec<(String, u64, u64)>,
     /// One of the entries, and the label of the reference to it (`['k42']`, `[17]`, `.cache`).
     pub sample: NodeId,
@@ -224,7 +228,9 @@ pub fn suspects(
             new_objects -= g.objects;
             new_bytes -= g.bytes;
         }
-        !mine
+        // Growth within a bound the standard library keeps is not growth without bound.
+        let bounded = is_node(*h) && churn::within_known_bound(after, paths, accumulator[h].0);
+        !mine && !bounded
     });
     if let Some(before) = before {
         // The new objects each kept holder holds directly, for the entry-by-entry comparison.
@@ -297,7 +303,7 @@ pub fn suspects(
                 .map(|(t, (c, b))| (type_names[*t as usize].clone(), *c, *b))
                 .collect();
             types.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
-            types.truncate(5);
+            types.truncate(MAX_TYPES);
             let sample_label = match holder {
                 Holder::Node(h) => after
                     .edge_range(h)

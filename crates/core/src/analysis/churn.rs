@@ -11,11 +11,40 @@
 //!
 //! A container the `before` snapshot does not have (a frame, a new object) cannot be judged and
 //! counts whole.
+//!
+//! Some containers of the standard library are bounded without saying so: they fill up to a
+//! fixed size and are then pruned ([`KNOWN_BOUNDS`]). Growth within such a bound is not growth
+//! without bound, so it is not a leak either.
 
 use super::paths::RetainingPaths;
 use crate::graph::{Graph, NodeId};
 use crate::label::LabelKind;
 use hashbrown::HashMap;
+
+/// Containers the standard library prunes once they reach a size, though nothing in the heap
+/// declares it: (type of the container's holder, type of the container, the size). A container
+/// of that type held directly by such an object is bounded by that size.
+pub const KNOWN_BOUNDS: [(&str, &str, u64); 1] = [
+    // Each sqlite3 connection keeps weak references to the cursors it made, and drops the dead
+    // ones every 200 cursors (Modules/_sqlite/connection.c).
+    ("sqlite3.Connection", "list", 200),
+];
+
+/// The bound [`KNOWN_BOUNDS`] gives `container`, if any (its holder is its parent on its shortest
+/// retaining path).
+pub fn known_bound(graph: &Graph, paths: &RetainingPaths, container: NodeId) -> Option<u64> {
+    let holder = paths.parent(graph, container)?;
+    let (holder_type, container_type) = (type_name(graph, holder), type_name(graph, container));
+    KNOWN_BOUNDS
+        .iter()
+        .find(|(h, c, _)| *h == holder_type && *c == container_type)
+        .map(|(_, _, bound)| *bound)
+}
+
+/// Whether `container` is within a bound the standard library keeps ([`KNOWN_BOUNDS`]).
+pub fn within_known_bound(graph: &Graph, paths: &RetainingPaths, container: NodeId) -> bool {
+    known_bound(graph, paths, container).is_some_and(|b| entry_count(graph, container) <= b)
+}
 
 /// The entries of `v`: its strong references other than dict keys.
 pub fn entry_count(graph: &Graph, v: NodeId) -> u64 {
@@ -47,6 +76,31 @@ fn counterpart(before: &Graph, after: &Graph, v: NodeId) -> Option<NodeId> {
 fn label_from_parent(after: &Graph, paths: &RetainingPaths, v: NodeId) -> Option<String> {
     let e = paths.via(v)?;
     Some(after.describe_label(after.edge(e).1))
+}
+
+/// Whether `v` (whose counterpart in `before` is `old`) is a new object at a reused address
+/// rather than the same object: its parent on its shortest path held, in `before`, another
+/// object under the same label. CPython reuses freed memory at once, so a list replaced by a new
+/// list often gets the old one's address. Returns the parent and its counterpart.
+fn reincarnated(
+    before: &Graph,
+    after: &Graph,
+    paths: &RetainingPaths,
+    v: NodeId,
+    old: NodeId,
+) -> Option<(NodeId, NodeId)> {
+    let parent = paths.parent(after, v)?;
+    let old_parent = counterpart(before, after, parent)?;
+    let label = label_from_parent(after, paths, v)?;
+    let held_there = before
+        .edges(old_parent)
+        .find(|(_, l)| !l.is_weak() && before.describe_label(*l) == label)
+        .map(|(t, _)| t);
+    // Nothing there before says nothing (the shortest path may have moved): only another
+    // object in that place shows that `v` took it.
+    held_there
+        .is_some_and(|t| t != old)
+        .then_some((parent, old_parent))
 }
 
 /// What `old_holder` held in `before` under each label, for strong references.
@@ -90,6 +144,17 @@ pub fn net_entries(
     let Some(old_holder) = counterpart(before, after, holder) else {
         return entries;
     };
+    if let Some((parent, old_parent)) = reincarnated(before, after, paths, holder, old_holder) {
+        // The holder is new, at an address an old object of its type had: judge it as the new
+        // container it is, in the place of whatever its parent held there before.
+        let replaced = held_by_label(before, old_parent);
+        if entry_count(after, parent) > entry_count(before, old_parent) {
+            return entries;
+        }
+        return growth_over_replaced(before, after, paths, &replaced, holder)
+            .unwrap_or(0)
+            .min(entries);
+    }
     let holder_growth = entry_count(after, holder).saturating_sub(entry_count(before, old_holder));
     if holder_growth > 0 {
         return if point == holder {

@@ -128,7 +128,7 @@ pub fn check_pair(before: &Graph, after: &Graph) -> Result<()> {
 
 /// Compares `before` and `after` (two snapshots of one process, in that order; `paths` are
 /// `after`'s): the one comparison behind every report. Churn is not growth, heaplens' own
-/// frames and objects are left out, and the types that grew are ranked by
+/// frames and objects are left out, cyclic garbage counts only when the collector was off, and the types that grew are ranked by
 /// [`super::ranking::rank_types`].
 pub fn diff(
     before: &Graph,
@@ -177,7 +177,11 @@ pub fn diff(
     }
     types.retain(|d| !own::is_own_type(&d.name) && (d.count_delta != 0 || d.bytes_delta != 0));
     let mut suspects = found.suspects;
-    suspects.retain(|s| !own::is_own_type(&s.entry_type));
+    // Cyclic garbage is a leak only when the collector is off: with it on, it will be freed.
+    let collector_on = after.meta().gc_enabled == Some(true);
+    suspects.retain(|s| {
+        !own::is_own_type(&s.entry_type) && !(collector_on && s.holder == Holder::Garbage)
+    });
     ranking::rank_types(&mut types, &suspects);
     Ok(SnapshotDiff {
         types,
@@ -344,6 +348,19 @@ mod tests {
         assert_eq!(s.holder, Holder::Garbage);
         assert_eq!(s.objects, 100);
         assert_eq!(s.entry_type, "list");
+    }
+
+    #[test]
+    fn cyclic_garbage_is_no_suspect_while_the_collector_runs() {
+        let before = heap(5, 0);
+        let mut after = heap(5, 50);
+        after.meta_mut().gc_enabled = Some(true);
+        assert!(diff_of(&before, &after, DiffOptions::default())
+            .suspects
+            .is_empty());
+        after.meta_mut().gc_enabled = Some(false);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert_eq!(d.suspects[0].holder, Holder::Garbage);
     }
 
     #[test]

@@ -244,6 +244,7 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
         let types: Vec<String> = s
             .types
             .iter()
+            .take(5)
             .map(|(name, c, _)| format!("{name} {}", count(*c)))
             .collect();
         let _ = writeln!(out, "     new objects: {}", types.join(", "));

@@ -98,6 +98,9 @@ pub struct SnapshotMeta {
     pub pid: u32,
     /// Milliseconds since the Unix epoch.
     pub taken_at_ms: u64,
+    /// Whether the cyclic garbage collector was enabled (`gc.isenabled()`); `None` when not
+    /// recorded (files of format version 1). Cyclic garbage is a leak only when it is off.
+    pub gc_enabled: Option<bool>,
 }
 
 const TYPE_BITS: u32 = 24;

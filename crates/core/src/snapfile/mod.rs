@@ -30,7 +30,7 @@
 //! [`Graph::from_parts`], which checks every invariant the accessors rely on. Any damage or
 //! inconsistency is an [`Error::Format`] whose detail says what was wrong and where.
 //!
-//! # Layout, format version 1
+//! # Layout, format versions 1 and 2
 //!
 //! Fixed-width integers are little-endian. A *varint* is an unsigned LEB128 integer of at most
 //! 10 bytes whose value fits in 64 bits (7 bits per byte, least significant group first, high
@@ -61,6 +61,12 @@
 //! | python_version | u32 byte length, UTF-8: `sys.version` of the snapshotted process |
 //! | pid | u32 |
 //! | taken_at_ms | u64: milliseconds since the Unix epoch |
+//!
+//! Version 2 adds one field after those, and changes nothing else:
+//!
+//! | field | encoding |
+//! |---|---|
+//! | collector | u8: the cyclic garbage collector was 0 not recorded, 1 disabled, 2 enabled |
 //!
 //! The producer is always the writer ([`crate::VERSION`]), whatever the graph's
 //! `meta.producer` says: the header records which program made these bytes.
@@ -131,8 +137,11 @@ use std::path::Path;
 /// newline catch files mangled by text-mode transfers, as in PNG's signature.
 pub const MAGIC: [u8; 8] = *b"\x89HLSNAP\n";
 
-/// The format version this heaplens writes, and the only one it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this heaplens writes. It reads this one and every earlier one
+/// ([`OLDEST_FORMAT_VERSION`] on).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this heaplens reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// How errors name a source or destination that is not a file.
 const STREAM: &str = "<stream>";

@@ -3,7 +3,7 @@
 
 use super::{
     unzigzag, CHUNK, CHUNKS_IN_FLIGHT, FORMAT_VERSION, MAGIC, MAX_HEADER_FIELDS, MAX_VARINT_LEN,
-    PREFIX_LEN, SIZE_IN_BIG_SIZES, ZSTD_CHECKSUM_FLAG, ZSTD_MAGIC,
+    OLDEST_FORMAT_VERSION, PREFIX_LEN, SIZE_IN_BIG_SIZES, ZSTD_CHECKSUM_FLAG, ZSTD_MAGIC,
 };
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphParts, NodeId, SnapshotMeta};
@@ -158,14 +158,14 @@ fn read_header(source: &mut impl Read, path: &str) -> Result<SnapshotMeta> {
             "header checksum mismatch: the header is damaged",
         ));
     }
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(Error::Version {
             path: path.to_string(),
             found: version,
             supported: FORMAT_VERSION,
         });
     }
-    parse_header_fields(fields).ok_or_else(|| {
+    parse_header_fields(fields, version).ok_or_else(|| {
         format_error(
             path,
             "malformed header fields (their lengths disagree, or a text is not UTF-8)",
@@ -173,9 +173,9 @@ fn read_header(source: &mut impl Read, path: &str) -> Result<SnapshotMeta> {
     })
 }
 
-/// The version 1 header fields, or `None` unless they fill their block exactly. The block's
+/// The header fields of `version`, or `None` unless they fill their block exactly. The block's
 /// checksum matched, so this fails only on a file made wrong on purpose.
-fn parse_header_fields(mut fields: &[u8]) -> Option<SnapshotMeta> {
+fn parse_header_fields(mut fields: &[u8], version: u32) -> Option<SnapshotMeta> {
     let mut take = |len: usize| -> Option<&[u8]> {
         let (head, tail) = fields.split_at_checked(len)?;
         fields = tail;
@@ -189,11 +189,21 @@ fn parse_header_fields(mut fields: &[u8]) -> Option<SnapshotMeta> {
     let python_version = text()?;
     let pid = u32::from_le_bytes(take(4)?.try_into().ok()?);
     let taken_at_ms = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let gc_enabled = match version {
+        1 => None,
+        _ => match take(1)?[0] {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return None,
+        },
+    };
     fields.is_empty().then_some(SnapshotMeta {
         python_version,
         producer,
         pid,
         taken_at_ms,
+        gc_enabled,
     })
 }
 

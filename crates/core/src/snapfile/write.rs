@@ -61,7 +61,7 @@ pub(super) fn write_named<W: Write>(graph: &Graph, mut out: W, path: &str) -> Re
 /// The header: prefix, fields, checksum. See the layout in the module documentation.
 fn encode_header(meta: &SnapshotMeta) -> Result<Vec<u8>> {
     let producer = format!("heaplens {}", crate::VERSION);
-    let fields_len = 4 + producer.len() + 4 + meta.python_version.len() + 4 + 8;
+    let fields_len = 4 + producer.len() + 4 + meta.python_version.len() + 4 + 8 + 1;
     if fields_len > MAX_HEADER_FIELDS as usize {
         return Err(Error::TooLarge {
             what: "bytes of snapshot metadata (the Python version text)",
@@ -78,6 +78,11 @@ fn encode_header(meta: &SnapshotMeta) -> Result<Vec<u8>> {
     }
     header.extend_from_slice(&meta.pid.to_le_bytes());
     header.extend_from_slice(&meta.taken_at_ms.to_le_bytes());
+    header.push(match meta.gc_enabled {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    });
     let crc = crc32fast::hash(&header);
     header.extend_from_slice(&crc.to_le_bytes());
     Ok(header)

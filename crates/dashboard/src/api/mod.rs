@@ -317,6 +317,7 @@ fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
             let types: Vec<Value> = s
                 .types
                 .iter()
+                .take(5)
                 .map(|(n, c, by)| json!({"name": short(n, MAX_TEXT), "count": c, "bytes": by}))
                 .collect();
             json!({

@@ -6,9 +6,8 @@
 //! Recognised by name, so snapshot files loaded anywhere are judged the same way: a frame runs
 //! heaplens' code when its file is in a directory named `heaplens` (the installed package) or in
 //! a directory attach shares with its target (`heaplens-attach-...`); a type is heaplens' own
-//! when its module is `heaplens` or one of its submodules.
+//! when its module is `heaplens` or `heaplens._native`.
 
-use crate::analysis::paths::RetainingPaths;
 use crate::graph::{Graph, NodeFlags, NodeId};
 
 /// The prefix of the directories `heaplens attach` shares with a target; the script it runs
@@ -32,29 +31,20 @@ pub fn is_own_frame(name: &str) -> bool {
             .any(|d| d.starts_with(ATTACH_DIRECTORY_PREFIX))
 }
 
-/// Whether a type (by its display name, `heaplens._native.Snapshot`) is heaplens' own.
+/// Whether a type (by its display name, `heaplens._native.Snapshot`) is heaplens' own: one of
+/// the native types, or of the package's top level. Not every class whose module is inside the
+/// package: code run in a module's namespace (its doctests) defines classes there too.
 pub fn is_own_type(name: &str) -> bool {
-    name.starts_with("heaplens.")
+    name.rsplit_once('.')
+        .is_some_and(|(module, _)| module == "heaplens" || module == "heaplens._native")
 }
 
-/// Whether `v` is kept alive through a frame running heaplens' code: on its shortest retaining
-/// path (`v` included), some frame is heaplens' own.
-pub fn is_held_by_own_code(graph: &Graph, paths: &RetainingPaths, v: NodeId) -> bool {
-    let mut at = Some(v);
-    // A path is at most as long as the graph has nodes; the bound guards against a cycle in
-    // damaged input.
-    for _ in 0..graph.node_count() {
-        let Some(node) = at else {
-            return false;
-        };
-        if graph.flags(node).contains(NodeFlags::FRAME)
-            && graph.name(node).is_some_and(is_own_frame)
-        {
-            return true;
-        }
-        at = paths.parent(graph, node);
-    }
-    false
+/// Whether `v` is a frame running heaplens' code. New objects that hang from such a frame (its
+/// locals: a check's bookkeeping, the dashboard's request) are heaplens' own. An old container
+/// merely reached through one (the shortest path may pass through a check's reference to the
+/// function it checks) is not: the program holds it too.
+pub fn is_own_code_frame(graph: &Graph, v: NodeId) -> bool {
+    graph.flags(v).contains(NodeFlags::FRAME) && graph.name(v).is_some_and(is_own_frame)
 }
 
 #[cfg(test)]
@@ -83,6 +73,7 @@ mod tests {
     fn types_of_the_package_are_own() {
         assert!(is_own_type("heaplens._native.Snapshot"));
         assert!(is_own_type("heaplens.LeakCheck"));
+        assert!(!is_own_type("heaplens._leaks.Session"));
         assert!(!is_own_type("heaplens_app.Order"));
         assert!(!is_own_type("heaplens"));
         assert!(!is_own_type("app.heaplens.Order"));

@@ -8,6 +8,7 @@
 //! a directory attach shares with its target (`heaplens-attach-...`); a type is heaplens' own
 //! when its module is `heaplens` or `heaplens._native`.
 
+use crate::analysis::paths::RetainingPaths;
 use crate::graph::{Graph, NodeFlags, NodeId};
 
 /// The prefix of the directories `heaplens attach` shares with a target; the script it runs
@@ -45,6 +46,27 @@ pub fn is_own_type(name: &str) -> bool {
 /// function it checks) is not: the program holds it too.
 pub fn is_own_code_frame(graph: &Graph, v: NodeId) -> bool {
     graph.flags(v).contains(NodeFlags::FRAME) && graph.name(v).is_some_and(is_own_frame)
+}
+
+/// Whether `v` is kept alive through a frame of the script `heaplens attach` runs in a target:
+/// everything that script reaches is there only while it runs (on `v`'s shortest path, `v`
+/// included, some frame runs code from an attach directory).
+pub fn is_held_by_attach_script(graph: &Graph, paths: &RetainingPaths, v: NodeId) -> bool {
+    let mut at = Some(v);
+    for _ in 0..graph.node_count() {
+        let Some(node) = at else {
+            return false;
+        };
+        if graph.flags(node).contains(NodeFlags::FRAME)
+            && graph
+                .name(node)
+                .is_some_and(|n| n.contains(&format!("/{ATTACH_DIRECTORY_PREFIX}")))
+        {
+            return true;
+        }
+        at = paths.parent(graph, node);
+    }
+    false
 }
 
 #[cfg(test)]

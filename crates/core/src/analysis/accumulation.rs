@@ -219,7 +219,9 @@ pub fn suspects(
     let is_node = |h: u32| (h as usize) < n;
     let mut own: HashMap<u32, (u64, u64)> = HashMap::new();
     kept.retain(|(h, g)| {
-        let mine = is_node(*h) && own::is_own_code_frame(after, *h);
+        let mine = is_node(*h)
+            && (own::is_own_code_frame(after, *h)
+                || own::is_held_by_attach_script(after, paths, *h));
         if mine {
             for (t, (c, b)) in &g.types {
                 let slot = own.entry(*t).or_default();

@@ -47,12 +47,6 @@ def _collect():
         gc.collect()
 
 
-def _own(name):
-    """heaplens' own types (the census and snapshots of the check itself); not classes that
-    merely live in a module of the heaplens package."""
-    return name.rpartition(".")[0] in ("heaplens", "heaplens._native")
-
-
 def _type_name(t):
     if isinstance(t, str):
         if not t:
@@ -163,7 +157,7 @@ class LeakCheck:
         wanted = {
             name: total
             for name, total in steady
-            if not _own(name) and (not self.types or any(_matches(name, t) for t in self.types))
+            if not self.types or any(_matches(name, t) for t in self.types)
         }
         del steady
         if not wanted:
@@ -173,8 +167,8 @@ class LeakCheck:
         diff = last.diff(first, min_objects=1, min_size=0, limit=1000)
         del first
         # A type that grew on every call leaks only where the comparison finds its growth held
-        # (churn in a container that did not grow, heaplens' own objects and what the collector
-        # will free are not); the comparison's ranking puts the type a developer would name first.
+        # (churn in a container that did not grow, heaplens' own objects and types, and what the
+        # collector will free are not); its ranking puts the type a developer would name first.
         held = _held_types(diff)
         ranked = [name for name, *_ in diff.types if name in wanted and name in held]
         self.leaks = [

@@ -516,8 +516,8 @@ pub unsafe fn snapshot<A: Abi>(
         meta.python_version = env.python_version.clone();
         meta.producer = format!("heaplens {}", heaplens_core::VERSION);
         meta.pid = std::process::id();
-        // SAFETY: the GIL is held; PyGC_IsEnabled reads the collector's flag and runs no code.
-        meta.gc_enabled = Some(unsafe { pyo3::ffi::PyGC_IsEnabled() } != 0);
+        // The GIL is held; PyGC_IsEnabled reads the collector's flag and runs no code.
+        meta.gc_enabled = Some(pyo3::ffi::PyGC_IsEnabled() != 0);
         meta.taken_at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);

@@ -9,6 +9,7 @@
 //! when its module is `heaplens` or `heaplens._native`.
 
 use crate::analysis::paths::RetainingPaths;
+use crate::graph::frames::frame_file;
 use crate::graph::{Graph, NodeFlags, NodeId};
 
 /// The prefix of the directories `heaplens attach` shares with a target; the script it runs
@@ -17,19 +18,17 @@ pub const ATTACH_DIRECTORY_PREFIX: &str = "heaplens-attach-";
 
 /// Whether a frame named `qualname (file:line)` runs heaplens' own code.
 pub fn is_own_frame(name: &str) -> bool {
-    let Some((_, place)) = name.split_once(" (") else {
+    let Some(file) = frame_file(name) else {
         return false;
     };
-    let file = place
-        .strip_suffix(')')
-        .and_then(|p| p.rsplit_once(':'))
-        .map_or(place, |(f, _)| f);
-    let mut dirs = file.rsplit(['/', '\\']).skip(1);
-    let parent = dirs.next().unwrap_or("");
-    parent == "heaplens"
-        || file
-            .split(['/', '\\'])
-            .any(|d| d.starts_with(ATTACH_DIRECTORY_PREFIX))
+    let parent = file.rsplit(['/', '\\']).nth(1).unwrap_or("");
+    parent == "heaplens" || runs_attach_script(file)
+}
+
+/// Whether `file` is in one of the directories attach shares with a target.
+fn runs_attach_script(file: &str) -> bool {
+    file.split(['/', '\\'])
+        .any(|d| d.starts_with(ATTACH_DIRECTORY_PREFIX))
 }
 
 /// Whether a type (by its display name, `heaplens._native.Snapshot`) is heaplens' own: one of
@@ -60,7 +59,8 @@ pub fn is_held_by_attach_script(graph: &Graph, paths: &RetainingPaths, v: NodeId
         if graph.flags(node).contains(NodeFlags::FRAME)
             && graph
                 .name(node)
-                .is_some_and(|n| n.contains(&format!("/{ATTACH_DIRECTORY_PREFIX}")))
+                .and_then(frame_file)
+                .is_some_and(runs_attach_script)
         {
             return true;
         }

@@ -34,7 +34,7 @@ pub const KNOWN_BOUNDS: [(&str, &str, u64); 1] = [
 /// retaining path).
 pub fn known_bound(graph: &Graph, paths: &RetainingPaths, container: NodeId) -> Option<u64> {
     let holder = paths.parent(graph, container)?;
-    let (holder_type, container_type) = (type_name(graph, holder), type_name(graph, container));
+    let (holder_type, container_type) = (graph.type_name(holder), graph.type_name(container));
     KNOWN_BOUNDS
         .iter()
         .find(|(h, c, _)| *h == holder_type && *c == container_type)
@@ -56,19 +56,13 @@ pub fn entry_count(graph: &Graph, v: NodeId) -> u64 {
         .count() as u64
 }
 
-fn type_name(graph: &Graph, v: NodeId) -> String {
-    graph
-        .types()
-        .display_name(graph.type_id(v), graph.strings())
-}
-
 /// `v`'s object in `before`: the object at the same address, of a type of the same name.
 fn counterpart(before: &Graph, after: &Graph, v: NodeId) -> Option<NodeId> {
     if after.addr(v) == 0 {
         return None; // a synthetic node: a thread, a frame
     }
     let old = before.node_by_addr(after.addr(v))?;
-    (type_name(before, old) == type_name(after, v)).then_some(old)
+    (before.type_name(old) == after.type_name(v)).then_some(old)
 }
 
 /// The label of the reference from `v`'s parent on its shortest path, as text (labels intern
@@ -124,7 +118,7 @@ fn growth_over_replaced(
 ) -> Option<u64> {
     let label = label_from_parent(after, paths, new)?;
     let &old = replaced.get(&label)?;
-    (type_name(before, old) == type_name(after, new))
+    (before.type_name(old) == after.type_name(new))
         .then(|| entry_count(after, new).saturating_sub(entry_count(before, old)))
 }
 

@@ -180,7 +180,8 @@ pub fn diff(
     // Cyclic garbage is a leak only when the collector is off: with it on, it will be freed.
     let collector_on = after.meta().gc_enabled == Some(true);
     suspects.retain(|s| {
-        !own::is_own_type(&s.entry_type) && !(collector_on && s.holder == Holder::Garbage)
+        let freed_by_collector = collector_on && s.holder == Holder::Garbage;
+        !own::is_own_type(&s.entry_type) && !freed_by_collector
     });
     ranking::rank_types(&mut types, &suspects);
     Ok(SnapshotDiff {
@@ -281,13 +282,7 @@ mod tests {
             b.push_edge(x, Label::index(0));
             b.end_node();
         }
-        b.add_root_node();
-        let r = b.strings_mut().intern("sys.modules['app']");
-        b.push_edge(m, Label::root(r));
-        b.end_node();
-        let mut g = b.finish().unwrap();
-        reach::mark_unreachable(&mut g);
-        g
+        finish_app(b, m)
     }
 
     fn diff_of(before: &Graph, after: &Graph, options: DiffOptions) -> SnapshotDiff {
@@ -392,45 +387,8 @@ mod tests {
     #[test]
     fn a_new_container_of_new_objects_is_the_accumulation_point() {
         // `after` stores one new list (under the old CACHE dict) holding 200 new Orders.
-        let mut b = GraphBuilder::new();
-        let module = b.intern_type("builtins", "module", "module");
-        let dict = b.intern_type("builtins", "dict", "dict");
-        let list = b.intern_type("builtins", "list", "list");
-        let order = b.intern_type("app", "Order", "Order");
-        let gc = NodeFlags::GC_TRACKED;
-        let m = b.add_node(0x100);
-        let md = b.add_node(0x200);
-        let cache = b.add_node(0x300);
-        let new_list = b.add_node(0x5000);
-        let orders: Vec<NodeId> = (0..200).map(|i| b.add_node(0x10_000 + i * 64)).collect();
-        b.set_node(m, module, 72, gc | NodeFlags::MODULE);
-        b.set_name(m, "app");
-        let f = b.strings_mut().intern("__dict__");
-        b.push_edge(md, Label::field(f));
-        b.end_node();
-        b.set_node(md, dict, 360, gc);
-        let k = b.strings_mut().intern("CACHE");
-        b.push_edge(cache, Label::key(k));
-        b.end_node();
-        b.set_node(cache, dict, 232, gc);
-        let k = b.strings_mut().intern("batch");
-        b.push_edge(new_list, Label::key(k));
-        b.end_node();
-        b.set_node(new_list, list, 1656, gc);
-        for (i, &o) in orders.iter().enumerate() {
-            b.push_edge(o, Label::index(i));
-        }
-        b.end_node();
-        for _ in &orders {
-            b.set_node(b.processed() as NodeId, order, 56, gc);
-            b.end_node();
-        }
-        b.add_root_node();
-        let r = b.strings_mut().intern("sys.modules['app']");
-        b.push_edge(m, Label::root(r));
-        b.end_node();
-        let mut after = b.finish().unwrap();
-        reach::mark_unreachable(&mut after);
+        let after = app_with_list(&["CACHE", "batch"], 200, 0x5000);
+        let new_list = after.node_by_addr(0x5000).unwrap();
         let before = heap(0, 0);
         let d = diff_of(&before, &after, DiffOptions::default());
         let s = &d.suspects[0];
@@ -501,9 +459,10 @@ mod tests {
         assert_eq!(s.objects, 300);
     }
 
-    /// module app -> __dict__ -> ['ITEMS'] a list of `items` Orders at `list_addr`; the list
-    /// is rebuilt (a new list object) when `list_addr` changes.
-    fn rebuilt_list(items: u64, list_addr: u64) -> Graph {
+    /// module app -> __dict__ -> [keys[0]] -> dict [keys[1]] ... -> a list of `items` Orders at
+    /// `list_addr` (the dicts between at 0x300, 0x400, ...); the list is a new one when
+    /// `list_addr` changes.
+    fn app_with_list(keys: &[&str], items: u64, list_addr: u64) -> Graph {
         let mut b = GraphBuilder::new();
         let module = b.intern_type("builtins", "module", "module");
         let dict = b.intern_type("builtins", "dict", "dict");
@@ -511,18 +470,24 @@ mod tests {
         let order = b.intern_type("app", "Order", "Order");
         let gc = NodeFlags::GC_TRACKED;
         let m = b.add_node(0x100);
-        let md = b.add_node(0x200);
+        let mut dicts = vec![b.add_node(0x200)];
+        for i in 1..keys.len() as u64 {
+            dicts.push(b.add_node(0x200 + i * 0x100));
+        }
         let l = b.add_node(list_addr);
         let orders: Vec<NodeId> = (0..items).map(|i| b.add_node(0x10_000 + i * 64)).collect();
         b.set_node(m, module, 72, gc | NodeFlags::MODULE);
         b.set_name(m, "app");
         let f = b.strings_mut().intern("__dict__");
-        b.push_edge(md, Label::field(f));
+        b.push_edge(dicts[0], Label::field(f));
         b.end_node();
-        b.set_node(md, dict, 360, gc);
-        let k = b.strings_mut().intern("ITEMS");
-        b.push_edge(l, Label::key(k));
-        b.end_node();
+        let held = dicts[1..].iter().copied().chain([l]);
+        for ((&d, key), target) in dicts.iter().zip(keys).zip(held) {
+            b.set_node(d, dict, 360, gc);
+            let k = b.strings_mut().intern(key);
+            b.push_edge(target, Label::key(k));
+            b.end_node();
+        }
         b.set_node(l, list, 56 + 8 * items, gc);
         for (i, &o) in orders.iter().enumerate() {
             b.push_edge(o, Label::index(i));
@@ -532,6 +497,11 @@ mod tests {
             b.set_node(b.processed() as NodeId, order, 56, gc);
             b.end_node();
         }
+        finish_app(b, m)
+    }
+
+    /// Ends a test heap whose only root is the module `m`.
+    fn finish_app(mut b: GraphBuilder, m: NodeId) -> Graph {
         b.add_root_node();
         let r = b.strings_mut().intern("sys.modules['app']");
         b.push_edge(m, Label::root(r));
@@ -544,14 +514,18 @@ mod tests {
     #[test]
     fn a_list_rebuilt_longer_under_the_same_name_grows() {
         // `ITEMS = ITEMS + [new order]`, 30 times: the module's dict keeps its size.
-        let before = rebuilt_list(100, 0x5000);
-        let after = rebuilt_list(130, 0x6000);
+        let before = app_with_list(&["ITEMS"], 100, 0x5000);
+        let after = app_with_list(&["ITEMS"], 130, 0x6000);
         let d = diff_of(&before, &after, DiffOptions::default());
         let s = &d.suspects[0];
         assert_eq!(s.entry_type, "app.Order");
         assert_eq!(s.entries, 30);
         // Rebuilt at the same length: churn.
-        let d = diff_of(&before, &rebuilt_list(100, 0x6000), DiffOptions::default());
+        let d = diff_of(
+            &before,
+            &app_with_list(&["ITEMS"], 100, 0x6000),
+            DiffOptions::default(),
+        );
         assert!(d.suspects.is_empty(), "{:?}", d.suspects);
     }
 

@@ -3,16 +3,21 @@
 
 use super::{Graph, NodeFlags, NodeId};
 
+/// The file of a frame named `qualname (file:line)`.
+pub fn frame_file(name: &str) -> Option<&str> {
+    let (_, place) = name.split_once(" (")?;
+    Some(
+        place
+            .strip_suffix(')')
+            .and_then(|p| p.rsplit_once(':'))
+            .map_or(place, |(f, _)| f),
+    )
+}
+
 /// Whether a frame named `qualname (file:line)` runs code from one of `files`.
 pub fn runs_code_from(name: Option<&str>, files: &[String]) -> bool {
-    let Some(place) = name.and_then(|n| n.split_once(" (")).map(|(_, p)| p) else {
-        return false;
-    };
-    let file = place
-        .strip_suffix(')')
-        .and_then(|p| p.rsplit_once(':'))
-        .map_or(place, |(f, _)| f);
-    files.iter().any(|f| f == file)
+    name.and_then(frame_file)
+        .is_some_and(|file| files.iter().any(|f| f == file))
 }
 
 impl Graph {

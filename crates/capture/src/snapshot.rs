@@ -38,8 +38,7 @@ use heaplens_core::reach;
 use heaplens_core::strings::StringId;
 use std::marker::PhantomData;
 
-/// The root label of immortal objects.
-pub const IMMORTAL_ROOT: &str = "interpreter (immortal)";
+pub use heaplens_core::graph::IMMORTAL_ROOT;
 
 /// How many nodes ahead the snapshot's processing loop prefetches.
 const PREFETCH_AHEAD: usize = 8;

@@ -16,7 +16,8 @@ use super::paths::RetainingPaths;
 use super::ranking;
 use crate::census::{Census, TypeDelta};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, NodeFlags, NodeId};
+use crate::graph::{Graph, NodeFlags, NodeId, IMMORTAL_ROOT};
+use crate::label::LabelKind;
 use crate::own;
 use crate::reach::NodeSet;
 use hashbrown::HashMap;
@@ -70,8 +71,27 @@ fn radix_sort<T: Copy + Default>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
     }
 }
 
+/// The objects of `g` the interpreter allocated statically: immortal objects (3.12+) other than
+/// strings, that is the small-int cache (256 ints, 1024 from 3.15) and the singletons. The
+/// program never allocates them, so they are never new, though a snapshot holds one only while
+/// something refers to it. (3.12 and 3.13 make interned strings immortal at run time: those are
+/// real allocations, so strings stay out of this rule.)
+fn statically_allocated(g: &Graph) -> NodeSet {
+    let mut set = NodeSet::new(g.node_count());
+    for (v, label) in g.edges(g.root()) {
+        let immortal = label.kind() == LabelKind::Root
+            && label
+                .name()
+                .is_some_and(|n| g.strings().get(n) == IMMORTAL_ROOT);
+        if immortal && g.type_name(v) != "str" {
+            set.insert(v);
+        }
+    }
+    set
+}
+
 /// The objects of `after` that `before` does not have (same address, same type name), found by
-/// merging the two graphs' objects sorted by address.
+/// merging the two graphs' objects sorted by address; statically allocated ones are never new.
 fn new_objects(
     before: &Graph,
     before_names: &[u32],
@@ -90,6 +110,7 @@ fn new_objects(
         .collect();
     radix_sort(&mut now, |p| p.0);
     let mut new = NodeSet::new(after.node_count());
+    let fixed = statically_allocated(after);
     let mut i = 0;
     for &(addr, v) in &now {
         while i < old.len() && old[i].0 < addr {
@@ -98,7 +119,7 @@ fn new_objects(
         let same = i < old.len()
             && old[i].0 == addr
             && old[i].1 == after_names[after.type_id(v).0 as usize];
-        if !same {
+        if !same && !fixed.contains(v) {
             new.insert(v);
         }
     }
@@ -282,7 +303,7 @@ mod tests {
             b.push_edge(x, Label::index(0));
             b.end_node();
         }
-        finish_app(b, m)
+        finish_app(b, m, &[])
     }
 
     fn diff_of(before: &Graph, after: &Graph, options: DiffOptions) -> SnapshotDiff {
@@ -463,11 +484,22 @@ mod tests {
     /// `list_addr` (the dicts between at 0x300, 0x400, ...); the list is a new one when
     /// `list_addr` changes.
     fn app_with_list(keys: &[&str], items: u64, list_addr: u64) -> Graph {
+        list_heap(keys, items, list_addr, ("app", "Order"), false)
+    }
+
+    /// [`app_with_list`] with items of the type `item_type` (module, name), `immortal` or not.
+    fn list_heap(
+        keys: &[&str],
+        items: u64,
+        list_addr: u64,
+        item_type: (&str, &str),
+        immortal: bool,
+    ) -> Graph {
         let mut b = GraphBuilder::new();
         let module = b.intern_type("builtins", "module", "module");
         let dict = b.intern_type("builtins", "dict", "dict");
         let list = b.intern_type("builtins", "list", "list");
-        let order = b.intern_type("app", "Order", "Order");
+        let item = b.intern_type(item_type.0, item_type.1, item_type.1);
         let gc = NodeFlags::GC_TRACKED;
         let m = b.add_node(0x100);
         let mut dicts = vec![b.add_node(0x200)];
@@ -494,17 +526,21 @@ mod tests {
         }
         b.end_node();
         for _ in &orders {
-            b.set_node(b.processed() as NodeId, order, 56, gc);
+            b.set_node(b.processed() as NodeId, item, 56, gc);
             b.end_node();
         }
-        finish_app(b, m)
+        finish_app(b, m, if immortal { &orders } else { &[] })
     }
 
-    /// Ends a test heap whose only root is the module `m`.
-    fn finish_app(mut b: GraphBuilder, m: NodeId) -> Graph {
+    /// Ends a test heap whose roots are the module `m` and the `immortal` objects.
+    fn finish_app(mut b: GraphBuilder, m: NodeId, immortal: &[NodeId]) -> Graph {
         b.add_root_node();
         let r = b.strings_mut().intern("sys.modules['app']");
         b.push_edge(m, Label::root(r));
+        let interpreter = b.strings_mut().intern(IMMORTAL_ROOT);
+        for &v in immortal {
+            b.push_edge(v, Label::root(interpreter));
+        }
         b.end_node();
         let mut g = b.finish().unwrap();
         reach::mark_unreachable(&mut g);
@@ -544,5 +580,36 @@ mod tests {
         (late.meta_mut().pid, late.meta_mut().taken_at_ms) = (8, 3_500);
         let e = diff(&early, &late, &p, DiffOptions::default()).unwrap_err();
         assert!(e.to_string().contains("different processes"), "{e}");
+    }
+
+    /// module app -> __dict__ -> ['NUMS'] a list (at 0x300) of `items` immortal objects of the
+    /// builtin type `item_type` (held by the immortal root too).
+    fn list_of_immortals(items: u64, item_type: &str) -> Graph {
+        list_heap(&["NUMS"], items, 0x300, ("builtins", item_type), true)
+    }
+
+    #[test]
+    fn statically_allocated_objects_are_never_new() {
+        // A list filled with small ints of the interpreter's cache: the list grew, but by
+        // references to objects that were always there (3.15 caches ints up to 1024).
+        let options = DiffOptions {
+            min_objects: 1,
+            ..DiffOptions::default()
+        };
+        let d = diff_of(
+            &list_of_immortals(0, "int"),
+            &list_of_immortals(50, "int"),
+            options,
+        );
+        assert_eq!(d.new_objects, 0);
+        assert!(d.suspects.is_empty(), "{:?}", d.suspects);
+        // Strings made immortal at run time (interned, 3.12 and 3.13) are real allocations.
+        let d = diff_of(
+            &list_of_immortals(0, "str"),
+            &list_of_immortals(50, "str"),
+            options,
+        );
+        assert_eq!(d.new_objects, 50);
+        assert_eq!(d.suspects[0].entry_type, "str");
     }
 }

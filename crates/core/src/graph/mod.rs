@@ -21,6 +21,9 @@ use crate::types::{TypeId, TypeTable};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
+/// The root label of immortal objects (3.12+): the interpreter keeps them for its whole life.
+pub const IMMORTAL_ROOT: &str = "interpreter (immortal)";
+
 /// Index of a node in a [`Graph`].
 pub type NodeId = u32;
 

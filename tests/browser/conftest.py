@@ -5,6 +5,7 @@ own browser download needs the internet. Without Chromium or Playwright the brow
 skipped, except under ``CI=true``, where they fail: CI must never pass by skipping them.
 """
 
+import contextlib
 import gc
 import json
 import os
@@ -185,6 +186,25 @@ class Dashboard:
         for _ in range(rounds):
             self.order(per_round)
             self.wait_for_samples(1)
+
+    @contextlib.contextmanager
+    def still_leaking(self, per_round=20):
+        """Goes on leaking between samples, from another thread, while the block runs: a leak
+        that has stopped is not steady growth, and the sampler never stops sampling."""
+        stop = threading.Event()
+
+        def leak():
+            while not stop.is_set():
+                self.order(per_round)
+                self.wait_for_samples(1)
+
+        thread = threading.Thread(target=leak, name="still-leaking")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 @pytest.fixture

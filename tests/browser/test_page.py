@@ -104,12 +104,20 @@ def test_the_overview_shows_the_leaking_type_and_its_growth_chart(page, serve_sh
     grower, shows the growth chart, and says the process is live."""
     shop = serve_shop(period=0.2)
     shop.leak_steadily()
-    page.goto(shop.url)
-    expect(heading(page)).to_have_text("Overview")
-    expect(page.locator("#process")).to_contain_text("live")
     row = page.locator("main tr", has=type_link(page, LEAKING_TYPE))
-    expect(row).to_have_count(1)
-    expect(row.locator("td.steady")).to_contain_text("steady")
+    with shop.still_leaking():
+        # The page reads the history once; a sample the leak had not yet outgrown when it did
+        # (a loaded machine) reads as a leak that stopped, so look again after the next sample.
+        page.goto(shop.url)
+        for _ in range(10):
+            expect(heading(page)).to_have_text("Overview")
+            expect(row).to_have_count(1)
+            if row.locator("td.steady").count():
+                break
+            shop.wait_for_samples(1)
+            page.reload()
+        expect(page.locator("#process")).to_contain_text("live")
+        expect(row.locator("td.steady")).to_contain_text("steady")
     wait_for_image(page, "main img.chart")
     shoot(page, screenshots, "overview")
     nothing_injected(page)

@@ -3,7 +3,7 @@
 ``tests/programs/drive.py``.
 
 The clean programs do not leak, but churn: bounded caches evicting or replacing entries, a
-full ``lru_cache``, the standard library's own bounded caches, a ring buffer, logging into a
+full ``lru_cache``, an ``lru_cache`` and a ``deque`` filling up to the bound they declare, the standard library's own bounded caches, a ring buffer, logging into a
 bounded handler, a connection pool, a thread pool, reference cycles the collector frees, a weak
 registry, asyncio tasks that complete. Every flow must report nothing: a false alarm is a bug.
 The leaking programs are their unbounded twins, and every flow must name the leaking type.
@@ -51,7 +51,11 @@ def test_a_program_that_does_not_leak_gets_no_suspect_in_any_flow(program, tmp_p
 
 @pytest.mark.parametrize(
     "program, leaking_type",
-    [("unbounded_order_book", "program.Order"), ("growing_ring", "program.Quote")],
+    [
+        ("unbounded_order_book", "program.Order"),
+        ("growing_ring", "program.Quote"),
+        ("unbounded_lru_cache", "program.Rendered"),
+    ],
 )
 def test_a_program_that_leaks_is_named_in_every_flow(program, leaking_type, tmp_path):
     found, cli = drive(PROGRAMS / "leaking" / f"{program}.py", tmp_path)

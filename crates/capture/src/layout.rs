@@ -287,6 +287,13 @@ pub struct Layout {
     pub deque_leftindex: usize,
     pub deque_block_size: usize,
     pub deque_block_len: usize,
+    /// `maxlen` of a deque: the bound it declares (-1 for none).
+    pub deque_maxlen: usize,
+    // `functools._lru_cache_wrapper` (Modules/_functoolsmodule.c): its `cache` dict and the
+    // `maxsize` that bounds it (-1 for none), and the struct's size, which identifies the type.
+    pub lru_cache_cache: usize,
+    pub lru_cache_maxsize: usize,
+    pub lru_cache_size: usize,
     pub array_allocated: usize,
     pub array_descr: usize,
     pub arraydescr_itemsize: usize,

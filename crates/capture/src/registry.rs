@@ -102,6 +102,39 @@ unsafe fn member_after_items(l: &Layout, m: *const u8) -> bool {
         && unsafe { read::<i32>(m, l.member_flags) } as usize & l.member_after_items != 0
 }
 
+/// Where an object of a type declares how many entries a container holds at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// Nowhere.
+    None,
+    /// A deque (or a subclass): its own `maxlen`.
+    DequeMaxlen,
+    /// A `functools._lru_cache_wrapper`: the `maxsize` of its `cache` dict.
+    LruCache,
+}
+
+impl Bound {
+    /// What `tp` declares. An `lru_cache` wrapper is recognised by its name and its size, as
+    /// its type lives in a module's state, not in a symbol.
+    ///
+    /// # Safety
+    /// `tp` must be a live type object.
+    unsafe fn of(l: &Layout, tp: Type, size: SizeKind) -> Bound {
+        if size == SizeKind::Deque && Layout::has(l.deque_maxlen) {
+            return Bound::DequeMaxlen;
+        }
+        // SAFETY: a live type's name is a C string.
+        let lru = Layout::has(l.lru_cache_maxsize)
+            && unsafe { (*tp).tp_basicsize } as usize == l.lru_cache_size
+            && unsafe { raw::c_str((*tp).tp_name) } == "functools._lru_cache_wrapper";
+        if lru {
+            Bound::LruCache
+        } else {
+            Bound::None
+        }
+    }
+}
+
 /// Everything the capture needs about one type.
 #[derive(Debug)]
 pub struct TypeEntry {
@@ -125,6 +158,8 @@ pub struct TypeEntry {
     pub is_exception: bool,
     /// Whether the type matches the caller's type filter (`by_type`).
     pub matched: bool,
+    /// Where its objects declare a container's bound.
+    pub bound: Bound,
     /// Objects of this type refer to nothing (str, int, float, bytes): a walk can finish with
     /// one the moment it meets it.
     pub leaf: bool,
@@ -411,6 +446,7 @@ unsafe fn classify<A: Abi>(
             node_flags,
             is_exception: raw::has_flag(tp, ffi::Py_TPFLAGS_BASE_EXC_SUBCLASS),
             matched,
+            bound: Bound::of(l, tp, size),
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::env::Env;
 use crate::gc_lists::{GcLists, Stash};
 use crate::labels::Cx;
 use crate::raw::{self, read, Obj};
-use crate::registry::{Registry, Tables, TypeFilter};
+use crate::registry::{Bound, Registry, Tables, TypeFilter};
 use crate::sizeof::shallow_size;
 use crate::threads::{self, frame_owner, FrameOwner, ThreadStack};
 use hashbrown::HashMap;
@@ -270,6 +270,10 @@ struct SnapshotWalk<A: Abi> {
     stacks: Vec<ThreadStack>,
     thread_nodes: Vec<(NodeId, String)>,
     next: usize,
+    /// Declared bounds met on the way: (the declaring object's node, the address of the
+    /// container it bounds, the bound). The container is the object itself or one it refers
+    /// to, whose node exists only once the walk has resolved that reference.
+    bounds: Vec<(NodeId, u64, u64)>,
 }
 
 impl<A: Abi> SnapshotWalk<A> {
@@ -327,6 +331,19 @@ impl<A: Abi> SnapshotWalk<A> {
             }
             r.count_references(n, o);
             edges::object_edges(&mut self.cx, o, &entry, r);
+            let declared = match entry.bound {
+                Bound::None => None,
+                Bound::DequeMaxlen => Some((o, read::<isize>(o as *const u8, l.deque_maxlen))),
+                Bound::LruCache => {
+                    let cache: Obj = read(o as *const u8, l.lru_cache_cache);
+                    let maxsize = read::<isize>(o as *const u8, l.lru_cache_maxsize);
+                    (!cache.is_null()).then_some((cache, maxsize))
+                }
+            };
+            // A negative bound is none (`maxlen=None`, `maxsize=None`).
+            if let Some((container, bound)) = declared.filter(|&(_, b)| b >= 0) {
+                self.bounds.push((n, container as u64, bound as u64));
+            }
         }
     }
 
@@ -482,6 +499,7 @@ pub unsafe fn snapshot<A: Abi>(
             stacks,
             thread_nodes,
             next: 0,
+            bounds: Vec::new(),
         };
         walk.cx.intern_names(&mut walk.r);
         walk.process_pending();
@@ -499,6 +517,7 @@ pub unsafe fn snapshot<A: Abi>(
                 },
             synthetic_start,
             synthetic,
+            bounds,
             ..
         } = walk;
         for (i, &b) in balance.iter().enumerate() {
@@ -521,6 +540,23 @@ pub unsafe fn snapshot<A: Abi>(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let mut graph = builder.finish()?;
+        for (declarer, container, bound) in bounds {
+            let node = if graph.addr(declarer) == container {
+                Some(declarer)
+            } else {
+                graph
+                    .targets(declarer)
+                    .iter()
+                    .copied()
+                    .find(|&t| graph.addr(t) == container)
+            };
+            if let Some(node) = node {
+                graph.set_declared_bound(node, bound);
+            }
+            // An lru_cache reports its entries' keys and results itself (its list links are
+            // not objects the collector sees), so it is a bounded container too.
+            graph.set_declared_bound(declarer, bound);
+        }
         reach::mark_unreachable(&mut graph);
         Ok(graph)
     }

@@ -40,7 +40,7 @@
 #define S(name, T) P(name, sizeof(T))
 
 /* Types defined in .c files, not headers (Modules/_collectionsmodule.c, Objects/odictobject.c,
- * Modules/arraymodule.c). Their definitions have not changed from 3.11 to 3.15; they are
+ * Modules/arraymodule.c, Modules/_functoolsmodule.c). Their definitions have not changed from 3.11 to 3.15; they are
  * replicated here so that their offsets follow the header types they embed, and the size tests
  * check them against sys.getsizeof on every version. */
 typedef struct { PyDictObject dict; PyObject *default_factory; } probe_defdictobject;
@@ -57,6 +57,12 @@ typedef struct {
     Py_ssize_t rightindex; size_t state; Py_ssize_t maxlen; Py_ssize_t numfreeblocks;
     probe_block *freeblocks[16]; PyObject *weakreflist;
 } probe_dequeobject;
+typedef struct probe_lru_list_elem { PyObject_HEAD struct probe_lru_list_elem *prev, *next; Py_hash_t hash; PyObject *key, *result; } probe_lru_list_elem;
+typedef struct {
+    probe_lru_list_elem root; void *wrapper; int typed; PyObject *cache; Py_ssize_t hits;
+    PyObject *func; Py_ssize_t maxsize; Py_ssize_t misses; PyObject *kwd_mark;
+    PyTypeObject *lru_list_elem_type; PyObject *cache_info_type; PyObject *dict; PyObject *weakreflist;
+} probe_lru_cache_object;
 struct probe_arraydescr { char typecode; int itemsize; void *getitem; void *setitem; void *formats; int is_integer_type; int is_signed; };
 typedef struct {
     PyObject_VAR_HEAD char *ob_item; Py_ssize_t allocated; const struct probe_arraydescr *ob_descr;
@@ -442,6 +448,10 @@ int main(void) {
     O("deque_leftindex", probe_dequeobject, leftindex);
     S("deque_block_size", probe_block);
     P("deque_block_len", PROBE_BLOCKLEN);
+    O("deque_maxlen", probe_dequeobject, maxlen);
+    O("lru_cache_cache", probe_lru_cache_object, cache);
+    O("lru_cache_maxsize", probe_lru_cache_object, maxsize);
+    S("lru_cache_size", probe_lru_cache_object);
     O("array_allocated", probe_arrayobject, allocated);
     O("array_descr", probe_arrayobject, ob_descr);
     O("arraydescr_itemsize", struct probe_arraydescr, itemsize);

@@ -132,6 +132,11 @@ fn assert_same_graph(found: &Graph, expected: &Graph) {
         assert_eq!(found.flags(n), expected.flags(n), "flags of node {n}");
         assert_eq!(found.size(n), expected.size(n), "size of node {n}");
         assert_eq!(found.name(n), expected.name(n), "name of node {n}");
+        assert_eq!(
+            found.declared_bound(n),
+            expected.declared_bound(n),
+            "bound of node {n}"
+        );
         assert_eq!(found.targets(n), expected.targets(n), "targets of node {n}");
         assert_eq!(found.labels(n), expected.labels(n), "labels of node {n}");
     }
@@ -188,7 +193,7 @@ impl Drop for TempDir {
 
 #[test]
 fn every_field_survives_a_round_trip() {
-    let graph = every_field_graph();
+    let graph = every_field_graph_v3();
     let again = snapfile::read(&to_bytes(&graph)[..]).unwrap();
     assert_same_graph(&again, &graph);
     assert_eq!(again.size(5), u64::MAX);
@@ -196,6 +201,7 @@ fn every_field_survives_a_round_trip() {
     assert_eq!(again.name(0), Some("app"));
     assert_eq!(again.describe_label(again.labels(1)[4]), ". (weak)");
     assert_eq!(again.describe_label(again.labels(2)[4]), "[?]");
+    assert_eq!(again.declared_bound(1), Some(0));
 }
 
 #[test]
@@ -276,6 +282,26 @@ fn golden_path(version: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/data/golden-v{version}.hlsnap"))
 }
 
+/// [`every_field_graph`] with what format version 3 added: containers that declare a bound
+/// (the smallest and the largest a varint holds). `tests/data/golden-v3.hlsnap` holds it.
+fn every_field_graph_v3() -> Graph {
+    let mut g = every_field_graph();
+    g.set_declared_bound(1, 0);
+    g.set_declared_bound(2, u64::MAX);
+    g
+}
+
+#[test]
+fn the_version_3_golden_file_loads_with_the_declared_bounds() {
+    let golden = snapfile::load(&golden_path(3)).unwrap();
+    let mut expected = every_field_graph_v3();
+    assert!(golden.meta().producer.starts_with("heaplens "));
+    expected.meta_mut().producer = golden.meta().producer.clone();
+    assert_same_graph(&golden, &expected);
+    assert_eq!(golden.declared_bound(2), Some(u64::MAX));
+    assert_eq!(golden.declared_bound(3), None);
+}
+
 #[test]
 fn the_version_2_golden_file_loads_with_the_collector_state() {
     let golden = snapfile::load(&golden_path(2)).unwrap();
@@ -354,7 +380,7 @@ fn write_the_golden_file_of_this_version() {
         "{} exists: golden files are never rewritten",
         path.display()
     );
-    snapfile::save(&every_field_graph(), &path).unwrap();
+    snapfile::save(&every_field_graph_v3(), &path).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -664,6 +690,43 @@ fn file_with_body(body: &[u8]) -> Vec<u8> {
     file
 }
 
+/// A version 3 file with `body`: version 1's header fields, the collector's state, and a body
+/// that ends with the bounds section.
+fn file_with_body_v3(body: &[u8]) -> Vec<u8> {
+    let mut fields = fields(b"heaplens 0.1.0", b"3.12");
+    fields.push(2);
+    let mut file = header(3, &fields);
+    file.extend_from_slice(body_of(&file_with_body(body)));
+    file
+}
+
+#[test]
+fn declared_bounds_are_read_and_checked() {
+    // Two nodes; node 1 declares a bound of 500.
+    let two_nodes = Body::default()
+        .varint(0)
+        .nodes(&[0, 0])
+        .varint(0)
+        .varints(&[0, 0]);
+    let good = two_nodes.clone().varints(&[1, 1, 500]);
+    let graph = snapfile::read(&file_with_body_v3(&good.0)[..]).unwrap();
+    assert_eq!(graph.declared_bound(1), Some(500));
+    assert_eq!(graph.declared_bound(0), None);
+    assert_eq!(graph.meta().gc_enabled, Some(true));
+    for (bounds, why) in [
+        (vec![1, 2, 500], "node"),
+        (vec![3, 0, 1, 0, 1, 0, 1], "bounds"),
+        (vec![1, 1], "truncated"),
+    ] {
+        let file = file_with_body_v3(&two_nodes.clone().varints(&bounds).0);
+        let detail = format_detail(snapfile::read(&file[..]));
+        assert!(
+            detail.contains("bounds section") && detail.contains(why),
+            "{bounds:?}: {detail}"
+        );
+    }
+}
+
 /// Builds a decompressed body by hand.
 #[derive(Clone, Default)]
 struct Body(Vec<u8>);
@@ -726,14 +789,18 @@ fn the_minimal_hand_made_body_is_valid() {
 
 #[test]
 fn another_format_version_is_a_version_error() {
-    let mut file = header(3, b"whatever version 3 keeps here");
+    let next = FORMAT_VERSION + 1;
+    let mut file = header(next, b"whatever the next version keeps here");
     file.extend_from_slice(body_of(&file_with_body(&minimal_body().0)));
     match snapfile::read(&file[..]) {
         Err(Error::Version {
             path,
             found,
             supported,
-        }) => assert_eq!((path.as_str(), found, supported), ("<stream>", 3, 2)),
+        }) => assert_eq!(
+            (path.as_str(), found, supported),
+            ("<stream>", next, FORMAT_VERSION)
+        ),
         other => panic!("expected a version error, got {other:?}"),
     }
 }

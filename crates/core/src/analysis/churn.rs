@@ -12,9 +12,11 @@
 //! A container the `before` snapshot does not have (a frame, a new object) cannot be judged and
 //! counts whole.
 //!
-//! Some containers of the standard library are bounded without saying so: they fill up to a
-//! fixed size and are then pruned ([`KNOWN_BOUNDS`]). Growth within such a bound is not growth
-//! without bound, so it is not a leak either.
+//! A container that declares a bound (a `deque(maxlen=...)`, the dict of an
+//! `lru_cache(maxsize=...)`: [`Graph::declared_bound`]) cannot grow past it, and some containers
+//! of the standard library are bounded without saying so: they fill up to a fixed size and are
+//! then pruned ([`KNOWN_BOUNDS`]). A cache filling up to its bound is not growth without bound,
+//! so it is not a leak either.
 
 use super::paths::RetainingPaths;
 use crate::graph::{Graph, NodeId};
@@ -41,9 +43,11 @@ pub fn known_bound(graph: &Graph, paths: &RetainingPaths, container: NodeId) -> 
         .map(|(_, _, bound)| *bound)
 }
 
-/// Whether `container` is within a bound the standard library keeps ([`KNOWN_BOUNDS`]).
+/// Whether `container` is within a bound: one it declares (the interpreter keeps it there), or
+/// one the standard library keeps ([`known_bound`]).
 pub fn within_known_bound(graph: &Graph, paths: &RetainingPaths, container: NodeId) -> bool {
-    known_bound(graph, paths, container).is_some_and(|b| entry_count(graph, container) <= b)
+    graph.declared_bound(container).is_some()
+        || known_bound(graph, paths, container).is_some_and(|b| entry_count(graph, container) <= b)
 }
 
 /// The entries of `v`: its strong references other than dict keys.

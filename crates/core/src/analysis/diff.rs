@@ -480,6 +480,22 @@ mod tests {
         assert_eq!(s.objects, 300);
     }
 
+    #[test]
+    fn a_cache_filling_up_to_the_bound_it_declares_is_no_leak() {
+        // The CACHE dict (node 2) declares a bound, as an lru_cache's dict or a deque does.
+        let with_bound = |orders: u64, bound: u64| {
+            let mut g = heap(orders, 0);
+            g.set_declared_bound(2, bound);
+            g
+        };
+        let before = with_bound(5, 1000);
+        let d = diff_of(&before, &with_bound(305, 1000), DiffOptions::default());
+        assert!(d.suspects.is_empty(), "{:?}", d.suspects);
+        // Without its bound, it is growth.
+        let d = diff_of(&before, &heap(305, 0), DiffOptions::default());
+        assert_eq!(d.suspects[0].entry_type, "app.Order");
+    }
+
     /// module app -> __dict__ -> [keys[0]] -> dict [keys[1]] ... -> a list of `items` Orders at
     /// `list_addr` (the dicts between at 0x300, 0x400, ...); the list is a new one when
     /// `list_addr` changes.

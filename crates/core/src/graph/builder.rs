@@ -43,6 +43,7 @@ impl GraphBuilder {
                 targets: Vec::with_capacity(edges),
                 labels: Vec::with_capacity(edges),
                 names: HashMap::new(),
+                bounds: HashMap::new(),
                 strings: StringTable::new(),
                 types: TypeTable::new(),
                 root: NodeId::MAX,

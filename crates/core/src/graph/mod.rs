@@ -121,6 +121,9 @@ pub struct Graph {
     targets: Vec<NodeId>,
     labels: Vec<Label>,
     names: HashMap<NodeId, StringId>,
+    /// Containers that declare how many entries they hold at most (a `deque(maxlen=...)`,
+    /// an `lru_cache`'s dict): growth up to such a bound is not growth without bound.
+    bounds: HashMap<NodeId, u64>,
     strings: StringTable,
     types: TypeTable,
     root: NodeId,
@@ -242,6 +245,20 @@ impl Graph {
         self.names.get(&n).map(|&id| self.strings.get(id))
     }
 
+    /// The most entries `n` can hold, when the object declares it and the interpreter keeps it
+    /// there: a `deque`'s `maxlen`, an `lru_cache`'s `maxsize` (on the cache and on its dict).
+    pub fn declared_bound(&self, n: NodeId) -> Option<u64> {
+        self.bounds.get(&n).copied()
+    }
+
+    /// Records the bound `n` declares. The capture learns some bounds from another object
+    /// than the container (an `lru_cache` wrapper bounds its dict), after the graph is built.
+    pub fn set_declared_bound(&mut self, n: NodeId, bound: u64) {
+        if (n as usize) < self.node_count() {
+            self.bounds.insert(n, bound);
+        }
+    }
+
     /// The type name heaplens shows for `n` (`dict`, `myapp.Order`, `(thread)`).
     pub fn type_name(&self, n: NodeId) -> String {
         self.types.display_name(self.type_id(n), &self.strings)
@@ -282,6 +299,7 @@ impl Graph {
             + self.labels.capacity() * 4
             + self.big_sizes.capacity() * 16
             + self.names.capacity() * 12
+            + self.bounds.capacity() * 16
             + self.strings.heap_bytes()
             + self.by_addr.get().map_or(0, |v| v.capacity() * 4)
     }

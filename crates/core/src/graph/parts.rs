@@ -28,6 +28,8 @@ pub struct GraphParts {
     pub labels: Vec<Label>,
     /// Names of synthetic nodes.
     pub names: Vec<(NodeId, StringId)>,
+    /// Declared bounds of containers ([`Graph::declared_bound`]).
+    pub bounds: Vec<(NodeId, u64)>,
     pub strings: StringTable,
     pub types: TypeTable,
     pub root: NodeId,
@@ -41,6 +43,8 @@ impl Graph {
         big_sizes.sort_unstable();
         let mut names: Vec<(NodeId, StringId)> = self.names.into_iter().collect();
         names.sort_unstable();
+        let mut bounds: Vec<(NodeId, u64)> = self.bounds.into_iter().collect();
+        bounds.sort_unstable();
         GraphParts {
             addrs: self.addrs,
             type_and_flags: self.type_and_flags,
@@ -50,6 +54,7 @@ impl Graph {
             targets: self.targets,
             labels: self.labels,
             names,
+            bounds,
             strings: self.strings,
             types: self.types,
             root: self.root,
@@ -126,6 +131,13 @@ impl Graph {
             }
             names.insert(node, name);
         }
+        let mut bounds = HashMap::with_capacity(p.bounds.len());
+        for &(node, bound) in &p.bounds {
+            if node as usize >= n {
+                return bad(format!("a bound for node {node} of {n}"));
+            }
+            bounds.insert(node, bound);
+        }
         if p.root as usize >= n {
             return bad(format!("the root is node {} of {n}", p.root));
         }
@@ -138,6 +150,7 @@ impl Graph {
             targets: p.targets,
             labels: p.labels,
             names,
+            bounds,
             strings: p.strings,
             types: p.types,
             root: p.root,

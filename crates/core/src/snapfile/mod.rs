@@ -30,7 +30,7 @@
 //! [`Graph::from_parts`], which checks every invariant the accessors rely on. Any damage or
 //! inconsistency is an [`Error::Format`] whose detail says what was wrong and where.
 //!
-//! # Layout, format versions 1 and 2
+//! # Layout, format versions 1 to 3
 //!
 //! Fixed-width integers are little-endian. A *varint* is an unsigned LEB128 integer of at most
 //! 10 bytes whose value fits in 64 bits (7 bits per byte, least significant group first, high
@@ -104,6 +104,10 @@
 //! 6. **big sizes**: varint `B`, which must equal the number of 65535 entries in the sizes
 //!    column, then per such node, in increasing node order: varint
 //!    `node - previous node - 1` (the first: the node id itself), varint size (at least 65535).
+//! 7. **bounds** (version 3 on; absent before): varint `D`, then per container that declares
+//!    how many entries it holds at most ([`Graph::declared_bound`]: a deque's `maxlen`, an
+//!    `lru_cache`'s `maxsize` on its dict), in increasing node order: varint
+//!    `node - previous node - 1` (the first: the node id itself), varint bound.
 //!
 //! # Example
 //!
@@ -139,7 +143,7 @@ pub const MAGIC: [u8; 8] = *b"\x89HLSNAP\n";
 
 /// The format version this heaplens writes. It reads this one and every earlier one
 /// ([`OLDEST_FORMAT_VERSION`] on).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this heaplens reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 

@@ -25,7 +25,7 @@ const RESERVE_AHEAD: usize = 1 << 20;
 
 pub(super) fn read_named(input: impl Read, path: &str) -> Result<Graph> {
     let mut source = BufReader::with_capacity(CHUNK, TagSourceErrors(input));
-    let meta = read_header(&mut source, path)?;
+    let (meta, version) = read_header(&mut source, path)?;
 
     let mut frame_start = [0u8; 5];
     let got = read_up_to(&mut source, &mut frame_start)
@@ -66,7 +66,7 @@ pub(super) fn read_named(input: impl Read, path: &str) -> Result<Graph> {
                 section: "the strings section",
                 path,
             };
-            let parts = read_body(&mut body, meta)?;
+            let parts = read_body(&mut body, meta, version)?;
             body.expect_end()?;
             Ok(parts)
         });
@@ -115,8 +115,8 @@ pub(super) fn read_named(input: impl Read, path: &str) -> Result<Graph> {
     })
 }
 
-/// Reads and checks the header; returns the metadata it carries.
-fn read_header(source: &mut impl Read, path: &str) -> Result<SnapshotMeta> {
+/// Reads and checks the header; returns the metadata it carries and the format version.
+fn read_header(source: &mut impl Read, path: &str) -> Result<(SnapshotMeta, u32)> {
     let header_error = |e| classify(e, path, "the header");
     let mut prefix = [0u8; PREFIX_LEN];
     let got = read_up_to(source, &mut prefix).map_err(header_error)?;
@@ -165,12 +165,13 @@ fn read_header(source: &mut impl Read, path: &str) -> Result<SnapshotMeta> {
             supported: FORMAT_VERSION,
         });
     }
-    parse_header_fields(fields, version).ok_or_else(|| {
+    let meta = parse_header_fields(fields, version).ok_or_else(|| {
         format_error(
             path,
             "malformed header fields (their lengths disagree, or a text is not UTF-8)",
         )
-    })
+    })?;
+    Ok((meta, version))
 }
 
 /// The header fields of `version`, or `None` unless they fill their block exactly. The block's
@@ -208,7 +209,7 @@ fn parse_header_fields(mut fields: &[u8], version: u32) -> Option<SnapshotMeta> 
 }
 
 /// The sections of the body, in order. See the layout in the module documentation.
-fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta) -> Result<GraphParts> {
+fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Result<GraphParts> {
     body.section = "the strings section";
     let string_count = body.count(u32::MAX as u64 - 1, "strings")?;
     let mut strings = StringTable::new();
@@ -340,6 +341,19 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta) -> Result<GraphParts
         next = node as u64 + 1;
     }
 
+    let mut bounds = Vec::new();
+    if version >= 3 {
+        body.section = "the bounds section";
+        let bound_count = body.count(node_count as u64, "bounds")?;
+        bounds.reserve(bound_count.min(RESERVE_AHEAD));
+        let mut next = 0u64;
+        for _ in 0..bound_count {
+            let node = body.node_after(next, node_count)?;
+            bounds.push((node, body.varint()?));
+            next = node as u64 + 1;
+        }
+    }
+
     // Arrays grown by doubling may hold up to twice their length; give the excess back.
     addrs.shrink_to_fit();
     type_and_flags.shrink_to_fit();
@@ -356,6 +370,7 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta) -> Result<GraphParts
         targets,
         labels,
         names,
+        bounds,
         strings,
         types,
         root: root as NodeId,

@@ -170,6 +170,19 @@ fn write_body(graph: &Graph, body: &mut BodyWriter) -> io::Result<()> {
         body.varint(size)?;
         next = n + 1;
     }
+
+    // Containers that declare a bound (deques, lru_cache dicts) are few.
+    let bounds: Vec<(NodeId, u64)> = nodes
+        .clone()
+        .filter_map(|n| Some((n, graph.declared_bound(n)?)))
+        .collect();
+    body.varint(bounds.len() as u64)?;
+    let mut next = 0;
+    for (n, bound) in bounds {
+        body.varint((n - next) as u64)?;
+        body.varint(bound)?;
+        next = n + 1;
+    }
     Ok(())
 }
 

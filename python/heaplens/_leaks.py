@@ -70,8 +70,9 @@ class LeakCheck:
     """A configured leak check: a decorator (``@check``) and a context manager
     (``with check:``). Made by :func:`no_leaks`."""
 
-    def __init__(self, *types, warmup=1, runs=3, picture=None):
+    def __init__(self, *types, warmup=1, runs=3, picture=None, ignore=()):
         self.types = tuple(_type_name(t) for t in types)
+        self.ignore = _patterns(ignore)
         if not isinstance(warmup, int) or warmup < 0:
             raise ValueError(f"warmup must be a non-negative int, not {warmup!r}")
         if not isinstance(runs, int) or runs < 1:
@@ -164,13 +165,16 @@ class LeakCheck:
             self.leaks = []
             return
         last = snapshot()
-        diff = last.diff(first, min_objects=1, min_size=0, limit=1000)
+        diff = last.diff(first, min_objects=1, min_size=0, limit=1000, ignore=self.ignore)
         del first
-        # A type that grew on every call leaks only where the comparison finds its growth held
-        # (churn in a container that did not grow, heaplens' own objects and types, and what the
-        # collector will free are not); its ranking puts the type a developer would name first.
+        # A type that grew on every call leaks only where the comparison finds its growth held,
+        # at least one object per call (churn in a container that did not grow, a cache filling
+        # up to its bound, heaplens' own objects and types, and what the collector will free are
+        # not); its ranking puts the type a developer would name first.
         held = _held_types(diff)
-        ranked = [name for name, *_ in diff.types if name in wanted and name in held]
+        ranked = [
+            name for name, *_ in diff.types if name in wanted and held.get(name, 0) >= runs
+        ]
         self.leaks = [
             Leak(n, wanted[n] / runs, wanted[n], _path_of(last, diff, n)) for n in ranked
         ]
@@ -184,29 +188,59 @@ class LeakCheck:
         raise _error(self.leaks, what, runs, self.warmup, picture_note)
 
 
+def _patterns(ignore):
+    """`ignore` as a tuple of patterns: one pattern, or an iterable of them; a class stands for
+    its qualified name."""
+    if isinstance(ignore, (str, type)):
+        ignore = (ignore,)
+    try:
+        items = tuple(ignore)
+    except TypeError:
+        raise TypeError(
+            f"ignore takes type or place names (or classes), not {type(ignore).__name__}"
+        ) from None
+    patterns = []
+    for item in items:
+        if isinstance(item, type):
+            patterns.append(_type_name(item))
+        elif isinstance(item, str):
+            patterns.append(item)
+        else:
+            raise TypeError(
+                f"ignore takes type or place names (or classes), not {type(item).__name__}"
+            )
+    return tuple(patterns)
+
+
 def _held_types(diff):
-    """The types the comparison's suspects hold growth of."""
-    held = set()
+    """How many new objects of each type the comparison's suspects hold."""
+    held = {}
     for s in diff.suspects:
-        held.add(s.entry_type)
-        held.update(t for t, _, _ in s.types)
+        for name, count, _ in s.types:
+            held[name] = held.get(name, 0) + count
     return held
 
 
 def _path_of(snap, diff, name):
-    """The retaining path of one new object of type `name`: the sample entry of a suspect that
-    collects the type, else the path of the container holding it."""
-    by_entry = [s for s in diff.suspects if s.entry_type == name]
-    if by_entry:
-        path = snap.path_to(by_entry[0].sample)
-        return str(path) if path is not None else None
-    for s in diff.suspects:
-        if any(t == name for t, _, _ in s.types):
-            holder = s.holder_path
-            if s.kind == "garbage":
-                return f"{name} in uncollected reference cycles (the garbage collector is off)"
-            if holder is not None:
-                return f"{holder} -> ... -> {name}"
+    """The retaining path of one new object of type `name`, from the suspect that holds the most
+    of them: its sample entry when it collects the type, else the path of its container."""
+    holding = [
+        (count, -i, s)
+        for i, s in enumerate(diff.suspects)
+        for t, count, _ in s.types
+        if t == name
+    ]
+    if not holding:
+        return None
+    s = max(holding, key=lambda h: h[:2])[2]
+    if s.entry_type == name:
+        path = snap.path_to(s.sample)
+        if path is not None:
+            return str(path)
+    if s.kind == "garbage":
+        return f"{name} in uncollected reference cycles (the garbage collector is off)"
+    if s.holder_path is not None:
+        return f"{s.holder_path} -> ... -> {name}"
     return None
 
 
@@ -259,7 +293,7 @@ def _error(leaks, what, runs, warmup, note):
     return error
 
 
-def no_leaks(*types, warmup=1, runs=3, picture=None):
+def no_leaks(*types, warmup=1, runs=3, picture=None, ignore=()):
     """Checks that code leaves no objects behind; raises :class:`heaplens.LeakError` if it does.
 
     As a decorator, each call of the decorated function runs it ``warmup`` times, then ``runs``
@@ -268,6 +302,13 @@ def no_leaks(*types, warmup=1, runs=3, picture=None):
     (warm caches up before the block). With ``types`` (classes or names), only those are
     checked. ``picture="leak.svg"`` (or ``.png``, ``.dot``) draws the retaining path of the first
     leaking type.
+
+    ``ignore`` declares what is no leak (a cache you know is bounded, a type you expect to grow),
+    as :meth:`Snapshot.diff` takes it: type names or classes (``"app.models.Order"``), places
+    (``"app.cache.CACHE"``, a module global; ``"app.Registry.handlers"``, a class attribute;
+    ``"app.Service.cache"``, an instance attribute), ``*`` matching any run of characters.
+    Bounded caches that say so (``lru_cache(maxsize=N)``, ``deque(maxlen=N)``) need no
+    declaration.
 
     The message lists each leaking type with its count per call and the retaining path of one
     of its objects; ``error.leaks`` holds the same as :class:`Leak` tuples.
@@ -291,5 +332,5 @@ def no_leaks(*types, warmup=1, runs=3, picture=None):
     """
     if len(types) == 1 and _is_code(types[0]):
         # `no_leaks(func, runs=5)`: the function is checked with the options given.
-        return LeakCheck(warmup=warmup, runs=runs, picture=picture)(types[0])
-    return LeakCheck(*types, warmup=warmup, runs=runs, picture=picture)
+        return LeakCheck(warmup=warmup, runs=runs, picture=picture, ignore=ignore)(types[0])
+    return LeakCheck(*types, warmup=warmup, runs=runs, picture=picture, ignore=ignore)

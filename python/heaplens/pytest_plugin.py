@@ -10,6 +10,10 @@ Registered through the ``pytest11`` entry point, so installing heaplens makes it
 - ``pytest --heaplens`` checks every test (``heaplens = true`` in the ini file does the same);
   ``--heaplens-warmup`` and ``--heaplens-runs`` (ini ``heaplens_warmup``, ``heaplens_runs``)
   set the defaults.
+- What is known not to leak (a cache bounded by code heaplens cannot see, a type expected to
+  grow) is declared per test, ``@pytest.mark.no_leaks(ignore=["app.cache.CACHE"])``, or for the
+  whole suite, ini ``heaplens_ignore`` (one pattern per line) or ``--heaplens-ignore PATTERN``;
+  patterns are :func:`heaplens.no_leaks`'s ``ignore``.
 
 The test body is called again with the same fixture values (fixtures run once), so tests that
 cannot run twice should not be checked. Coroutine tests are left to their async plugin and not
@@ -47,7 +51,20 @@ def pytest_addoption(parser):
         metavar="N",
         help="counted calls; a type leaks if it grows on every one (default 3)",
     )
+    group.addoption(
+        "--heaplens-ignore",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="not a leak: a type (app.models.Order) or place (app.cache.CACHE); repeatable",
+    )
     parser.addini("heaplens", "check every test for leaked objects", type="bool", default=False)
+    parser.addini(
+        "heaplens_ignore",
+        "not leaks: types (app.models.Order) or places (app.cache.CACHE), one per line",
+        type="linelist",
+        default=[],
+    )
     parser.addini("heaplens_warmup", "calls before counting (default 1)", default="1")
     parser.addini("heaplens_runs", "counted calls (default 3)", default="3")
 
@@ -55,8 +72,9 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(*types, warmup=1, runs=3, enabled=True): fail the test if it leaves objects "
-        "(of the given types, or of any type) behind on every one of `runs` calls",
+        f"{MARKER}(*types, warmup=1, runs=3, ignore=(), enabled=True): fail the test if it "
+        "leaves objects (of the given types, or of any type) behind on every one of `runs` "
+        "calls; `ignore` names types or places known not to leak",
     )
 
 
@@ -83,8 +101,11 @@ def _check_for(item):
     # Imported here, not with the plugin: pytest loads the plugin in every run of an environment
     # where heaplens is installed, and on an interpreter heaplens cannot capture, importing it
     # fails with the reason; that must only stop the runs that ask for leak checks.
-    from heaplens._leaks import LeakCheck
+    from heaplens._leaks import LeakCheck, _patterns
 
+    # The suite's declarations hold for every test, the test's own come on top.
+    suite = tuple(config.getini("heaplens_ignore")) + tuple(config.getoption("heaplens_ignore"))
+    kwargs["ignore"] = suite + _patterns(kwargs.get("ignore", ()))
     return LeakCheck(*types, **kwargs)
 
 

@@ -69,3 +69,21 @@ def test_a_program_that_leaks_is_named_in_every_flow(program, leaking_type, tmp_
     assert cli.returncode == 1, cli.stderr
     assert f"1. {leaking_type} x300" in cli.stdout
     assert cli.stdout.split("Types that grew\n")[1].split()[0] == leaking_type, cli.stdout
+
+
+def test_heaplens_diff_leaves_out_what_the_user_declares_no_leak(tmp_path):
+    """`--ignore` names a place or a type known not to leak; the others are still reported."""
+    drive(PROGRAMS / "leaking" / "unbounded_order_book.py", tmp_path)
+    files = [str(tmp_path / "before.hlsnap"), str(tmp_path / "after.hlsnap")]
+
+    def diff(*options):
+        return subprocess.run(
+            [str(HEAPLENS), "diff", *files, *options], capture_output=True, text=True, timeout=120
+        )
+
+    for pattern in ("program.ORDERS", "program.Ord*"):
+        r = diff("--ignore", pattern)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "No leak suspects" in r.stdout and "1 suspect ignored, as asked" in r.stdout
+    r = diff("--ignore", "program.ORDER", "--ignore", "other.*")
+    assert r.returncode == 1 and "1. program.Order x300" in r.stdout, r.stdout

@@ -229,3 +229,62 @@ def test_clean_tests_that_log_or_churn_pass_under_heaplens(pytester):
     pytester.makepyfile(test_clean=CLEAN_TESTS)
     result = pytester.runpytest_subprocess("--heaplens", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+FILLING_CACHES = """
+import collections, functools, itertools
+import pytest
+
+class Quote:
+    def __init__(self, n):
+        self.n = n
+        self.legs = [n, n + 1]
+
+@functools.lru_cache(maxsize=1000)
+def quote(n):
+    return Quote(n)
+
+RECENT = collections.deque(maxlen=1000)
+PRICES = {}   # pruned by the code below at 500 entries: a bound heaplens cannot see
+ticks = itertools.count()
+
+def price(n):
+    if len(PRICES) >= 500:
+        PRICES.pop(next(iter(PRICES)))
+    PRICES[n] = Quote(n)
+
+def test_fills_an_lru_cache():
+    quote(next(ticks))
+
+def test_fills_a_ring_buffer():
+    RECENT.append(Quote(next(ticks)))
+
+def test_fills_a_cache_bounded_by_code():
+    price(next(ticks))
+
+@pytest.mark.no_leaks(ignore=["test_filling.PRICES"])
+def test_fills_a_cache_declared_bounded():
+    price(next(ticks))
+"""
+
+
+def test_caches_filling_up_to_their_bound_pass_and_others_can_be_declared(pytester):
+    """A cache that declares its bound (lru_cache, deque) passes while it fills; one bounded by
+    code heaplens cannot read fails until the test, or the suite, declares it."""
+    pytester.makepyfile(test_filling=FILLING_CACHES)
+    result = pytester.runpytest_subprocess("--heaplens", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_fills_a_cache_bounded_by_code() leaked*",
+            "*test_filling.Quote  +1 per call*",
+            # (fnmatch reads [...] as a character class: ? stands for each bracket)
+            "*module test_filling -> .__dict__?'PRICES'? -> dict*",
+        ]
+    )
+    pytester.makeini("[pytest]\nheaplens_ignore =\n    test_filling.PRICES\n")
+    pytester.runpytest_subprocess("--heaplens", "-p", "no:cacheprovider").assert_outcomes(passed=4)
+    result = pytester.runpytest_subprocess(
+        "--heaplens", "--heaplens-ignore", "test_filling.Quote", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=4)

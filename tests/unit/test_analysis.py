@@ -126,6 +126,47 @@ def test_diff_names_the_leak_and_the_cache():
         del CACHE["leaked"]
 
 
+class Service:
+    def __init__(self):
+        self.cache = {}
+
+
+SERVICE = Service()
+
+
+def test_diff_leaves_out_what_the_user_declares_no_leak():
+    """`ignore` names a place (a module global, an instance attribute) or a type (a name with
+    `*`, or the class itself): the suspects it names are left out and counted, the others are
+    reported as before."""
+    gc.collect()
+    before = heaplens.snapshot()
+    CACHE["declared"] = {i: Order(i) for i in range(200)}
+    for i in range(200):
+        SERVICE.cache[i] = Order(i)
+    after = heaplens.snapshot()
+    try:
+        held = lambda diff: sorted(str(s.holder_path) for s in diff.suspects)
+        everything = after.diff(before)
+        in_cache = f"module {__name__} -> .__dict__['CACHE'] -> dict['declared'] -> dict"
+        in_service = f"module {__name__} -> .__dict__['SERVICE'] -> {__name__}.Service.cache -> dict"
+        assert held(everything) == sorted([in_cache, in_service]) and everything.ignored == 0
+        diff = after.diff(before, ignore=[f"{__name__}.CACHE"])
+        assert held(diff) == [in_service] and diff.ignored == 1
+        assert "(1 suspect ignored, as asked)" in str(diff)
+        assert held(after.diff(before, ignore=[f"{__name__}.Service.cache"])) == [in_cache]
+        for by_type in ([f"{__name__}.Ord*"], [Order], f"*.Order"):
+            diff = after.diff(before, ignore=by_type if not isinstance(by_type, str) else [by_type])
+            assert held(diff) == [] and diff.ignored == 2, by_type
+            assert f"{__name__}.Order" not in [name for name, *_ in diff.types]
+        # A pattern must name a whole name.
+        assert len(after.diff(before, ignore=[f"{__name__}.CACH"]).suspects) == 2
+        with pytest.raises(TypeError, match="ignore takes type or place names"):
+            after.diff(before, ignore=[42])
+    finally:
+        del CACHE["declared"]
+        SERVICE.cache.clear()
+
+
 def test_analysis_arguments_are_checked():
     snap = heaplens.snapshot()
     with pytest.raises(KeyError):

@@ -206,6 +206,12 @@ impl PySnapshotDiff {
             .collect()
     }
 
+    /// How many suspects ``ignore`` left out.
+    #[getter]
+    fn ignored(&self) -> usize {
+        self.result.ignored
+    }
+
     /// Objects of the later snapshot that were not in the earlier one.
     #[getter]
     fn new_objects(&self) -> u64 {

@@ -132,6 +132,26 @@ fn target_address(obj: &Bound<'_, PyAny>) -> u64 {
     }
 }
 
+/// A pattern of ``ignore``: a str as it is, a class as the name heaplens shows for its type
+/// (``app.models.Order``; ``dict`` for builtins).
+fn ignore_pattern(item: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(text) = item.extract::<String>() {
+        return Ok(text);
+    }
+    if let Ok(t) = item.cast::<pyo3::types::PyType>() {
+        let (module, qualname) = (t.module()?.to_string(), t.qualname()?.to_string());
+        return Ok(if module == "builtins" {
+            qualname
+        } else {
+            format!("{module}.{qualname}")
+        });
+    }
+    Err(PyTypeError::new_err(format!(
+        "ignore takes type or place names (or classes), not {}",
+        item.get_type().name()?
+    )))
+}
+
 impl PySnapshot {
     /// For each type named in `types`, where its objects accumulate (the largest holder), as
     /// text for reports.
@@ -151,10 +171,11 @@ impl PySnapshot {
             min_objects: 1,
             min_bytes: u64::MAX,
             max_suspects: 64,
+            ignore: Default::default(),
         };
         let alone = DiffOptions {
             max_suspects: 1,
-            ..together
+            ..together.clone()
         };
         let render = |s: &heaplens_core::analysis::diff::Suspect| match s.holder {
             Holder::Node(_) => s.holder_path.as_ref().map(|p| p.render(graph)),
@@ -164,7 +185,7 @@ impl PySnapshot {
             Holder::Roots => Some("references from outside the Python heap".into()),
         };
         py.detach(|| {
-            let groups = holders_of_types(graph, paths, types, together);
+            let groups = holders_of_types(graph, paths, types, together.clone());
             types
                 .iter()
                 .filter_map(|t| {
@@ -179,7 +200,7 @@ impl PySnapshot {
                         .map(|(_, s)| s.clone());
                     let s = match in_group {
                         Some(s) => s,
-                        None => holders_of_types(graph, paths, std::slice::from_ref(t), alone)
+                        None => holders_of_types(graph, paths, std::slice::from_ref(t), alone.clone())
                             .into_iter()
                             .next()?,
                     };
@@ -395,10 +416,15 @@ impl PySnapshot {
     /// the leak suspects, each with the container that accumulates the new objects and its
     /// retaining path. A group of new objects is a suspect when it has at least ``min_objects``
     /// objects or ``min_size`` bytes of growth: new objects that replaced old ones in a
-    /// container that did not grow (a bounded cache churning) are not growth, and heaplens' own
-    /// frames and objects are left out. Raises ValueError for snapshots of another process, or
-    /// when ``before`` was taken after this one.
-    #[pyo3(signature = (before, *, min_objects=10, min_size=1 << 20, limit=10))]
+    /// container that did not grow (a bounded cache churning), or that fill one up to the bound
+    /// it declares (``lru_cache(maxsize=N)``, ``deque(maxlen=N)``), are not growth, and heaplens'
+    /// own frames and objects are left out. ``ignore`` names what you know is no leak: types
+    /// (``"app.models.Order"``) or places (``"app.cache.CACHE"``, a module global;
+    /// ``"app.Registry.handlers"``, a class attribute; ``"app.Service.cache"``, an instance
+    /// attribute), ``*`` matching any run of characters; a suspect is left out when one names its
+    /// type or a type or place on its path. Raises ValueError for snapshots of another process,
+    /// or when ``before`` was taken after this one.
+    #[pyo3(signature = (before, *, min_objects=10, min_size=1 << 20, limit=10, ignore=Vec::new()))]
     fn diff(
         &self,
         py: Python<'_>,
@@ -406,13 +432,19 @@ impl PySnapshot {
         min_objects: u64,
         min_size: u64,
         limit: usize,
+        ignore: Vec<Bound<'_, PyAny>>,
     ) -> PyResult<PySnapshotDiff> {
+        let ignore = ignore
+            .iter()
+            .map(ignore_pattern)
+            .collect::<PyResult<Vec<String>>>()?;
         check_pair(&before.data.graph, &self.data.graph).map_err(crate::errors::core_error)?;
         let paths = self.data.paths(py);
         let options = DiffOptions {
             min_objects,
             min_bytes: min_size,
             max_suspects: limit,
+            ignore: heaplens_core::analysis::ignore::Ignore::new(ignore),
         };
         let result = py
             .detach(|| diff(&before.data.graph, &self.data.graph, paths, options))
@@ -437,6 +469,7 @@ impl PySnapshot {
             min_objects,
             min_bytes: u64::MAX,
             max_suspects: limit,
+            ignore: Default::default(),
         };
         let graph = &self.data.graph;
         let found = py.detach(|| {

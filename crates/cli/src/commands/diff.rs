@@ -5,6 +5,7 @@ use crate::progress::Progress;
 use anyhow::{Context, Result};
 use heaplens_core::analysis::diff::{check_pair, diff, DiffOptions};
 use heaplens_core::analysis::dominators::find_garbage_entries;
+use heaplens_core::analysis::ignore::Ignore;
 use heaplens_core::analysis::paths::RetainingPaths;
 use heaplens_core::analysis::report;
 use std::io::Write;
@@ -28,6 +29,13 @@ pub struct Args {
     /// How many suspects and rows to show.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
+    /// Not a leak: a type (`app.models.Order`) or a place (`app.cache.CACHE`, a module global;
+    /// `app.Registry.handlers`, a class attribute; `app.Service.cache`, an instance attribute)
+    /// that you know is bounded or expect to grow. `*` matches any run of characters. A
+    /// suspect is left out when a pattern names its type or a place or type on its path.
+    /// Repeat it for several.
+    #[arg(long, value_name = "PATTERN")]
+    pub ignore: Vec<String>,
 }
 
 pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32> {
@@ -42,6 +50,7 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
         min_objects: args.min_objects,
         min_bytes: args.min_size,
         max_suspects: args.limit,
+        ignore: Ignore::new(&args.ignore),
     };
     let result = progress.step("comparing", || diff(&before, &after, &paths, options))?;
     out.write_all(report::diff_report(&before, &after, &result, args.limit).as_bytes())?;

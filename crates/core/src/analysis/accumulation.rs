@@ -14,6 +14,7 @@
 //! entry type. Objects of the set no root reaches (cyclic garbage) form one group of their own.
 
 use super::churn;
+use super::ignore::Ignore;
 use super::paths::{Path, RetainingPaths};
 use super::ranking;
 use crate::graph::{Graph, NodeFlags, NodeId};
@@ -27,8 +28,8 @@ const NONE: u32 = u32::MAX;
 /// How many of a group's types a suspect lists.
 pub const MAX_TYPES: usize = 32;
 
-/// Thresholds for what counts as a suspect.
-#[derive(Clone, Copy, Debug)]
+/// Thresholds for what counts as a suspect, and what the user declared not to be a leak.
+#[derive(Clone, Debug)]
 pub struct DiffOptions {
     /// A group with at least this many new objects is a suspect...
     pub min_objects: u64,
@@ -36,6 +37,8 @@ pub struct DiffOptions {
     pub min_bytes: u64,
     /// At most this many suspects are reported (largest first).
     pub max_suspects: usize,
+    /// Suspects the user declared not to be leaks ([`Ignore`]).
+    pub ignore: Ignore,
 }
 
 impl Default for DiffOptions {
@@ -44,6 +47,7 @@ impl Default for DiffOptions {
             min_objects: 10,
             min_bytes: 1 << 20,
             max_suspects: 10,
+            ignore: Ignore::default(),
         }
     }
 }
@@ -117,6 +121,8 @@ pub struct Accumulation {
     /// The new objects kept alive by heaplens' own code, per type name index: (count, bytes).
     /// A comparison takes them out of its per-type changes.
     pub own: HashMap<u32, (u64, u64)>,
+    /// Suspects left out because the user declared them no leak ([`DiffOptions::ignore`]).
+    pub ignored: usize,
 }
 
 /// The groups of `new` (a set of objects of `after`) worth reporting, largest first, with how many
@@ -266,9 +272,16 @@ pub fn suspects(
             .then(b.1.bytes.cmp(&a.1.bytes))
             .then(a.0.cmp(&b.0))
     };
-    if kept.len() > options.max_suspects {
-        kept.select_nth_unstable_by(options.max_suspects, by_size);
-        kept.truncate(options.max_suspects);
+    // With patterns to ignore, more groups are judged than are kept, so that ignored ones
+    // leave room for others.
+    let judged = if options.ignore.is_empty() {
+        options.max_suspects
+    } else {
+        options.max_suspects.saturating_mul(20).max(1000)
+    };
+    if kept.len() > judged {
+        kept.select_nth_unstable_by(judged, by_size);
+        kept.truncate(judged);
     }
     let mut suspects: Vec<Suspect> = kept
         .into_iter()
@@ -331,6 +344,13 @@ pub fn suspects(
             }
         })
         .collect();
+    let found = suspects.len();
+    suspects.retain(|s| {
+        !options
+            .ignore
+            .matches_suspect(after, &s.entry_type, s.holder_path.as_ref())
+    });
+    let ignored = found - suspects.len();
     suspects.sort_by(|a, b| {
         b.objects
             .cmp(&a.objects)
@@ -343,6 +363,7 @@ pub fn suspects(
         new_objects,
         new_bytes,
         own,
+        ignored,
     }
 }
 

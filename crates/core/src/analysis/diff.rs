@@ -32,6 +32,8 @@ pub struct SnapshotDiff {
     pub new_bytes: u64,
     /// Groups of new objects large enough to report, largest first.
     pub suspects: Vec<Suspect>,
+    /// Suspects left out because the user declared them no leak ([`DiffOptions::ignore`]).
+    pub ignored: usize,
 }
 
 /// Sorts by the 64-bit key, least significant digit first, 11 bits at a time, over the bits that
@@ -149,8 +151,9 @@ pub fn check_pair(before: &Graph, after: &Graph) -> Result<()> {
 
 /// Compares `before` and `after` (two snapshots of one process, in that order; `paths` are
 /// `after`'s): the one comparison behind every report. Churn is not growth, heaplens' own
-/// frames and objects are left out, cyclic garbage counts only when the collector was off, and the types that grew are ranked by
-/// [`super::ranking::rank_types`].
+/// frames and objects are left out, cyclic garbage counts only when the collector was off,
+/// what the user declared no leak ([`DiffOptions::ignore`]) is left out of the suspects and the
+/// types, and the types that grew are ranked by [`super::ranking::rank_types`].
 pub fn diff(
     before: &Graph,
     after: &Graph,
@@ -180,6 +183,7 @@ pub fn diff(
     let after_name = |v: NodeId| after_names[after.type_id(v).0 as usize];
     let new = new_objects(before, &before_names, after, &after_names);
 
+    let ignore = options.ignore.clone();
     let found = accumulation::suspects(
         after,
         Some(before),
@@ -196,7 +200,11 @@ pub fn diff(
             d.bytes_delta -= *bytes as i64;
         }
     }
-    types.retain(|d| !own::is_own_type(&d.name) && (d.count_delta != 0 || d.bytes_delta != 0));
+    types.retain(|d| {
+        !own::is_own_type(&d.name)
+            && !ignore.matches(&d.name)
+            && (d.count_delta != 0 || d.bytes_delta != 0)
+    });
     let mut suspects = found.suspects;
     // Cyclic garbage is a leak only when the collector is off: with it on, it will be freed.
     let collector_on = after.meta().gc_enabled == Some(true);
@@ -210,6 +218,7 @@ pub fn diff(
         new_objects: found.new_objects,
         new_bytes: found.new_bytes,
         suspects,
+        ignored: found.ignored,
     })
 }
 

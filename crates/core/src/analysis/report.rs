@@ -211,13 +211,21 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
         }
     }
     let _ = writeln!(out);
+    let ignored = match diff.ignored {
+        0 => String::new(),
+        1 => "; 1 suspect ignored, as asked".to_string(),
+        n => format!("; {n} suspects ignored, as asked"),
+    };
     if diff.suspects.is_empty() {
         let _ = writeln!(
             out,
-            "No leak suspects ({} new objects in all).",
+            "No leak suspects ({} new objects in all{ignored}).",
             count(diff.new_objects)
         );
         return out;
+    }
+    if diff.ignored > 0 {
+        let _ = writeln!(out, "({})", &ignored[2..]);
     }
     let _ = writeln!(out, "Leak suspects");
     for (i, s) in diff.suspects.iter().enumerate() {

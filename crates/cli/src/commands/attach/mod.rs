@@ -267,6 +267,7 @@ pub fn run(
         min_objects: 10,
         min_size: 1 << 20,
         limit: args.limit,
+        ignore: Vec::new(),
     };
     super::diff::run(&diff, progress, out)
 }

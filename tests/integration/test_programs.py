@@ -3,14 +3,20 @@
 ``tests/programs/drive.py``.
 
 The clean programs do not leak, but churn: bounded caches evicting or replacing entries, a
-full ``lru_cache``, an ``lru_cache`` and a ``deque`` filling up to the bound they declare, the standard library's own bounded caches, a ring buffer, logging into a
-bounded handler, a connection pool, a thread pool, reference cycles the collector frees, a weak
+full ``lru_cache``, an ``lru_cache`` and a ``deque`` filling up to the bound they declare, the
+standard library's own bounded caches, a ring buffer, logging into a bounded handler, a connection pool, a thread pool, reference cycles the collector frees, a weak
 registry, asyncio tasks that complete. Every flow must report nothing: a false alarm is a bug.
-The leaking programs are their unbounded twins, and every flow must name the leaking type.
+The leaking programs are their unbounded twins, and every flow must name the leaking type; they
+also hold one program per kind of leak of ``test_leak_kinds.py`` (a module global, a class
+attribute, a mutable default, a blinker signal's closures, ``lru_cache`` on a method, logging
+handlers, an asyncio task set, a SQLAlchemy session, kept exceptions, a running thread's local,
+cycles with the collector off, untracked dicts), which every flow must name first, with the path
+that keeps it.
 """
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -87,3 +93,171 @@ def test_heaplens_diff_leaves_out_what_the_user_declares_no_leak(tmp_path):
         assert "No leak suspects" in r.stdout and "1 suspect ignored, as asked" in r.stdout
     r = diff("--ignore", "program.ORDER", "--ignore", "other.*")
     assert r.returncode == 1 and "1. program.Order x300" in r.stdout, r.stdout
+
+
+def attr(name):
+    """An instance attribute in a path: `.__dict__['name']` once the instance's dict exists,
+    `.name` while 3.13+ keeps the attribute in the instance's inline values."""
+    return rf"(\.__dict__\['{name}'\]|\.{name})"
+
+
+MODULE = re.escape("module program -> .__dict__")
+
+# One program per kind of leak of tests/integration/test_leak_kinds.py, each leaking one object
+# of a distinctive type per request: (program, the leaking type, how many of it a request
+# leaks, the holder the suspect names: a regular expression, which no_leaks' first path must
+# also start with).
+KINDS = [
+    ("module_global", "program.QueryResult", 1, rf"{MODULE}\['RESULTS'\] -> dict$"),
+    (
+        "class_attribute",
+        "program.OrderShippedHandler",
+        1,
+        rf"{MODULE}\['Dispatcher'\] -> class program\.Dispatcher\.__dict__\['handlers'\] -> list$",
+    ),
+    (
+        "mutable_default",
+        "program.PageVisit",
+        1,
+        rf"{MODULE}\['track'\] -> function program\.track\.__defaults__ -> tuple\[0\] -> dict$",
+    ),
+    # The signal keeps the closures; each closure keeps its request's Checkout (checked below).
+    (
+        "signal_closure",
+        "function",
+        1,
+        rf"{MODULE}\['order_placed'\] -> blinker\.base\.NamedSignal{attr('receivers')} -> dict$",
+    ),
+    (
+        "lru_cache_method",
+        "program.Invoice",
+        1,
+        rf"{MODULE}\['Invoice'\] -> class program\.Invoice\.__dict__\['total'\] -> "
+        r"functools\._lru_cache_wrapper.* -> dict$",
+    ),
+    (
+        "logging_handlers",
+        "program.JobContextHandler",
+        1,
+        rf"{MODULE}\['log'\] -> logging\.Logger{attr('handlers')} -> list$",
+    ),
+    ("asyncio_task_set", "_asyncio.Task", 1, rf"{MODULE}\['BACKGROUND_TASKS'\] -> set$"),
+    (
+        "orm_session",
+        "program.AuditEntry",
+        1,
+        rf"{MODULE}\['session'\] -> sqlalchemy\.orm\.session\.Session{attr('_new')} -> dict$",
+    ),
+    ("exceptions_kept", "program.PaymentDeclined", 1, rf"{MODULE}\['ERROR_LOG'\] -> list$"),
+    (
+        "thread_local_frame",
+        "program.AuditEvent",
+        1,
+        r"thread 'auditor' -> frame audit \(.*thread_local_frame\.py:\d+\) -> local 'seen' -> list$",
+    ),
+    # Garbage has no holder: the suspect says what it is instead.
+    ("gc_disabled_cycles", "program.TreeNode", 2, None),
+    # Dicts of atomic values are not tracked by the collector; every object is counted anyway.
+    ("untracked_dicts", "dict", 1, rf"{MODULE}\['SAMPLES'\] -> list$"),
+]
+
+# What a suspect whose entries are generic (closures) must still name: the program's own type
+# that they keep alive (heaplens diff's suspect, no_leaks' message).
+CAPTURED = {"signal_closure": "program.Checkout"}
+
+# The libraries a program leaks through.
+NEEDS = {"signal_closure": "blinker", "orm_session": "sqlalchemy"}
+
+
+def suspect_block(text, number):
+    """The lines of suspect `number` in a diff's text."""
+    section = text.split("Leak suspects\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(section) if line.strip().startswith(f"{number}. "))
+    block = [section[start]]
+    for line in section[start + 1 :]:
+        if not line.startswith("     "):
+            break
+        block.append(line)
+    return block
+
+
+def check_diff(found, leaking_type, holder):
+    """Snapshot.diff: the leaking type is the first suspect, with the container that keeps it."""
+    assert found["diff"], found["diff_text"]
+    entry, _, held_by = found["diff"][0].partition(" held by ")
+    assert entry == f"{leaking_type} x300", found["diff_text"]
+    if holder is None:
+        first = suspect_block(found["diff_text"], 1)[0].strip()
+        assert first.startswith(f"1. uncollected cyclic garbage: {leaking_type} x300 "), found[
+            "diff_text"
+        ]
+    else:
+        assert re.match(holder, held_by), found["diff_text"]
+
+
+def check_cli(cli, leaking_type, holder, captured):
+    """heaplens diff on the saved snapshots: the same suspect first, the type first among the
+    types that grew, and a failing exit status."""
+    out = cli.stdout
+    assert cli.returncode == 1, out + cli.stderr
+    assert out.split("Types that grew\n")[1].split()[0] == leaking_type, out
+    first = suspect_block(out, 1)
+    label = f"uncollected cyclic garbage: {leaking_type}" if holder is None else leaking_type
+    assert first[0].strip().startswith(f"1. {label} x300 "), out
+    if holder is not None:
+        held = [line.strip() for line in first if line.strip().startswith("held by: ")]
+        assert held and re.match(holder, held[0][len("held by: ") :]), out
+    if captured:
+        assert captured in "\n".join(first), out
+
+
+def check_no_leaks(found, leaking_type, per_call, holder, captured):
+    """no_leaks: the type is the first line, and every type comes with the path that keeps one
+    of its new objects, ending at an object of that type."""
+    assert found["no_leaks"], "no_leaks found nothing"
+    message = found["no_leaks"][0]
+    lines = message.splitlines()[1:]
+    assert lines[0].split()[:3] == [leaking_type, f"+{per_call}", "per"], message
+    assert len(lines) % 2 == 0, message
+    for type_line, path_line in zip(lines[0::2], lines[1::2]):
+        assert type_line.startswith("  ") and not type_line.startswith("   "), message
+        assert path_line.startswith("      ") and path_line.strip(), message
+        name, path = type_line.split()[0], path_line.strip()
+        if holder is None:
+            assert path.startswith(f"{name} "), message
+        else:
+            assert path.rsplit(" -> ", 1)[-1].split()[0] == name, message
+    path = lines[1].strip()
+    if holder is None:
+        assert path == (
+            f"{leaking_type} in uncollected reference cycles (the garbage collector is off)"
+        ), message
+    else:
+        # The path runs through the container the suspect names, down to the leaked object.
+        assert re.match(holder.rstrip("$"), path), message
+    if captured:
+        assert captured in message, message
+
+
+@pytest.mark.parametrize(
+    "program, leaking_type, per_call, holder", KINDS, ids=[k[0] for k in KINDS]
+)
+def test_each_kind_of_leak_is_named_first_in_every_flow(
+    program, leaking_type, per_call, holder, tmp_path
+):
+    if program in NEEDS:
+        pytest.importorskip(NEEDS[program])
+    found, cli = drive(PROGRAMS / "leaking" / f"{program}.py", tmp_path)
+    captured = CAPTURED.get(program)
+    # Every flow is checked, and every flow that fails is reported.
+    failures = []
+    for flow, check in [
+        ("Snapshot.diff", lambda: check_diff(found, leaking_type, holder)),
+        ("heaplens diff", lambda: check_cli(cli, leaking_type, holder, captured)),
+        ("no_leaks", lambda: check_no_leaks(found, leaking_type, per_call, holder, captured)),
+    ]:
+        try:
+            check()
+        except AssertionError as e:
+            failures.append(f"--- {flow} ---\n{e}")
+    assert not failures, "\n".join(failures)

@@ -233,12 +233,12 @@ def _path_of(snap, diff, name):
     if not holding:
         return None
     s = max(holding, key=lambda h: h[:2])[2]
+    if s.kind == "garbage":
+        return f"{name} in uncollected reference cycles (the garbage collector is off)"
     if s.entry_type == name:
         path = snap.path_to(s.sample)
         if path is not None:
             return str(path)
-    if s.kind == "garbage":
-        return f"{name} in uncollected reference cycles (the garbage collector is off)"
     if s.holder_path is not None:
         return f"{s.holder_path} -> ... -> {name}"
     return None

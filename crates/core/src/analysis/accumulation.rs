@@ -90,7 +90,8 @@ pub struct Suspect {
 struct Group {
     /// Entries per type, with the first one met (the sample).
     entries_by_type: HashMap<u32, (u64, NodeId)>,
-    types: HashMap<u32, (u64, u64)>,
+    /// Objects per type: count, bytes, and the first one met.
+    types: HashMap<u32, (u64, u64, NodeId)>,
     objects: u64,
     bytes: u64,
 }
@@ -101,10 +102,10 @@ impl Group {
         let of = |n: u64| (n as u128 * part as u128 / whole.max(1) as u128) as u64;
         self.objects = of(self.objects);
         self.bytes = of(self.bytes);
-        for (c, b) in self.types.values_mut() {
+        for (c, b, _) in self.types.values_mut() {
             (*c, *b) = (of(*c), of(*b));
         }
-        self.types.retain(|_, (c, _)| *c > 0);
+        self.types.retain(|_, (c, _, _)| *c > 0);
         for (c, _) in self.entries_by_type.values_mut() {
             *c = of(*c);
         }
@@ -148,7 +149,8 @@ pub fn suspects(
     const ROOTS: u32 = NONE - 1;
     const GARBAGE: u32 = NONE - 2;
     let mut groups: HashMap<u32, Group> = HashMap::new();
-    let mut direct_new: HashMap<NodeId, u64> = HashMap::new();
+    // New objects each node holds directly (not as dict keys), per type.
+    let mut direct_new: HashMap<(NodeId, u32), u64> = HashMap::new();
     let mut new_in_order: Vec<(NodeId, Option<NodeId>, bool)> = Vec::new();
     let (mut new_objects, mut new_bytes) = (0u64, 0u64);
     for &v in paths.order() {
@@ -171,9 +173,9 @@ pub fn suspects(
         };
         holder[v as usize] = h;
         match (parent, via_key) {
-            (Some(p), false) => *direct_new.entry(p).or_default() += 1,
+            (Some(p), false) => *direct_new.entry((p, after_name(v))).or_default() += 1,
             // The entries of the garbage and root groups hang from the group itself.
-            (None, _) => *direct_new.entry(h).or_default() += 1,
+            (None, _) => *direct_new.entry((h, after_name(v))).or_default() += 1,
             (Some(_), true) => {}
         }
         new_in_order.push((v, parent, via_key));
@@ -181,21 +183,28 @@ pub fn suspects(
         new_objects += 1;
         new_bytes += size;
         let g = groups.entry(h).or_default();
-        let slot = g.types.entry(after_name(v)).or_default();
+        let slot = g.types.entry(after_name(v)).or_insert((0, 0, v));
         slot.0 += 1;
         slot.1 += size;
         g.objects += 1;
         g.bytes += size;
     }
-    // The accumulation point of a group is the node holding the most of its new objects
-    // directly: its old holder, or a new container under it (a new list of new orders hung on
-    // an old dict).
+    // The accumulation point of a group is the node that collects the most new objects of one
+    // type directly: its old holder, or a new container under it (a new list of new orders hung
+    // on an old dict). Of one type, because a container collects its entries, while a new
+    // object holds its own few parts (a new handler its lock, its filters and its dict): three
+    // handlers added to an old list are the list's growth, not one handler's.
+    let mut collects: HashMap<NodeId, u64> = HashMap::new();
+    for (&(v, _), &n) in &direct_new {
+        let most = collects.entry(v).or_default();
+        *most = (*most).max(n);
+    }
     let mut accumulator: HashMap<u32, (NodeId, u64)> = groups
         .keys()
-        .map(|&h| (h, (h, direct_new.get(&h).copied().unwrap_or(0))))
+        .map(|&h| (h, (h, collects.get(&h).copied().unwrap_or(0))))
         .collect();
     for &(v, _, _) in &new_in_order {
-        let fanout = direct_new.get(&v).copied().unwrap_or(0);
+        let fanout = collects.get(&v).copied().unwrap_or(0);
         let best = accumulator
             .get_mut(&holder[v as usize])
             .expect("every group has an entry");
@@ -229,7 +238,7 @@ pub fn suspects(
             && (own::is_own_code_frame(after, *h)
                 || own::is_held_by_attach_script(after, paths, *h));
         if mine {
-            for (t, (c, b)) in &g.types {
+            for (t, (c, b, _)) in &g.types {
                 let slot = own.entry(*t).or_default();
                 (slot.0, slot.1) = (slot.0 + c, slot.1 + b);
             }
@@ -291,41 +300,66 @@ pub fn suspects(
                 GARBAGE => Holder::Garbage,
                 node => Holder::Node(node),
             };
-            let (mut entry, entries, sample) = g
+            let (mut entry, entries, mut sample) = g
                 .entries_by_type
                 .iter()
                 .max_by_key(|(t, (c, _))| (*c, std::cmp::Reverse(**t)))
                 .map(|(t, (c, s))| (*t, *c, *s))
                 .unwrap_or((NONE, 0, 0));
-            let is_payload = |t: u32| {
-                type_names
-                    .get(t as usize)
-                    .is_some_and(|n| ranking::is_payload(n))
-            };
-            if is_payload(entry) {
-                if let Some((&t, _)) = g
-                    .types
+            let name = |t: u32| type_names.get(t as usize).map_or("", String::as_str);
+            // The type a developer would name: entries of a builtin type (payload, or the
+            // dicts, lists, closures and cells that carry objects) that come with at least as
+            // many objects of a class are that class (a cache of (key, result) tuples holding
+            // the instances, closures each keeping a checkout); entries of plain data are the
+            // most numerous other type the group holds as many of.
+            let carried = |keep: &dyn Fn(u32) -> bool| {
+                g.types
                     .iter()
-                    .filter(|(t, (c, _))| !is_payload(**t) && *c >= entries)
-                    .max_by_key(|(t, (c, _))| (*c, std::cmp::Reverse(**t)))
-                {
-                    entry = t;
-                }
+                    .filter(|(t, (c, _, _))| keep(**t) && *c >= entries)
+                    .max_by_key(|(t, (c, _, _))| (*c, std::cmp::Reverse(**t)))
+                    .map(|(t, (_, _, s))| (*t, *s))
+            };
+            let substitute = if !ranking::is_builtin(name(entry)) {
+                None
+            } else if let Some(class) = carried(&|t| !ranking::is_builtin(name(t))) {
+                Some(class)
+            } else if ranking::is_payload(name(entry)) {
+                carried(&|t| !ranking::is_payload(name(t)))
+            } else {
+                None
+            };
+            if let Some((t, s)) = substitute {
+                (entry, sample) = (t, s);
             }
             let mut types: Vec<(String, u64, u64)> = g
                 .types
                 .iter()
-                .map(|(t, (c, b))| (type_names[*t as usize].clone(), *c, *b))
+                .map(|(t, (c, b, _))| (type_names[*t as usize].clone(), *c, *b))
                 .collect();
-            types.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+            // The classes first, as in every table of types ([`ranking`]), then by count.
+            types.sort_by(|a, b| {
+                ranking::is_builtin(&a.0)
+                    .cmp(&ranking::is_builtin(&b.0))
+                    .then(b.1.cmp(&a.1))
+                    .then(b.2.cmp(&a.2))
+                    .then(a.0.cmp(&b.0))
+            });
             types.truncate(MAX_TYPES);
+            // How the holder holds the sample: one reference (`['k42']`), or the hops down to
+            // it when it is carried by an entry (`[12] -> function app.f.<locals>.done.__closure__
+            // [0] -> cell.cell_contents -> app.Checkout`).
             let sample_label = match holder {
-                Holder::Node(h) => after
+                Holder::Node(h) => match after
                     .edge_range(h)
                     .map(|e| after.edge(e))
                     .find(|(t, l)| *t == sample && !l.is_weak())
-                    .map(|(_, l)| after.describe_label(l))
-                    .unwrap_or_default(),
+                {
+                    Some((_, l)) => after.describe_label(l),
+                    None => paths
+                        .edges_below(after, h, sample, 8)
+                        .map(|edges| super::paths::render_tail(after, &edges))
+                        .unwrap_or_default(),
+                },
                 _ => String::new(),
             };
             Suspect {

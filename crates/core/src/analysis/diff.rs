@@ -624,7 +624,7 @@ mod tests {
         let d = diff_of(
             &list_of_immortals(0, "int"),
             &list_of_immortals(50, "int"),
-            options,
+            options.clone(),
         );
         assert_eq!(d.new_objects, 0);
         assert!(d.suspects.is_empty(), "{:?}", d.suspects);

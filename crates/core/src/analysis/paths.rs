@@ -273,16 +273,66 @@ fn start_text(graph: &Graph, e: u32) -> String {
 }
 
 fn render(graph: &Graph, path: &Path) -> String {
-    let (mut parts, mut shown) = match path.start {
+    let (mut parts, shown) = match path.start {
         Start::Root { edge } => (vec![start_text(graph, edge)], graph.edge(edge).0),
         Start::Garbage { node } => (
             vec![format!("{} (unreachable garbage)", display(graph, node))],
             node,
         ),
     };
+    render_hops(graph, &mut parts, shown, &path.edges, path.target);
+    parts.join(" -> ")
+}
+
+/// The hops of `edges`, a path that goes on below an object already shown, down to the object
+/// it leads to: `[12] -> function app.handle.<locals>.done.__closure__[0] -> cell.cell_contents
+/// -> app.Checkout`. Empty for no edges.
+pub fn render_tail(graph: &Graph, edges: &[u32]) -> String {
+    let Some(&first) = edges.first() else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    let target = graph.edge(*edges.last().expect("not empty")).0;
+    render_hops(graph, &mut parts, graph.source_of(first), edges, target);
+    parts.join(" -> ")
+}
+
+impl RetainingPaths {
+    /// The edges from `ancestor` down to `v` on `v`'s shortest path, when `ancestor` is on it
+    /// at most `max` hops up.
+    pub fn edges_below(
+        &self,
+        graph: &Graph,
+        ancestor: NodeId,
+        v: NodeId,
+        max: usize,
+    ) -> Option<Vec<u32>> {
+        let mut edges = Vec::new();
+        let mut at = v;
+        while at != ancestor {
+            let e = self.via[at as usize];
+            if e == NONE || edges.len() >= max {
+                return None;
+            }
+            edges.push(e);
+            at = graph.source_of(e);
+        }
+        edges.reverse();
+        Some(edges)
+    }
+}
+
+/// Appends the hops of `edges` to `parts`; `shown` is the object the text names last.
+fn render_hops(
+    graph: &Graph,
+    parts: &mut Vec<String>,
+    mut shown: NodeId,
+    edges: &[u32],
+    target: NodeId,
+) {
     let mut merged_dict: Option<String> = None;
     let mut target_shown = false;
-    for (i, &e) in path.edges.iter().enumerate() {
+    for (i, &e) in edges.iter().enumerate() {
         let source = graph.source_of(e);
         let (target, label) = graph.edge(e);
         let prefix = if source == shown {
@@ -300,7 +350,7 @@ fn render(graph: &Graph, path: &Path) -> String {
         // `x.__dict__` followed by `['name']` reads as one hop: `.__dict__['name']`.
         let is_dict_hop = label.kind() == LabelKind::Field
             && graph.describe_label(label) == ".__dict__"
-            && path.edges.get(i + 1).is_some_and(|&next| {
+            && edges.get(i + 1).is_some_and(|&next| {
                 matches!(
                     graph.edge(next).1.kind(),
                     LabelKind::Key | LabelKind::KeyRepr
@@ -316,10 +366,9 @@ fn render(graph: &Graph, path: &Path) -> String {
         // The target is not named yet: the next hop starts with its type.
         shown = NONE;
     }
-    if !path.edges.is_empty() && !target_shown {
-        parts.push(display(graph, path.target));
+    if !edges.is_empty() && !target_shown {
+        parts.push(display(graph, target));
     }
-    parts.join(" -> ")
 }
 
 #[cfg(test)]

@@ -94,7 +94,16 @@ def _exit_status(code):
 
 
 def _wait_for_threads():
-    """Waits for the program's non-daemon threads, as the interpreter does before it exits."""
+    """Waits for the program's non-daemon threads, as the interpreter does before it exits:
+    first the callbacks the standard library registered for that moment
+    (``threading._register_atexit``: a ``ThreadPoolExecutor`` tells its idle workers to stop
+    there; joined without it, they would wait for work forever), then the joins."""
+    callbacks = getattr(threading, "_threading_atexits", None)
+    if callbacks:
+        pending = list(reversed(callbacks))
+        callbacks.clear()  # the interpreter's own shutdown must not run them twice
+        for call in pending:
+            call()
     main = threading.main_thread()
     for thread in threading.enumerate():
         if thread is not main and not thread.daemon and thread.is_alive():
@@ -183,6 +192,7 @@ def run(
     argv,
     serve=None,
     token=None,
+    max_overhead=0.01,
 ):
     """``heaplens run``: returns the exit status (the program's own)."""
     if module is None and not argv:
@@ -205,6 +215,7 @@ def run(
             history=history_path,
             gc_only=not all_objects,
             program=program if module is None else f"-m {module}",
+            max_overhead=max_overhead,
         )
     except Exception as error:  # the history file cannot be written: say so before running
         _say(str(error))

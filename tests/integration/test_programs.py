@@ -1,6 +1,7 @@
 """Real programs, each run in its own interpreter through every flow that compares heaps
-(``Snapshot.diff``, ``heaplens diff`` on the saved snapshots, ``no_leaks``): see
-``tests/programs/drive.py``.
+(``Snapshot.diff``, ``heaplens diff`` on the saved snapshots, ``no_leaks``: see
+``tests/programs/drive.py``), and under ``heaplens run``, which samples the program as it runs
+and reports the types that grew steadily (``tests/programs/run.py``).
 
 The clean programs do not leak, but churn: bounded caches evicting or replacing entries, a
 full ``lru_cache``, an ``lru_cache`` and a ``deque`` filling up to the bound they declare, the
@@ -44,10 +45,26 @@ def drive(program, tmp_path):
     return found, cli
 
 
+def run_under_heaplens(program, *options):
+    """`heaplens run` of the program, sampled every 0.05 s: its report."""
+    r = subprocess.run(
+        [str(HEAPLENS), "run", "--period", "0.05", "--no-history", *options,
+         str(PROGRAMS / "run.py"), str(program)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROGRAMS,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout + r.stderr
+
+
 @pytest.mark.parametrize(
     "program", sorted((PROGRAMS / "clean").glob("*.py")), ids=lambda p: p.stem
 )
 def test_a_program_that_does_not_leak_gets_no_suspect_in_any_flow(program, tmp_path):
+    report = run_under_heaplens(program)
+    assert "Types that grew steadily" not in report, report
     found, cli = drive(program, tmp_path)
     assert found["diff"] == [], found["diff_text"]
     assert found["no_leaks"] == [], found["no_leaks"][0]
@@ -217,6 +234,19 @@ def check_cli(cli, leaking_type, holder, captured, entries):
         assert captured in "\n".join(first), out
 
 
+def check_run(report, leaking_type, holder):
+    """heaplens run: the type first among the types that grew steadily, held where the suspect
+    says."""
+    assert "Types that grew steadily:\n" in report, report
+    rows = report.split("Types that grew steadily:\n")[1].splitlines()
+    assert rows[1].split()[0] == leaking_type, report
+    held = rows[2].strip()
+    if holder is None:
+        assert held.startswith("held by uncollected cyclic garbage"), report
+    else:
+        assert held.startswith("held by ") and re.match(holder.rstrip("$"), held[8:]), report
+
+
 def check_no_leaks(found, leaking_type, per_call, holder, captured):
     """no_leaks: the type is the first line, and every type comes with the path that keeps one
     of its new objects, ending at an object of that type."""
@@ -254,6 +284,9 @@ def test_each_kind_of_leak_is_named_first_in_every_flow(
     if program in NEEDS:
         pytest.importorskip(NEEDS[program])
     found, cli = drive(PROGRAMS / "leaking" / f"{program}.py", tmp_path)
+    # A gc-only census (run's default) cannot see dicts the collector does not track.
+    options = ["--all-objects"] if program == "untracked_dicts" else []
+    report = run_under_heaplens(PROGRAMS / "leaking" / f"{program}.py", *options)
     captured = CAPTURED.get(program)
     entries = ENTRIES.get(program, 300)
     # Every flow is checked, and every flow that fails is reported.
@@ -262,6 +295,7 @@ def test_each_kind_of_leak_is_named_first_in_every_flow(
         ("Snapshot.diff", lambda: check_diff(found, leaking_type, holder, entries)),
         ("heaplens diff", lambda: check_cli(cli, leaking_type, holder, captured, entries)),
         ("no_leaks", lambda: check_no_leaks(found, leaking_type, per_call, holder, captured)),
+        ("heaplens run", lambda: check_run(report, leaking_type, holder)),
     ]:
         try:
             check()

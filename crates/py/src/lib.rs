@@ -112,7 +112,13 @@ fn cli_main(
         // `heaplens run` runs the program in this interpreter: the Python package does that.
         heaplens_cli::Outcome::RunPython(args) => {
             let kwargs = pyo3::types::PyDict::new(py);
-            kwargs.set_item("period", args.period)?;
+            // A period the user asked for is kept up to a tenth of the time; the default one
+            // stays under 1%.
+            kwargs.set_item("period", args.period.unwrap_or(1.0))?;
+            kwargs.set_item(
+                "max_overhead",
+                if args.period.is_some() { 0.1 } else { 0.01 },
+            )?;
             kwargs.set_item("history", args.history)?;
             kwargs.set_item("no_history", args.no_history)?;
             kwargs.set_item("snapshot_at_exit", args.snapshot_at_exit)?;

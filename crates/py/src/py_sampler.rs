@@ -368,13 +368,16 @@ impl PySampler {
         snapshot: Option<PyRef<'_, PySnapshot>>,
         limit: usize,
     ) -> String {
-        let steady: Vec<String> = {
+        let steady: Vec<(String, u64)> = {
             let state = self.shared.lock();
             history::trends(&state.history)
                 .into_iter()
                 .filter(|t| t.steady)
-                .take(limit)
-                .map(|t| t.name)
+                // Every steady type is looked up, not only the first `limit`: the report ranks
+                // them (the leaking class before library types that grow as fast) and drops
+                // the bounded caches before it cuts the list.
+                .take(limit.max(64))
+                .map(|t| (t.name, t.last.saturating_sub(t.first)))
                 .collect()
         };
         // Without the lock: the analysis releases the GIL, and the sampler thread takes the

@@ -153,67 +153,16 @@ fn ignore_pattern(item: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 impl PySnapshot {
-    /// For each type named in `types`, where its objects accumulate (the largest holder), as
-    /// text for reports.
+    /// For each type named in `types`, with how much it grew, where its objects accumulate
+    /// ([`heaplens_core::analysis::held::where_held`]).
     pub fn holders_by_type(
         &self,
         py: Python<'_>,
-        types: &[String],
-    ) -> Vec<heaplens_core::history::report::WhereHeld> {
-        use heaplens_core::analysis::accumulation::holders_of_types;
-        use heaplens_core::analysis::diff::Holder;
+        types: &[(String, u64)],
+    ) -> Vec<heaplens_core::analysis::held::WhereHeld> {
         let paths = self.data.paths(py);
         let graph = &self.data.graph;
-        // All the growing types at once: objects that grow together (orders and the list of
-        // lines inside each) are one group, held by the container of the outermost ones. Asked
-        // one type at a time, each list would be "held" by its own order.
-        let together = DiffOptions {
-            min_objects: 1,
-            min_bytes: u64::MAX,
-            max_suspects: 64,
-            ignore: Default::default(),
-        };
-        let alone = DiffOptions {
-            max_suspects: 1,
-            ..together.clone()
-        };
-        let render = |s: &heaplens_core::analysis::diff::Suspect| match s.holder {
-            Holder::Node(_) => s.holder_path.as_ref().map(|p| p.render(graph)),
-            Holder::Garbage => {
-                Some("uncollected cyclic garbage (the garbage collector is off?)".into())
-            }
-            Holder::Roots => Some("references from outside the Python heap".into()),
-        };
-        py.detach(|| {
-            let groups = holders_of_types(graph, paths, types, together.clone());
-            types
-                .iter()
-                .filter_map(|t| {
-                    // The group holding most of this type's objects, else where it is alone.
-                    let in_group = groups
-                        .iter()
-                        .filter_map(|s| {
-                            let n = s.types.iter().find(|(name, _, _)| name == t)?.1;
-                            Some((n, s))
-                        })
-                        .max_by_key(|(n, _)| *n)
-                        .map(|(_, s)| s.clone());
-                    let s = match in_group {
-                        Some(s) => s,
-                        None => holders_of_types(graph, paths, std::slice::from_ref(t), alone.clone())
-                            .into_iter()
-                            .next()?,
-                    };
-                    Some(heaplens_core::history::report::WhereHeld {
-                        type_name: t.clone(),
-                        holder: render(&s)?,
-                        entries: s.entries,
-                        entry_type: s.entry_type.clone(),
-                        sample_label: s.sample_label.clone(),
-                    })
-                })
-                .collect()
-        })
+        py.detach(|| heaplens_core::analysis::held::where_held(graph, paths, types))
     }
 
     /// The node of `obj`: a SnapshotObject of this snapshot, or a live object.
@@ -445,6 +394,7 @@ impl PySnapshot {
             min_bytes: min_size,
             max_suspects: limit,
             ignore: heaplens_core::analysis::ignore::Ignore::new(ignore),
+            keep_bounded: false,
         };
         let result = py
             .detach(|| diff(&before.data.graph, &self.data.graph, paths, options))
@@ -469,7 +419,7 @@ impl PySnapshot {
             min_objects,
             min_bytes: u64::MAX,
             max_suspects: limit,
-            ignore: Default::default(),
+            ..DiffOptions::default()
         };
         let graph = &self.data.graph;
         let found = py.detach(|| {

@@ -51,6 +51,7 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
         min_bytes: args.min_size,
         max_suspects: args.limit,
         ignore: Ignore::new(&args.ignore),
+        keep_bounded: false,
     };
     let result = progress.step("comparing", || diff(&before, &after, &paths, options))?;
     out.write_all(report::diff_report(&before, &after, &result, args.limit).as_bytes())?;

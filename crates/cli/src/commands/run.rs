@@ -11,9 +11,11 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug, Clone)]
 #[command(trailing_var_arg = true)]
 pub struct Args {
-    /// Seconds between samples (stretched on big heaps so that sampling stays under 1% of CPU).
-    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
-    pub period: f64,
+    /// Seconds between samples [default: 1, stretched on big heaps so that sampling stays under
+    /// 1% of the time]. A period you give is kept unless a sample takes more than a tenth of
+    /// it.
+    #[arg(long, value_parser = positive_seconds)]
+    pub period: Option<f64>,
     /// The history file [default: heaplens-<program>-<pid>.db in the current directory].
     #[arg(long, value_name = "FILE.db", conflicts_with = "no_history")]
     pub history: Option<PathBuf>,

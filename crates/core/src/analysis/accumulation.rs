@@ -39,6 +39,10 @@ pub struct DiffOptions {
     pub max_suspects: usize,
     /// Suspects the user declared not to be leaks ([`Ignore`]).
     pub ignore: Ignore,
+    /// Keep groups whose container is within a bound ([`churn::within_known_bound`]), marked
+    /// [`Suspect::bounded`], instead of leaving them out: to say where a growing type is held,
+    /// bounded or not.
+    pub keep_bounded: bool,
 }
 
 impl Default for DiffOptions {
@@ -48,6 +52,7 @@ impl Default for DiffOptions {
             min_bytes: 1 << 20,
             max_suspects: 10,
             ignore: Ignore::default(),
+            keep_bounded: false,
         }
     }
 }
@@ -83,6 +88,9 @@ pub struct Suspect {
     /// One of the entries, and the label of the reference to it (`['k42']`, `[17]`, `.cache`).
     pub sample: NodeId,
     pub sample_label: String,
+    /// The container is within a bound it declares or the standard library keeps (only with
+    /// [`DiffOptions::keep_bounded`]; such groups are no suspects otherwise).
+    pub bounded: bool,
 }
 
 /// Per-group running totals.
@@ -153,6 +161,23 @@ pub fn suspects(
     let mut direct_new: HashMap<(NodeId, u32), u64> = HashMap::new();
     let mut new_in_order: Vec<(NodeId, Option<NodeId>, bool)> = Vec::new();
     let (mut new_objects, mut new_bytes) = (0u64, 0u64);
+    // An object of the set held inside plain data that is not (the instance in the key tuple of
+    // a method's cache) belongs to the container of that data: the tuple holds one, the cache
+    // all of them.
+    let is_plain_data = |v: NodeId| {
+        type_names
+            .get(after_name(v) as usize)
+            .is_some_and(|n| ranking::is_payload(n))
+    };
+    let above_plain_data = |mut p: NodeId| {
+        for _ in 0..4 {
+            match paths.parent(after, p) {
+                Some(q) if is_plain_data(p) => p = q,
+                _ => break,
+            }
+        }
+        p
+    };
     for &v in paths.order() {
         if !new.contains(v) {
             continue;
@@ -167,7 +192,7 @@ pub fn suspects(
         });
         let h = match parent {
             Some(p) if holder[p as usize] != NONE => holder[p as usize],
-            Some(p) => p,
+            Some(p) => above_plain_data(p),
             None if after.flags(v).contains(NodeFlags::UNREACHABLE) => GARBAGE,
             None => ROOTS,
         };
@@ -247,7 +272,7 @@ pub fn suspects(
         }
         // Growth within a bound the standard library keeps is not growth without bound.
         let bounded = is_node(*h) && churn::within_known_bound(after, paths, accumulator[h].0);
-        !mine && !bounded
+        !mine && (!bounded || options.keep_bounded)
     });
     if let Some(before) = before {
         // The new objects each kept holder holds directly, for the entry-by-entry comparison.
@@ -319,17 +344,22 @@ pub fn suspects(
                     .max_by_key(|(t, (c, _, _))| (*c, std::cmp::Reverse(**t)))
                     .map(|(t, (_, _, s))| (*t, *s))
             };
-            let substitute = if !ranking::is_builtin(name(entry)) {
+            let substitute = if !ranking::is_generic(name(entry)) {
                 None
-            } else if let Some(class) = carried(&|t| !ranking::is_builtin(name(t))) {
+            } else if let Some(class) = carried(&|t| !ranking::is_generic(name(t))) {
                 Some(class)
             } else if ranking::is_payload(name(entry)) {
                 carried(&|t| !ranking::is_payload(name(t)))
             } else {
                 None
             };
+            let mut entries = entries;
             if let Some((t, s)) = substitute {
                 (entry, sample) = (t, s);
+                // Held through plain data only, none of them directly: count them all.
+                if entries == 0 {
+                    entries = g.types.get(&t).map_or(0, |(c, _, _)| *c);
+                }
             }
             let mut types: Vec<(String, u64, u64)> = g
                 .types
@@ -338,8 +368,8 @@ pub fn suspects(
                 .collect();
             // The classes first, as in every table of types ([`ranking`]), then by count.
             types.sort_by(|a, b| {
-                ranking::is_builtin(&a.0)
-                    .cmp(&ranking::is_builtin(&b.0))
+                ranking::is_generic(&a.0)
+                    .cmp(&ranking::is_generic(&b.0))
                     .then(b.1.cmp(&a.1))
                     .then(b.2.cmp(&a.2))
                     .then(a.0.cmp(&b.0))
@@ -375,6 +405,10 @@ pub fn suspects(
                 types,
                 sample,
                 sample_label,
+                bounded: match holder {
+                    Holder::Node(point) => churn::within_known_bound(after, paths, point),
+                    _ => false,
+                },
             }
         })
         .collect();

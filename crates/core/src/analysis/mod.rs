@@ -8,6 +8,7 @@ pub mod accumulation;
 pub mod churn;
 pub mod diff;
 pub mod dominators;
+pub mod held;
 pub mod ignore;
 pub mod paths;
 pub mod ranking;

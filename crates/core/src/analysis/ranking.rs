@@ -2,7 +2,8 @@
 //! the instance the code keeps (a `Session`, a task, a handler, an exception), not the `str`,
 //! `dict`, `tuple` and `list` payload that grows as fast inside it. Suspects already name the
 //! type their container holds directly ([`super::accumulation`]); tables of types that grew
-//! put those types first, then the other classes, then the builtin types, each by growth.
+//! put those types first, then the other classes, then the builtin types and weak references,
+//! each by growth.
 
 use super::accumulation::Suspect;
 use crate::census::TypeDelta;
@@ -26,14 +27,27 @@ pub fn is_payload(name: &str) -> bool {
     PAYLOAD_TYPES.contains(&name)
 }
 
-/// Whether a type (by display name) is one of the interpreter's builtins (`dict`, `function`,
-/// `cell`): display names of builtins carry no module.
-pub fn is_builtin(name: &str) -> bool {
-    !name.contains('.')
+/// The weak references a weak registry keeps (a `WeakSet`'s, a `WeakValueDictionary`'s, the
+/// `logging` module's list of handlers): they live exactly as long as what they refer to, so
+/// they grow because something else does.
+pub const WEAK_BOOKKEEPING: [&str; 5] = [
+    "weakref.ReferenceType",
+    "weakref.KeyedRef",
+    "weakref.WeakMethod",
+    "weakref.ProxyType",
+    "weakref.CallableProxyType",
+];
+
+/// Whether a type (by display name) is one a developer would not name as the leak: one of the
+/// interpreter's builtins (`dict`, `function`, `cell`: display names of builtins carry no
+/// module), or a weak registry's bookkeeping ([`WEAK_BOOKKEEPING`]).
+pub fn is_generic(name: &str) -> bool {
+    !name.contains('.') || WEAK_BOOKKEEPING.contains(&name)
 }
 
 /// Orders per-type changes for a report: growth before shrinkage; among the types that grew, the
-/// suspects' entry types first (in suspect order), then classes, then builtins, each by count.
+/// suspects' entry types first (in suspect order), then classes, then generic types
+/// ([`is_generic`]), each by count.
 pub fn rank_types(types: &mut [TypeDelta], suspects: &[Suspect]) {
     let mut suspect_rank: HashMap<&str, usize> = HashMap::new();
     for (i, s) in suspects.iter().enumerate() {
@@ -45,7 +59,7 @@ pub fn rank_types(types: &mut [TypeDelta], suspects: &[Suspect]) {
         }
         match suspect_rank.get(t.name.as_str()) {
             Some(&i) => (0, i),
-            None if !is_builtin(&t.name) => (1, 0),
+            None if !is_generic(&t.name) => (1, 0),
             None => (2, 0),
         }
     };
@@ -86,12 +100,21 @@ mod tests {
             delta("lib.Noise", 5),
             delta("list", -40),
             delta("function", 2),
+            delta("weakref.ReferenceType", 700),
         ];
         rank_types(&mut types, &[]);
         let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["app.Order", "lib.Noise", "str", "dict", "function", "list"]
+            [
+                "app.Order",
+                "lib.Noise",
+                "str",
+                "weakref.ReferenceType",
+                "dict",
+                "function",
+                "list"
+            ]
         );
     }
 }

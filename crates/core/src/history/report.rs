@@ -2,24 +2,11 @@
 
 use super::chart::{duration, native_growth, rate};
 use super::{sparkline, History, TypeTrend};
+use crate::analysis::ranking;
 use crate::analysis::report::{bytes, count, signed};
 use std::fmt::Write;
 
-/// Where the objects of a growing type are held, as found in a snapshot taken at the end.
-#[derive(Clone, Debug, Default)]
-pub struct WhereHeld {
-    pub type_name: String,
-    /// The rendered retaining path of the container (`module app -> .__dict__['CACHE'] -> dict`),
-    /// or what holds them when it is not one container (`uncollected cyclic garbage`).
-    pub holder: String,
-    /// How many objects the container holds directly...
-    pub entries: u64,
-    /// ...and their type: the growing type itself, or the type of the objects it is part of
-    /// (`app.Order` for the `list` of each order's lines).
-    pub entry_type: String,
-    /// The label of the container's reference to one of them (`['k42']`, `[17]`).
-    pub sample_label: String,
-}
+pub use crate::analysis::held::WhereHeld;
 
 /// When the resident set grew much more than the Python objects did (the rule of
 /// [`native_growth`]), what to say about it.
@@ -139,14 +126,31 @@ pub fn run_report(
         let _ = writeln!(out, "\n{why}");
         return out;
     }
-    let mut steady: Vec<&TypeTrend> = trends.iter().filter(|t| t.steady).take(limit).collect();
-    // A type that grows inside another (the list in each leaked order) comes after the type
-    // that is the leak; the sort is stable, so the fastest growers still come first.
-    let is_payload = |t: &TypeTrend| {
-        held.iter()
-            .any(|h| h.type_name == t.name && !h.entry_type.is_empty() && h.entry_type != t.name)
+    let where_held = |t: &TypeTrend| held.iter().find(|h| h.type_name == t.name);
+    // A cache filling up to the bound it declares grows steadily, and stops: no leak.
+    let (bounded, mut steady): (Vec<&TypeTrend>, Vec<&TypeTrend>) = trends
+        .iter()
+        .filter(|t| t.steady)
+        .partition(|t| where_held(t).is_some_and(|h| h.bounded));
+    // The one ranking of every report (`analysis::ranking`): the type that is the leak (what
+    // its container holds) first, then other classes, then the generic types that grow inside
+    // them (the list in each leaked order); the sort is stable, so within each the fastest
+    // growers come first. Ranked before the limit, so a class is not cut off by library types
+    // that grow as fast.
+    let tier = |t: &TypeTrend| match where_held(t) {
+        Some(h) if !h.entry_type.is_empty() && h.entry_type != t.name => 2,
+        _ if ranking::is_generic(&t.name) => 1,
+        _ => 0,
     };
-    steady.sort_by_key(|t| is_payload(t));
+    steady.sort_by_key(|t| tier(t));
+    steady.truncate(limit);
+    if !bounded.is_empty() {
+        let _ = writeln!(out, "\nFilling caches up to their bound (not leaks):");
+        for t in &bounded {
+            let h = where_held(t).expect("partitioned on it");
+            let _ = writeln!(out, "  {} held by {}", t.name, h.holder);
+        }
+    }
     if steady.is_empty() {
         let _ = writeln!(out, "\nNo type grew steadily.");
         return out;
@@ -215,6 +219,7 @@ mod tests {
             entries: 900,
             entry_type: "app.Session".into(),
             sample_label: "['req-1']".into(),
+            bounded: false,
         }];
         let text = run_report("app.py", &h, &t, 1.0, &held, 10);
         assert!(
@@ -244,6 +249,55 @@ mod tests {
             !text.contains("dict  "),
             "a flat type is not listed: {text}"
         );
+    }
+
+    #[test]
+    fn the_leaking_class_comes_first_and_bounded_caches_are_no_leak() {
+        let mut h = History::new(100);
+        for s in 0..10u64 {
+            let sample = Sample {
+                taken_ms: s * 1000,
+                gc_only: true,
+                ..Sample::default()
+            };
+            h.push_values(
+                sample,
+                [
+                    ("weakref.ReferenceType", s * 200, s * 80),
+                    ("list", s * 150, s * 80),
+                    ("app.Handler", s * 100, s * 80),
+                    ("app.Rendered", s * 120, s * 80),
+                ],
+            );
+        }
+        let t = trends(&h);
+        let held = |type_name: &str, entry_type: &str, bounded| WhereHeld {
+            type_name: type_name.into(),
+            holder: "module app -> .__dict__['x'] -> list".into(),
+            entries: 900,
+            entry_type: entry_type.into(),
+            sample_label: String::new(),
+            bounded,
+        };
+        let held = [
+            held("app.Handler", "app.Handler", false),
+            held("list", "app.Handler", false),
+            held("app.Rendered", "app.Rendered", true),
+        ];
+        let text = run_report("app.py", &h, &t, 1.0, &held, 1);
+        let rows = text.split("Types that grew steadily:\n").nth(1).unwrap();
+        let first = rows.lines().nth(1).unwrap().trim_start();
+        assert!(first.starts_with("app.Handler "), "{text}");
+        assert_eq!(
+            rows.lines().filter(|l| l.contains("->  ")).count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("Filling caches up to their bound (not leaks):\n  app.Rendered held by"),
+            "{text}"
+        );
+        assert!(!rows.contains("app.Rendered"), "{text}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 """Real programs, each run in its own interpreter through every flow that compares heaps
 (``Snapshot.diff``, ``heaplens diff`` on the saved snapshots, ``no_leaks``: see
-``tests/programs/drive.py``), and under ``heaplens run``, which samples the program as it runs
-and reports the types that grew steadily (``tests/programs/run.py``).
+``tests/programs/drive.py``), under ``heaplens run``, which samples the program as it runs and
+reports the types that grew steadily (``tests/programs/run.py``), and as the test of a test suite
+checked by ``pytest --heaplens``.
 
 The clean programs do not leak, but churn: bounded caches evicting or replacing entries, a
 full ``lru_cache``, an ``lru_cache`` and a ``deque`` filling up to the bound they declare, the
@@ -59,12 +60,45 @@ def run_under_heaplens(program, *options):
     return r.stdout + r.stderr
 
 
+TEST_OF_A_PROGRAM = """
+import sys
+sys.path.insert(0, {programs!r})
+from drive import load
+
+program = load({path!r})
+
+def test_a_request():
+    program.request()
+"""
+
+
+def pytest_heaplens(program, tmp_path):
+    """`pytest --heaplens` on a test that makes one request of the program, warmed up as the
+    program says (`--heaplens-warmup`: its caches fill during the warm-up runs)."""
+    (tmp_path / "test_program.py").write_text(
+        TEST_OF_A_PROGRAM.format(programs=str(PROGRAMS), path=str(program))
+    )
+    source = program.read_text()
+    warmup = re.search(r"^WARMUP = (\d+)", source, re.M)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "--heaplens", "-p", "no:cacheprovider", "-q",
+         "--heaplens-warmup", warmup.group(1) if warmup else "50", "test_program.py"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    return r
+
+
 @pytest.mark.parametrize(
     "program", sorted((PROGRAMS / "clean").glob("*.py")), ids=lambda p: p.stem
 )
 def test_a_program_that_does_not_leak_gets_no_suspect_in_any_flow(program, tmp_path):
     report = run_under_heaplens(program)
     assert "Types that grew steadily" not in report, report
+    checked = pytest_heaplens(program, tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     found, cli = drive(program, tmp_path)
     assert found["diff"] == [], found["diff_text"]
     assert found["no_leaks"] == [], found["no_leaks"][0]
@@ -247,6 +281,15 @@ def check_run(report, leaking_type, holder):
         assert held.startswith("held by ") and re.match(holder.rstrip("$"), held[8:]), report
 
 
+def check_pytest(checked, leaking_type, per_call):
+    """pytest --heaplens: the test fails, with the type first in the LeakError."""
+    out = checked.stdout
+    assert checked.returncode == 1, out + checked.stderr
+    lines = out.split("LeakError: test_a_request() leaked on every one of 3 calls", 1)[1]
+    first = lines.splitlines()[1].split()
+    assert first[:3] == [leaking_type, f"+{per_call}", "per"], out
+
+
 def check_no_leaks(found, leaking_type, per_call, holder, captured):
     """no_leaks: the type is the first line, and every type comes with the path that keeps one
     of its new objects, ending at an object of that type."""
@@ -287,6 +330,7 @@ def test_each_kind_of_leak_is_named_first_in_every_flow(
     # A gc-only census (run's default) cannot see dicts the collector does not track.
     options = ["--all-objects"] if program == "untracked_dicts" else []
     report = run_under_heaplens(PROGRAMS / "leaking" / f"{program}.py", *options)
+    checked = pytest_heaplens(PROGRAMS / "leaking" / f"{program}.py", tmp_path)
     captured = CAPTURED.get(program)
     entries = ENTRIES.get(program, 300)
     # Every flow is checked, and every flow that fails is reported.
@@ -296,6 +340,7 @@ def test_each_kind_of_leak_is_named_first_in_every_flow(
         ("heaplens diff", lambda: check_cli(cli, leaking_type, holder, captured, entries)),
         ("no_leaks", lambda: check_no_leaks(found, leaking_type, per_call, holder, captured)),
         ("heaplens run", lambda: check_run(report, leaking_type, holder)),
+        ("pytest --heaplens", lambda: check_pytest(checked, leaking_type, per_call)),
     ]:
         try:
             check()

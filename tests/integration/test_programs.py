@@ -1,5 +1,6 @@
 """Real programs, each run in its own interpreter through every flow that compares heaps
-(``Snapshot.diff``, ``heaplens diff`` on the saved snapshots, ``no_leaks``: see
+(``Snapshot.diff``, ``heaplens diff`` on the saved snapshots, ``no_leaks``, the dashboard's
+Compare: see
 ``tests/programs/drive.py``), under ``heaplens run``, which samples the program as it runs and
 reports the types that grew steadily (``tests/programs/run.py``), and as the test of a test suite
 checked by ``pytest --heaplens``.
@@ -101,6 +102,7 @@ def test_a_program_that_does_not_leak_gets_no_suspect_in_any_flow(program, tmp_p
     assert checked.returncode == 0, checked.stdout + checked.stderr
     found, cli = drive(program, tmp_path)
     assert found["diff"] == [], found["diff_text"]
+    assert found["dashboard"] == [], found["dashboard"]
     assert found["no_leaks"] == [], found["no_leaks"][0]
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "No leak suspects" in cli.stdout
@@ -268,6 +270,15 @@ def check_cli(cli, leaking_type, holder, captured, entries):
         assert captured in "\n".join(first), out
 
 
+def check_dashboard(found, leaking_type, holder, entries):
+    """The dashboard's Compare: the same first suspect as Snapshot.diff."""
+    assert found["dashboard"], "the dashboard's comparison found nothing"
+    entry, _, held_by = found["dashboard"][0].partition(" held by ")
+    assert entry == f"{leaking_type} x{entries}", found["dashboard"]
+    if holder is not None:
+        assert re.match(holder, held_by), found["dashboard"]
+
+
 def check_run(report, leaking_type, holder):
     """heaplens run: the type first among the types that grew steadily, held where the suspect
     says."""
@@ -339,6 +350,7 @@ def test_each_kind_of_leak_is_named_first_in_every_flow(
         ("Snapshot.diff", lambda: check_diff(found, leaking_type, holder, entries)),
         ("heaplens diff", lambda: check_cli(cli, leaking_type, holder, captured, entries)),
         ("no_leaks", lambda: check_no_leaks(found, leaking_type, per_call, holder, captured)),
+        ("dashboard Compare", lambda: check_dashboard(found, leaking_type, holder, entries)),
         ("heaplens run", lambda: check_run(report, leaking_type, holder)),
         ("pytest --heaplens", lambda: check_pytest(checked, leaking_type, per_call)),
     ]:

@@ -118,7 +118,7 @@ def test_a_program_that_does_not_leak_gets_no_suspect_in_any_flow(program, tmp_p
 )
 def test_a_program_that_leaks_is_named_in_every_flow(program, leaking_type, tmp_path):
     found, cli = drive(PROGRAMS / "leaking" / f"{program}.py", tmp_path)
-    assert found["diff"][0].startswith(f"{leaking_type} x300 held by module program"), found
+    assert re.match(rf"{entries_of(leaking_type, 300)} held by module program", found["diff"][0]), found
     # The class comes first in no_leaks too, ahead of the str/dict/list payload that grows as
     # fast, and with the path that keeps it.
     message = found["no_leaks"][0]
@@ -126,7 +126,7 @@ def test_a_program_that_leaks_is_named_in_every_flow(program, leaking_type, tmp_
     assert first[:2] == [leaking_type, "+1"], message
     assert "module program -> .__dict__[" in message.splitlines()[2], message
     assert cli.returncode == 1, cli.stderr
-    assert f"1. {leaking_type} x300" in cli.stdout
+    assert re.search(rf"1\. {entries_of(leaking_type, 300)} ", cli.stdout), cli.stdout
     assert cli.stdout.split("Types that grew\n")[1].split()[0] == leaking_type, cli.stdout
 
 
@@ -240,16 +240,23 @@ def suspect_block(text, number):
     return block
 
 
+def entries_of(leaking_type, entries):
+    """A suspect's `TYPE xN` as a pattern. A new object that CPython put at the address of a
+    freed one of its type looks old to a comparison (objects are matched by address), so a
+    suspect may count one entry fewer than the requests that leaked."""
+    return rf"{re.escape(leaking_type)} x({entries}|{entries - 1})"
+
+
 def check_diff(found, leaking_type, holder, entries):
     """Snapshot.diff: the leaking type is the first suspect, with the container that keeps it."""
     assert found["diff"], found["diff_text"]
     entry, _, held_by = found["diff"][0].partition(" held by ")
-    assert entry == f"{leaking_type} x{entries}", found["diff_text"]
+    assert re.fullmatch(entries_of(leaking_type, entries), entry), found["diff_text"]
     if holder is None:
         first = suspect_block(found["diff_text"], 1)[0].strip()
-        assert first.startswith(f"1. uncollected cyclic garbage: {leaking_type} x{entries} "), found[
-            "diff_text"
-        ]
+        assert re.match(
+            rf"1\. uncollected cyclic garbage: {entries_of(leaking_type, entries)} ", first
+        ), found["diff_text"]
     else:
         assert re.match(holder, held_by), found["diff_text"]
 
@@ -261,8 +268,10 @@ def check_cli(cli, leaking_type, holder, captured, entries):
     assert cli.returncode == 1, out + cli.stderr
     assert out.split("Types that grew\n")[1].split()[0] == leaking_type, out
     first = suspect_block(out, 1)
-    label = f"uncollected cyclic garbage: {leaking_type}" if holder is None else leaking_type
-    assert first[0].strip().startswith(f"1. {label} x{entries} "), out
+    prefix = "uncollected cyclic garbage: " if holder is None else ""
+    assert re.match(
+        rf"1\. {re.escape(prefix)}{entries_of(leaking_type, entries)} ", first[0].strip()
+    ), out
     if holder is not None:
         held = [line.strip() for line in first if line.strip().startswith("held by: ")]
         assert held and re.match(holder, held[0][len("held by: ") :]), out
@@ -274,7 +283,7 @@ def check_dashboard(found, leaking_type, holder, entries):
     """The dashboard's Compare: the same first suspect as Snapshot.diff."""
     assert found["dashboard"], "the dashboard's comparison found nothing"
     entry, _, held_by = found["dashboard"][0].partition(" held by ")
-    assert entry == f"{leaking_type} x{entries}", found["dashboard"]
+    assert re.fullmatch(entries_of(leaking_type, entries), entry), found["dashboard"]
     if holder is not None:
         assert re.match(holder, held_by), found["dashboard"]
 

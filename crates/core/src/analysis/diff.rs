@@ -206,10 +206,16 @@ pub fn diff(
             && (d.count_delta != 0 || d.bytes_delta != 0)
     });
     let mut suspects = found.suspects;
-    // Cyclic garbage is a leak only when the collector is off: with it on, it will be freed.
+    // Cyclic garbage is a leak only when the collector is off: with it on, it will be freed,
+    // and with it what hangs from it (new objects added to garbage that was already there).
     let collector_on = after.meta().gc_enabled == Some(true);
     suspects.retain(|s| {
-        let freed_by_collector = collector_on && s.holder == Holder::Garbage;
+        let garbage = match s.holder {
+            Holder::Garbage => true,
+            Holder::Node(v) => after.flags(v).contains(NodeFlags::UNREACHABLE),
+            Holder::Roots => false,
+        };
+        let freed_by_collector = collector_on && garbage;
         !own::is_own_type(&s.entry_type) && !freed_by_collector
     });
     ranking::rank_types(&mut types, &suspects);
@@ -386,6 +392,49 @@ mod tests {
         after.meta_mut().gc_enabled = Some(false);
         let d = diff_of(&before, &after, DiffOptions::default());
         assert_eq!(d.suspects[0].holder, Holder::Garbage);
+    }
+
+    /// The app module, and a garbage cycle of two lists (at fixed addresses) the second of which
+    /// holds `hanging` new lists.
+    fn garbage_with_hanging(hanging: u64) -> Graph {
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let list = b.intern_type("builtins", "list", "list");
+        let gc = NodeFlags::GC_TRACKED;
+        let m = b.add_node(0x100);
+        let (x, y) = (b.add_node(0x9000), b.add_node(0x9040));
+        let extra: Vec<NodeId> = (0..hanging)
+            .map(|i| b.add_node(0xa000 + i * 0x40))
+            .collect();
+        b.set_node(m, module, 72, gc | NodeFlags::MODULE);
+        b.set_name(m, "app");
+        b.end_node();
+        b.set_node(x, list, 64, gc);
+        b.push_edge(y, Label::index(0));
+        b.end_node();
+        b.set_node(y, list, 64, gc);
+        b.push_edge(x, Label::index(0));
+        for (i, &e) in extra.iter().enumerate() {
+            b.push_edge(e, Label::index(i + 1));
+        }
+        b.end_node();
+        for &e in &extra {
+            b.set_node(e, list, 56, gc);
+            b.end_node();
+        }
+        finish_app(b, m, &[])
+    }
+
+    #[test]
+    fn what_hangs_from_old_garbage_is_no_suspect_while_the_collector_runs() {
+        let before = garbage_with_hanging(0);
+        let mut after = garbage_with_hanging(30);
+        after.meta_mut().gc_enabled = Some(true);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert!(d.suspects.is_empty(), "{:?}", d.suspects);
+        after.meta_mut().gc_enabled = Some(false);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert_eq!(d.suspects[0].entries, 30);
     }
 
     #[test]

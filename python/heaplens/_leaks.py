@@ -41,10 +41,13 @@ class Leak(NamedTuple):
     path: str | None
 
 
-def _collect():
+def _collect(young=False):
     # With the collector off, uncollected cycles are the leak: leave them for the count.
     if gc.isenabled():
-        gc.collect()
+        # A young collection frees the cycles a call just made at a fraction of a full one's
+        # cost; what it misses (cycles promoted during the call) can only make a type look
+        # steady, and the full check that follows frees them.
+        gc.collect(1) if young else gc.collect()
 
 
 def _type_name(t):
@@ -140,26 +143,60 @@ class LeakCheck:
 
     def _check(self, call, runs, what):
         __tracebackhide__ = True
-        # Between censuses the check holds two native objects and no per-type Python object,
-        # so its own bookkeeping never shows up in the counts it compares.
+        # First with cheap counts: most code does not leak, and a check of clean code should
+        # cost little. Only when something may have leaked are the calls made again, counted
+        # in full after each, between two snapshots, to find what holds the growth.
+        if not self._may_leak(call, runs):
+            self.leaks = []
+            return
         _collect()
         first = snapshot()
-        # The baseline is a census like the later ones, not the snapshot's: a snapshot also sees
-        # its own call's temporaries on the stack (3.14+ shows a running frame's value stack).
+        self._report(first, self._steady(call, runs), runs, what)
+
+    def _may_leak(self, call, runs):
+        """Whether `runs` calls may have leaked: a gc-tracked type grew on every one (counted
+        after each, a walk of the collector's lists only), or some type grew by at least one
+        object per call in all (counted in full before and after)."""
+        _collect()
+        whole = _native.census(False)
+        tracked = _native.SteadyGrowth(_native.census(True))
+        for _ in range(runs):
+            call()
+            _collect(young=True)
+            tracked.record(_native.census(True))
+        _collect()
+        grown = [
+            (name, delta)
+            for name, _, delta, _ in _native.census(False).diff(whole)
+            if delta >= runs
+        ]
+        return bool(self._wanted(tracked.steady()) or self._wanted(grown))
+
+    def _steady(self, call, runs):
+        """The types that grew on every one of `runs` calls, with their growth."""
+        # Between censuses the check holds two native objects and no per-type Python object,
+        # so its own bookkeeping never shows up in the counts it compares. The baseline is a
+        # census like the later ones, not a snapshot's: a snapshot also sees its own call's
+        # temporaries on the stack (3.14+ shows a running frame's value stack).
+        _collect()
         growth = _native.SteadyGrowth(_native.census(False))
         for _ in range(runs):
             call()
             _collect()
             growth.record(_native.census(False))
-        self._report(first, growth.steady(), runs, what)
+        return growth.steady()
 
-    def _report(self, first, steady, runs, what):
-        __tracebackhide__ = True
-        wanted = {
+    def _wanted(self, steady):
+        """The steady types this check looks at: the ones it was given, or all."""
+        return {
             name: total
             for name, total in steady
             if not self.types or any(_matches(name, t) for t in self.types)
         }
+
+    def _report(self, first, steady, runs, what):
+        __tracebackhide__ = True
+        wanted = self._wanted(steady)
         del steady
         if not wanted:
             self.leaks = []

@@ -19,12 +19,17 @@ text and numbers only.
 import functools
 import gc
 import inspect
+import tracemalloc
 from typing import NamedTuple
 
 from heaplens import _native
 from heaplens._snapshot import snapshot
 
 __all__ = ["Leak", "LeakCheck", "no_leaks"]
+
+#: Frames tracemalloc keeps per allocation when a check starts it: enough for the line that
+#: allocates and the calls that led there.
+_TRACE_FRAMES = 10
 
 
 class Leak(NamedTuple):
@@ -39,6 +44,9 @@ class Leak(NamedTuple):
     #: The retaining path of one of them (``module app -> .__dict__['CACHE'] -> ...``), or None
     #: when no new object of the type could be traced.
     path: str | None
+    #: Where one of them was allocated, oldest call first (``"app/models.py:12: ..."``), with
+    #: ``trace_alloc=True`` or while ``tracemalloc`` traces; empty otherwise.
+    allocated_at: tuple = ()
 
 
 def _collect(young=False):
@@ -73,9 +81,10 @@ class LeakCheck:
     """A configured leak check: a decorator (``@check``) and a context manager
     (``with check:``). Made by :func:`no_leaks`."""
 
-    def __init__(self, *types, warmup=1, runs=3, picture=None, ignore=()):
+    def __init__(self, *types, warmup=1, runs=3, picture=None, ignore=(), trace_alloc=False):
         self.types = tuple(_type_name(t) for t in types)
         self.ignore = _patterns(ignore)
+        self.trace_alloc = bool(trace_alloc)
         if not isinstance(warmup, int) or warmup < 0:
             raise ValueError(f"warmup must be a non-negative int, not {warmup!r}")
         if not isinstance(runs, int) or runs < 1:
@@ -149,9 +158,18 @@ class LeakCheck:
         if not self._may_leak(call, runs):
             self.leaks = []
             return
-        _collect()
-        first = snapshot()
-        self._report(first, self._steady(call, runs), runs, what)
+        # Where the leaked objects come from: tracemalloc records the calls that allocate them
+        # (started here for the counted calls when asked, and stopped once reported).
+        tracing = self.trace_alloc and not tracemalloc.is_tracing()
+        if tracing:
+            tracemalloc.start(_TRACE_FRAMES)
+        try:
+            _collect()
+            first = snapshot()
+            self._report(first, self._steady(call, runs), runs, what)
+        finally:
+            if tracing:
+                tracemalloc.stop()
 
     def _may_leak(self, call, runs):
         """Whether `runs` calls may have leaked: a gc-tracked type grew on every one (counted
@@ -216,7 +234,8 @@ class LeakCheck:
             if name in wanted and held.get(name, 0) * 2 >= max(wanted[name], 1)
         ]
         self.leaks = [
-            Leak(n, wanted[n] / runs, wanted[n], _path_of(last, diff, n)) for n in ranked
+            Leak(n, wanted[n] / runs, wanted[n], _path_of(last, diff, n), _allocated_at(diff, n))
+            for n in ranked
         ]
         if not self.leaks:
             del diff, last
@@ -226,6 +245,15 @@ class LeakCheck:
             picture_note = _draw(last, diff, self.leaks[0].type, self.picture)
         del diff, last
         raise _error(self.leaks, what, runs, self.warmup, picture_note)
+
+
+def _allocated_at(diff, name):
+    """Where a new object of type `name` was allocated: the traceback of the sample of the first
+    suspect whose entries are of that type (a suspect's sample is one of its entries)."""
+    for s in diff.suspects:
+        if s.entry_type == name and s.allocated_at:
+            return tuple(s.allocated_at)
+    return ()
 
 
 def _patterns(ignore):
@@ -332,12 +360,17 @@ def _error(leaks, what, runs, warmup, note):
         lines.append(f"  {leak.type:<{width}}  {per_call}")
         if leak.path:
             lines.append(f"      {leak.path}")
+        if leak.allocated_at:
+            # The innermost call is where; the one before says who asked.
+            lines.append(f"      allocated at {leak.allocated_at[-1]}")
+            for frame in reversed(leak.allocated_at[-3:-1]):
+                lines.append(f"        called from {frame}")
     error = _native.LeakError("\n".join(lines) + note)
     error.leaks = leaks
     return error
 
 
-def no_leaks(*types, warmup=1, runs=3, picture=None, ignore=()):
+def no_leaks(*types, warmup=1, runs=3, picture=None, ignore=(), trace_alloc=False):
     """Checks that code leaves no objects behind; raises :class:`heaplens.LeakError` if it does.
 
     As a decorator, each call of the decorated function runs it ``warmup`` times, then ``runs``
@@ -353,6 +386,10 @@ def no_leaks(*types, warmup=1, runs=3, picture=None, ignore=()):
     ``"app.Service.cache"``, an instance attribute), ``*`` matching any run of characters.
     Bounded caches that say so (``lru_cache(maxsize=N)``, ``deque(maxlen=N)``) need no
     declaration.
+
+    ``trace_alloc=True`` also says where each leaking type's objects were allocated (the line
+    and its callers), by tracing allocations with :mod:`tracemalloc` during the counted calls
+    of a leaking function; while ``tracemalloc`` already traces, that is said anyway.
 
     The message lists each leaking type with its count per call and the retaining path of one
     of its objects; ``error.leaks`` holds the same as :class:`Leak` tuples.
@@ -376,5 +413,8 @@ def no_leaks(*types, warmup=1, runs=3, picture=None, ignore=()):
     """
     if len(types) == 1 and _is_code(types[0]):
         # `no_leaks(func, runs=5)`: the function is checked with the options given.
-        return LeakCheck(warmup=warmup, runs=runs, picture=picture, ignore=ignore)(types[0])
-    return LeakCheck(*types, warmup=warmup, runs=runs, picture=picture, ignore=ignore)
+        options = dict(warmup=warmup, runs=runs, picture=picture, ignore=ignore)
+        return LeakCheck(trace_alloc=trace_alloc, **options)(types[0])
+    return LeakCheck(
+        *types, warmup=warmup, runs=runs, picture=picture, ignore=ignore, trace_alloc=trace_alloc
+    )

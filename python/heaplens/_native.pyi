@@ -103,6 +103,7 @@ class Suspect:
     types: list[tuple[str, int, int]]
     kind: str
     sample_label: str
+    allocated_at: list[str]
     @property
     def holder(self) -> SnapshotObject | None: ...
     @property

@@ -193,6 +193,7 @@ def run(
     serve=None,
     token=None,
     max_overhead=0.01,
+    trace_alloc=False,
 ):
     """``heaplens run``: returns the exit status (the program's own)."""
     if module is None and not argv:
@@ -240,6 +241,12 @@ def run(
         if server is None:
             sampler.stop()
             return 2
+    if trace_alloc:
+        # Before the program's first line, so that every object it makes has its traceback;
+        # left on through the report, which asks where the growing objects come from.
+        import tracemalloc
+
+        tracemalloc.start(10)
     try:
         status, interrupted = _run_program(module, argv)
     finally:

@@ -14,6 +14,8 @@ Registered through the ``pytest11`` entry point, so installing heaplens makes it
   grow) is declared per test, ``@pytest.mark.no_leaks(ignore=["app.cache.CACHE"])``, or for the
   whole suite, ini ``heaplens_ignore`` (one pattern per line) or ``--heaplens-ignore PATTERN``;
   patterns are :func:`heaplens.no_leaks`'s ``ignore``.
+- ``--heaplens-trace-alloc`` (or the marker's ``trace_alloc=True``) also says where the leaked
+  objects were allocated.
 
 The test body is called again with the same fixture values (fixtures run once), so tests that
 cannot run twice should not be checked. Coroutine tests are left to their async plugin and not
@@ -50,6 +52,12 @@ def pytest_addoption(parser):
         default=None,
         metavar="N",
         help="counted calls; a type leaks if it grows on every one (default 3)",
+    )
+    group.addoption(
+        "--heaplens-trace-alloc",
+        action="store_true",
+        default=False,
+        help="say where leaked objects were allocated (tracemalloc during a leaking test's runs)",
     )
     group.addoption(
         "--heaplens-ignore",
@@ -106,6 +114,8 @@ def _check_for(item):
     # The suite's declarations hold for every test, the test's own come on top.
     suite = tuple(config.getini("heaplens_ignore")) + tuple(config.getoption("heaplens_ignore"))
     kwargs["ignore"] = suite + _patterns(kwargs.get("ignore", ()))
+    if config.getoption("heaplens_trace_alloc"):
+        kwargs.setdefault("trace_alloc", True)
     return LeakCheck(*types, **kwargs)
 
 

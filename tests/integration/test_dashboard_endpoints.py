@@ -7,6 +7,7 @@ import importlib.util
 import json
 import random
 import threading
+import time
 
 import pytest
 
@@ -217,6 +218,12 @@ def test_a_trace_that_ran_beside_another_request_is_marked_overlapped(serve):
     server.app.config["slow"].set()
     slow.join(60)
     slow_connection.close()
+    # The client has its answer before the server has closed the response and ended the trace:
+    # wait for the trace, so the next request does not run beside it on a busy machine.
+    deadline = time.monotonic() + 60
+    while by_endpoint(server.endpoints()).get("GET /slow", {}).get("traced", 0) < 1:
+        assert time.monotonic() < deadline, "the /slow trace never ended"
+        time.sleep(0.01)
     server.request("GET", "/health")  # a clean one, after both
     endpoints = by_endpoint(server.endpoints())
     assert endpoints["GET /slow"]["overlapped"] == 1

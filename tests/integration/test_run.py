@@ -1,5 +1,6 @@
 """``heaplens run``, as a user runs it: the console script in a subprocess, on real scripts."""
 
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -305,3 +306,35 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
     assert result.returncode == 2
     assert "without a token" in result.stderr
     assert "--token" in result.stderr
+
+
+def test_trace_alloc_says_where_the_growing_objects_were_allocated(tmp_path):
+    write(
+        tmp_path / "worker.py",
+        """
+        import time
+
+        class Job:
+            def __init__(self, n):
+                self.n = n
+
+        DONE = []
+
+        def finish(n):
+            DONE.append(Job(n))  # the leak
+
+        for batch in range(40):
+            for i in range(100):
+                finish(batch * 100 + i)
+            time.sleep(0.02)
+        """,
+    )
+    report = run(tmp_path, "--period", "0.05", "--trace-alloc", "worker.py").stderr
+    lines = report.splitlines()
+    held = next(i for i, line in enumerate(lines) if "held by module __main__ -> .__dict__['DONE']" in line)
+    assert re.fullmatch(
+        r"allocated at (.*/)?worker\.py:11: DONE\.append\(Job\(n\)\)  # the leak",
+        lines[held + 1].strip(),
+    ), report
+    # Without the option, nothing is traced.
+    assert "allocated at" not in run(tmp_path, "--period", "0.05", "worker.py").stderr

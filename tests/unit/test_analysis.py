@@ -134,6 +134,37 @@ class Service:
 SERVICE = Service()
 
 
+def make_orders(n):
+    return [Order(i) for i in range(n)]  # where the orders are allocated
+
+
+def test_suspects_say_where_their_objects_were_allocated_while_tracemalloc_traces():
+    import tracemalloc
+
+    line = make_orders.__code__.co_firstlineno + 1
+    for tracing in (True, False):
+        gc.collect()
+        if tracing:
+            tracemalloc.start(5)
+        try:
+            before = heaplens.snapshot()
+            CACHE["traced"] = make_orders(200)
+            after = heaplens.snapshot()
+            diff = after.diff(before)
+        finally:
+            tracemalloc.stop()
+            del CACHE["traced"]
+        top = diff.suspects[0]
+        assert top.entry_type == f"{__name__}.Order", str(diff)
+        if tracing:
+            site = f"{__file__}:{line}: return [Order(i) for i in range(n)]  # where the orders are allocated"
+            assert site in top.allocated_at[-2:], top.allocated_at
+            assert "     allocated at (most recent call last):" in str(diff)
+            assert site in str(diff)
+        else:
+            assert top.allocated_at == [] and "allocated at" not in str(diff)
+
+
 def test_diff_leaves_out_what_the_user_declares_no_leak():
     """`ignore` names a place (a module global, an instance attribute) or a type (a name with
     `*`, or the class itself): the suspects it names are left out and counted, the others are

@@ -46,6 +46,22 @@ def test_a_leak_raises_with_the_type_its_count_per_call_and_its_path():
     assert leak.path in message
 
 
+def test_trace_alloc_says_where_the_leaked_objects_were_allocated():
+    import tracemalloc
+
+    with pytest.raises(heaplens.LeakError) as info:
+        heaplens.no_leaks(function_with_leak, trace_alloc=True)()
+    leak = info.value.leaks[0]
+    line = function_with_leak.__code__.co_firstlineno + 1
+    assert leak.allocated_at[-1] == f"{__file__}:{line}: CACHE.append(MyLeakyObject())"
+    assert f"      allocated at {__file__}:{line}: CACHE.append(MyLeakyObject())" in str(info.value)
+    # The check traced only while it ran.
+    assert not tracemalloc.is_tracing()
+    with pytest.raises(heaplens.LeakError) as info:
+        heaplens.no_leaks(function_with_leak)()
+    assert info.value.leaks[0].allocated_at == () and "allocated at" not in str(info.value)
+
+
 def test_a_leak_can_be_drawn(tmp_path):
     target = tmp_path / "leak.svg"
     with pytest.raises(heaplens.LeakError) as info:

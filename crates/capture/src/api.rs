@@ -206,6 +206,37 @@ pub fn reference_count(obj: &Bound<'_, PyAny>) -> Result<Option<isize>, CaptureE
     Ok(with_abi!(env.abi, A => unsafe { <A as abi::Abi>::refcount(o) }))
 }
 
+/// Where `obj`'s memory block was allocated, as `tracemalloc` recorded it: a tuple of
+/// `(filename, lineno)`, the most recent call first; `None` when it was not traced (or
+/// `tracemalloc` does not trace, or the interpreter does not export the lookup). The block
+/// starts before the object, at its GC header and managed-dict words, which
+/// `tracemalloc.get_object_traceback()` does not account for on 3.11 for instances whose dict is
+/// managed: this asks for the block's own start. Runs after a walk, never during one.
+pub fn allocation_traceback(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Option<Py<PyAny>> {
+    type GetTraceback = unsafe extern "C" fn(std::ffi::c_uint, usize) -> *mut pyo3::ffi::PyObject;
+    let env = env::get().ok()?;
+    let f = env::symbol(c"_PyTraceMalloc_GetTraceback");
+    if f.is_null() {
+        return None;
+    }
+    // SAFETY: the symbol is CPython's function of that signature (3.11 to 3.12 export it).
+    let f = unsafe { std::mem::transmute::<*mut std::ffi::c_void, GetTraceback>(f) };
+    let o = obj.as_ptr();
+    // SAFETY: the GIL is held and `obj` is alive: its type is a live type object.
+    let start = o as usize - unsafe { raw::preheader_size(raw::ob_type(o), env.preheader_flags) };
+    // SAFETY: the GIL is held; domain 0 is the Python allocators' domain; the function only
+    // looks the address up in tracemalloc's table and builds the answer (new reference or
+    // None, or null with an exception set).
+    let found = unsafe { f(0, start) };
+    if found.is_null() {
+        pyo3::PyErr::take(py);
+        return None;
+    }
+    // SAFETY: a new reference.
+    let found = unsafe { Bound::from_owned_ptr(py, found) };
+    (!found.is_none()).then(|| found.unbind())
+}
+
 /// What `gc.get_referents(obj)` returns, as new references.
 pub fn referents(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Vec<Py<PyAny>> {
     let mut buf = Vec::new();

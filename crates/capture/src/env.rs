@@ -228,7 +228,7 @@ fn type_ptr(obj: &Bound<'_, PyAny>) -> Type {
 }
 
 /// Looks up a symbol the interpreter exports, if it does.
-fn symbol(name: &std::ffi::CStr) -> *mut c_void {
+pub(crate) fn symbol(name: &std::ffi::CStr) -> *mut c_void {
     // SAFETY: dlsym with RTLD_DEFAULT searches the loaded objects; it returns null if absent.
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
 }

@@ -9,6 +9,7 @@
 //! Not here: analyses and renderers (heaplens-core), anything that needs the interpreter to run
 //! Python code during a walk (nothing may).
 
+mod allocated;
 mod errors;
 mod logging_bridge;
 mod py_analysis;
@@ -123,6 +124,7 @@ fn cli_main(
             kwargs.set_item("no_history", args.no_history)?;
             kwargs.set_item("snapshot_at_exit", args.snapshot_at_exit)?;
             kwargs.set_item("all_objects", args.all_objects)?;
+            kwargs.set_item("trace_alloc", args.trace_alloc)?;
             kwargs.set_item("module", args.module)?;
             kwargs.set_item("argv", args.argv)?;
             kwargs.set_item("serve", args.serve)?;

@@ -96,6 +96,10 @@ pub struct PySuspect {
     /// The label of the container's reference to one of the entries (``['k42']``, ``[17]``).
     #[pyo3(get)]
     sample_label: String,
+    /// Where the sample was allocated, oldest call first (``"app/models.py:12: self.lines =
+    /// []"``), when ``tracemalloc`` traced it; empty otherwise.
+    #[pyo3(get)]
+    allocated_at: Vec<String>,
     data: Arc<SnapshotData>,
     holder: Option<u32>,
     holder_path: Option<Path>,
@@ -116,6 +120,7 @@ impl PySuspect {
                 Holder::Roots => "roots",
             },
             sample_label: s.sample_label.clone(),
+            allocated_at: s.allocated_at.clone(),
             data: Arc::clone(data),
             holder: match s.holder {
                 Holder::Node(h) => Some(h),

@@ -382,10 +382,21 @@ impl PySampler {
         };
         // Without the lock: the analysis releases the GIL, and the sampler thread takes the
         // lock while holding the GIL.
-        let holders = match snapshot {
+        let mut holders = match snapshot {
             Some(snap) if !steady.is_empty() => snap.holders_by_type(py, &steady),
             _ => Vec::new(),
         };
+        // Where the growing objects come from, when tracemalloc traces (heaplens run
+        // --trace-alloc): asked of the live process, for one entry of each holder.
+        let wanted: Vec<(u64, String)> = holders
+            .iter()
+            .map(|h| (h.sample_address, h.entry_type.clone()))
+            .collect();
+        if let Ok(tracebacks) = crate::allocated::tracebacks(py, &wanted) {
+            for (h, traceback) in holders.iter_mut().zip(tracebacks) {
+                h.allocated_at = traceback;
+            }
+        }
         let state = self.shared.lock();
         let trends = history::trends(&state.history);
         heaplens_core::history::report::run_report(

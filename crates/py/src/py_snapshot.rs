@@ -396,9 +396,10 @@ impl PySnapshot {
             ignore: heaplens_core::analysis::ignore::Ignore::new(ignore),
             keep_bounded: false,
         };
-        let result = py
+        let mut result = py
             .detach(|| diff(&before.data.graph, &self.data.graph, paths, options))
             .map_err(crate::errors::core_error)?;
+        crate::allocated::fill(py, &self.data.graph, &mut result);
         Ok(PySnapshotDiff::new(&before.data, &self.data, result))
     }
 

@@ -28,6 +28,10 @@ pub struct Args {
     /// Count every object in each sample, not only the gc-tracked ones (slower on big heaps).
     #[arg(long)]
     pub all_objects: bool,
+    /// Trace allocations (`tracemalloc`, 10 frames) so that the report says where each growing
+    /// type's objects were allocated; the program runs slower meanwhile, and uses more memory.
+    #[arg(long)]
+    pub trace_alloc: bool,
     /// Serve the live dashboard of the program at http://[HOST:]PORT/_heaplens/ while it runs
     /// (HOST defaults to 127.0.0.1; port 0 picks a free one).
     #[arg(long, value_name = "[HOST:]PORT")]

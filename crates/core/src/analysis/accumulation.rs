@@ -91,6 +91,71 @@ pub struct Suspect {
     /// The container is within a bound it declares or the standard library keeps (only with
     /// [`DiffOptions::keep_bounded`]; such groups are no suspects otherwise).
     pub bounded: bool,
+    /// Where the sample was allocated, oldest call first (`shop/models.py:12: self.lines = []`),
+    /// when the process traced allocations (`tracemalloc`): filled in by whoever can still ask
+    /// the live process; empty otherwise.
+    pub allocated_at: Vec<String>,
+    /// The groups folded into this one, as they read: the weak references registries keep to
+    /// its objects (`300 weakref.ReferenceType held by module logging -> ... -> list`).
+    pub also: Vec<String>,
+}
+
+/// Folds the groups of weak references that registries keep to the objects of another group
+/// (the `logging` module's list of every handler, a `WeakSet` of tasks) into that group: they
+/// are that leak's bookkeeping, and die with its objects, not a leak of their own. `found`
+/// pairs each suspect with its group key in `group_of` (the group of each node).
+fn fold_weak_bookkeeping(
+    after: &Graph,
+    group_of: &[u32],
+    found: Vec<(u32, Suspect)>,
+) -> Vec<Suspect> {
+    let index_of: HashMap<u32, usize> = found
+        .iter()
+        .enumerate()
+        .map(|(i, (h, _))| (*h, i))
+        .collect();
+    let mut into: Vec<Option<usize>> = vec![None; found.len()];
+    for (i, (_, s)) in found.iter().enumerate() {
+        if !ranking::WEAK_BOOKKEEPING.contains(&s.entry_type.as_str()) {
+            continue;
+        }
+        let referent = after
+            .edges(s.sample)
+            .find(|(_, l)| l.is_weak())
+            .map(|(t, _)| t);
+        let target = referent
+            .and_then(|t| group_of.get(t as usize))
+            .and_then(|g| index_of.get(g))
+            .copied()
+            .filter(|&j| {
+                j != i && !ranking::WEAK_BOOKKEEPING.contains(&found[j].1.entry_type.as_str())
+            });
+        into[i] = target;
+    }
+    let mut also: Vec<Vec<String>> = vec![Vec::new(); found.len()];
+    for (i, (_, s)) in found.iter().enumerate() {
+        if let Some(j) = into[i] {
+            let held_by = match &s.holder_path {
+                Some(p) => p.render(after),
+                None => "references from outside the Python heap".into(),
+            };
+            also[j].push(format!(
+                "{} {} held by {held_by} (weak references to them)",
+                super::report::count(s.entries),
+                s.entry_type
+            ));
+        }
+    }
+    found
+        .into_iter()
+        .zip(also)
+        .enumerate()
+        .filter(|(i, _)| into[*i].is_none())
+        .map(|(_, ((_, mut s), also))| {
+            s.also = also;
+            s
+        })
+        .collect()
 }
 
 /// Per-group running totals.
@@ -317,7 +382,7 @@ pub fn suspects(
         kept.select_nth_unstable_by(judged, by_size);
         kept.truncate(judged);
     }
-    let mut suspects: Vec<Suspect> = kept
+    let found: Vec<(u32, Suspect)> = kept
         .into_iter()
         .map(|(h, g)| {
             let holder = match accumulator[&h].0 {
@@ -337,10 +402,13 @@ pub fn suspects(
             // many objects of a class are that class (a cache of (key, result) tuples holding
             // the instances, closures each keeping a checkout); entries of plain data are the
             // most numerous other type the group holds as many of.
+            // "As many": one per entry, give or take the few a comparison takes for old (new
+            // objects at the addresses of freed ones of their type).
+            let as_many = entries.saturating_sub(entries / 20 + 1).max(1);
             let carried = |keep: &dyn Fn(u32) -> bool| {
                 g.types
                     .iter()
-                    .filter(|(t, (c, _, _))| keep(**t) && *c >= entries)
+                    .filter(|(t, (c, _, _))| keep(**t) && *c >= as_many)
                     .max_by_key(|(t, (c, _, _))| (*c, std::cmp::Reverse(**t)))
                     .map(|(t, (_, _, s))| (*t, *s))
             };
@@ -392,7 +460,7 @@ pub fn suspects(
                 },
                 _ => String::new(),
             };
-            Suspect {
+            let suspect = Suspect {
                 holder_path: match holder {
                     Holder::Node(h) => paths.path(after, h),
                     _ => None,
@@ -409,9 +477,13 @@ pub fn suspects(
                     Holder::Node(point) => churn::within_known_bound(after, paths, point),
                     _ => false,
                 },
-            }
+                allocated_at: Vec::new(),
+                also: Vec::new(),
+            };
+            (h, suspect)
         })
         .collect();
+    let mut suspects = fold_weak_bookkeeping(after, &holder, found);
     let found = suspects.len();
     suspects.retain(|s| {
         !options

@@ -437,6 +437,77 @@ mod tests {
         assert_eq!(d.suspects[0].entries, 30);
     }
 
+    /// Module `app` with a `HANDLERS` list of `n` handlers, and module `logging` with a
+    /// `_handlerList` of weak references to each.
+    fn handlers_with_weak_registry(n: u64) -> Graph {
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let dict = b.intern_type("builtins", "dict", "dict");
+        let list = b.intern_type("builtins", "list", "list");
+        let handler = b.intern_type("app", "Handler", "Handler");
+        let weakref = b.intern_type("weakref", "ReferenceType", "ReferenceType");
+        let gc = NodeFlags::GC_TRACKED;
+        let (app, app_dict, handlers) = (b.add_node(0x100), b.add_node(0x140), b.add_node(0x180));
+        let (logging, logging_dict, refs) =
+            (b.add_node(0x200), b.add_node(0x240), b.add_node(0x280));
+        let hs: Vec<NodeId> = (0..n).map(|i| b.add_node(0x10_000 + i * 0x40)).collect();
+        let ws: Vec<NodeId> = (0..n).map(|i| b.add_node(0x20_000 + i * 0x40)).collect();
+        let dunder = b.strings_mut().intern("__dict__");
+        for (m, d, name, key, l) in [
+            (app, app_dict, "app", "HANDLERS", handlers),
+            (logging, logging_dict, "logging", "_handlerList", refs),
+        ] {
+            b.set_node(m, module, 72, gc | NodeFlags::MODULE);
+            b.set_name(m, name);
+            b.push_edge(d, Label::field(dunder));
+            b.end_node();
+            b.set_node(d, dict, 360, gc);
+            let k = b.strings_mut().intern(key);
+            b.push_edge(l, Label::key(k));
+            b.end_node();
+            b.set_node(l, list, 64, gc);
+            for (i, &e) in [&hs, &ws][(l == refs) as usize].iter().enumerate() {
+                b.push_edge(e, Label::index(i));
+            }
+            b.end_node();
+        }
+        for &h in &hs {
+            b.set_node(h, handler, 56, gc);
+            b.end_node();
+        }
+        for (&w, &h) in ws.iter().zip(&hs) {
+            b.set_node(w, weakref, 80, gc);
+            b.push_edge(h, Label::referent().weak());
+            b.end_node();
+        }
+        b.add_root_node();
+        for (m, name) in [
+            (app, "sys.modules['app']"),
+            (logging, "sys.modules['logging']"),
+        ] {
+            let r = b.strings_mut().intern(name);
+            b.push_edge(m, Label::root(r));
+        }
+        b.end_node();
+        let mut g = b.finish().unwrap();
+        reach::mark_unreachable(&mut g);
+        g
+    }
+
+    #[test]
+    fn weak_references_a_registry_keeps_to_the_leak_are_folded_into_it() {
+        let before = handlers_with_weak_registry(0);
+        let after = handlers_with_weak_registry(20);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert_eq!(d.suspects.len(), 1, "{:?}", d.suspects);
+        let s = &d.suspects[0];
+        assert_eq!((s.entry_type.as_str(), s.entries), ("app.Handler", 20));
+        assert_eq!(
+            s.also,
+            ["20 weakref.ReferenceType held by module logging -> .__dict__['_handlerList'] -> list (weak references to them)"]
+        );
+    }
+
     #[test]
     fn no_growth_means_no_suspects() {
         let before = heap(50, 0);

@@ -24,6 +24,11 @@ pub struct WhereHeld {
     /// The container is within a bound it declares (`lru_cache(maxsize=N)`,
     /// `deque(maxlen=N)`) or the standard library keeps: it fills, and stops.
     pub bounded: bool,
+    /// The address of one of the entries (of `entry_type`), to ask the live process where it
+    /// was allocated...
+    pub sample_address: u64,
+    /// ...and the answer, oldest call first, when asked (`tracemalloc`); empty otherwise.
+    pub allocated_at: Vec<String>,
 }
 
 /// For each type named in `types` (display names: `dict`, `app.Order`) with how much it grew,
@@ -109,6 +114,8 @@ pub fn where_held(
                 entry_type: s.entry_type.clone(),
                 sample_label: s.sample_label.clone(),
                 bounded: s.bounded,
+                sample_address: graph.addr(s.sample),
+                allocated_at: Vec::new(),
             })
         })
         .collect()

@@ -256,9 +256,23 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
             .map(|(name, c, _)| format!("{name} {}", count(*c)))
             .collect();
         let _ = writeln!(out, "     new objects: {}", types.join(", "));
+        for also in &s.also {
+            let _ = writeln!(out, "     also: {also}");
+        }
+        if !s.allocated_at.is_empty() {
+            // The innermost calls say where; more than a few say little more.
+            let _ = writeln!(out, "     allocated at (most recent call last):");
+            let shown = s.allocated_at.len().saturating_sub(ALLOCATION_FRAMES);
+            for frame in &s.allocated_at[shown..] {
+                let _ = writeln!(out, "       {frame}");
+            }
+        }
     }
     out
 }
+
+/// How many frames of an allocation traceback a report shows (the most recent).
+pub const ALLOCATION_FRAMES: usize = 4;
 
 #[cfg(test)]
 mod tests {

@@ -184,6 +184,9 @@ pub fn run_report(
                 let _ = write!(out, ")");
             }
             let _ = writeln!(out);
+            if let Some(frame) = h.allocated_at.last() {
+                let _ = writeln!(out, "      allocated at {frame}");
+            }
         }
     }
     out
@@ -220,6 +223,11 @@ mod tests {
             entry_type: "app.Session".into(),
             sample_label: "['req-1']".into(),
             bounded: false,
+            sample_address: 0,
+            allocated_at: vec![
+                "app.py:3: login()".into(),
+                "app.py:9: _SESSIONS[k] = Session()".into(),
+            ],
         }];
         let text = run_report("app.py", &h, &t, 1.0, &held, 10);
         assert!(
@@ -243,7 +251,7 @@ mod tests {
             "{row}"
         );
         assert!(text.contains(
-            "      held by module app -> .__dict__['_SESSIONS'] -> dict (900 of them, e.g. ['req-1'])"
+            "      held by module app -> .__dict__['_SESSIONS'] -> dict (900 of them, e.g. ['req-1'])\n      allocated at app.py:9: _SESSIONS[k] = Session()\n"
         ));
         assert!(
             !text.contains("dict  "),
@@ -278,6 +286,8 @@ mod tests {
             entry_type: entry_type.into(),
             sample_label: String::new(),
             bounded,
+            sample_address: 0,
+            allocated_at: Vec::new(),
         };
         let held = [
             held("app.Handler", "app.Handler", false),

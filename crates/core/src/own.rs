@@ -3,6 +3,10 @@
 //! target) and the objects of its types (snapshots, censuses). They come and go with every
 //! check, so every comparison leaves them out: a tool that reports itself as the leak is noise.
 //!
+//! Its memory is counted too ([`memory`]): the graphs and analyses it keeps (the dashboard's
+//! snapshots) are part of the process's resident set, not the program's growth nor native
+//! memory.
+//!
 //! Recognised by name, so snapshot files loaded anywhere are judged the same way: a frame runs
 //! heaplens' code when its file is in a directory named `heaplens` (the installed package) or in
 //! a directory attach shares with its target (`heaplens-attach-...`); a type is heaplens' own
@@ -11,6 +15,28 @@
 use crate::analysis::paths::RetainingPaths;
 use crate::graph::frames::frame_file;
 use crate::graph::{Graph, NodeFlags, NodeId};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The bytes heaplens' graphs and analyses hold in this process (snapshots the dashboard keeps,
+/// a leak check's pair): its own share of the resident set, which a report must not blame on
+/// the program or on native memory.
+static OWN_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// The bytes heaplens' live graphs and analyses hold in this process.
+pub fn memory() -> u64 {
+    OWN_BYTES.load(Ordering::Relaxed) as u64
+}
+
+pub(crate) fn account(bytes: usize) {
+    OWN_BYTES.fetch_add(bytes, Ordering::Relaxed);
+}
+
+pub(crate) fn release(bytes: usize) {
+    // Saturating: an accounting slip must not wrap into an absurd figure.
+    let _ = OWN_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+        Some(b.saturating_sub(bytes))
+    });
+}
 
 /// The prefix of the directories `heaplens attach` shares with a target; the script it runs
 /// there lives in one.

@@ -406,6 +406,7 @@ impl PySampler {
             state.effective_period,
             &holders,
             limit,
+            heaplens_core::own::memory(),
         )
     }
 

@@ -258,7 +258,8 @@ fn process_report(p: &ProcessHistory, trends: &[TypeTrend], args: &Args, out: &m
         if n == 1 { "" } else { "s" },
         duration(span_ms)
     );
-    report::memory_lines(h, out);
+    // A history file read elsewhere: no snapshot of heaplens' was in the program's memory.
+    report::memory_lines(h, 0, out);
     let steady: Vec<&TypeTrend> = trends.iter().filter(|t| t.steady).collect();
     let movers = || chart::movers(trends).into_iter().filter(|t| !t.steady);
     let (title, rows): (&str, Vec<&TypeTrend>) = if args.all {

@@ -24,6 +24,14 @@ pub struct Analysis {
     pub dominators: dominators::Dominators,
     pub paths: paths::RetainingPaths,
     pub predecessors: reverse::StrongPredecessors,
+    /// The bytes it counts in heaplens' own memory ([`crate::own::memory`]).
+    accounted: usize,
+}
+
+impl Drop for Analysis {
+    fn drop(&mut self) {
+        crate::own::release(self.accounted);
+    }
 }
 
 impl Analysis {
@@ -31,11 +39,15 @@ impl Analysis {
         let dominators = dominators::Dominators::compute(graph);
         let paths = paths::RetainingPaths::compute(graph, dominators.garbage_entries());
         let predecessors = reverse::StrongPredecessors::build(graph);
-        Analysis {
+        let mut analysis = Analysis {
             dominators,
             paths,
             predecessors,
-        }
+            accounted: 0,
+        };
+        analysis.accounted = analysis.heap_bytes();
+        crate::own::account(analysis.accounted);
+        analysis
     }
 
     /// Heap bytes held by the analysis.

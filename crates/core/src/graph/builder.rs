@@ -44,6 +44,7 @@ impl GraphBuilder {
                 labels: Vec::with_capacity(edges),
                 names: HashMap::new(),
                 bounds: HashMap::new(),
+                accounted: 0,
                 strings: StringTable::new(),
                 types: TypeTable::new(),
                 root: NodeId::MAX,
@@ -235,6 +236,6 @@ impl GraphBuilder {
         self.graph.offsets.shrink_to_fit();
         self.graph.targets.shrink_to_fit();
         self.graph.labels.shrink_to_fit();
-        Ok(self.graph)
+        Ok(Graph::accounted(self.graph))
     }
 }

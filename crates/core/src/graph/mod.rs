@@ -124,6 +124,8 @@ pub struct Graph {
     /// Containers that declare how many entries they hold at most (a `deque(maxlen=...)`,
     /// an `lru_cache`'s dict): growth up to such a bound is not growth without bound.
     bounds: HashMap<NodeId, u64>,
+    /// The bytes this graph counts in heaplens' own memory ([`crate::own::memory`]).
+    accounted: usize,
     strings: StringTable,
     types: TypeTable,
     root: NodeId,
@@ -131,7 +133,20 @@ pub struct Graph {
     by_addr: OnceLock<Vec<NodeId>>,
 }
 
+impl Drop for Graph {
+    fn drop(&mut self) {
+        crate::own::release(self.accounted);
+    }
+}
+
 impl Graph {
+    /// `graph`, finished, counted in heaplens' own memory until it is dropped.
+    fn accounted(mut graph: Graph) -> Graph {
+        graph.accounted = graph.heap_bytes();
+        crate::own::account(graph.accounted);
+        graph
+    }
+
     pub fn node_count(&self) -> usize {
         self.addrs.len()
     }

@@ -38,27 +38,30 @@ pub struct GraphParts {
 
 impl Graph {
     /// The graph's arrays, for serialisation.
-    pub fn into_parts(self) -> GraphParts {
-        let mut big_sizes: Vec<(NodeId, u64)> = self.big_sizes.into_iter().collect();
+    pub fn into_parts(mut self) -> GraphParts {
+        use std::mem::take;
+        // The arrays leave the graph: its memory is no longer heaplens' to count.
+        crate::own::release(std::mem::replace(&mut self.accounted, 0));
+        let mut big_sizes: Vec<(NodeId, u64)> = take(&mut self.big_sizes).into_iter().collect();
         big_sizes.sort_unstable();
-        let mut names: Vec<(NodeId, StringId)> = self.names.into_iter().collect();
+        let mut names: Vec<(NodeId, StringId)> = take(&mut self.names).into_iter().collect();
         names.sort_unstable();
-        let mut bounds: Vec<(NodeId, u64)> = self.bounds.into_iter().collect();
+        let mut bounds: Vec<(NodeId, u64)> = take(&mut self.bounds).into_iter().collect();
         bounds.sort_unstable();
         GraphParts {
-            addrs: self.addrs,
-            type_and_flags: self.type_and_flags,
-            sizes: self.sizes,
+            addrs: take(&mut self.addrs),
+            type_and_flags: take(&mut self.type_and_flags),
+            sizes: take(&mut self.sizes),
             big_sizes,
-            offsets: self.offsets,
-            targets: self.targets,
-            labels: self.labels,
+            offsets: take(&mut self.offsets),
+            targets: take(&mut self.targets),
+            labels: take(&mut self.labels),
             names,
             bounds,
-            strings: self.strings,
-            types: self.types,
+            strings: take(&mut self.strings),
+            types: take(&mut self.types),
             root: self.root,
-            meta: self.meta,
+            meta: take(&mut self.meta),
         }
     }
 
@@ -141,7 +144,7 @@ impl Graph {
         if p.root as usize >= n {
             return bad(format!("the root is node {} of {n}", p.root));
         }
-        Ok(Graph {
+        Ok(Graph::accounted(Graph {
             addrs: p.addrs,
             type_and_flags: p.type_and_flags,
             sizes: p.sizes,
@@ -156,6 +159,7 @@ impl Graph {
             root: p.root,
             meta: p.meta,
             by_addr: OnceLock::new(),
-        })
+            accounted: 0,
+        }))
     }
 }

@@ -77,12 +77,19 @@ pub struct NativeGrowth {
 /// those with a known RSS, at least three) to the newest. RSS must have grown by at least
 /// [`NATIVE_MIN_GROWTH`] and 20%, and the Python objects' bytes by less than a quarter of that.
 pub fn native_growth(history: &History) -> Option<NativeGrowth> {
+    native_growth_beside(history, 0)
+}
+
+/// [`native_growth`] in the process that holds `own` bytes of heaplens' own (kept snapshots and
+/// their analyses, [`crate::own::memory`]): that much of the RSS growth is heaplens', not
+/// native memory of the program's (counted as grown since the warm-up, the worst case).
+pub fn native_growth_beside(history: &History, own: u64) -> Option<NativeGrowth> {
     let known: Vec<&Sample> = history.samples().filter(|s| s.rss > 0).collect();
     if known.len() < 3 {
         return None;
     }
     let (from, to) = (known[known.len() / 4], known[known.len() - 1]);
-    let rss = to.rss.saturating_sub(from.rss);
+    let rss = to.rss.saturating_sub(from.rss).saturating_sub(own);
     let py = to.bytes.saturating_sub(from.bytes);
     (rss >= NATIVE_MIN_GROWTH && rss >= from.rss / 5 && py < rss / 4).then(|| NativeGrowth {
         rss_from: from.rss,
@@ -777,6 +784,8 @@ mod tests {
         assert_eq!(native.bytes_from, native.bytes_to);
         assert!(native.rss_to - native.rss_from >= NATIVE_MIN_GROWTH);
         assert!(native_growth(&run(40, false)).is_none());
+        // The same growth, while heaplens keeps 78 MiB of snapshots, is heaplens' own.
+        assert!(native_growth_beside(&run(40, true), 78 << 20).is_none());
         // Growth only during warm-up is not native growth.
         let mut h = History::new(100);
         for i in 0..20u64 {

@@ -1,6 +1,6 @@
 //! The text report of a sampled run: what `heaplens run` prints at exit.
 
-use super::chart::{duration, native_growth, rate};
+use super::chart::{duration, native_growth_beside, rate};
 use super::{sparkline, History, TypeTrend};
 use crate::analysis::ranking;
 use crate::analysis::report::{bytes, count, signed};
@@ -10,8 +10,8 @@ pub use crate::analysis::held::WhereHeld;
 
 /// When the resident set grew much more than the Python objects did (the rule of
 /// [`native_growth`]), what to say about it.
-pub fn native_growth_note(history: &History) -> Option<String> {
-    let g = native_growth(history)?;
+pub fn native_growth_note(history: &History, own: u64) -> Option<String> {
+    let g = native_growth_beside(history, own)?;
     Some(format!(
         "rss grew by {} while Python objects{} grew by {}: the growth is mostly outside Python \
          objects (C extensions, native buffers, allocator fragmentation{}).",
@@ -19,8 +19,9 @@ pub fn native_growth_note(history: &History) -> Option<String> {
         if g.gc_only { " (gc-tracked)" } else { "" },
         bytes(g.bytes_to.saturating_sub(g.bytes_from)),
         if g.gc_only {
-            "; or str, bytes and numbers, which a gc-only census does not count: \
-             sample with --all-objects to tell"
+            "; or objects the collector does not track, which a gc-only census does not \
+             count: str, bytes, numbers, and dicts and tuples holding only those; sample with \
+             --all-objects to tell"
         } else {
             ""
         }
@@ -40,7 +41,7 @@ pub fn too_few_samples(samples: usize) -> Option<String> {
 
 /// How memory moved from the first sample of `history` to the newest (RSS, Python objects),
 /// and the native-growth note when there is one: the lines under a report's heading.
-pub fn memory_lines(history: &History, out: &mut String) {
+pub fn memory_lines(history: &History, own: u64, out: &mut String) {
     let (Some(first), Some(last)) = (history.samples().next(), history.latest()) else {
         return;
     };
@@ -53,7 +54,7 @@ pub fn memory_lines(history: &History, out: &mut String) {
         count(first.objects),
         count(last.objects)
     );
-    if let Some(note) = native_growth_note(history) {
+    if let Some(note) = native_growth_note(history, own) {
         let _ = writeln!(out, "  {note}");
     }
 }
@@ -102,6 +103,7 @@ pub fn run_report(
     period: f64,
     held: &[WhereHeld],
     limit: usize,
+    own: u64,
 ) -> String {
     let mut out = String::new();
     let (Some(first), Some(last)) = (history.samples().next(), history.latest()) else {
@@ -121,7 +123,7 @@ pub fn run_report(
             format!("{period:.1}")
         }
     );
-    memory_lines(history, &mut out);
+    memory_lines(history, own, &mut out);
     if let Some(why) = too_few_samples(history.len()) {
         let _ = writeln!(out, "\n{why}");
         return out;
@@ -229,7 +231,7 @@ mod tests {
                 "app.py:9: _SESSIONS[k] = Session()".into(),
             ],
         }];
-        let text = run_report("app.py", &h, &t, 1.0, &held, 10);
+        let text = run_report("app.py", &h, &t, 1.0, &held, 10, 0);
         assert!(
             text.starts_with("heaplens: app.py ran for 9 s: 10 samples (every 1.0 s)\n"),
             "{text}"
@@ -294,7 +296,7 @@ mod tests {
             held("list", "app.Handler", false),
             held("app.Rendered", "app.Rendered", true),
         ];
-        let text = run_report("app.py", &h, &t, 1.0, &held, 1);
+        let text = run_report("app.py", &h, &t, 1.0, &held, 1, 0);
         let rows = text.split("Types that grew steadily:\n").nth(1).unwrap();
         let first = rows.lines().nth(1).unwrap().trim_start();
         assert!(first.starts_with("app.Handler "), "{text}");
@@ -316,11 +318,11 @@ mod tests {
         let s = Sample::default();
         h.push_values(s, [("dict", 1, 1)]);
         h.push_values(s, [("dict", 2, 1)]);
-        assert!(run_report("x", &h, &trends(&h), 1.0, &[], 5).contains("Too few samples (2)"));
+        assert!(run_report("x", &h, &trends(&h), 1.0, &[], 5, 0).contains("Too few samples (2)"));
         h.push_values(s, [("dict", 2, 1)]);
         h.push_values(s, [("dict", 2, 1)]);
-        assert!(run_report("x", &h, &trends(&h), 1.0, &[], 5).contains("No type grew steadily."));
-        assert!(run_report("x", &History::new(5), &[], 1.0, &[], 5).contains("no samples"));
+        assert!(run_report("x", &h, &trends(&h), 1.0, &[], 5, 0).contains("No type grew steadily."));
+        assert!(run_report("x", &History::new(5), &[], 1.0, &[], 5, 0).contains("no samples"));
     }
 
     #[test]
@@ -336,7 +338,7 @@ mod tests {
             };
             h.push_values(sample, [("dict", 1 + s % 2, 1)]);
         }
-        let text = run_report("x", &h, &trends(&h), 1.0, &[], 5);
+        let text = run_report("x", &h, &trends(&h), 1.0, &[], 5, 0);
         assert!(
             text.contains("rss grew by 100.0 MiB while Python objects (gc-tracked) grew by 0 B"),
             "{text}"

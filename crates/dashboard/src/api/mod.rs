@@ -152,7 +152,8 @@ fn memory_json(history: &History, peak: Option<u64>) -> Value {
             .map(|s| f(s))
             .collect()
     };
-    let native = chart::native_growth(history).map(|n| {
+    // The snapshots the dashboard keeps are heaplens' memory, not the program's native memory.
+    let native = chart::native_growth_beside(history, heaplens_core::own::memory()).map(|n| {
         json!({
             "rss_from": n.rss_from, "rss_to": n.rss_to,
             "bytes_from": n.bytes_from, "bytes_to": n.bytes_to, "gc_only": n.gc_only,

@@ -71,6 +71,12 @@ def _route(environ):
     return route_of(getattr(request, "url_rule", None)) if request is not None else None
 
 
+
+def _text(path_info):
+    """A WSGI ``PATH_INFO`` as the text it stands for: PEP 3333 passes the decoded bytes as
+    latin-1 text, so ``/café`` arrives as ``/cafÃ©``; back to the bytes, then read as UTF-8."""
+    return path_info.encode("latin-1", "replace").decode("utf-8", "replace")
+
 class DjangoRoutes:
     """Django middleware naming per-endpoint growth by Django's URL patterns.
 
@@ -158,8 +164,7 @@ class HeapLens(Mounted):
             self._mount.dashboard._set_multiprocess(True)
         if self._mount.tracing:
             self._mount.dashboard.trace_settle()  # the last traced request's second census
-        # PATH_INFO is the decoded path as latin-1 text (PEP 3333): back to bytes, then encoded.
-        path = quote_path(below.encode("latin-1", "replace").decode("utf-8", "replace"))
+        path = quote_path(_text(below))
         status, headers, content = self._mount.dashboard.handle(
             environ.get("REQUEST_METHOD", "GET"),
             path,
@@ -187,7 +192,7 @@ class HeapLens(Mounted):
             dashboard.trace_finish(
                 ticket,
                 environ.get("REQUEST_METHOD", "GET"),
-                environ.get("PATH_INFO", ""),
+                _text(environ.get("PATH_INFO", "")),
                 route or _route(environ),
             )
 

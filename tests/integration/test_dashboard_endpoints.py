@@ -284,6 +284,22 @@ def test_paths_without_a_route_are_grouped_by_their_shape():
         server.close()
 
 
+def test_a_path_that_is_not_ascii_is_shown_as_the_text_it_is():
+    """PEP 3333 hands the WSGI app its path as latin-1 text: `/café` arrives as `/cafÃ©`."""
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = Server(HeapLens(app, period=60, trace_every=1))
+    try:
+        server.request("GET", "/caf%C3%A9/men%C3%BC")
+        names = [e["endpoint"] for e in server.endpoints()["endpoints"]]
+        assert names == ["GET /café/menü"], names
+    finally:
+        server.close()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("starlette") is None, reason="needs Starlette")
 def test_starlette_routes_name_the_endpoints_and_the_leak_is_found():
     from starlette.applications import Starlette

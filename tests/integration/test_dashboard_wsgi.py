@@ -177,6 +177,19 @@ def test_a_token_lets_remote_clients_in_and_is_required_of_everyone():
         app.wsgi_app.close()
 
 
+def test_a_configured_token_is_trimmed_and_a_blank_one_refused():
+    # A token read from a file or an environment variable often ends in a newline.
+    app = make_app(period=60, token=" s3cret\n")
+    try:
+        good = {"Authorization": "Bearer s3cret"}
+        remote = {"REMOTE_ADDR": "10.1.2.3"}
+        assert app.test_client().get(MOUNT + "/api/info", headers=good, environ_overrides=remote).status_code == 200
+    finally:
+        app.wsgi_app.close()
+    with pytest.raises(ValueError, match="the token is only whitespace"):
+        make_app(period=60, token=" \n")
+
+
 def test_metrics_are_prometheus_text(app):
     client = app.test_client()
     assert not app.wsgi_app.sampler.running  # started by the first request, not before

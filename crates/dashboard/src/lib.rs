@@ -189,6 +189,18 @@ pub struct Config {
     pub allow_downloads: bool,
 }
 
+/// A configured token as requests are compared with it: without surrounding whitespace (a
+/// token read from a file or an environment variable often ends in a newline, and clients
+/// send it trimmed). An empty token is none; one of whitespace only is refused, as it would
+/// lock everyone out or, trimmed to nothing, silently turn the token off.
+pub fn configured_token(token: Option<&str>) -> Result<Option<String>, String> {
+    match token {
+        None | Some("") => Ok(None),
+        Some(t) if t.trim().is_empty() => Err("the token is only whitespace".into()),
+        Some(t) => Ok(Some(t.trim().to_string())),
+    }
+}
+
 /// Answers one request. Pure apart from what `source` does, and never panics: a bug that
 /// panics in a route anyway is caught here and answered with a 500, so a host process is never
 /// brought down by its dashboard. Every response carries the security headers of

@@ -247,6 +247,18 @@ pub fn add_headers(response: &mut Response) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_configured_token_is_trimmed_and_a_blank_one_refused() {
+        use crate::configured_token;
+        assert_eq!(
+            configured_token(Some(" s3cret\n")),
+            Ok(Some("s3cret".into()))
+        );
+        assert_eq!(configured_token(Some("")), Ok(None));
+        assert_eq!(configured_token(None), Ok(None));
+        assert!(configured_token(Some(" \t\n")).is_err());
+    }
+
     fn with_token() -> Config {
         Config {
             token: Some("t".into()),

@@ -166,12 +166,14 @@ impl PyDashboard {
         allow_downloads: bool,
         program: String,
         trace_every: u64,
-    ) -> PyDashboard {
-        PyDashboard {
+    ) -> PyResult<PyDashboard> {
+        let token = heaplens_dashboard::configured_token(token.as_deref())
+            .map_err(pyo3::exceptions::PyValueError::new_err)?;
+        Ok(PyDashboard {
             tracer: (trace_every > 0).then(|| RequestTracer::new(trace_every)),
             multiprocess: AtomicBool::new(false),
             config: Config {
-                token: token.filter(|t| !t.is_empty()),
+                token,
                 allow_downloads,
             },
             program,
@@ -179,7 +181,7 @@ impl PyDashboard {
             last_history: Mutex::new(None),
             snapshots: Mutex::new(Snapshots::default()),
             taking: Mutex::new(()),
-        }
+        })
     }
 
     /// Answers one request: ``path`` is below the mount point and still percent-encoded,

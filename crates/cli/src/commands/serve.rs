@@ -152,7 +152,8 @@ pub fn run(
         source = source.with_samples(chosen.history);
     }
     let config = Config {
-        token: args.token.clone(),
+        token: heaplens_dashboard::configured_token(args.token.as_deref())
+            .map_err(|why| failure(&why, "pick a long random token"))?,
         allow_downloads: args.allow_downloads,
     };
 

@@ -53,7 +53,6 @@ pub fn where_held(
         keep_bounded: true,
         ..DiffOptions::default()
     };
-    let alone = together.clone();
     let render = |s: &Suspect| match s.holder {
         Holder::Node(_) => s.holder_path.as_ref().map(|p| p.render(graph)),
         Holder::Garbage => {
@@ -61,7 +60,7 @@ pub fn where_held(
         }
         Holder::Roots => Some("references from outside the Python heap".into()),
     };
-    let groups = holders_of_types(graph, paths, &names, together);
+    let groups = holders_of_types(graph, paths, &names, together.clone());
     types
         .iter()
         .filter_map(|(t, growth)| {
@@ -80,7 +79,7 @@ pub fn where_held(
                     graph,
                     paths,
                     std::slice::from_ref(t),
-                    alone.clone(),
+                    together.clone(),
                 ));
             }
             let largest = |enough: &dyn Fn(u64) -> bool| {

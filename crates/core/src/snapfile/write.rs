@@ -152,35 +152,33 @@ fn write_body(graph: &Graph, body: &mut BodyWriter) -> io::Result<()> {
         .clone()
         .filter_map(|n| Some((n, graph.name(n)?)))
         .collect();
-    body.varint(names.len() as u64)?;
-    let mut next = 0;
-    for (n, name) in names {
+    let names = names.into_iter().map(|(n, name)| {
         let id = strings
             .find(name)
             .expect("a node's name comes from the graph's own string table");
-        body.varint((n - next) as u64)?;
-        body.varint(id.0 as u64)?;
-        next = n + 1;
-    }
-
-    body.varint(big_sizes.len() as u64)?;
-    let mut next = 0;
-    for (n, size) in big_sizes {
-        body.varint((n - next) as u64)?;
-        body.varint(size)?;
-        next = n + 1;
-    }
-
+        (n, id.0 as u64)
+    });
+    write_sparse(body, names)?;
+    write_sparse(body, big_sizes.into_iter())?;
     // Containers that declare a bound (deques, lru_cache dicts) are few.
     let bounds: Vec<(NodeId, u64)> = nodes
         .clone()
         .filter_map(|n| Some((n, graph.declared_bound(n)?)))
         .collect();
-    body.varint(bounds.len() as u64)?;
+    write_sparse(body, bounds.into_iter())
+}
+
+/// A section of values for some nodes, in increasing node order: the count, then per node the
+/// gap since the previous one (`node - previous - 1`; the first: its id) and the value.
+fn write_sparse(
+    body: &mut BodyWriter,
+    entries: impl ExactSizeIterator<Item = (NodeId, u64)>,
+) -> io::Result<()> {
+    body.varint(entries.len() as u64)?;
     let mut next = 0;
-    for (n, bound) in bounds {
+    for (n, value) in entries {
         body.varint((n - next) as u64)?;
-        body.varint(bound)?;
+        body.varint(value)?;
         next = n + 1;
     }
     Ok(())

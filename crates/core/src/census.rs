@@ -297,7 +297,7 @@ mod tests {
             Census::from_graph(&g).get("app.Huge").unwrap().bytes,
             u64::MAX
         );
-        crate::analysis::Analysis::compute(&g);
+        crate::analysis::Analysed::new(g).compute_all();
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn render(source: &dyn Source) -> String {
     });
     if totals.is_none() || top.is_empty() {
         if let Some(snap) = source.snapshot() {
-            let census = &snap.census;
+            let census = &snap.census();
             totals = totals.or(Some((census.total_count(), census.total_bytes())));
             if top.is_empty() {
                 top = census

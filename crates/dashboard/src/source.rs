@@ -10,8 +10,7 @@
 //! it, so nothing is cloned and the lock is never held beyond one call. Snapshots are handed out
 //! as `Arc`s, so a request keeps reading the snapshot it started with while a new one replaces it.
 
-use heaplens_core::analysis::Analysis;
-use heaplens_core::census::Census;
+use heaplens_core::analysis::Analysed;
 use heaplens_core::graph::{Graph, NodeId};
 use heaplens_core::history::History;
 use std::path::Path;
@@ -38,13 +37,12 @@ pub struct ProcessInfo {
     pub multiprocess: bool,
 }
 
-/// A snapshot with its analysis and census, computed once when the snapshot is taken or loaded
-/// (the overview and `/metrics` are asked often; neither walks the graph again).
+/// A snapshot as the dashboard keeps it: the core's [`Analysed`] snapshot (which it derefs to),
+/// analysed when taken or loaded (the overview and `/metrics` are asked often; neither walks
+/// the graph again), and the last comparison made with it.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub graph: Graph,
-    pub analysis: Analysis,
-    pub census: Census,
+    analysed: Analysed,
     /// The comparison with an earlier snapshot, once made (a diff of big heaps takes a while,
     /// and the page asks for it again after taking a snapshot): that snapshot, and the answer.
     pub(crate) compared: Mutex<Option<(Weak<Snapshot>, Arc<serde_json::Value>)>>,
@@ -53,14 +51,20 @@ pub struct Snapshot {
 impl Snapshot {
     /// Analyses `graph` (dominators, retained sizes, retaining paths, referrers, census).
     pub fn new(graph: Graph) -> Snapshot {
-        let analysis = Analysis::compute(&graph);
-        let census = Census::from_graph(&graph);
+        let analysed = Analysed::new(graph);
+        analysed.compute_all();
         Snapshot {
-            graph,
-            analysis,
-            census,
+            analysed,
             compared: Mutex::new(None),
         }
+    }
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = Analysed;
+
+    fn deref(&self) -> &Analysed {
+        &self.analysed
     }
 }
 
@@ -250,7 +254,7 @@ mod tests {
         heaplens_core::snapfile::save(&graph(), &path).unwrap();
         let source = FileSource::open(&path).unwrap();
         assert_eq!(source.info().program, "after.hlsnap");
-        assert_eq!(source.snapshot().unwrap().graph.node_count(), 2);
+        assert_eq!(source.snapshot().unwrap().graph().node_count(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(FileSource::open(&path).is_err());
     }

@@ -31,7 +31,7 @@ impl PyRetainingPath {
     #[getter]
     fn objects(&self) -> Vec<PySnapshotObject> {
         self.path
-            .nodes(&self.data.graph)
+            .nodes(self.data.graph())
             .into_iter()
             .map(|n| view(&self.data, n))
             .collect()
@@ -40,7 +40,7 @@ impl PyRetainingPath {
     /// The label of each reference after the root, in order (``.__dict__``, ``['CACHE']``...).
     #[getter]
     fn labels(&self) -> Vec<String> {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         self.path
             .edges
             .iter()
@@ -52,7 +52,7 @@ impl PyRetainingPath {
     /// ``<external>``), or ``<unreachable>`` for cyclic garbage.
     #[getter]
     fn root(&self) -> String {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         match self.path.start {
             Start::Root { edge } => g.describe_label(g.edge(edge).1),
             Start::Garbage { .. } => "<unreachable>".to_string(),
@@ -64,11 +64,11 @@ impl PyRetainingPath {
     }
 
     fn __str__(&self) -> String {
-        self.path.render(&self.data.graph)
+        self.path.render(self.data.graph())
     }
 
     fn __repr__(&self) -> String {
-        format!("<RetainingPath {}>", self.path.render(&self.data.graph))
+        format!("<RetainingPath {}>", self.path.render(self.data.graph()))
     }
 }
 
@@ -158,7 +158,7 @@ impl PySuspect {
         let held = self
             .holder_path
             .as_ref()
-            .map(|p| format!(" held by {}", p.render(&self.data.graph)))
+            .map(|p| format!(" held by {}", p.render(self.data.graph())))
             .unwrap_or_default();
         format!(
             "<Suspect {} x{} ({} new objects){held}>",
@@ -235,7 +235,7 @@ impl PySnapshotDiff {
     }
 
     fn __str__(&self) -> String {
-        report::diff_report(&self.before.graph, &self.after.graph, &self.result, 15)
+        report::diff_report(self.before.graph(), self.after.graph(), &self.result, 15)
     }
 
     fn __repr__(&self) -> String {

@@ -4,7 +4,7 @@
 //! applies the caller's predicates; nothing here touches an object.
 
 use crate::errors::capture_error;
-use crate::py_snapshot::SnapshotData;
+use crate::py_snapshot::{AnalysedInPython, SnapshotData};
 use hashbrown::HashSet;
 use heaplens_capture as capture;
 use heaplens_core::graph::{NodeFlags, NodeId};
@@ -39,7 +39,7 @@ pub fn neighbourhood(
     data: &Arc<SnapshotData>,
     walk: Walk<'_>,
 ) -> PyResult<NeighbourhoodResult> {
-    let g = &data.graph;
+    let g = data.graph();
     let starts: Vec<NodeId> = walk
         .starts
         .iter()
@@ -58,8 +58,8 @@ pub fn neighbourhood(
     };
     let direction = if walk.backwards {
         picture::Direction::Backwards {
-            predecessors: data.predecessors(py),
-            paths: data.paths(py),
+            predecessors: data.predecessors_in(py),
+            paths: data.paths_in(py),
         }
     } else {
         picture::Direction::Forwards

@@ -9,78 +9,51 @@ use crate::errors::capture_error;
 use crate::py_analysis::{PyRetainingPath, PySnapshotDiff};
 use crate::py_census::PyCensus;
 use heaplens_capture::{self as capture, SnapshotOptions};
-use heaplens_core::analysis::diff::{check_pair, diff, DiffOptions};
-use heaplens_core::analysis::dominators::{find_garbage_entries, Dominators};
+use heaplens_core::analysis::diff::{check_pair, DiffOptions};
+use heaplens_core::analysis::dominators::Dominators;
 use heaplens_core::analysis::paths::RetainingPaths;
 use heaplens_core::analysis::report;
 use heaplens_core::analysis::reverse::StrongPredecessors;
+use heaplens_core::analysis::Analysed;
 use heaplens_core::census::Census;
-use heaplens_core::graph::{Graph, NodeFlags, NodeId};
+use heaplens_core::graph::{NodeFlags, NodeId};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyInt};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-/// A graph and, once computed, the parts of its analysis: each is computed on first use,
-/// without holding the GIL, and only when needed (a diff needs retaining paths, not the
-/// dominator tree).
-pub struct SnapshotData {
-    pub graph: Graph,
-    dominators: OnceLock<Dominators>,
-    paths: OnceLock<RetainingPaths>,
-    predecessors: OnceLock<StrongPredecessors>,
-}
+/// The one analysed-snapshot type of the core, shared by every view of a snapshot.
+pub type SnapshotData = Analysed;
 
-/// `cell`'s value, computing it with `make` (GIL released) the first time.
-fn lazily<'a, T: Send>(
+/// A part of a snapshot's analysis, computed the first time with the GIL released (the
+/// program's other threads run meanwhile); another thread asking meanwhile waits for it, with
+/// the GIL released too.
+fn detached<'a, T: Sync>(
     py: Python<'_>,
-    cell: &'a OnceLock<T>,
-    make: impl FnOnce() -> T + Send,
+    computed: Option<&'a T>,
+    compute: impl FnOnce() -> &'a T + Send,
 ) -> &'a T {
-    if let Some(v) = cell.get() {
-        return v;
-    }
-    let v = py.detach(make);
-    let _ = cell.set(v);
-    cell.get().expect("just set")
+    computed.unwrap_or_else(|| py.detach(compute))
 }
 
-impl SnapshotData {
-    pub fn new(graph: Graph) -> Arc<SnapshotData> {
-        Arc::new(SnapshotData {
-            graph,
-            dominators: OnceLock::new(),
-            paths: OnceLock::new(),
-            predecessors: OnceLock::new(),
-        })
+/// [`Analysed`]'s parts, computed without holding the GIL.
+pub trait AnalysedInPython {
+    fn dominators_in(&self, py: Python<'_>) -> &Dominators;
+    fn paths_in(&self, py: Python<'_>) -> &RetainingPaths;
+    fn predecessors_in(&self, py: Python<'_>) -> &StrongPredecessors;
+}
+
+impl AnalysedInPython for Analysed {
+    fn dominators_in(&self, py: Python<'_>) -> &Dominators {
+        detached(py, self.computed_dominators(), || self.dominators())
     }
 
-    pub fn dominators(&self, py: Python<'_>) -> &Dominators {
-        lazily(py, &self.dominators, || Dominators::compute(&self.graph))
+    fn paths_in(&self, py: Python<'_>) -> &RetainingPaths {
+        detached(py, self.computed_paths(), || self.paths())
     }
 
-    pub fn paths(&self, py: Python<'_>) -> &RetainingPaths {
-        let garbage = self.dominators.get().map(|d| d.garbage_entries().to_vec());
-        lazily(py, &self.paths, || {
-            let garbage = garbage.unwrap_or_else(|| find_garbage_entries(&self.graph));
-            RetainingPaths::compute(&self.graph, &garbage)
-        })
-    }
-
-    pub fn predecessors(&self, py: Python<'_>) -> &StrongPredecessors {
-        lazily(py, &self.predecessors, || {
-            StrongPredecessors::build(&self.graph)
-        })
-    }
-
-    /// Bytes held by the computed parts of the analysis.
-    fn analysis_bytes(&self) -> usize {
-        self.dominators.get().map_or(0, Dominators::heap_bytes)
-            + self.paths.get().map_or(0, RetainingPaths::heap_bytes)
-            + self
-                .predecessors
-                .get()
-                .map_or(0, StrongPredecessors::heap_bytes)
+    fn predecessors_in(&self, py: Python<'_>) -> &StrongPredecessors {
+        detached(py, self.computed_predecessors(), || self.predecessors())
     }
 }
 
@@ -127,7 +100,7 @@ fn address(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
 /// The address of a target: a SnapshotObject's, or a live object's ``id()`` (ints included).
 fn target_address(obj: &Bound<'_, PyAny>) -> u64 {
     match obj.extract::<PyRef<'_, PySnapshotObject>>() {
-        Ok(v) => v.data.graph.addr(v.node),
+        Ok(v) => v.data.graph().addr(v.node),
         Err(_) => obj.as_ptr() as u64,
     }
 }
@@ -160,8 +133,8 @@ impl PySnapshot {
         py: Python<'_>,
         types: &[(String, u64)],
     ) -> Vec<heaplens_core::analysis::held::WhereHeld> {
-        let paths = self.data.paths(py);
-        let graph = &self.data.graph;
+        let paths = self.data.paths_in(py);
+        let graph = self.data.graph();
         py.detach(|| heaplens_core::analysis::held::where_held(graph, paths, types))
     }
 
@@ -173,7 +146,7 @@ impl PySnapshot {
             }
         }
         let addr = target_address(obj);
-        self.data.graph.node_by_addr(addr).ok_or_else(|| {
+        self.data.graph().node_by_addr(addr).ok_or_else(|| {
             PyKeyError::new_err(format!("the object at {addr:#x} is not in this snapshot"))
         })
     }
@@ -183,49 +156,49 @@ impl PySnapshot {
 impl PySnapshot {
     /// The number of objects (synthetic nodes not included).
     fn __len__(&self) -> usize {
-        self.data.graph.objects().count()
+        self.data.graph().objects().count()
     }
 
     /// Nodes in the graph, synthetic ones included.
     #[getter]
     fn node_count(&self) -> usize {
-        self.data.graph.node_count()
+        self.data.graph().node_count()
     }
 
     /// References in the graph (root edges included).
     #[getter]
     fn edge_count(&self) -> usize {
-        self.data.graph.edge_count()
+        self.data.graph().edge_count()
     }
 
     /// ``sys.version`` of the process the snapshot was taken in.
     #[getter]
     fn python_version(&self) -> &str {
-        &self.data.graph.meta().python_version
+        &self.data.graph().meta().python_version
     }
 
     /// Process id of the process the snapshot was taken in.
     #[getter]
     fn pid(&self) -> u32 {
-        self.data.graph.meta().pid
+        self.data.graph().meta().pid
     }
 
     /// When the snapshot was taken, in milliseconds since the Unix epoch.
     #[getter]
     fn taken_at_ms(&self) -> u64 {
-        self.data.graph.meta().taken_at_ms
+        self.data.graph().meta().taken_at_ms
     }
 
     /// Bytes of memory the snapshot itself uses (and its analysis, once computed).
     #[getter]
     fn memory_size(&self) -> usize {
-        self.data.graph.heap_bytes() + self.data.analysis_bytes()
+        self.data.heap_bytes()
     }
 
     /// The census of the snapshot: every object, unreachable garbage included.
     fn census(&self) -> PyCensus {
         PyCensus {
-            inner: Arc::new(Census::from_graph(&self.data.graph)),
+            inner: Arc::new(Census::from_graph(self.data.graph())),
         }
     }
 
@@ -234,7 +207,7 @@ impl PySnapshot {
         let addr = self::address(address)?;
         Ok(self
             .data
-            .graph
+            .graph()
             .node_by_addr(addr)
             .map(|n| view(&self.data, n)))
     }
@@ -247,7 +220,7 @@ impl PySnapshot {
     fn __getitem__(&self, address: &Bound<'_, PyAny>) -> PyResult<PySnapshotObject> {
         let addr = self::address(address)?;
         self.data
-            .graph
+            .graph()
             .node_by_addr(addr)
             .map(|n| view(&self.data, n))
             .ok_or_else(|| PyKeyError::new_err(format!("no object at {addr:#x} in this snapshot")))
@@ -256,14 +229,14 @@ impl PySnapshot {
     fn __contains__(&self, address: &Bound<'_, PyAny>) -> PyResult<bool> {
         Ok(self
             .data
-            .graph
+            .graph()
             .node_by_addr(self::address(address)?)
             .is_some())
     }
 
     /// The objects whose type ``name`` names (``"dict"``, ``"Order"``, ``"myapp.Order"``).
     fn by_type(&self, name: &str) -> Vec<PySnapshotObject> {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         g.objects()
             .filter(|&n| g.types().matches(g.type_id(n), g.strings(), name))
             .map(|n| view(&self.data, n))
@@ -272,7 +245,7 @@ impl PySnapshot {
 
     /// Objects no root reaches: cyclic garbage the collector has not freed yet.
     fn unreachable(&self) -> Vec<PySnapshotObject> {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         g.objects()
             .filter(|&n| g.flags(n).contains(NodeFlags::UNREACHABLE))
             .map(|n| view(&self.data, n))
@@ -282,7 +255,7 @@ impl PySnapshot {
     /// The roots, as ``(label, object)`` pairs: modules in ``sys.modules``, thread stacks, and
     /// objects referenced from outside the Python heap (``<external>``).
     fn roots(&self) -> Vec<(String, PySnapshotObject)> {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         g.edges(g.root())
             .map(|(t, l)| (g.describe_label(l), view(&self.data, t)))
             .collect()
@@ -291,12 +264,12 @@ impl PySnapshot {
     /// The synthetic root node.
     #[getter]
     fn root(&self) -> PySnapshotObject {
-        view(&self.data, self.data.graph.root())
+        view(&self.data, self.data.graph().root())
     }
 
     /// The thread stacks, as synthetic nodes whose referents are their frames.
     fn threads(&self) -> Vec<PySnapshotObject> {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         (0..g.node_count() as NodeId)
             .filter(|&n| g.flags(n).contains(NodeFlags::THREAD))
             .map(|n| view(&self.data, n))
@@ -306,9 +279,9 @@ impl PySnapshot {
     /// Computes the analysis (dominator tree, retained sizes, retaining paths) now rather than
     /// on the first query that needs it. The GIL is released while it runs.
     fn analyze(&self, py: Python<'_>) {
-        self.data.dominators(py);
-        self.data.paths(py);
-        self.data.predecessors(py);
+        self.data.dominators_in(py);
+        self.data.paths_in(py);
+        self.data.predecessors_in(py);
     }
 
     /// Why ``obj`` is alive: up to ``k`` distinct retaining paths from the roots, shortest
@@ -322,9 +295,9 @@ impl PySnapshot {
         k: usize,
     ) -> PyResult<Vec<PyRetainingPath>> {
         let node = self.node_of(obj)?;
-        let (paths, preds) = (self.data.paths(py), self.data.predecessors(py));
+        let (paths, preds) = (self.data.paths_in(py), self.data.predecessors_in(py));
         Ok(paths
-            .paths(&self.data.graph, preds, node, k)
+            .paths(self.data.graph(), preds, node, k)
             .into_iter()
             .map(|p| PyRetainingPath::new(&self.data, p))
             .collect())
@@ -335,8 +308,8 @@ impl PySnapshot {
         let node = self.node_of(obj)?;
         Ok(self
             .data
-            .paths(py)
-            .path(&self.data.graph, node)
+            .paths_in(py)
+            .path(self.data.graph(), node)
             .map(|p| PyRetainingPath::new(&self.data, p)))
     }
 
@@ -344,7 +317,7 @@ impl PySnapshot {
     /// keeps alive (the objects it dominates).
     fn retained_size(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
         let node = self.node_of(obj)?;
-        Ok(self.data.dominators(py).retained_size(node))
+        Ok(self.data.dominators_in(py).retained_size(node))
     }
 
     /// The ``limit`` objects that keep the most memory alive, as ``(object, retained size)``,
@@ -352,8 +325,8 @@ impl PySnapshot {
     /// globals and attributes by design).
     #[pyo3(signature = (limit=10))]
     fn top_retainers(&self, py: Python<'_>, limit: usize) -> Vec<(PySnapshotObject, u64)> {
-        let g = &self.data.graph;
-        let (dominators, paths) = (self.data.dominators(py), self.data.paths(py));
+        let g = self.data.graph();
+        let (dominators, paths) = (self.data.dominators_in(py), self.data.paths_in(py));
         dominators
             .top_retainers(g, limit, |v| report::is_infrastructure(g, paths, v))
             .into_iter()
@@ -387,8 +360,8 @@ impl PySnapshot {
             .iter()
             .map(ignore_pattern)
             .collect::<PyResult<Vec<String>>>()?;
-        check_pair(&before.data.graph, &self.data.graph).map_err(crate::errors::core_error)?;
-        let paths = self.data.paths(py);
+        // Refused before anything is computed.
+        check_pair(before.data.graph(), self.data.graph()).map_err(crate::errors::core_error)?;
         let options = DiffOptions {
             min_objects,
             min_bytes: min_size,
@@ -397,9 +370,9 @@ impl PySnapshot {
             keep_bounded: false,
         };
         let mut result = py
-            .detach(|| diff(&before.data.graph, &self.data.graph, paths, options))
+            .detach(|| self.data.diff_since(&before.data, options))
             .map_err(crate::errors::core_error)?;
-        crate::allocated::fill(py, &self.data.graph, &mut result);
+        crate::allocated::fill(py, self.data.graph(), &mut result);
         Ok(PySnapshotDiff::new(&before.data, &self.data, result))
     }
 
@@ -415,14 +388,14 @@ impl PySnapshot {
         min_objects: u64,
         limit: usize,
     ) -> Vec<crate::py_analysis::PySuspect> {
-        let paths = self.data.paths(py);
+        let paths = self.data.paths_in(py);
         let options = DiffOptions {
             min_objects,
             min_bytes: u64::MAX,
             max_suspects: limit,
             ..DiffOptions::default()
         };
-        let graph = &self.data.graph;
+        let graph = self.data.graph();
         let found = py.detach(|| {
             heaplens_core::analysis::accumulation::holders_of_types(graph, paths, &types, options)
         });
@@ -474,7 +447,7 @@ impl PySnapshot {
     /// read it back with :func:`heaplens.load` or the ``heaplens`` command line). The file is
     /// replaced atomically: a failed save leaves no partial file.
     fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
-        let graph = &self.data.graph;
+        let graph = self.data.graph();
         py.detach(|| heaplens_core::snapfile::save(graph, &path))
             .map_err(crate::errors::core_error)
     }
@@ -488,7 +461,7 @@ impl PySnapshot {
                 "unknown export format {format:?}; heaplens exports \"chrome\""
             )));
         }
-        let graph = &self.data.graph;
+        let graph = self.data.graph();
         py.detach(|| {
             // Atomically, through a symbolic link, never over a FIFO or a device (as `save`).
             heaplens_core::output::write_atomically(&path, |file| {
@@ -507,15 +480,15 @@ impl PySnapshot {
     /// A readable summary: biggest types, biggest retainers with their paths, garbage.
     #[pyo3(signature = (limit=10))]
     fn report(&self, py: Python<'_>, limit: usize) -> String {
-        let (dominators, paths) = (self.data.dominators(py), self.data.paths(py));
-        report::snapshot_report(&self.data.graph, dominators, paths, limit)
+        let (dominators, paths) = (self.data.dominators_in(py), self.data.paths_in(py));
+        report::snapshot_report(self.data.graph(), dominators, paths, limit)
     }
 
     fn __repr__(&self) -> String {
         format!(
             "<heaplens.Snapshot of {} objects, {} references>",
-            self.data.graph.objects().count(),
-            self.data.graph.edge_count()
+            self.data.graph().objects().count(),
+            self.data.graph().edge_count()
         )
     }
 }
@@ -525,7 +498,7 @@ impl PySnapshotObject {
     /// The object's address (its ``id()``); 0 for synthetic nodes.
     #[getter]
     fn address(&self) -> u64 {
-        self.data.graph.addr(self.node)
+        self.data.graph().addr(self.node)
     }
 
     /// The type name heaplens shows (``dict``, ``myapp.Order``; ``(thread)``, ``(frame)`` and
@@ -533,27 +506,27 @@ impl PySnapshotObject {
     #[getter]
     #[pyo3(name = "type")]
     fn type_name(&self) -> String {
-        self.data.graph.type_name(self.node)
+        self.data.graph().type_name(self.node)
     }
 
     /// Shallow size in bytes (``sys.getsizeof``).
     #[getter]
     fn size(&self) -> u64 {
-        self.data.graph.size(self.node)
+        self.data.graph().size(self.node)
     }
 
     /// The node's flags: ``gc_tracked``, ``module``, ``type``, ``frame``, ``unreachable``,
     /// ``synthetic``, ``external``, ``thread``.
     #[getter]
     fn flags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
-        PyFrozenSet::new(py, self.data.graph.flags(self.node).names())
+        PyFrozenSet::new(py, self.data.graph().flags(self.node).names())
     }
 
     /// Whether the object is cyclic garbage no root reaches.
     #[getter]
     fn unreachable(&self) -> bool {
         self.data
-            .graph
+            .graph()
             .flags(self.node)
             .contains(NodeFlags::UNREACHABLE)
     }
@@ -562,7 +535,7 @@ impl PySnapshotObject {
     #[getter]
     fn gc_tracked(&self) -> bool {
         self.data
-            .graph
+            .graph()
             .flags(self.node)
             .contains(NodeFlags::GC_TRACKED)
     }
@@ -571,13 +544,13 @@ impl PySnapshotObject {
     /// ``func (file:line)`` for a frame); None otherwise.
     #[getter]
     fn name(&self) -> Option<String> {
-        self.data.graph.name(self.node).map(str::to_string)
+        self.data.graph().name(self.node).map(str::to_string)
     }
 
     /// What this object refers to: ``(label, object)`` pairs in the object's own order.
     #[getter]
     fn referents(&self) -> Vec<(String, PySnapshotObject)> {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         g.edges(self.node)
             .map(|(t, l)| (g.describe_label(l), view(&self.data, t)))
             .collect()
@@ -586,7 +559,7 @@ impl PySnapshotObject {
     /// What refers to this object: ``(label, object)`` pairs. Scans the whole graph.
     #[getter]
     fn referrers(&self) -> Vec<(String, PySnapshotObject)> {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         g.referrers(self.node)
             .into_iter()
             .map(|(s, l)| (g.describe_label(l), view(&self.data, s)))
@@ -596,15 +569,15 @@ impl PySnapshotObject {
     /// The bytes freeing this object would free (see :meth:`Snapshot.retained_size`).
     #[getter]
     fn retained_size(&self, py: Python<'_>) -> u64 {
-        self.data.dominators(py).retained_size(self.node)
+        self.data.dominators_in(py).retained_size(self.node)
     }
 
     /// The shortest retaining path to this object, or None for the root.
     #[getter]
     fn path(&self, py: Python<'_>) -> Option<PyRetainingPath> {
         self.data
-            .paths(py)
-            .path(&self.data.graph, self.node)
+            .paths_in(py)
+            .path(self.data.graph(), self.node)
             .map(|p| PyRetainingPath::new(&self.data, p))
     }
 
@@ -612,7 +585,7 @@ impl PySnapshotObject {
     /// SnapshotObject); empty if it does not refer to it.
     fn labels_to(&self, target: &Bound<'_, PyAny>) -> Vec<String> {
         let addr = target_address(target);
-        let g = &self.data.graph;
+        let g = self.data.graph();
         g.edges(self.node)
             .filter(|(t, _)| g.addr(*t) == addr && !g.flags(*t).contains(NodeFlags::SYNTHETIC))
             .map(|(_, l)| g.describe_label(l))
@@ -631,7 +604,7 @@ impl PySnapshotObject {
     }
 
     fn __repr__(&self) -> String {
-        let g = &self.data.graph;
+        let g = self.data.graph();
         match g.name(self.node) {
             Some(name) => format!("<{} {}>", g.type_name(self.node), name),
             None => format!(
@@ -657,7 +630,7 @@ pub fn snapshot(py: Python<'_>, thread_names: Option<&Bound<'_, PyDict>>) -> PyR
     }
     let graph = capture::snapshot(py, &options).map_err(capture_error)?;
     Ok(PySnapshot {
-        data: SnapshotData::new(graph),
+        data: Arc::new(Analysed::new(graph)),
     })
 }
 
@@ -681,7 +654,7 @@ pub fn snapshot_around(
     let by_address = live.into_iter().map(|o| (o.as_ptr() as u64, o)).collect();
     Ok(Some((
         PySnapshot {
-            data: SnapshotData::new(graph),
+            data: Arc::new(Analysed::new(graph)),
         },
         by_address,
     )))
@@ -694,6 +667,6 @@ pub fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<PySnapshot> {
         .detach(|| heaplens_core::snapfile::load(&path))
         .map_err(crate::errors::core_error)?;
     Ok(PySnapshot {
-        data: SnapshotData::new(graph),
+        data: Arc::new(Analysed::new(graph)),
     })
 }

@@ -1,12 +1,10 @@
 //! `heaplens diff`: what grew between two snapshots, and what holds it.
 
-use super::load;
+use super::load_analysed;
 use crate::progress::Progress;
 use anyhow::{Context, Result};
-use heaplens_core::analysis::diff::{check_pair, diff, DiffOptions};
-use heaplens_core::analysis::dominators::find_garbage_entries;
+use heaplens_core::analysis::diff::{check_pair, DiffOptions};
 use heaplens_core::analysis::ignore::Ignore;
-use heaplens_core::analysis::paths::RetainingPaths;
 use heaplens_core::analysis::report;
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,13 +37,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32> {
-    let before = load(&args.before, progress)?;
-    let after = load(&args.after, progress)?;
-    check_pair(&before, &after)
+    let before = load_analysed(&args.before, progress)?;
+    let after = load_analysed(&args.after, progress)?;
+    check_pair(before.graph(), after.graph())
         .with_context(|| format!("{} and {}", args.before.display(), args.after.display()))?;
-    let paths = progress.step("finding retaining paths", || {
-        RetainingPaths::compute(&after, &find_garbage_entries(&after))
-    });
+    progress.step("finding retaining paths", || after.paths());
     let options = DiffOptions {
         min_objects: args.min_objects,
         min_bytes: args.min_size,
@@ -53,8 +49,9 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
         ignore: Ignore::new(&args.ignore),
         keep_bounded: false,
     };
-    let result = progress.step("comparing", || diff(&before, &after, &paths, options))?;
-    out.write_all(report::diff_report(&before, &after, &result, args.limit).as_bytes())?;
+    let result = progress.step("comparing", || after.diff_since(&before, options))?;
+    let text = report::diff_report(before.graph(), after.graph(), &result, args.limit);
+    out.write_all(text.as_bytes())?;
     Ok(if result.suspects.is_empty() {
         crate::OK
     } else {

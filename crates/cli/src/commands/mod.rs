@@ -10,7 +10,7 @@ pub mod serve;
 
 use crate::progress::Progress;
 use anyhow::{Context, Result};
-use heaplens_core::analysis::Analysis;
+use heaplens_core::analysis::Analysed;
 use heaplens_core::graph::Graph;
 use std::path::Path;
 
@@ -23,9 +23,9 @@ pub fn load(path: &Path, progress: &Progress) -> Result<Graph> {
         .with_context(|| format!("cannot read the snapshot {}", path.display()))
 }
 
-/// Analyses a snapshot (dominators, retaining paths), with progress.
-pub fn analyse(graph: &Graph, progress: &Progress) -> Analysis {
-    progress.step("analysing", || Analysis::compute(graph))
+/// Loads a snapshot file to be analysed; the parts an answer needs are computed when asked.
+pub fn load_analysed(path: &Path, progress: &Progress) -> Result<Analysed> {
+    load(path, progress).map(Analysed::new)
 }
 
 /// What to do about an error, when there is something to say.

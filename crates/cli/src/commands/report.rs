@@ -1,6 +1,6 @@
 //! `heaplens report`: what one snapshot holds.
 
-use super::{analyse, load};
+use super::load_analysed;
 use crate::progress::Progress;
 use anyhow::Result;
 use heaplens_core::analysis::report;
@@ -19,9 +19,14 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32> {
-    let graph = load(&args.snapshot, progress)?;
-    let analysis = analyse(&graph, progress);
-    let text = report::snapshot_report(&graph, &analysis.dominators, &analysis.paths, args.limit);
+    let snapshot = load_analysed(&args.snapshot, progress)?;
+    progress.step("analysing", || snapshot.compute_all());
+    let text = report::snapshot_report(
+        snapshot.graph(),
+        snapshot.dominators(),
+        snapshot.paths(),
+        args.limit,
+    );
     out.write_all(text.as_bytes())?;
     Ok(crate::OK)
 }

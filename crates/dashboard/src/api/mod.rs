@@ -30,7 +30,7 @@ pub use objects::{object_page, path_picture, type_page};
 
 use crate::source::{ActionError, Snapshot};
 use crate::{Config, Response, Source};
-use heaplens_core::analysis::diff::{self as core_diff, DiffOptions, Holder};
+use heaplens_core::analysis::diff::{DiffOptions, Holder};
 use heaplens_core::analysis::report::diff_report;
 use heaplens_core::history::{chart, trends, History};
 use serde_json::{json, Value};
@@ -179,20 +179,20 @@ fn memory_json(history: &History, peak: Option<u64>) -> Value {
 }
 
 fn snapshot_json(snap: &Snapshot) -> Value {
-    let census = &snap.census;
+    let census = snap.census();
     json!({
         "objects": census.total_count(),
         "bytes": census.total_bytes(),
         "types": census.len(),
-        "references": snap.graph.edge_count(),
-        "taken_at_ms": snap.graph.meta().taken_at_ms,
+        "references": snap.graph().edge_count(),
+        "taken_at_ms": snap.graph().meta().taken_at_ms,
     })
 }
 
 /// `GET /api/overview?limit=`: the types, steady growers first when there is a history.
 pub fn overview(source: &dyn Source, limit: usize) -> Response {
     let snap = source.snapshot();
-    let census = snap.as_ref().map(|s| &s.census);
+    let census = snap.as_ref().map(|s| s.census());
     let in_snapshot = |name: &str| census.as_ref().and_then(|c| c.get(name)).map(|r| r.count);
     let mut rows: Vec<Value> = Vec::new();
     let mut memory = Value::Null;
@@ -291,8 +291,8 @@ fn diff_json(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Arc<Value> {
 }
 
 fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
-    let (b, a) = (&before.graph, &after.graph);
-    let d = match core_diff::diff(b, a, &after.analysis.paths, DiffOptions::default()) {
+    let (b, a) = (before.graph(), after.graph());
+    let d = match after.diff_since(before, DiffOptions::default()) {
         Ok(d) => d,
         Err(e) => return json!({ "error": short(&e.to_string(), 2000) }),
     };
@@ -434,12 +434,12 @@ pub fn download(config: &Config, source: &dyn Source, chrome: bool) -> Response 
         return no_snapshot();
     };
     let mut body = Vec::new();
-    let pid = snap.graph.meta().pid;
+    let pid = snap.graph().meta().pid;
     let (written, content_type, ext) = if chrome {
-        let w = heaplens_core::render::chrome::write_heapsnapshot(&snap.graph, &mut body);
+        let w = heaplens_core::render::chrome::write_heapsnapshot(snap.graph(), &mut body);
         (w, "application/json", "heapsnapshot")
     } else {
-        let w = heaplens_core::snapfile::write(&snap.graph, &mut body);
+        let w = heaplens_core::snapfile::write(snap.graph(), &mut body);
         (w, "application/octet-stream", "hlsnap")
     };
     match written {

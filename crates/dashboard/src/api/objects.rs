@@ -36,7 +36,7 @@ pub const HISTORY_POINTS: usize = 300;
 pub const MAX_REPR: usize = 120;
 
 fn object_json(source: &dyn Source, snap: &Snapshot, v: NodeId) -> Value {
-    let g = &snap.graph;
+    let g = &snap.graph();
     let (_, text) = node_text(g, v);
     let repr = source.repr(snap, v).map(|r| short(&r, MAX_REPR));
     let synthetic = g.flags(v).contains(NodeFlags::SYNTHETIC);
@@ -48,14 +48,14 @@ fn object_json(source: &dyn Source, snap: &Snapshot, v: NodeId) -> Value {
         "name": short(&text, MAX_TEXT),
         "repr": repr,
         "size": g.size(v),
-        "retained_size": snap.analysis.dominators.retained_size(v),
-        "retained_count": snap.analysis.dominators.retained_count(v),
+        "retained_size": snap.dominators().retained_size(v),
+        "retained_count": snap.dominators().retained_count(v),
         "flags": g.flags(v).names(),
     })
 }
 
 fn neighbour_json(snap: &Snapshot, v: NodeId, label: heaplens_core::label::Label) -> Value {
-    let g = &snap.graph;
+    let g = &snap.graph();
     json!({
         "id": v,
         "type": short(&g.type_name(v), MAX_TEXT),
@@ -72,7 +72,7 @@ fn neighbour_json(snap: &Snapshot, v: NodeId, label: heaplens_core::label::Label
 fn resolve_type_name(source: &dyn Source, name: &str) -> String {
     let shown = |full: &str| full == name || short(full, MAX_TEXT) == name;
     if let Some(snap) = source.snapshot() {
-        let g = &snap.graph;
+        let g = &snap.graph();
         let types = g.types();
         let mut as_shown = None;
         for (id, _) in types.iter() {
@@ -118,7 +118,7 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
                     "instances": [], "note": "no snapshot yet: take one to see the instances"}),
         );
     };
-    let g = &snap.graph;
+    let g = &snap.graph();
     let types: Vec<TypeId> = g
         .types()
         .iter()
@@ -135,7 +135,7 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
     if nodes.is_empty() && history.is_none() {
         return Response::error(404, "no objects of that type in the snapshot");
     }
-    let dom = &snap.analysis.dominators;
+    let dom = &snap.dominators();
     nodes.sort_by(|&a, &b| {
         dom.retained_size(b)
             .cmp(&dom.retained_size(a))
@@ -168,7 +168,7 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
 /// The current snapshot and its object `id`, or the 404 that says which is missing.
 fn snapshot_node(source: &dyn Source, id: u32) -> Result<(Arc<Snapshot>, NodeId), Response> {
     let snap = source.snapshot().ok_or_else(no_snapshot)?;
-    if (id as usize) < snap.graph.node_count() {
+    if (id as usize) < snap.graph().node_count() {
         Ok((snap, id))
     } else {
         Err(Response::error(
@@ -184,14 +184,14 @@ pub fn object_page(source: &dyn Source, id: u32) -> Response {
         Ok(found) => found,
         Err(e) => return e,
     };
-    let g = &snap.graph;
+    let g = &snap.graph();
     let mut out = object_json(source, &snap, v);
     let referents: Vec<Value> = g
         .edges(v)
         .take(MAX_NEIGHBOURS)
         .map(|(t, l)| neighbour_json(&snap, t, l))
         .collect();
-    let mut preds: Vec<NodeId> = snap.analysis.predecessors.of(v).to_vec();
+    let mut preds: Vec<NodeId> = snap.predecessors().of(v).to_vec();
     preds.sort_unstable();
     preds.dedup();
     let mut referrers = Vec::new();
@@ -218,8 +218,8 @@ pub fn object_page(source: &dyn Source, id: u32) -> Response {
 
 /// The retaining path of `v`: its steps from the root (first and last halves of a long one).
 fn path_json(snap: &Snapshot, v: NodeId) -> Value {
-    let g = &snap.graph;
-    let Some(path) = snap.analysis.paths.path(g, v) else {
+    let g = &snap.graph();
+    let Some(path) = snap.paths().path(g, v) else {
         return Value::Null;
     };
     let nodes = path.nodes(g);
@@ -266,8 +266,8 @@ pub fn path_picture(source: &dyn Source, id: u32) -> Response {
         Ok(found) => found,
         Err(e) => return e,
     };
-    let g = &snap.graph;
-    let Some(path) = snap.analysis.paths.path(g, v) else {
+    let g = &snap.graph();
+    let Some(path) = snap.paths().path(g, v) else {
         return Response::error(
             404,
             "no root reaches this object (or it is the root itself)",

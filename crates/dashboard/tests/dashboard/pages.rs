@@ -149,7 +149,7 @@ fn object_pages_show_labelled_referrers_referents_and_the_retaining_path() {
     let via = v["referrers"][0]["via"].as_str().unwrap();
     assert_eq!(via, format!("via its .{SCRIPT}0 attribute"));
     // The root has no path; its picture is a 404, any object's a picture.
-    let root = s.snapshot().unwrap().graph.root();
+    let root = s.snapshot().unwrap().graph().root();
     assert!(json(&get(&s, &format!("/api/objects/{root}")))["path"].is_null());
     assert_eq!(
         get(&s, &format!("/api/objects/{root}/path.svg")).status,

@@ -90,7 +90,10 @@ fn downloads_are_opt_in() {
         .unwrap()
         .contains("heaplens-7.hlsnap"));
     let again = heaplens_core::snapfile::read(&r.body[..]).unwrap();
-    assert_eq!(again.node_count(), s.snapshot().unwrap().graph.node_count());
+    assert_eq!(
+        again.node_count(),
+        s.snapshot().unwrap().graph().node_count()
+    );
     let r = handle(
         &config,
         &s,

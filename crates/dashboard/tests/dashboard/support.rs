@@ -195,7 +195,7 @@ impl Source for Live {
         ])
     }
     fn repr(&self, snapshot: &Snapshot, node: NodeId) -> Option<String> {
-        Some(format!("{IMG} {}", snapshot.graph.addr(node)))
+        Some(format!("{IMG} {}", snapshot.graph().addr(node)))
     }
 }
 

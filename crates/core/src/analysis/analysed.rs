@@ -1,0 +1,196 @@
+//! [`Analysed`]: a snapshot graph with its analyses, each computed the first time something asks
+//! for it. The one analysed-snapshot type behind every flow: the Python API's `Snapshot`, the
+//! command line's reports, the dashboard's pages, `no_leaks` and `heaplens run`.
+//!
+//! Lazily, because most questions need one part only: a census for `/metrics`, retaining paths
+//! for a comparison, dominators for retained sizes. Each part is computed once, by the first
+//! thread that asks (others asking meanwhile wait for it, never compute it twice), and counted in
+//! heaplens' own memory ([`crate::own::memory`]) while it lives.
+//!
+//! It is not a cache of answers (a comparison's result belongs to the caller) and it holds no
+//! Python object: the bindings wrap it to release the interpreter's lock while a part is computed.
+
+use super::diff::{self, DiffOptions, SnapshotDiff};
+use super::dominators::{find_garbage_entries, Dominators};
+use super::paths::RetainingPaths;
+use super::reverse::StrongPredecessors;
+use crate::census::Census;
+use crate::error::Result;
+use crate::graph::Graph;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// A snapshot graph and its analyses, computed on demand. See the module docs.
+#[derive(Debug)]
+pub struct Analysed {
+    graph: Graph,
+    dominators: OnceLock<Dominators>,
+    paths: OnceLock<RetainingPaths>,
+    predecessors: OnceLock<StrongPredecessors>,
+    census: OnceLock<Census>,
+    /// The bytes the computed parts count in heaplens' own memory.
+    accounted: AtomicUsize,
+}
+
+impl Drop for Analysed {
+    fn drop(&mut self) {
+        crate::own::release(*self.accounted.get_mut());
+    }
+}
+
+impl Analysed {
+    /// Wraps `graph`; nothing is computed yet.
+    pub fn new(graph: Graph) -> Analysed {
+        Analysed {
+            graph,
+            dominators: OnceLock::new(),
+            paths: OnceLock::new(),
+            predecessors: OnceLock::new(),
+            census: OnceLock::new(),
+            accounted: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Counts a part just computed in heaplens' own memory.
+    fn account(&self, bytes: usize) {
+        self.accounted.fetch_add(bytes, Ordering::Relaxed);
+        crate::own::account(bytes);
+    }
+
+    /// Dominators, retained sizes and the entries of cyclic garbage.
+    pub fn dominators(&self) -> &Dominators {
+        self.dominators.get_or_init(|| {
+            let d = Dominators::compute(&self.graph);
+            self.account(d.heap_bytes());
+            d
+        })
+    }
+
+    /// The shortest strong path from the roots to every reachable object (and from the entry
+    /// points of cyclic garbage to the rest of it).
+    pub fn paths(&self) -> &RetainingPaths {
+        self.paths.get_or_init(|| {
+            // The dominators found the garbage's entries already, when they were computed;
+            // otherwise they are found alone (far cheaper than the dominators).
+            let p = match self.dominators.get() {
+                Some(d) => RetainingPaths::compute(&self.graph, d.garbage_entries()),
+                None => RetainingPaths::compute(&self.graph, &find_garbage_entries(&self.graph)),
+            };
+            self.account(p.heap_bytes());
+            p
+        })
+    }
+
+    /// Who refers to whom, strongly: the referrers of every object.
+    pub fn predecessors(&self) -> &StrongPredecessors {
+        self.predecessors.get_or_init(|| {
+            let p = StrongPredecessors::build(&self.graph);
+            self.account(p.heap_bytes());
+            p
+        })
+    }
+
+    /// Objects and bytes per type.
+    pub fn census(&self) -> &Census {
+        self.census.get_or_init(|| Census::from_graph(&self.graph))
+    }
+
+    /// The parts already computed, without computing any: for a caller that must not wait
+    /// (the bindings compute a missing part with the interpreter's lock released).
+    pub fn computed_dominators(&self) -> Option<&Dominators> {
+        self.dominators.get()
+    }
+
+    pub fn computed_paths(&self) -> Option<&RetainingPaths> {
+        self.paths.get()
+    }
+
+    pub fn computed_predecessors(&self) -> Option<&StrongPredecessors> {
+        self.predecessors.get()
+    }
+
+    /// Computes every part now (a report that will need them all, or a page that should not
+    /// wait on its first question).
+    pub fn compute_all(&self) {
+        self.dominators();
+        self.paths();
+        self.predecessors();
+        self.census();
+    }
+
+    /// Heap bytes held by the graph and the parts computed so far.
+    pub fn heap_bytes(&self) -> usize {
+        self.graph.heap_bytes() + self.accounted.load(Ordering::Relaxed)
+    }
+
+    /// What grew since `before` (an earlier snapshot of the same process), and what holds it:
+    /// [`diff::diff`] with this snapshot's retaining paths.
+    pub fn diff_since(&self, before: &Analysed, options: DiffOptions) -> Result<SnapshotDiff> {
+        diff::check_pair(&before.graph, &self.graph)?;
+        diff::diff(&before.graph, &self.graph, self.paths(), options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{GraphBuilder, NodeFlags};
+    use crate::label::Label;
+
+    /// A module holding a list of `n` orders, the list also referring to itself.
+    fn graph(n: u64) -> Graph {
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let list = b.intern_type("builtins", "list", "list");
+        let order = b.intern_type("app", "Order", "Order");
+        let m = b.add_node(0x1000);
+        let l = b.add_node(0x2000);
+        let orders: Vec<_> = (0..n).map(|i| b.add_node(0x3000 + i * 0x40)).collect();
+        b.set_node(m, module, 72, NodeFlags::GC_TRACKED | NodeFlags::MODULE);
+        b.set_name(m, "app");
+        let name = b.strings_mut().intern("ORDERS");
+        b.push_edge(l, Label::attr(name));
+        b.end_node();
+        b.set_node(l, list, 56, NodeFlags::GC_TRACKED);
+        for (i, &o) in orders.iter().enumerate() {
+            b.push_edge(o, Label::index(i));
+        }
+        b.end_node();
+        for &o in &orders {
+            b.set_node(o, order, 48, NodeFlags::GC_TRACKED);
+            b.end_node();
+        }
+        b.add_root_node();
+        let root = b.strings_mut().intern("sys.modules['app']");
+        b.push_edge(m, Label::root(root));
+        b.end_node();
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn parts_are_computed_when_asked_and_answer_as_an_eager_analysis_would() {
+        let a = Analysed::new(graph(5));
+        assert!(a.computed_paths().is_none() && a.computed_dominators().is_none());
+        let list = 1;
+        assert_eq!(a.census().get("app.Order").unwrap().count, 5);
+        // Paths first (garbage entries found alone), then dominators: the same answers.
+        assert!(a.paths().path(a.graph(), 2).is_some());
+        assert!(a.computed_dominators().is_none());
+        assert_eq!(a.dominators().retained_size(list), 56 + 5 * 48);
+        assert_eq!(a.predecessors().of(2), &[list]);
+    }
+
+    #[test]
+    fn a_comparison_of_two_analysed_snapshots_finds_the_growth() {
+        let before = Analysed::new(graph(5));
+        let after = Analysed::new(graph(40));
+        let d = after.diff_since(&before, DiffOptions::default()).unwrap();
+        assert_eq!(d.suspects.len(), 1, "{d:?}");
+        assert_eq!(d.suspects[0].entry_type, "app.Order");
+        assert_eq!(d.suspects[0].entries, 35);
+    }
+}

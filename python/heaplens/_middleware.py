@@ -201,6 +201,20 @@ os.register_at_fork(
 atexit.register(_stop_all)
 
 
+#: Frames tracemalloc keeps per allocation when the middleware starts it: the allocating line
+#: and enough of its callers to reach the view.
+ALLOCATION_FRAMES = 10
+
+
+def _start_tracing_allocations():
+    """Starts tracemalloc (unless it traces already), so that snapshots record where every
+    object was allocated and the comparison says where each suspect's objects come from."""
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(ALLOCATION_FRAMES)
+
+
 class Mounted:
     """What the WSGI and ASGI middleware share: the wrapped app, the mount and its sampler."""
 
@@ -216,8 +230,11 @@ class Mounted:
         sampler=None,
         program=None,
         trace_every=None,
+        trace_alloc=False,
     ):
         self.app = app
+        if trace_alloc:
+            _start_tracing_allocations()
         self._mount = Mount(
             app,
             path,

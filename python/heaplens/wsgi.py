@@ -23,6 +23,12 @@ by ``environ["heaplens.route"]`` if the application sets it, else by the path wi
 identifier-looking segments replaced (``GET /orders/{id}``). No dependencies beyond
 the standard library.
 
+Where objects come from: ``trace_alloc=True`` starts :mod:`tracemalloc` (10 frames) when the
+middleware is created, so each snapshot records where every object was allocated and the
+comparison shows, beside each suspect's path, the line that allocated it and its callers. It
+costs what tracemalloc costs (the program runs slower and uses more memory) and makes a
+snapshot several times longer: for hunting a leak, not for every day.
+
 Example:
     >>> from heaplens.wsgi import HeapLens
     >>> def app(environ, start_response):

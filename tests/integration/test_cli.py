@@ -55,6 +55,48 @@ def test_diff_finds_the_leak_and_exits_1(snapshots):
     assert "held by: module __main__ -> .__dict__['SESSIONS'] -> dict" in r.stdout
 
 
+TRACED_SCRIPT = """
+import sys, tracemalloc, heaplens
+tracemalloc.start(5)
+
+class Session:
+    def __init__(self, n):
+        self.n = n
+
+class Store:
+    def __init__(self):
+        self.sessions = {}
+
+STORE = Store()
+
+def request(n):
+    STORE.sessions[n] = Session(n)  # the leak
+
+heaplens.snapshot().save(sys.argv[1])
+for n in range(300):
+    request(n)
+heaplens.snapshot().save(sys.argv[2])
+"""
+
+
+def test_snapshot_files_say_where_objects_were_allocated_when_tracemalloc_traced(tmp_path):
+    """Read later, by the command line, snapshots taken while tracemalloc traced still say
+    which line allocated the leaked objects (diff) and the biggest retainers (report)."""
+    script = tmp_path / "traced.py"
+    script.write_text(TRACED_SCRIPT)
+    before, after = tmp_path / "before.hlsnap", tmp_path / "after.hlsnap"
+    subprocess.run([sys.executable, str(script), str(before), str(after)], check=True, timeout=120)
+    r = heaplens_cli("diff", before, after)
+    assert r.returncode == 1, r.stderr
+    assert "1. __main__.Session x300" in r.stdout
+    site = f"{script}:16: STORE.sessions[n] = Session(n)  # the leak"
+    assert "     allocated at (most recent call last):\n" in r.stdout
+    assert f"       {script}:20: request(n)\n       {site}\n" in r.stdout, r.stdout
+    report = heaplens_cli("report", after)
+    assert report.returncode == 0, report.stderr
+    assert f"allocated at {script}:13: STORE = Store()" in report.stdout, report.stdout
+
+
 def test_diff_refuses_snapshots_in_the_wrong_order_with_status_2(snapshots):
     before, after = snapshots
     r = heaplens_cli("diff", after, before)

@@ -149,6 +149,33 @@ def test_two_snapshots_name_the_leak_and_what_holds_it(app):
     assert "LeakyOrder" in diff["text"]
 
 
+def test_trace_alloc_shows_where_the_suspects_objects_were_allocated():
+    """``trace_alloc=True`` starts tracemalloc with the middleware: the comparison then says,
+    beside the path, which line of the view allocated the leaked orders."""
+    import tracemalloc
+
+    assert not tracemalloc.is_tracing()
+    app = make_app(period=60, trace_alloc=True)
+    try:
+        assert tracemalloc.is_tracing()
+        client = app.test_client()
+        assert client.post(MOUNT + "/api/snapshot", headers=CSRF).status_code == 200
+        for _ in range(200):
+            client.get("/order")
+        assert client.post(MOUNT + "/api/snapshot", headers=CSRF).status_code == 200
+        diff = client.get(MOUNT + "/api/diff").get_json()
+    finally:
+        tracemalloc.stop()
+        app.wsgi_app.close()
+        _ORDERS.clear()
+    suspect = diff["suspects"][0]
+    assert suspect["entry_type"].endswith("LeakyOrder"), diff["text"]
+    assert suspect["allocated_at"][-1].endswith(
+        "test_dashboard_wsgi.py:51: _ORDERS.append(LeakyOrder(len(_ORDERS)))"
+    ), suspect["allocated_at"]
+    assert "allocated at (most recent call last):" in diff["text"]
+
+
 def test_only_loopback_clients_are_answered_without_a_token(app):
     remote = {"REMOTE_ADDR": "10.1.2.3"}
     client = app.test_client()

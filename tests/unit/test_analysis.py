@@ -138,7 +138,10 @@ def make_orders(n):
     return [Order(i) for i in range(n)]  # where the orders are allocated
 
 
-def test_suspects_say_where_their_objects_were_allocated_while_tracemalloc_traces():
+def test_suspects_say_where_their_objects_were_allocated_while_tracemalloc_traces(tmp_path):
+    """While tracemalloc traces, a snapshot records where every object was allocated, in its
+    file too: compared later, loaded from files, with the objects gone and tracemalloc
+    stopped, the suspect still says which line made its objects."""
     import tracemalloc
 
     line = make_orders.__code__.co_firstlineno + 1
@@ -151,9 +154,15 @@ def test_suspects_say_where_their_objects_were_allocated_while_tracemalloc_trace
             CACHE["traced"] = make_orders(200)
             after = heaplens.snapshot()
             diff = after.diff(before)
+            before.save(tmp_path / "before.hlsnap")
+            after.save(tmp_path / "after.hlsnap")
         finally:
             tracemalloc.stop()
             del CACHE["traced"]
+        offline = heaplens.load(tmp_path / "after.hlsnap").diff(
+            heaplens.load(tmp_path / "before.hlsnap")
+        )
+        assert offline.suspects[0].allocated_at == diff.suspects[0].allocated_at
         top = diff.suspects[0]
         assert top.entry_type == f"{__name__}.Order", str(diff)
         if tracing:

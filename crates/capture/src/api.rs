@@ -213,17 +213,10 @@ pub fn reference_count(obj: &Bound<'_, PyAny>) -> Result<Option<isize>, CaptureE
 /// `tracemalloc.get_object_traceback()` does not account for on 3.11 for instances whose dict is
 /// managed: this asks for the block's own start. Runs after a walk, never during one.
 pub fn allocation_traceback(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Option<Py<PyAny>> {
-    type GetTraceback = unsafe extern "C" fn(std::ffi::c_uint, usize) -> *mut pyo3::ffi::PyObject;
     let env = env::get().ok()?;
-    let f = env::symbol(c"_PyTraceMalloc_GetTraceback");
-    if f.is_null() {
-        return None;
-    }
-    // SAFETY: the symbol is CPython's function of that signature (3.11 to 3.12 export it).
-    let f = unsafe { std::mem::transmute::<*mut std::ffi::c_void, GetTraceback>(f) };
-    let o = obj.as_ptr();
-    // SAFETY: the GIL is held and `obj` is alive: its type is a live type object.
-    let start = o as usize - unsafe { raw::preheader_size(raw::ob_type(o), env.preheader_flags) };
+    let f = crate::allocations::get_traceback()?;
+    // SAFETY: the GIL is held and `obj` is alive.
+    let start = unsafe { crate::allocations::block_start(obj.as_ptr(), env) };
     // SAFETY: the GIL is held; domain 0 is the Python allocators' domain; the function only
     // looks the address up in tracemalloc's table and builds the answer (new reference or
     // None, or null with an exception set).

@@ -51,6 +51,8 @@
 pub mod abi;
 mod addrmap;
 #[cfg(feature = "python")]
+mod allocations;
+#[cfg(feature = "python")]
 mod api;
 #[cfg(feature = "python")]
 mod around;
@@ -84,6 +86,8 @@ mod snapshot;
 #[cfg(feature = "python")]
 mod threads;
 
+#[cfg(feature = "python")]
+pub use allocations::allocation_tracebacks;
 #[cfg(feature = "python")]
 pub use api::*;
 pub use cpython::{is_supported, supported_list, SUPPORTED};

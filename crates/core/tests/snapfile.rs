@@ -1,7 +1,7 @@
 //! The `.hlsnap` format from the outside: round trips, the golden file of each released version,
 //! atomic saves, and hostile input (every kind of damage is an error, never a panic).
 
-use heaplens_core::graph::{Graph, GraphBuilder, NodeFlags, NodeId};
+use heaplens_core::graph::{AllocationsBuilder, Graph, GraphBuilder, NodeFlags, NodeId};
 use heaplens_core::label::{Label, LabelKind};
 use heaplens_core::snapfile::{self, FORMAT_VERSION, MAGIC};
 use heaplens_core::types::{TypeFlags, TypeInfo};
@@ -136,6 +136,11 @@ fn assert_same_graph(found: &Graph, expected: &Graph) {
             found.declared_bound(n),
             expected.declared_bound(n),
             "bound of node {n}"
+        );
+        assert_eq!(
+            found.allocated_at(n),
+            expected.allocated_at(n),
+            "allocation of node {n}"
         );
         assert_eq!(found.targets(n), expected.targets(n), "targets of node {n}");
         assert_eq!(found.labels(n), expected.labels(n), "labels of node {n}");
@@ -291,6 +296,53 @@ fn every_field_graph_v3() -> Graph {
     g
 }
 
+/// [`every_field_graph_v3`] with what format version 4 added: where objects were allocated (two
+/// tracebacks sharing a frame, a hostile file name, a source line, the largest line number).
+/// `tests/data/golden-v4.hlsnap` holds it.
+fn every_field_graph_v4() -> Graph {
+    let mut g = every_field_graph_v3();
+    let mut b = AllocationsBuilder::new();
+    let main = b.frame("/srv/app.py", 3);
+    let make = b.frame("shop/models.py", u32::MAX);
+    let hostile = b.frame("é\u{202e}<b>'\"\\\n.py", 0);
+    let t = b.traceback(&[main, make]);
+    let u = b.traceback(&[main, hostile]);
+    b.object(2, t);
+    b.object(3, t);
+    b.object(5, u);
+    let mut a = b.finish();
+    a.set_code(main as usize, "main()");
+    g.set_allocations(a).unwrap();
+    g
+}
+
+#[test]
+fn the_version_4_golden_file_loads_with_the_allocation_tracebacks() {
+    let golden = snapfile::load(&golden_path(4)).unwrap();
+    let mut expected = every_field_graph_v4();
+    assert!(golden.meta().producer.starts_with("heaplens "));
+    expected.meta_mut().producer = golden.meta().producer.clone();
+    assert_same_graph(&golden, &expected);
+    assert_eq!(
+        golden.allocated_at(3),
+        [
+            "/srv/app.py:3: main()",
+            &format!("shop/models.py:{}", u32::MAX)
+        ]
+    );
+    assert_eq!(golden.allocated_at(5)[1], "é\u{202e}<b>'\"\\\\n.py:0");
+    assert!(golden.allocated_at(4).is_empty());
+    assert_eq!(golden.allocations().traceback_count(), 2);
+}
+
+#[test]
+fn allocation_tracebacks_survive_a_round_trip() {
+    let g = every_field_graph_v4();
+    let again = snapfile::read(&to_bytes(&g)[..]).unwrap();
+    assert_same_graph(&again, &g);
+    assert_eq!(again.allocations().len(), 3);
+}
+
 #[test]
 fn the_version_3_golden_file_loads_with_the_declared_bounds() {
     let golden = snapfile::load(&golden_path(3)).unwrap();
@@ -380,7 +432,7 @@ fn write_the_golden_file_of_this_version() {
         "{} exists: golden files are never rewritten",
         path.display()
     );
-    snapfile::save(&every_field_graph_v3(), &path).unwrap();
+    snapfile::save(&every_field_graph_v4(), &path).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -237,6 +237,10 @@
       parts.push(el("p", {}, s.entry_type + " ×" + count(s.entries) + " (+" + count(s.objects) +
         " objects, +" + bytes(s.bytes) + ") ", objectLink(s.sample_id, "an example")));
       if (s.holder_path) parts.push(el("p", { class: "path" }, "held by: " + s.holder_path));
+      if (s.allocated_at && s.allocated_at.length) {
+        parts.push(el("p", { class: "path allocated" },
+          "allocated at (most recent call last):\n" + s.allocated_at.join("\n")));
+      }
     }
     parts.push(el("h2", {}, "Report"), el("pre", {}, d.text));
     return parts;

@@ -1,12 +1,88 @@
-//! Where the suspects' objects were allocated: asked of the live process, through `tracemalloc`,
-//! after a comparison, for the one sample object of each suspect. The capture never asks (it
-//! runs no Python code); this runs once the snapshots are taken, and only while `tracemalloc`
-//! traces.
+//! Where objects were allocated, as `tracemalloc` says, only while it traces: recorded for
+//! every object of a snapshot right after its walk (the capture's lookups, then each frame's
+//! source line from `linecache`), and, for a suspect whose snapshot has none, asked of the live
+//! sample object after a comparison.
 
-use heaplens_capture as capture;
+use heaplens_capture::{self as capture, CaptureError, SnapshotOptions};
 use heaplens_core::analysis::diff::SnapshotDiff;
 use heaplens_core::graph::Graph;
 use pyo3::prelude::*;
+
+/// A snapshot of the heap that, while `tracemalloc` traces, also records where every object
+/// was allocated (kept in the graph and its file, so a report read later and elsewhere still
+/// says it). Whether it traces is asked before the walk (importing `_tracemalloc` may run
+/// Python code); the lookups follow the walk with no Python code in between.
+pub fn snapshot(py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, CaptureError> {
+    let tracing = is_tracing(py);
+    let mut graph = capture::snapshot(py, options)?;
+    if tracing {
+        if let Some(mut allocations) = capture::allocation_tracebacks(py, &graph) {
+            add_source_lines(&mut allocations);
+            // Checked against the graph it was made from: cannot fail, and would only leave the
+            // tracebacks out.
+            let _ = graph.set_allocations(allocations);
+        }
+    }
+    Ok(graph)
+}
+
+/// Whether `tracemalloc` traces. Its function is looked up once: an import and an attribute
+/// lookup per snapshot would leave blocks behind in the program (a capture leaves nothing).
+fn is_tracing(py: Python<'_>) -> bool {
+    static IS_TRACING: pyo3::sync::PyOnceLock<Option<Py<PyAny>>> = pyo3::sync::PyOnceLock::new();
+    IS_TRACING
+        .get_or_init(py, || {
+            py.import("_tracemalloc")
+                .and_then(|m| m.getattr("is_tracing"))
+                .map(Bound::unbind)
+                .ok()
+        })
+        .as_ref()
+        .and_then(|f| f.call0(py).ok())
+        .is_some_and(|t| t.bind(py).is_truthy().unwrap_or(false))
+}
+
+/// Each frame's line of source (left empty when the file cannot be read).
+fn add_source_lines(allocations: &mut heaplens_core::graph::Allocations) {
+    let mut sources = SourceFiles::default();
+    for i in 0..allocations.frames().len() {
+        let frame = allocations.frames()[i];
+        let file = allocations.strings().get(frame.file).to_owned();
+        if let Some(code) = sources.line(&file, frame.line) {
+            allocations.set_code(i, &code);
+        }
+    }
+}
+
+/// The program's source files, read once each, to quote the line of a frame. Read here rather
+/// than through `linecache`, whose cache would grow in the program between two snapshots and
+/// show up as its growth.
+#[derive(Default)]
+struct SourceFiles {
+    files: std::collections::HashMap<String, Option<Vec<String>>>,
+}
+
+impl SourceFiles {
+    /// Files larger than this are not quoted (a generated file, a bundle).
+    const MAX_BYTES: u64 = 16 << 20;
+
+    /// Line `line` (from 1) of `file`, stripped; `None` when it cannot be read.
+    fn line(&mut self, file: &str, line: u32) -> Option<String> {
+        let lines = self.files.entry(file.to_owned()).or_insert_with(|| {
+            let f = std::fs::File::open(file).ok()?;
+            if f.metadata().ok()?.len() > Self::MAX_BYTES || !f.metadata().ok()?.is_file() {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, Self::MAX_BYTES), &mut bytes)
+                .ok()?;
+            let text = String::from_utf8_lossy(&bytes);
+            Some(text.lines().map(str::to_owned).collect())
+        });
+        let text = lines.as_ref()?.get((line as usize).checked_sub(1)?)?.trim();
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+}
 
 /// Fills in [`heaplens_core::analysis::accumulation::Suspect::allocated_at`] for every suspect
 /// whose sample object is still alive, when `tracemalloc` is tracing; does nothing otherwise.
@@ -16,13 +92,18 @@ pub fn fill(py: Python<'_>, after: &Graph, diff: &mut SnapshotDiff) {
 }
 
 fn try_fill(py: Python<'_>, after: &Graph, diff: &mut SnapshotDiff) -> PyResult<()> {
-    let wanted: Vec<(u64, String)> = diff
-        .suspects
-        .iter()
-        .map(|s| (after.addr(s.sample), after.type_name(s.sample)))
+    // Suspects whose snapshot recorded no traceback (tracemalloc started after it) are asked
+    // of the live objects.
+    let missing: Vec<usize> = (0..diff.suspects.len())
+        .filter(|&i| diff.suspects[i].allocated_at.is_empty())
         .collect();
-    for (s, traceback) in diff.suspects.iter_mut().zip(tracebacks(py, &wanted)?) {
-        s.allocated_at = traceback;
+    let wanted: Vec<(u64, String)> = missing
+        .iter()
+        .map(|&i| diff.suspects[i].sample)
+        .map(|v| (after.addr(v), after.type_name(v)))
+        .collect();
+    for (i, traceback) in missing.into_iter().zip(tracebacks(py, &wanted)?) {
+        diff.suspects[i].allocated_at = traceback;
     }
     Ok(())
 }
@@ -42,7 +123,7 @@ pub fn tracebacks(py: Python<'_>, wanted: &[(u64, String)]) -> PyResult<Vec<Vec<
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
             .into_iter()
             .collect();
-    let linecache = py.import("linecache")?;
+    let mut sources = SourceFiles::default();
     for ((address, type_name), frames) in wanted.iter().zip(out.iter_mut()) {
         let Some(obj) = live.get(address) else {
             continue;
@@ -69,15 +150,9 @@ pub fn tracebacks(py: Python<'_>, wanted: &[(u64, String)]) -> PyResult<Vec<Vec<
             calls.reverse();
         }
         for (file, line) in calls {
-            let code: String = linecache
-                .call_method1("getline", (&file, line))?
-                .extract::<String>()?
-                .trim()
-                .to_string();
-            let text = if code.is_empty() {
-                format!("{file}:{line}")
-            } else {
-                format!("{file}:{line}: {code}")
+            let text = match sources.line(&file, line) {
+                Some(code) => format!("{file}:{line}: {code}"),
+                None => format!("{file}:{line}"),
             };
             frames.push(visible(&text));
         }

@@ -387,14 +387,17 @@ impl PySampler {
             _ => Vec::new(),
         };
         // Where the growing objects come from, when tracemalloc traces (heaplens run
-        // --trace-alloc): asked of the live process, for one entry of each holder.
+        // --trace-alloc): recorded with the snapshot, or else asked of the live process, for
+        // one entry of each holder.
         let wanted: Vec<(u64, String)> = holders
             .iter()
             .map(|h| (h.sample_address, h.entry_type.clone()))
             .collect();
         if let Ok(tracebacks) = crate::allocated::tracebacks(py, &wanted) {
             for (h, traceback) in holders.iter_mut().zip(tracebacks) {
-                h.allocated_at = traceback;
+                if h.allocated_at.is_empty() {
+                    h.allocated_at = traceback;
+                }
             }
         }
         let state = self.shared.lock();

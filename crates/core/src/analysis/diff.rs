@@ -218,6 +218,10 @@ pub fn diff(
         let freed_by_collector = collector_on && garbage;
         !own::is_own_type(&s.entry_type) && !freed_by_collector
     });
+    // Where each suspect's sample was allocated, when the snapshot recorded it.
+    for s in &mut suspects {
+        s.allocated_at = after.allocated_at(s.sample);
+    }
     ranking::rank_types(&mut types, &suspects);
     Ok(SnapshotDiff {
         types,

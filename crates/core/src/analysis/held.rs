@@ -114,7 +114,7 @@ pub fn where_held(
                 sample_label: s.sample_label.clone(),
                 bounded: s.bounded,
                 sample_address: graph.addr(s.sample),
-                allocated_at: Vec::new(),
+                allocated_at: graph.allocated_at(s.sample),
             })
         })
         .collect()

@@ -134,6 +134,10 @@ pub fn snapshot_report(
             bytes(dominators.retained_size(v)),
             count(dominators.retained_count(v)),
         );
+        // The line that made it, when the snapshot recorded where objects were allocated.
+        if let Some(line) = graph.allocated_at(v).last() {
+            let _ = writeln!(out, "  {:>10}  {:>10}          allocated at {line}", "", "");
+        }
     }
 
     let garbage: Vec<NodeId> = graph

@@ -44,6 +44,7 @@ impl GraphBuilder {
                 labels: Vec::with_capacity(edges),
                 names: HashMap::new(),
                 bounds: HashMap::new(),
+                allocations: Default::default(),
                 accounted: 0,
                 strings: StringTable::new(),
                 types: TypeTable::new(),

@@ -124,6 +124,8 @@ pub struct Graph {
     /// Containers that declare how many entries they hold at most (a `deque(maxlen=...)`,
     /// an `lru_cache`'s dict): growth up to such a bound is not growth without bound.
     bounds: HashMap<NodeId, u64>,
+    /// Where objects were allocated, when `tracemalloc` traced (empty otherwise).
+    allocations: Allocations,
     /// The bytes this graph counts in heaplens' own memory ([`crate::own::memory`]).
     accounted: usize,
     strings: StringTable,
@@ -274,6 +276,33 @@ impl Graph {
         }
     }
 
+    /// Where objects were allocated, as `tracemalloc` recorded it when the snapshot was taken
+    /// (empty when it did not trace).
+    pub fn allocations(&self) -> &Allocations {
+        &self.allocations
+    }
+
+    /// Where object `n` was allocated, one line per frame, oldest call first; empty when
+    /// unknown.
+    pub fn allocated_at(&self, n: NodeId) -> Vec<String> {
+        self.allocations.render(n)
+    }
+
+    /// Records where objects were allocated (the capture asks `tracemalloc` once the graph is
+    /// built). Refused, leaving the graph as it was, when it names nodes the graph lacks.
+    pub fn set_allocations(&mut self, allocations: Allocations) -> Result<(), crate::Error> {
+        allocations
+            .check(self.node_count())
+            .map_err(crate::Error::InvalidGraph)?;
+        let before = self.allocations.heap_bytes();
+        self.allocations = allocations;
+        let after = self.allocations.heap_bytes();
+        crate::own::release(before);
+        crate::own::account(after);
+        self.accounted = self.accounted - before.min(self.accounted) + after;
+        Ok(())
+    }
+
     /// The type name heaplens shows for `n` (`dict`, `myapp.Order`, `(thread)`).
     pub fn type_name(&self, n: NodeId) -> String {
         self.types.display_name(self.type_id(n), &self.strings)
@@ -315,15 +344,18 @@ impl Graph {
             + self.big_sizes.capacity() * 16
             + self.names.capacity() * 12
             + self.bounds.capacity() * 16
+            + self.allocations.heap_bytes()
             + self.strings.heap_bytes()
             + self.by_addr.get().map_or(0, |v| v.capacity() * 4)
     }
 }
 
+pub mod allocations;
 mod builder;
 pub mod frames;
 mod parts;
 
+pub use allocations::{Allocations, AllocationsBuilder};
 pub use builder::GraphBuilder;
 pub use parts::GraphParts;
 

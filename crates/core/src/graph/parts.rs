@@ -30,6 +30,8 @@ pub struct GraphParts {
     pub names: Vec<(NodeId, StringId)>,
     /// Declared bounds of containers ([`Graph::declared_bound`]).
     pub bounds: Vec<(NodeId, u64)>,
+    /// Where objects were allocated ([`Graph::allocations`]).
+    pub allocations: super::Allocations,
     pub strings: StringTable,
     pub types: TypeTable,
     pub root: NodeId,
@@ -58,6 +60,7 @@ impl Graph {
             labels: take(&mut self.labels),
             names,
             bounds,
+            allocations: take(&mut self.allocations),
             strings: take(&mut self.strings),
             types: take(&mut self.types),
             root: self.root,
@@ -144,6 +147,7 @@ impl Graph {
         if p.root as usize >= n {
             return bad(format!("the root is node {} of {n}", p.root));
         }
+        p.allocations.check(n).map_err(Error::InvalidGraph)?;
         Ok(Graph::accounted(Graph {
             addrs: p.addrs,
             type_and_flags: p.type_and_flags,
@@ -154,6 +158,7 @@ impl Graph {
             labels: p.labels,
             names,
             bounds,
+            allocations: p.allocations,
             strings: p.strings,
             types: p.types,
             root: p.root,

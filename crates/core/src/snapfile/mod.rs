@@ -30,7 +30,7 @@
 //! [`Graph::from_parts`], which checks every invariant the accessors rely on. Any damage or
 //! inconsistency is an [`Error::Format`] whose detail says what was wrong and where.
 //!
-//! # Layout, format versions 1 to 3
+//! # Layout, format versions 1 to 4
 //!
 //! Fixed-width integers are little-endian. A *varint* is an unsigned LEB128 integer of at most
 //! 10 bytes whose value fits in 64 bits (7 bits per byte, least significant group first, high
@@ -108,6 +108,14 @@
 //!    how many entries it holds at most ([`Graph::declared_bound`]: a deque's `maxlen`, an
 //!    `lru_cache`'s `maxsize` on its dict), in increasing node order: varint
 //!    `node - previous node - 1` (the first: the node id itself), varint bound.
+//! 8. **allocations** (version 4 on; absent before): where objects were allocated, when
+//!    `tracemalloc` traced ([`Graph::allocations`]; all counts 0 otherwise). A string table
+//!    laid out as section 1; varint `F` frames, each varint file (a string id of that table),
+//!    varint line, varint source line (a string id; 0 when unknown); varint `T` tracebacks,
+//!    each a varint frame count (at most 65535) and that many varint frame numbers (below `F`),
+//!    the oldest call first; then varint `A`, and per object that has a traceback, in
+//!    increasing node order: varint `node - previous node - 1` (the first: the node id
+//!    itself), varint traceback number (below `T`).
 //!
 //! # Example
 //!
@@ -143,7 +151,7 @@ pub const MAGIC: [u8; 8] = *b"\x89HLSNAP\n";
 
 /// The format version this heaplens writes. It reads this one and every earlier one
 /// ([`OLDEST_FORMAT_VERSION`] on).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this heaplens reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 

@@ -6,6 +6,7 @@ use super::{
     OLDEST_FORMAT_VERSION, PREFIX_LEN, SIZE_IN_BIG_SIZES, ZSTD_CHECKSUM_FLAG, ZSTD_MAGIC,
 };
 use crate::error::{Error, Result};
+use crate::graph::allocations::{Allocations, Frame};
 use crate::graph::{Graph, GraphParts, NodeId, SnapshotMeta};
 use crate::label::Label;
 use crate::strings::{StringId, StringTable};
@@ -22,6 +23,9 @@ const MAX_WINDOW_LOG: u32 = 23;
 /// The most entries reserved for an array before its data arrives. Past that, arrays grow as
 /// data decodes, so a count the file declares costs memory only once the file backs it.
 const RESERVE_AHEAD: usize = 1 << 20;
+
+/// The most frames one traceback may hold: `tracemalloc` keeps at most 65535.
+const MAX_TRACEBACK_FRAMES: u64 = 65535;
 
 pub(super) fn read_named(input: impl Read, path: &str) -> Result<Graph> {
     let mut source = BufReader::with_capacity(CHUNK, TagSourceErrors(input));
@@ -208,9 +212,9 @@ fn parse_header_fields(mut fields: &[u8], version: u32) -> Option<SnapshotMeta> 
     })
 }
 
-/// The sections of the body, in order. See the layout in the module documentation.
-fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Result<GraphParts> {
-    body.section = "the strings section";
+/// A string table: the count (id 0, the empty string, is implied), then each string's length
+/// and UTF-8 bytes. Repeats are refused (ids would shift).
+fn read_strings(body: &mut BodyReader<'_>) -> Result<StringTable> {
     let string_count = body.count(u32::MAX as u64 - 1, "strings")?;
     let mut strings = StringTable::new();
     let mut text = Vec::new();
@@ -229,6 +233,65 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
             }));
         }
     }
+    Ok(strings)
+}
+
+/// The allocations section (format 4): its strings, the distinct frames (file, line, source),
+/// the distinct tracebacks (a frame count, then frame numbers), then the objects that have one
+/// (sparse, as the other per-node sections). Every count is bounded by what precedes it, and
+/// [`Allocations::check`] checks every number against the graph.
+fn read_allocations(body: &mut BodyReader<'_>, node_count: usize) -> Result<Allocations> {
+    body.section = "the allocations section";
+    let mut a = Allocations {
+        strings: read_strings(body)?,
+        ..Default::default()
+    };
+    let frame_count = body.count(u32::MAX as u64 - 1, "allocation frames")?;
+    a.frames.reserve(frame_count.min(RESERVE_AHEAD));
+    for _ in 0..frame_count {
+        let file = body.string_id()?;
+        let line = u32::try_from(body.varint()?).unwrap_or(u32::MAX);
+        let code = body.string_id()?;
+        a.frames.push(Frame { file, line, code });
+    }
+    let traceback_count = body.count(u32::MAX as u64 - 2, "allocation tracebacks")?;
+    a.starts.reserve((traceback_count + 1).min(RESERVE_AHEAD));
+    a.starts.push(0);
+    for _ in 0..traceback_count {
+        let len = body.count(MAX_TRACEBACK_FRAMES, "frames in one traceback")?;
+        for _ in 0..len {
+            let f = body.varint()?;
+            if f >= frame_count as u64 {
+                return Err(body.error(format!("frame {f} of {frame_count}")));
+            }
+            a.frame_ids.push(f as u32);
+        }
+        let end = u32::try_from(a.frame_ids.len())
+            .map_err(|_| body.error("the tracebacks hold more than 2^32 - 1 frames"))?;
+        a.starts.push(end);
+    }
+    let object_count = body.count(node_count as u64, "objects with a traceback")?;
+    a.by_node.reserve(object_count.min(RESERVE_AHEAD));
+    let mut next = 0u64;
+    for _ in 0..object_count {
+        let node = body.node_after(next, node_count)?;
+        let t = body.varint()?;
+        if t >= traceback_count as u64 {
+            return Err(body.error(format!(
+                "node {node} has traceback {t} of {traceback_count}"
+            )));
+        }
+        a.by_node.push((node, t as u32));
+        next = node as u64 + 1;
+    }
+    a.check(node_count).map_err(|e| body.error(e))?;
+    Ok(a)
+}
+
+/// The sections of the body, in order. See the layout in the module documentation.
+fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Result<GraphParts> {
+    body.section = "the strings section";
+    let strings = read_strings(body)?;
 
     body.section = "the types section";
     let type_count = body.count(TypeId::MAX as u64 + 1, "types")?;
@@ -354,6 +417,12 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
         }
     }
 
+    let allocations = if version >= 4 {
+        read_allocations(body, node_count)?
+    } else {
+        Allocations::default()
+    };
+
     // Arrays grown by doubling may hold up to twice their length; give the excess back.
     addrs.shrink_to_fit();
     type_and_flags.shrink_to_fit();
@@ -371,6 +440,7 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
         labels,
         names,
         bounds,
+        allocations,
         strings,
         types,
         root: root as NodeId,

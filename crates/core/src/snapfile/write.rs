@@ -6,7 +6,8 @@ use super::{
     PREFIX_LEN, SIZE_IN_BIG_SIZES, TYPE_BITS,
 };
 use crate::error::{Error, Result};
-use crate::graph::{Graph, NodeId, SnapshotMeta};
+use crate::graph::{Allocations, Graph, NodeId, SnapshotMeta};
+use crate::strings::StringTable;
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -89,14 +90,39 @@ fn encode_header(meta: &SnapshotMeta) -> Result<Vec<u8>> {
 }
 
 /// The sections of the body, in order. See the layout in the module documentation.
-fn write_body(graph: &Graph, body: &mut BodyWriter) -> io::Result<()> {
-    let strings = graph.strings();
-    // Id 0 is the empty string in every table, so it is implied rather than stored.
+/// A string table; id 0 is the empty string in every table, so it is implied rather than
+/// stored.
+fn write_strings(body: &mut BodyWriter, strings: &StringTable) -> io::Result<()> {
     body.varint(strings.len() as u64 - 1)?;
     for (_, text) in strings.iter().skip(1) {
         body.varint(text.len() as u64)?;
         body.bytes(text.as_bytes())?;
     }
+    Ok(())
+}
+
+/// Where objects were allocated (format 4): strings, frames, tracebacks, then the objects.
+fn write_allocations(body: &mut BodyWriter, a: &Allocations) -> io::Result<()> {
+    write_strings(body, a.strings())?;
+    body.varint(a.frames().len() as u64)?;
+    for f in a.frames() {
+        body.varint(f.file.0 as u64)?;
+        body.varint(f.line as u64)?;
+        body.varint(f.code.0 as u64)?;
+    }
+    body.varint(a.traceback_count() as u64)?;
+    for w in a.starts.windows(2) {
+        body.varint((w[1] - w[0]) as u64)?;
+        for &f in &a.frame_ids[w[0] as usize..w[1] as usize] {
+            body.varint(f as u64)?;
+        }
+    }
+    write_sparse(body, a.by_node.iter().map(|&(n, t)| (n, t as u64)))
+}
+
+fn write_body(graph: &Graph, body: &mut BodyWriter) -> io::Result<()> {
+    let strings = graph.strings();
+    write_strings(body, strings)?;
 
     body.varint(graph.types().len() as u64)?;
     for (_, info) in graph.types().iter() {
@@ -165,7 +191,8 @@ fn write_body(graph: &Graph, body: &mut BodyWriter) -> io::Result<()> {
         .clone()
         .filter_map(|n| Some((n, graph.declared_bound(n)?)))
         .collect();
-    write_sparse(body, bounds.into_iter())
+    write_sparse(body, bounds.into_iter())?;
+    write_allocations(body, graph.allocations())
 }
 
 /// A section of values for some nodes, in increasing node order: the count, then per node the

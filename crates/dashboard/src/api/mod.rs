@@ -332,6 +332,8 @@ fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
                 "types": types,
                 "sample_id": s.sample,
                 "sample_label": short(&s.sample_label, MAX_TEXT),
+                "allocated_at": s.allocated_at.iter().rev().take(ALLOCATION_FRAMES).rev()
+                    .map(|f| short(f, 2000)).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -345,6 +347,9 @@ fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
         "text": visible(&diff_report(b, a, &d, 20), true),
     })
 }
+
+/// The most recent calls of an allocation traceback shown per suspect.
+const ALLOCATION_FRAMES: usize = 8;
 
 /// Most endpoints listed.
 pub const MAX_ENDPOINTS: usize = 200;

@@ -208,11 +208,29 @@ def test_defaultdict_and_ordereddict_entries_are_labelled():
 
 def test_unknown_types_are_traversed_and_labelled_by_members():
     p = functools.partial(print, ["arg"], sep=",")
-    dq = collections.deque([["in deque"]])
     snap = heaplens.snapshot()
     assert labels(snap, p, print) == [".func"]
     assert labels(snap, p, p.args) == [".args"]
-    assert labels(snap, dq, dq[0]) == ["<ref>"]
+
+
+class Queue(collections.deque):
+    pass
+
+
+def test_deque_items_are_labelled_by_index_across_blocks():
+    """A deque keeps its items in blocks of 64; its index counts from the left end, after
+    items were popped there and in a subclass with attributes of its own."""
+    dq = collections.deque([[i] for i in range(150)])
+    dq.popleft()
+    sub = Queue([["first"], ["second"]])
+    sub.extra = ["attribute"]
+    bounded = collections.deque(([i] for i in range(100)), maxlen=10)
+    snap = heaplens.snapshot()
+    assert labels(snap, dq, dq[0]) == ["[0]"]
+    assert labels(snap, dq, dq[70]) == ["[70]"]
+    assert labels(snap, dq, dq[-1]) == ["[148]"]
+    assert labels(snap, sub, sub[1]) == ["[1]"]
+    assert labels(snap, bounded, bounded[9]) == ["[9]"]
 
 
 def test_referrers_are_the_reverse_of_referents():

@@ -17,7 +17,7 @@ use crate::dicts::{
 use crate::labels::Cx;
 use crate::layout::Layout;
 use crate::raw::{self, field, read, Obj};
-use crate::registry::{TypeEntry, Walker};
+use crate::registry::{SizeKind, TypeEntry, Walker};
 use crate::threads::{frame_owner, FrameOwner};
 use heaplens_core::label::Label;
 use heaplens_core::strings::StringId;
@@ -472,6 +472,9 @@ struct LabelMatcher<'t> {
     o: Obj,
     t: &'t TypeEntry,
     dict: Option<Obj>,
+    /// Items of a deque met so far: its traverse reports them in order, left to right, after
+    /// its class, so every reference not matched otherwise is the next item.
+    deque_items: usize,
 }
 
 impl<'t> LabelMatcher<'t> {
@@ -481,6 +484,7 @@ impl<'t> LabelMatcher<'t> {
             o,
             t,
             dict: None,
+            deque_items: 0,
         }
     }
 
@@ -525,6 +529,10 @@ impl<'t> LabelMatcher<'t> {
                     }
                 }
             }
+        }
+        if t.size == SizeKind::Deque {
+            self.deque_items += 1;
+            return Label::index(self.deque_items - 1);
         }
         Label::NONE
     }

@@ -100,47 +100,80 @@ pub struct Suspect {
     pub also: Vec<String>,
 }
 
-/// Folds the groups of weak references that registries keep to the objects of another group
-/// (the `logging` module's list of every handler, a `WeakSet` of tasks) into that group: they
-/// are that leak's bookkeeping, and die with its objects, not a leak of their own. `found`
-/// pairs each suspect with its group key in `group_of` (the group of each node).
-fn fold_weak_bookkeeping(
-    after: &Graph,
-    group_of: &[u32],
-    found: Vec<(u32, Suspect)>,
-) -> Vec<Suspect> {
+/// How a suspect's group is the bookkeeping of another one's.
+#[derive(Clone, Copy)]
+enum Bookkeeping {
+    /// Weak references to the other group's objects (the `logging` module's list of every
+    /// handler, a `WeakSet` of tasks).
+    Weak,
+    /// Entries keyed by the `id()` of the other group's objects (blinker's `_by_receiver`, a
+    /// registry's reverse index `{id(obj): ...}`).
+    ById,
+}
+
+/// The object whose `id()` keys the entry of `holder` at `entry`, when its key is an integer
+/// that is the address of an object of the snapshot.
+fn keyed_by_id(after: &Graph, holder: NodeId, entry: NodeId) -> Option<NodeId> {
+    let (_, label) = after.edges(holder).find(|&(t, _)| t == entry)?;
+    if !matches!(label.kind(), LabelKind::Key | LabelKind::KeyRepr) {
+        return None;
+    }
+    let key: u64 = after.strings().get(label.name()?).parse().ok()?;
+    after.node_by_addr(key)
+}
+
+/// Folds groups that are another group's bookkeeping into that group ([`Bookkeeping`]): they
+/// die with its objects and grow with them, so they are that leak, not one of their own.
+/// `found` pairs each suspect with its group key in `group_of` (the group of each node).
+fn fold_bookkeeping(after: &Graph, group_of: &[u32], found: Vec<(u32, Suspect)>) -> Vec<Suspect> {
     let index_of: HashMap<u32, usize> = found
         .iter()
         .enumerate()
         .map(|(i, (h, _))| (*h, i))
         .collect();
-    let mut into: Vec<Option<usize>> = vec![None; found.len()];
-    for (i, (_, s)) in found.iter().enumerate() {
-        if !ranking::WEAK_BOOKKEEPING.contains(&s.entry_type.as_str()) {
-            continue;
-        }
-        let referent = after
-            .edges(s.sample)
-            .find(|(_, l)| l.is_weak())
-            .map(|(t, _)| t);
-        let target = referent
-            .and_then(|t| group_of.get(t as usize))
+    let group_index = |v: NodeId| {
+        group_of
+            .get(v as usize)
             .and_then(|g| index_of.get(g))
             .copied()
-            .filter(|&j| {
-                j != i && !ranking::WEAK_BOOKKEEPING.contains(&found[j].1.entry_type.as_str())
-            });
-        into[i] = target;
+    };
+    let is_weak = |s: &Suspect| ranking::WEAK_BOOKKEEPING.contains(&s.entry_type.as_str());
+    let mut into: Vec<Option<(usize, Bookkeeping)>> = vec![None; found.len()];
+    for (i, (_, s)) in found.iter().enumerate() {
+        let target = if is_weak(s) {
+            after
+                .edges(s.sample)
+                .find(|(_, l)| l.is_weak())
+                .and_then(|(t, _)| group_index(t))
+                .map(|j| (j, Bookkeeping::Weak))
+        } else if let Holder::Node(h) = s.holder {
+            keyed_by_id(after, h, s.sample)
+                .and_then(group_index)
+                .map(|j| (j, Bookkeeping::ById))
+        } else {
+            None
+        };
+        // Folded into a group that is no bookkeeping itself, so no chain nor cycle forms.
+        into[i] = target.filter(|&(j, _)| j != i && !is_weak(&found[j].1));
+    }
+    for i in 0..found.len() {
+        if into[i].is_some_and(|(j, _)| into[j].is_some()) {
+            into[i] = None;
+        }
     }
     let mut also: Vec<Vec<String>> = vec![Vec::new(); found.len()];
     for (i, (_, s)) in found.iter().enumerate() {
-        if let Some(j) = into[i] {
+        if let Some((j, how)) = into[i] {
             let held_by = match &s.holder_path {
                 Some(p) => p.render(after),
                 None => "references from outside the Python heap".into(),
             };
+            let why = match how {
+                Bookkeeping::Weak => "weak references to them",
+                Bookkeeping::ById => "kept by their id()",
+            };
             also[j].push(format!(
-                "{} {} held by {held_by} (weak references to them)",
+                "{} {} held by {held_by} ({why})",
                 super::report::count(s.entries),
                 s.entry_type
             ));
@@ -483,7 +516,7 @@ pub fn suspects(
             (h, suspect)
         })
         .collect();
-    let mut suspects = fold_weak_bookkeeping(after, &holder, found);
+    let mut suspects = fold_bookkeeping(after, &holder, found);
     let found = suspects.len();
     suspects.retain(|s| {
         !options

@@ -512,6 +512,65 @@ mod tests {
         );
     }
 
+    /// Module `app` with a `RECEIVERS` dict of `n` functions by their id, and a `BY_RECEIVER`
+    /// dict of a set per function, keyed by its id too (blinker's signal).
+    fn receivers_indexed_by_id(n: u64) -> Graph {
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let dict = b.intern_type("builtins", "dict", "dict");
+        let function = b.intern_type("builtins", "function", "function");
+        let set = b.intern_type("builtins", "set", "set");
+        let gc = NodeFlags::GC_TRACKED;
+        let (app, app_dict) = (b.add_node(0x100), b.add_node(0x140));
+        let (receivers, by_receiver) = (b.add_node(0x180), b.add_node(0x1c0));
+        let fs: Vec<NodeId> = (0..n).map(|i| b.add_node(0x10_000 + i * 0x40)).collect();
+        let sets: Vec<NodeId> = (0..n).map(|i| b.add_node(0x20_000 + i * 0x40)).collect();
+        b.set_node(app, module, 72, gc | NodeFlags::MODULE);
+        b.set_name(app, "app");
+        let dunder = b.strings_mut().intern("__dict__");
+        b.push_edge(app_dict, Label::field(dunder));
+        b.end_node();
+        b.set_node(app_dict, dict, 360, gc);
+        for (key, d) in [("RECEIVERS", receivers), ("BY_RECEIVER", by_receiver)] {
+            let k = b.strings_mut().intern(key);
+            b.push_edge(d, Label::key(k));
+        }
+        b.end_node();
+        for (d, entries) in [(receivers, &fs), (by_receiver, &sets)] {
+            b.set_node(d, dict, 360, gc);
+            for (i, &e) in entries.iter().enumerate() {
+                let id = b
+                    .strings_mut()
+                    .intern(&(0x10_000 + i as u64 * 0x40).to_string());
+                b.push_edge(e, Label::key_repr(id));
+            }
+            b.end_node();
+        }
+        for &f in &fs {
+            b.set_node(f, function, 136, gc);
+            b.end_node();
+        }
+        for &s in &sets {
+            b.set_node(s, set, 216, gc);
+            b.end_node();
+        }
+        finish_app(b, app, &[])
+    }
+
+    #[test]
+    fn an_index_keyed_by_the_ids_of_the_leaked_objects_is_folded_into_their_suspect() {
+        let before = receivers_indexed_by_id(0);
+        let after = receivers_indexed_by_id(20);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert_eq!(d.suspects.len(), 1, "{:?}", d.suspects);
+        let s = &d.suspects[0];
+        assert_eq!((s.entry_type.as_str(), s.entries), ("function", 20));
+        assert_eq!(
+            s.also,
+            ["20 set held by module app -> .__dict__['BY_RECEIVER'] -> dict (kept by their id())"]
+        );
+    }
+
     #[test]
     fn no_growth_means_no_suspects() {
         let before = heap(50, 0);

@@ -89,7 +89,7 @@ def typestats(objects=None, shortnames=True, filter=None, *, gc_only=False):
     """
     _check_gc_only(gc_only)
     result = {}
-    for name, n in _filtered_census(objects, filter, gc_only)._name_counts(bool(shortnames)):
+    for name, n, _ in _filtered_census(objects, filter, gc_only)._name_counts(bool(shortnames)):
         result[name] = result.get(name, 0) + n
     return result
 

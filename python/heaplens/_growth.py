@@ -12,15 +12,21 @@ import gc
 import sys
 
 from heaplens import _native
-from heaplens._census import typestats
+from heaplens._census import _filtered_census
 
 __all__ = ["Tracker", "growth", "show_growth"]
 
 
 def _counts(shortnames, filter, gc_only, collect):
+    """``[(name, count, generic), ...]``: typestats' counts, and whether each name is only of
+    builtins (ranked after the classes, whatever their growth)."""
     if collect:
         gc.collect()
-    return list(typestats(shortnames=shortnames, filter=filter, gc_only=gc_only).items())
+    counts, generic = {}, {}
+    for name, n, g in _filtered_census(None, filter, gc_only)._name_counts(bool(shortnames)):
+        counts[name] = counts.get(name, 0) + n
+        generic[name] = generic.get(name, True) and g
+    return [(name, n, generic[name]) for name, n in counts.items()]
 
 
 def _check_limit(limit):
@@ -63,7 +69,8 @@ class Tracker:
         return self._peaks.peaks()
 
     def growth(self, limit=10, shortnames=True, filter=None):
-        """The types whose count exceeds their peak: ``[(name, count, delta), ...]``, largest
+        """The types whose count exceeds their peak: ``[(name, count, delta), ...]``, the
+        classes first (the type a developer would name as the leak), then builtins, each largest
         growth first; ``limit=None`` returns them all."""
         _check_limit(limit)
         rows = self._peaks.update(_counts(shortnames, filter, self.gc_only, self.collect))
@@ -87,7 +94,9 @@ _default_trackers = {True: Tracker(gc_only=True), False: Tracker(gc_only=False)}
 def growth(limit=10, peak_stats=None, shortnames=True, filter=None, *, gc_only=True, collect=False):
     """objgraph's ``growth()``: the types with more objects than at the previous call.
 
-    Returns ``[(name, count, delta), ...]``, largest growth first. Peaks are kept by a default
+    Returns ``[(name, count, delta), ...]``: the classes first, then the builtin types (a leaking
+    class comes before the ``dict`` and ``str`` that grow as fast inside it), each largest growth
+    first. Peaks are kept by a default
     :class:`Tracker`, or in ``peak_stats`` (a dict you own) when you pass one. The first call
     reports every type. ``gc_only=False`` counts every object instead of the gc-tracked ones
     (see :class:`Tracker`).

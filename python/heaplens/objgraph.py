@@ -20,7 +20,8 @@ Differences from objgraph, all deliberate:
   state, in module-level objects, so their signatures say ``peak_stats=None`` and ``_state=None``
   where objgraph's say ``{}``. Passing your own dict works as in objgraph.
 - Types with equal counts (``most_common_types``, ``growth``) are ordered by name; objgraph leaves
-  them in the order the collector happens to list their objects.
+  them in the order the collector happens to list their objects. (``heaplens.growth()`` itself
+  puts classes before builtins; this module keeps objgraph's largest-increase-first order.)
 - Wrong arguments fail at once with a ``TypeError`` or ``ValueError`` (a type name that is not a
   str, a predicate that is not callable, a negative ``max_depth``, an ``extra_ignore`` entry that
   is an object rather than its ``id()``, an unknown ``sortby``) where objgraph fails later or
@@ -223,6 +224,8 @@ def growth(limit=10, peak_stats=None, shortnames=True, filter=None):
         rows = heaplens.growth(
             None, peak_stats, shortnames, filter or None, gc_only=True, collect=True
         )
+    # objgraph's order (heaplens.growth puts classes before builtins).
+    rows.sort(key=lambda row: (-row[2], row[0]))
     return rows[:limit] if limit else rows
 
 

@@ -6,6 +6,7 @@
 //! their peak is reached; a leak keeps setting new peaks. State lives in the tracker, never in a
 //! mutable default argument.
 
+use crate::analysis::ranking;
 use crate::census::Census;
 use hashbrown::HashMap;
 
@@ -30,11 +31,24 @@ impl PeakTracker {
         Self::default()
     }
 
-    /// Records `counts` and returns the types above their previous peak, largest growth first
-    /// (ties by name). The first update reports every type, as objgraph's first `growth()` does.
+    /// Records `counts` (by display name) and returns the types above their previous peak, in
+    /// the order of [`PeakTracker::update_ranked`] with [`ranking::is_generic`].
     pub fn update<'a>(
         &mut self,
         counts: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Vec<GrowthRow> {
+        self.update_ranked(counts, ranking::is_generic)
+    }
+
+    /// Records `counts` and returns the types above their previous peak, by the one ranking rule
+    /// of every report: the types a developer would name (classes) first, then the generic ones
+    /// (`generic`: builtins, weak references), each largest growth first (ties by name). The
+    /// first update reports every type, as objgraph's first `growth()` does. `generic` is asked
+    /// by the name given (a caller with objgraph's short names knows which are builtins).
+    pub fn update_ranked<'a>(
+        &mut self,
+        counts: impl IntoIterator<Item = (&'a str, u64)>,
+        generic: impl Fn(&str) -> bool,
     ) -> Vec<GrowthRow> {
         let mut out = Vec::new();
         for (name, count) in counts {
@@ -60,7 +74,7 @@ impl PeakTracker {
                 }
             }
         }
-        out.sort_by(|a, b| b.delta.cmp(&a.delta).then(a.name.cmp(&b.name)));
+        out.sort_by_cached_key(|r| (generic(&r.name), std::cmp::Reverse(r.delta), r.name.clone()));
         out
     }
 
@@ -163,6 +177,19 @@ pub fn render_growth(rows: &[GrowthRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classes_come_before_builtins_that_grew_more() {
+        let mut t = PeakTracker::new();
+        t.update([("dict", 100), ("app.Order", 5), ("str", 50)]);
+        let rows = t.update([("dict", 400), ("app.Order", 8), ("str", 90)]);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["app.Order", "dict", "str"]);
+        // objgraph's short names: the caller says which are builtins.
+        let mut t = PeakTracker::new();
+        let rows = t.update_ranked([("dict", 400), ("Order", 8)], |n| n == "dict");
+        assert_eq!(rows[0].name, "Order");
+    }
 
     #[test]
     fn the_first_update_reports_everything_and_later_ones_only_new_peaks() {

@@ -145,8 +145,10 @@ impl PyCensus {
         Ok(d)
     }
 
-    /// ``(short_or_long_name, count)`` pairs with every row, for objgraph-style aggregation.
-    fn _name_counts(&self, shortnames: bool) -> Vec<(String, u64)> {
+    /// ``(short_or_long_name, count, generic)`` with every row, for objgraph-style aggregation;
+    /// ``generic`` says the type is a builtin or a weak reference (one a developer would not
+    /// name as the leak), which ranking needs and a short name no longer tells.
+    fn _name_counts(&self, shortnames: bool) -> Vec<(String, u64, bool)> {
         self.inner
             .rows()
             .iter()
@@ -156,7 +158,11 @@ impl PyCensus {
                 } else {
                     &r.long_name
                 };
-                (name.clone(), r.count)
+                (
+                    name.clone(),
+                    r.count,
+                    heaplens_core::analysis::ranking::is_generic(&r.name),
+                )
             })
             .collect()
     }

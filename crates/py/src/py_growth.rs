@@ -24,14 +24,35 @@ impl PyPeakTracker {
         PyPeakTracker { inner }
     }
 
-    /// Records ``counts`` (``[(name, count), ...]``) and returns ``[(name, count, delta), ...]``
-    /// for the names above their previous peak, largest growth first.
-    fn update(&mut self, counts: Vec<(String, u64)>) -> Vec<(String, u64, u64)> {
-        self.inner
-            .update(counts.iter().map(|(k, v)| (k.as_str(), *v)))
+    /// Records ``counts`` (``[(name, count), ...]``, or ``(name, count, generic)`` where the
+    /// name no longer tells a builtin from a class) and returns ``[(name, count, delta), ...]``
+    /// for the names above their previous peak: classes first, then builtins and weak
+    /// references, each largest growth first.
+    fn update(&mut self, counts: Vec<Bound<'_, PyAny>>) -> PyResult<Vec<(String, u64, u64)>> {
+        let mut rows: Vec<(String, u64)> = Vec::with_capacity(counts.len());
+        let mut generic: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for row in &counts {
+            let (name, count, is_generic) = match row.extract::<(String, u64, bool)>() {
+                Ok(t) => t,
+                Err(_) => {
+                    let (name, count) = row.extract::<(String, u64)>()?;
+                    let g = heaplens_core::analysis::ranking::is_generic(&name);
+                    (name, count, g)
+                }
+            };
+            if is_generic {
+                generic.insert(name.clone());
+            }
+            rows.push((name, count));
+        }
+        Ok(self
+            .inner
+            .update_ranked(rows.iter().map(|(k, v)| (k.as_str(), *v)), |n| {
+                generic.contains(n)
+            })
             .into_iter()
             .map(|r| (r.name, r.count, r.delta))
-            .collect()
+            .collect())
     }
 
     /// The peaks, as ``{name: count}``.

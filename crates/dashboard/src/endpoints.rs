@@ -18,6 +18,7 @@
 //! `overlapped`, for the page to say how clean the figures are.
 
 use crate::source::EndpointGrowth;
+use heaplens_core::analysis::ranking::is_generic;
 use heaplens_core::census::Census;
 use std::collections::{HashMap, VecDeque};
 
@@ -203,7 +204,8 @@ impl EndpointTable {
     }
 
     /// Every endpoint with its figures (see [`EndpointGrowth`]); each endpoint's types are those
-    /// left behind (more than 0 per request), most first, at most `types_per_endpoint` of them.
+    /// left behind (more than 0 per request), classes first, then builtins, each most first, at
+    /// most `types_per_endpoint` of them.
     pub fn growth(&self, types_per_endpoint: usize) -> Vec<EndpointGrowth> {
         let mut out: Vec<EndpointGrowth> = self
             .rows
@@ -219,7 +221,14 @@ impl EndpointTable {
                     .filter(|&(_, n)| n > 0.0)
                     .map(|(ty, n)| (self.type_names[ty as usize].clone(), n))
                     .collect();
-                types.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                // The one ranking rule: the classes the requests leave behind before the
+                // builtins that come with them, each most per request first.
+                types.sort_by(|a, b| {
+                    is_generic(&a.0)
+                        .cmp(&is_generic(&b.0))
+                        .then(b.1.total_cmp(&a.1))
+                        .then_with(|| a.0.cmp(&b.0))
+                });
                 types.truncate(types_per_endpoint);
                 EndpointGrowth {
                     endpoint: name.clone(),
@@ -428,6 +437,20 @@ mod tests {
         );
         assert_eq!(row.objects_per_request, 0.0);
         assert_eq!(row.objects, 3 * (WINDOW as i64 / 5));
+    }
+
+    #[test]
+    fn the_class_left_behind_comes_before_its_payload() {
+        let mut table = EndpointTable::new();
+        let before = census(&[("dict", 10, 10), ("str", 10, 10), ("app.Quote", 1, 1)]);
+        let after = census(&[("dict", 30, 30), ("str", 50, 50), ("app.Quote", 11, 11)]);
+        table.record_trace("POST /quote", &before, &after, false);
+        let names: Vec<String> = table.growth(3)[0]
+            .types
+            .iter()
+            .map(|t| t.0.clone())
+            .collect();
+        assert_eq!(names, ["app.Quote", "str", "dict"]);
     }
 
     #[test]

@@ -214,3 +214,53 @@ def test_analysis_arguments_are_checked():
     with pytest.raises(TypeError):
         snap.diff("not a snapshot")
     assert snap.paths_to(CACHE, k=0) == []
+
+
+class Row:
+    def __init__(self, i):
+        self.i = i
+
+
+def test_work_in_flight_is_not_a_leak_but_a_loop_that_keeps_its_results_is():
+    """A request still running when the later snapshot is taken holds what it made in a new
+    local list: freed when it returns, so it is said apart, not a suspect. A long-running loop
+    appending to a list it had before is one."""
+    import threading
+
+    started, finish = threading.Event(), threading.Event()
+    kept, more = [], threading.Event()
+
+    def handle_request():
+        rows = [Row(i) for i in range(300)]  # the request's own work
+        started.set()
+        finish.wait()
+        return len(rows)
+
+    def audit_loop():
+        while not finish.is_set():
+            if more.wait(0.01):
+                more.clear()
+                kept.extend(Row(i) for i in range(200))
+                started.set()
+
+    auditor = threading.Thread(target=audit_loop, name="auditor")
+    auditor.start()
+    gc.collect()
+    before = heaplens.snapshot()
+    request = threading.Thread(target=handle_request, name="worker-1")
+    request.start()
+    started.wait()
+    started.clear()
+    more.set()
+    started.wait()
+    after = heaplens.snapshot()
+    finish.set()
+    request.join()
+    auditor.join()
+    diff = after.diff(before)
+    suspects = [(s.entry_type, s.entries) for s in diff.suspects]
+    assert (f"{__name__}.Row", 200) in suspects, str(diff)
+    assert (f"{__name__}.Row", 300) not in suspects, str(diff)
+    assert (f"{__name__}.Row", 300) in [(s.entry_type, s.entries) for s in diff.in_flight]
+    assert "Not counted: new objects held by code that was still running" in str(diff)
+    assert "local 'rows'" in str(diff)

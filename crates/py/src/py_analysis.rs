@@ -217,6 +217,18 @@ impl PySnapshotDiff {
         self.result.ignored
     }
 
+    /// Groups of new objects left out as work in flight: held, in a container made since the
+    /// earlier snapshot, only by a function that was still running (a request being handled).
+    /// Its return frees them; compare again to see whether it does.
+    #[getter]
+    fn in_flight(&self) -> Vec<PySuspect> {
+        self.result
+            .in_flight
+            .iter()
+            .map(|s| PySuspect::new(&self.after, s))
+            .collect()
+    }
+
     /// Objects of the later snapshot that were not in the earlier one.
     #[getter]
     fn new_objects(&self) -> u64 {

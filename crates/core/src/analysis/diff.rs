@@ -34,6 +34,25 @@ pub struct SnapshotDiff {
     pub suspects: Vec<Suspect>,
     /// Suspects left out because the user declared them no leak ([`DiffOptions::ignore`]).
     pub ignored: usize,
+    /// Groups left out because they are work in flight ([`is_in_flight`]): what a running
+    /// function (a request being handled) had made when the snapshot was taken.
+    pub in_flight: Vec<Suspect>,
+}
+
+/// Whether `s` is work in flight: new objects in a container that is new itself, reached only
+/// through a running function's frame (a local of a request handler, of a task's coroutine).
+/// The function's return frees them; a long-running loop that accumulates in a local keeps an
+/// old container, so it stays a suspect.
+fn is_in_flight(after: &Graph, new: &NodeSet, s: &Suspect) -> bool {
+    let Holder::Node(holder) = s.holder else {
+        return false;
+    };
+    new.contains(holder)
+        && s.holder_path.as_ref().is_some_and(|p| {
+            p.nodes(after)
+                .iter()
+                .any(|&v| after.flags(v).contains(NodeFlags::FRAME))
+        })
 }
 
 /// Sorts by the 64-bit key, least significant digit first, 11 bits at a time, over the bits that
@@ -218,6 +237,9 @@ pub fn diff(
         let freed_by_collector = collector_on && garbage;
         !own::is_own_type(&s.entry_type) && !freed_by_collector
     });
+    let (in_flight, mut suspects): (Vec<Suspect>, Vec<Suspect>) = suspects
+        .into_iter()
+        .partition(|s| is_in_flight(after, &new, s));
     // Where each suspect's sample was allocated, when the snapshot recorded it.
     for s in &mut suspects {
         s.allocated_at = after.allocated_at(s.sample);
@@ -229,6 +251,7 @@ pub fn diff(
         new_bytes: found.new_bytes,
         suspects,
         ignored: found.ignored,
+        in_flight,
     })
 }
 

@@ -226,6 +226,7 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
             "No leak suspects ({} new objects in all{ignored}).",
             count(diff.new_objects)
         );
+        in_flight(&mut out, after, diff);
         return out;
     }
     if diff.ignored > 0 {
@@ -272,7 +273,37 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
             }
         }
     }
+    in_flight(&mut out, after, diff);
     out
+}
+
+/// The groups left out as work in flight, briefly: said, so that a user whose leak is in a
+/// request still running knows where it went.
+fn in_flight(out: &mut String, after: &Graph, diff: &SnapshotDiff) {
+    if diff.in_flight.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nNot counted: new objects held by code that was still running (work in flight, freed \
+         when it returns; compare again to see whether it does)"
+    );
+    for s in diff.in_flight.iter().take(3) {
+        let held_by = s
+            .holder_path
+            .as_ref()
+            .map(|p| p.render(after))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} x{} held by {held_by}",
+            s.entry_type,
+            count(s.entries)
+        );
+    }
+    if diff.in_flight.len() > 3 {
+        let _ = writeln!(out, "  and {} more", diff.in_flight.len() - 3);
+    }
 }
 
 /// How many frames of an allocation traceback a report shows (the most recent).

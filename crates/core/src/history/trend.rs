@@ -7,6 +7,7 @@
 //! grew at start-up is not reported, nor is one that goes up and down with the work in flight.
 
 use super::History;
+use crate::analysis::ranking;
 
 /// How many samples of a long history the trends look at.
 const TREND_POINTS: usize = 2000;
@@ -107,9 +108,15 @@ pub fn trends(history: &History) -> Vec<TypeTrend> {
             }
         })
         .collect();
+    // Steady growers first; among them, the one ranking rule of every report: the classes
+    // before the builtins that grow inside them, each fastest first.
     out.sort_by(|a, b| {
         b.steady
             .cmp(&a.steady)
+            .then(
+                (a.steady && ranking::is_generic(&a.name))
+                    .cmp(&(b.steady && ranking::is_generic(&b.name))),
+            )
             .then(
                 b.per_hour
                     .total_cmp(&a.per_hour)
@@ -196,6 +203,16 @@ mod tests {
         assert_eq!(leak.bytes, 2170);
         // About 3 per minute after the first stretch.
         assert!((leak.per_hour - 180.0).abs() < 10.0, "{}", leak.per_hour);
+    }
+
+    #[test]
+    fn a_steady_class_comes_before_the_builtins_growing_faster_inside_it() {
+        let orders: Vec<u64> = (0..40).map(|i| 100 + i * 3).collect();
+        let strings: Vec<u64> = (0..40).map(|i| 5000 + i * 30).collect();
+        let flat: Vec<u64> = vec![9000; 40];
+        let h = history(&[("str", &strings), ("app.Order", &orders), ("dict", &flat)]);
+        let names: Vec<String> = trends(&h).into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["app.Order", "str", "dict"]);
     }
 
     #[test]

@@ -3,32 +3,29 @@
 //! source line from `linecache`), and, for a suspect whose snapshot has none, asked of the live
 //! sample object after a comparison.
 
-use heaplens_capture::{self as capture, CaptureError, SnapshotOptions};
+use heaplens_capture as capture;
 use heaplens_core::analysis::diff::SnapshotDiff;
 use heaplens_core::graph::Graph;
 use pyo3::prelude::*;
 
-/// A snapshot of the heap that, while `tracemalloc` traces, also records where every object
-/// was allocated (kept in the graph and its file, so a report read later and elsewhere still
-/// says it). Whether it traces is asked before the walk (importing `_tracemalloc` may run
-/// Python code); the lookups follow the walk with no Python code in between.
-pub fn snapshot(py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, CaptureError> {
-    let tracing = is_tracing(py);
-    let mut graph = capture::snapshot(py, options)?;
-    if tracing {
-        if let Some(mut allocations) = capture::allocation_tracebacks(py, &graph) {
-            add_source_lines(&mut allocations);
-            // Checked against the graph it was made from: cannot fail, and would only leave the
-            // tracebacks out.
-            let _ = graph.set_allocations(allocations);
-        }
+/// Adds to `graph`, taken by the walk that just returned with no Python code run since, where
+/// every object was allocated; `tracing` must have been asked (with [`is_tracing`]) before the
+/// walk, since importing `_tracemalloc` may run Python code.
+pub fn record(py: Python<'_>, graph: &mut Graph, tracing: bool) {
+    if !tracing {
+        return;
     }
-    Ok(graph)
+    if let Some(mut allocations) = capture::allocation_tracebacks(py, graph) {
+        add_source_lines(&mut allocations);
+        // Checked against the graph it was made from: cannot fail, and would only leave the
+        // tracebacks out.
+        let _ = graph.set_allocations(allocations);
+    }
 }
 
 /// Whether `tracemalloc` traces. Its function is looked up once: an import and an attribute
 /// lookup per snapshot would leave blocks behind in the program (a capture leaves nothing).
-fn is_tracing(py: Python<'_>) -> bool {
+pub fn is_tracing(py: Python<'_>) -> bool {
     static IS_TRACING: pyo3::sync::PyOnceLock<Option<Py<PyAny>>> = pyo3::sync::PyOnceLock::new();
     IS_TRACING
         .get_or_init(py, || {

@@ -22,6 +22,7 @@ mod py_pictures;
 mod py_sampler;
 mod py_snapshot;
 mod request_tracing;
+mod take;
 
 use heaplens_capture as capture;
 use pyo3::prelude::*;

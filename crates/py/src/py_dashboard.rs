@@ -109,7 +109,7 @@ impl Source for LiveSource<'_> {
         let _one_at_a_time = locked(&self.dashboard.taking);
         let graph = Python::attach(|py| {
             let options = thread_names(py);
-            crate::allocated::snapshot(py, &options)
+            crate::take::snapshot(py, options)
         })
         .map_err(|e| ActionError::Failed(e.to_string()))?;
         // The analysis runs without the GIL: the program's threads go on meanwhile.

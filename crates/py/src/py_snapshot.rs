@@ -628,7 +628,7 @@ pub fn snapshot(py: Python<'_>, thread_names: Option<&Bound<'_, PyDict>>) -> PyR
             options.thread_names.insert(k.extract()?, v.extract()?);
         }
     }
-    let graph = crate::allocated::snapshot(py, &options).map_err(capture_error)?;
+    let graph = crate::take::snapshot(py, options).map_err(capture_error)?;
     Ok(PySnapshot {
         data: Arc::new(Analysed::new(graph)),
     })

@@ -19,7 +19,7 @@
 //! so it is not a leak either.
 
 use super::paths::RetainingPaths;
-use crate::graph::{Graph, NodeId};
+use crate::graph::{Graph, NodeFlags, NodeId};
 use crate::label::LabelKind;
 use hashbrown::HashMap;
 
@@ -32,15 +32,37 @@ pub const KNOWN_BOUNDS: [(&str, &str, u64); 1] = [
     ("sqlite3.Connection", "list", 200),
 ];
 
-/// The bound [`KNOWN_BOUNDS`] gives `container`, if any (its holder is its parent on its shortest
-/// retaining path).
+/// Module globals the standard library prunes once they reach a size (the same on every
+/// supported version): (module, global, the size). `re` keeps compiled patterns in `_cache`
+/// up to `_MAXCACHE` (512) and, from 3.12, the most recent ones in `_cache2` up to
+/// `_MAXCACHE2` (256); a program compiling many distinct patterns fills them.
+pub const KNOWN_BOUNDED_GLOBALS: [(&str, &str, u64); 2] =
+    [("re", "_cache", 512), ("re", "_cache2", 256)];
+
+/// The bound [`KNOWN_BOUNDS`] or [`KNOWN_BOUNDED_GLOBALS`] gives `container`, if any (its
+/// holder is its parent on its shortest retaining path).
 pub fn known_bound(graph: &Graph, paths: &RetainingPaths, container: NodeId) -> Option<u64> {
     let holder = paths.parent(graph, container)?;
     let (holder_type, container_type) = (graph.type_name(holder), graph.type_name(container));
-    KNOWN_BOUNDS
+    let by_type = KNOWN_BOUNDS
         .iter()
         .find(|(h, c, _)| *h == holder_type && *c == container_type)
-        .map(|(_, _, bound)| *bound)
+        .map(|(_, _, bound)| *bound);
+    by_type.or_else(|| {
+        // `module.__dict__['global']`: the holder is the module's dict, held by the module.
+        let module = paths.parent(graph, holder)?;
+        if !graph.flags(module).contains(NodeFlags::MODULE) {
+            return None;
+        }
+        let (module, key) = (
+            graph.name(module)?,
+            label_from_parent(graph, paths, container)?,
+        );
+        KNOWN_BOUNDED_GLOBALS
+            .iter()
+            .find(|(m, g, _)| *m == module && key == format!("[{}]", crate::label::quote(g)))
+            .map(|(_, _, bound)| *bound)
+    })
 }
 
 /// Whether `container` is within a bound: one it declares (the interpreter keeps it there), or

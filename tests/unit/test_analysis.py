@@ -264,3 +264,26 @@ def test_work_in_flight_is_not_a_leak_but_a_loop_that_keeps_its_results_is():
     assert (f"{__name__}.Row", 300) in [(s.entry_type, s.entries) for s in diff.in_flight]
     assert "Not counted: new objects held by code that was still running" in str(diff)
     assert "local 'rows'" in str(diff)
+
+
+class SizedCache:
+    """A hand-written cache that says how many entries it keeps, and one that keeps more."""
+
+    def __init__(self, capacity):
+        self.capacity = capacity
+        self.entries = {}
+
+
+def test_a_cache_that_names_its_size_may_fill_up_to_it_but_not_far_past():
+    filling, overflowing = SizedCache(500), SizedCache(20)
+    gc.collect()
+    before = heaplens.snapshot()
+    for i in range(300):
+        filling.entries[i] = Row(i)
+        overflowing.entries[i] = Row(i)
+    after = heaplens.snapshot()
+    diff = after.diff(before)
+    held = [str(s.holder_path) for s in diff.suspects]
+    assert any("overflowing" in h for h in held), str(diff)
+    assert not any("filling" in h for h in held), str(diff)
+    del filling, overflowing

@@ -106,6 +106,67 @@ struct Resolver<A: Abi> {
     done: Bits,
     pending: Vec<Pending>,
     plan: Vec<Resolution>,
+    /// The node whose references are being reported.
+    current: NodeId,
+    /// The names of [`SIZE_ATTRIBUTES`], interned in the graph's strings.
+    size_names: Vec<heaplens_core::strings::StringId>,
+    /// Sizes objects say their containers keep to: (the object, or its `__dict__`; the size).
+    size_hints: Vec<(NodeId, u64)>,
+}
+
+/// Attribute names by which a hand-written cache says how many entries it keeps (Jinja2's and
+/// SQLAlchemy's `LRUCache.capacity`, cachetools' `Cache.__maxsize`, Django's `LocMemCache
+/// ._max_entries`, a class's own `maxsize`): the containers the same object holds are bounded
+/// by it (see [`apply_size_hints`]).
+const SIZE_ATTRIBUTES: [&str; 16] = [
+    "maxsize",
+    "_maxsize",
+    "max_size",
+    "_max_size",
+    "capacity",
+    "_capacity",
+    "maxlen",
+    "_maxlen",
+    "max_entries",
+    "_max_entries",
+    "max_items",
+    "_max_items",
+    "size_limit",
+    "_size_limit",
+    "cache_size",
+    "_Cache__maxsize",
+];
+
+/// How far past the size it names a container may be and still count as bounded by it: caches
+/// prune in batches (SQLAlchemy's once half again as many entries are kept).
+const SIZE_SLACK: u64 = 2;
+
+/// Gives each container held by an object that names a size ([`SIZE_ATTRIBUTES`]) that size as
+/// its bound, when it holds no more than [`SIZE_SLACK`] times as many entries: a cache filling
+/// up to the size its code keeps it to is no leak; one far past it is not bounded by it.
+fn apply_size_hints(graph: &mut Graph, hints: &[(NodeId, u64)]) {
+    const CONTAINERS: [&str; 6] = [
+        "dict",
+        "list",
+        "set",
+        "collections.OrderedDict",
+        "collections.deque",
+        "collections.defaultdict",
+    ];
+    for &(holder, size) in hints {
+        let containers: Vec<NodeId> = graph
+            .edges(holder)
+            .filter(|(_, l)| !l.is_weak())
+            .map(|(t, _)| t)
+            .filter(|&t| CONTAINERS.contains(&graph.type_name(t).as_str()))
+            .collect();
+        for c in containers {
+            let entries = heaplens_core::analysis::churn::entry_count(graph, c);
+            if entries <= size.saturating_mul(SIZE_SLACK) && graph.declared_bound(c).is_none() {
+                graph.set_declared_bound(c, size);
+            }
+        }
+    }
 }
 
 impl<A: Abi> Resolver<A> {
@@ -114,6 +175,30 @@ impl<A: Abi> Resolver<A> {
         self.pending.push(p);
         if self.pending.len() >= BATCH {
             self.flush();
+        }
+    }
+
+    /// Records the size the current object names for its containers, when `target`, what it
+    /// holds under a [`SIZE_ATTRIBUTES`] name, is a positive int.
+    ///
+    /// # Safety
+    /// `target` must be a live object.
+    #[cold]
+    unsafe fn size_hint(&mut self, target: Obj, label: Label) {
+        use heaplens_core::label::LabelKind;
+        if !matches!(
+            label.kind(),
+            LabelKind::Attr | LabelKind::Key | LabelKind::Field
+        ) {
+            return;
+        }
+        unsafe {
+            if raw::ob_type(target) != self.env.types.int {
+                return;
+            }
+            if let Some(size) = raw::small_int::<A>(self.env.layout, target).filter(|&v| v > 0) {
+                self.size_hints.push((self.current, size as u64));
+            }
         }
     }
 
@@ -233,6 +318,12 @@ impl<A: Abi> EdgeSink for Resolver<A> {
 
     #[inline]
     fn edge(&mut self, target: Obj, label: Label) {
+        if let Some(name) = label.name() {
+            if self.size_names.contains(&name) {
+                // SAFETY: referents reported by the walkers are live.
+                unsafe { self.size_hint(target, label) };
+            }
+        }
         self.queue(Pending::Object(target, label, !label.is_weak()));
     }
 
@@ -291,6 +382,7 @@ impl<A: Abi> SnapshotWalk<A> {
                 if ahead < self.r.builder.node_count() {
                     raw::prefetch(self.r.builder.addr(ahead as NodeId) as *const u8);
                 }
+                self.r.current = n;
                 unsafe {
                     if self.r.done.get(self.next) {
                         // A leaf, finished when it was found.
@@ -491,6 +583,9 @@ pub unsafe fn snapshot<A: Abi>(
                 done: Bits::default(),
                 pending: Vec::with_capacity(BATCH),
                 plan: Vec::with_capacity(BATCH),
+                current: 0,
+                size_names: Vec::new(),
+                size_hints: Vec::new(),
             },
             cx: Cx::<A>::labelled(env),
             gc_count,
@@ -502,6 +597,10 @@ pub unsafe fn snapshot<A: Abi>(
             bounds: Vec::new(),
         };
         walk.cx.intern_names(&mut walk.r);
+        walk.r.size_names = SIZE_ATTRIBUTES
+            .iter()
+            .map(|n| walk.r.builder.strings_mut().intern(n))
+            .collect();
         walk.process_pending();
         walk.add_root();
         walk.process_pending();
@@ -513,6 +612,7 @@ pub unsafe fn snapshot<A: Abi>(
                 Resolver {
                     mut builder,
                     balance,
+                    size_hints,
                     ..
                 },
             synthetic_start,
@@ -557,6 +657,7 @@ pub unsafe fn snapshot<A: Abi>(
             // not objects the collector sees), so it is a bounded container too.
             graph.set_declared_bound(declarer, bound);
         }
+        apply_size_hints(&mut graph, &size_hints);
         reach::mark_unreachable(&mut graph);
         Ok(graph)
     }

@@ -39,6 +39,26 @@ pub struct SnapshotDiff {
     pub in_flight: Vec<Suspect>,
 }
 
+/// Whether `s` is held by a new container at a freed one's address: its holder looks old (an
+/// object of its type was at that address before) but is held by a new object and holds only
+/// new entries. Its objects are part of the new object's growth: judged with that object's
+/// container (a bounded cache's entry, say), not as a leak of their own.
+fn at_reused_address(after: &Graph, paths: &RetainingPaths, new: &NodeSet, s: &Suspect) -> bool {
+    let Holder::Node(holder) = s.holder else {
+        return false;
+    };
+    if new.contains(holder) || !paths.parent(after, holder).is_some_and(|p| new.contains(p)) {
+        return false;
+    }
+    let mut entries = after
+        .edges(holder)
+        .filter(|(_, l)| {
+            !l.is_weak() && !matches!(l.kind(), LabelKind::DictKey | LabelKind::DictKeyStr)
+        })
+        .peekable();
+    entries.peek().is_some() && entries.all(|(t, _)| new.contains(t))
+}
+
 /// Whether `s` is work in flight: new objects in a container that is new itself, reached only
 /// through a running function's frame (a local of a request handler, of a task's coroutine).
 /// The function's return frees them; a long-running loop that accumulates in a local keeps an
@@ -235,7 +255,9 @@ pub fn diff(
             Holder::Roots => false,
         };
         let freed_by_collector = collector_on && garbage;
-        !own::is_own_type(&s.entry_type) && !freed_by_collector
+        !own::is_own_type(&s.entry_type)
+            && !freed_by_collector
+            && !at_reused_address(after, paths, &new, s)
     });
     let (in_flight, mut suspects): (Vec<Suspect>, Vec<Suspect>) = suspects
         .into_iter()
@@ -592,6 +614,56 @@ mod tests {
             s.also,
             ["20 set held by module app -> .__dict__['BY_RECEIVER'] -> dict (kept by their id())"]
         );
+    }
+
+    /// Module `app` whose dict holds, before, an empty list at 0x9000 (`OLD`), and after, a new
+    /// `app.Price` (`NEW`) whose `amounts` is a new list that the allocator put at 0x9000 once
+    /// the old one was freed, with `n` new floats.
+    fn list_at_a_reused_address(after: bool, n: u64) -> Graph {
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let dict = b.intern_type("builtins", "dict", "dict");
+        let list = b.intern_type("builtins", "list", "list");
+        let price = b.intern_type("app", "Price", "Price");
+        let float = b.intern_type("builtins", "float", "float");
+        let gc = NodeFlags::GC_TRACKED;
+        let (app, app_dict) = (b.add_node(0x100), b.add_node(0x140));
+        let p = after.then(|| b.add_node(0xa000));
+        let l = b.add_node(0x9000);
+        let floats: Vec<NodeId> = (0..n).map(|i| b.add_node(0xb000 + i * 0x20)).collect();
+        b.set_node(app, module, 72, gc | NodeFlags::MODULE);
+        b.set_name(app, "app");
+        let dunder = b.strings_mut().intern("__dict__");
+        b.push_edge(app_dict, Label::field(dunder));
+        b.end_node();
+        b.set_node(app_dict, dict, 360, gc);
+        let key = b.strings_mut().intern(if after { "NEW" } else { "OLD" });
+        b.push_edge(p.unwrap_or(l), Label::key(key));
+        b.end_node();
+        if let Some(p) = p {
+            b.set_node(p, price, 48, gc);
+            let amounts = b.strings_mut().intern("amounts");
+            b.push_edge(l, Label::attr(amounts));
+            b.end_node();
+        }
+        b.set_node(l, list, 56, gc);
+        for (i, &f) in floats.iter().enumerate() {
+            b.push_edge(f, Label::index(i));
+        }
+        b.end_node();
+        for &f in &floats {
+            b.set_node(f, float, 24, NodeFlags::empty());
+            b.end_node();
+        }
+        finish_app(b, app, &[])
+    }
+
+    #[test]
+    fn a_new_container_at_a_freed_ones_address_is_no_old_container_that_grew() {
+        let before = list_at_a_reused_address(false, 0);
+        let after = list_at_a_reused_address(true, 20);
+        let d = diff_of(&before, &after, DiffOptions::default());
+        assert!(d.suspects.is_empty(), "{:?}", d.suspects);
     }
 
     #[test]

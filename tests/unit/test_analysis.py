@@ -1,6 +1,7 @@
 """Why is it alive: retaining paths, retained sizes, top retainers, the report, diff."""
 
 import gc
+import sys
 import threading
 
 import pytest
@@ -287,3 +288,43 @@ def test_a_cache_that_names_its_size_may_fill_up_to_it_but_not_far_past():
     assert any("overflowing" in h for h in held), str(diff)
     assert not any("filling" in h for h in held), str(diff)
     del filling, overflowing
+
+
+LAZY_MODULE = '''
+"""Imported by a request the first time it is served: code, classes and tables."""
+import enum
+
+class Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+
+RATES = {code: [code, code * 1.1] for code in range(3000)}
+
+def convert(amount, code):
+    return amount * RATES[code][1]
+
+HANDLERS = [lambda x, i=i: x + i for i in range(200)]
+'''
+
+
+def test_a_module_imported_between_the_snapshots_is_warm_up_not_a_leak(tmp_path, monkeypatch):
+    """A lazy import on the first request brings code, classes and tables, all held through the
+    new module (and the import system's caches): warm-up, said and not counted."""
+    import importlib
+
+    (tmp_path / "lazy_rates.py").write_text(LAZY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    gc.collect()
+    before = heaplens.snapshot()
+    module = importlib.import_module("lazy_rates")
+    kept = [Row(i) for i in range(100)]  # and a real leak beside it, in an old container
+    CACHE["lazy"] = kept
+    after = heaplens.snapshot()
+    try:
+        diff = after.diff(before)
+        assert [(s.entry_type, s.entries) for s in diff.suspects] == [(f"{__name__}.Row", 100)], str(diff)
+        assert "came with modules imported since the earlier snapshot" in str(diff)
+        assert module.convert(10, 5) > 0
+    finally:
+        del CACHE["lazy"]
+        sys.modules.pop("lazy_rates", None)

@@ -108,8 +108,10 @@ struct Resolver<A: Abi> {
     plan: Vec<Resolution>,
     /// The node whose references are being reported.
     current: NodeId,
-    /// The names of [`SIZE_ATTRIBUTES`], interned in the graph's strings.
+    /// The names of [`SIZE_ATTRIBUTES`], interned in the graph's strings, and the range of
+    /// their ids.
     size_names: Vec<heaplens_core::strings::StringId>,
+    size_range: (u32, u32),
     /// Sizes objects say their containers keep to: (the object, or its `__dict__`; the size).
     size_hints: Vec<(NodeId, u64)>,
 }
@@ -319,7 +321,11 @@ impl<A: Abi> EdgeSink for Resolver<A> {
     #[inline]
     fn edge(&mut self, target: Obj, label: Label) {
         if let Some(name) = label.name() {
-            if self.size_names.contains(&name) {
+            // Interned together at the start of the walk, so nearly always one range: most
+            // labels are ruled out by two comparisons.
+            if (self.size_range.0..=self.size_range.1).contains(&name.0)
+                && self.size_names.contains(&name)
+            {
                 // SAFETY: referents reported by the walkers are live.
                 unsafe { self.size_hint(target, label) };
             }
@@ -585,6 +591,7 @@ pub unsafe fn snapshot<A: Abi>(
                 plan: Vec::with_capacity(BATCH),
                 current: 0,
                 size_names: Vec::new(),
+                size_range: (1, 0),
                 size_hints: Vec::new(),
             },
             cx: Cx::<A>::labelled(env),
@@ -601,6 +608,8 @@ pub unsafe fn snapshot<A: Abi>(
             .iter()
             .map(|n| walk.r.builder.strings_mut().intern(n))
             .collect();
+        let ids = walk.r.size_names.iter().map(|id| id.0);
+        walk.r.size_range = (ids.clone().min().unwrap_or(1), ids.max().unwrap_or(0));
         walk.process_pending();
         walk.add_root();
         walk.process_pending();

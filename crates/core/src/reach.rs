@@ -22,6 +22,11 @@ impl NodeSet {
     pub fn contains(&self, n: NodeId) -> bool {
         self.words[(n / 64) as usize] & (1 << (n % 64)) != 0
     }
+    /// Removes `n`.
+    #[inline]
+    pub fn remove(&mut self, n: NodeId) {
+        self.words[(n / 64) as usize] &= !(1 << (n % 64));
+    }
     /// Adds `n`; returns whether it was new.
     #[inline]
     pub fn insert(&mut self, n: NodeId) -> bool {

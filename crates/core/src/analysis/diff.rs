@@ -34,6 +34,9 @@ pub struct SnapshotDiff {
     pub suspects: Vec<Suspect>,
     /// Suspects left out because the user declared them no leak ([`DiffOptions::ignore`]).
     pub ignored: usize,
+    /// New objects that came with code loaded since the earlier snapshot, or with the new
+    /// entries of bounded containers ([`super::settled`]): not counted as growth.
+    pub settled: u64,
     /// Groups left out because they are work in flight ([`is_in_flight`]): what a running
     /// function (a request being handled) had made when the snapshot was taken.
     pub in_flight: Vec<Suspect>,
@@ -59,20 +62,70 @@ fn at_reused_address(after: &Graph, paths: &RetainingPaths, new: &NodeSet, s: &S
     entries.peek().is_some() && entries.all(|(t, _)| new.contains(t))
 }
 
-/// Whether `s` is work in flight: new objects in a container that is new itself, reached only
-/// through a running function's frame (a local of a request handler, of a task's coroutine).
-/// The function's return frees them; a long-running loop that accumulates in a local keeps an
-/// old container, so it stays a suspect.
-fn is_in_flight(after: &Graph, new: &NodeSet, s: &Suspect) -> bool {
-    let Holder::Node(holder) = s.holder else {
-        return false;
-    };
-    new.contains(holder)
-        && s.holder_path.as_ref().is_some_and(|p| {
+/// The suspects of `suspects` that are work in flight: new objects in a container that is new
+/// itself, held only by running functions' frames (a local of a request handler, of a task's
+/// coroutine), directly or through other new objects. The functions' return frees them. A
+/// container also kept by an old object (a global cache the handler stored it in) is the
+/// program's growth, and so is an old container a long-running loop appends to.
+fn in_flight(after: &Graph, new: &NodeSet, suspects: &[Suspect]) -> Vec<bool> {
+    let through_frame = |s: &Suspect| {
+        s.holder_path.as_ref().is_some_and(|p| {
             p.nodes(after)
                 .iter()
                 .any(|&v| after.flags(v).contains(NodeFlags::FRAME))
         })
+    };
+    let candidate: Vec<Option<NodeId>> = suspects
+        .iter()
+        .map(|s| match s.holder {
+            Holder::Node(h) if new.contains(h) && through_frame(s) => Some(h),
+            _ => None,
+        })
+        .collect();
+    if candidate.iter().all(Option::is_none) {
+        return vec![false; suspects.len()];
+    }
+    // Who refers to the new objects, strongly: one pass over the references.
+    let mut referrers: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for v in 0..after.node_count() as NodeId {
+        for (t, l) in after.edges(v) {
+            if new.contains(t) && !l.is_weak() {
+                referrers.entry(t).or_default().push(v);
+            }
+        }
+    }
+    let is_frame = |v: NodeId| {
+        after
+            .flags(v)
+            .intersects(NodeFlags::FRAME | NodeFlags::THREAD)
+    };
+    candidate
+        .iter()
+        .map(|c| {
+            let Some(holder) = *c else {
+                return false;
+            };
+            // Up from the holder through new objects: in flight unless an old object other
+            // than a frame (or the roots) holds some of them.
+            let mut seen = NodeSet::new(after.node_count());
+            let mut stack = vec![holder];
+            seen.insert(holder);
+            while let Some(v) = stack.pop() {
+                for &r in referrers.get(&v).map_or(&[][..], Vec::as_slice) {
+                    if is_frame(r) {
+                        continue;
+                    }
+                    if !new.contains(r) {
+                        return false;
+                    }
+                    if seen.insert(r) {
+                        stack.push(r);
+                    }
+                }
+            }
+            true
+        })
+        .collect()
 }
 
 /// Sorts by the 64-bit key, least significant digit first, 11 bits at a time, over the bits that
@@ -220,7 +273,17 @@ pub fn diff(
     let before_names = name_index(before);
     let after_names = name_index(after);
     let after_name = |v: NodeId| after_names[after.type_id(v).0 as usize];
-    let new = new_objects(before, &before_names, after, &after_names);
+    let mut new = new_objects(before, &before_names, after, &after_names);
+    // Code loaded since (and what it holds), and what bounded containers' new entries bring:
+    // not the program's growth.
+    let settled = super::settled::settled(after, paths, &new);
+    let mut settled_objects = 0u64;
+    for v in after.objects() {
+        if settled.contains(v) {
+            new.remove(v);
+            settled_objects += 1;
+        }
+    }
 
     let ignore = options.ignore.clone();
     let found = accumulation::suspects(
@@ -255,13 +318,22 @@ pub fn diff(
             Holder::Roots => false,
         };
         let freed_by_collector = collector_on && garbage;
-        !own::is_own_type(&s.entry_type)
+        // A group of dict keys alone has no entries: nothing accumulates there.
+        s.entries > 0
+            && !own::is_own_type(&s.entry_type)
             && !freed_by_collector
             && !at_reused_address(after, paths, &new, s)
     });
-    let (in_flight, mut suspects): (Vec<Suspect>, Vec<Suspect>) = suspects
-        .into_iter()
-        .partition(|s| is_in_flight(after, &new, s));
+    let flying = in_flight(after, &new, &suspects);
+    let (mut in_flight, mut kept) = (Vec::new(), Vec::new());
+    for (s, flying) in suspects.into_iter().zip(flying) {
+        if flying {
+            in_flight.push(s);
+        } else {
+            kept.push(s);
+        }
+    }
+    let mut suspects = kept;
     // Where each suspect's sample was allocated, when the snapshot recorded it.
     for s in &mut suspects {
         s.allocated_at = after.allocated_at(s.sample);
@@ -273,6 +345,7 @@ pub fn diff(
         new_bytes: found.new_bytes,
         suspects,
         ignored: found.ignored,
+        settled: settled_objects,
         in_flight,
     })
 }

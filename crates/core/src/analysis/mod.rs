@@ -15,5 +15,6 @@ pub mod paths;
 pub mod ranking;
 pub mod report;
 pub mod reverse;
+pub mod settled;
 
 pub use analysed::Analysed;

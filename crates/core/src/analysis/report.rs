@@ -226,9 +226,11 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
             "No leak suspects ({} new objects in all{ignored}).",
             count(diff.new_objects)
         );
+        settled(&mut out, diff);
         in_flight(&mut out, after, diff);
         return out;
     }
+    settled(&mut out, diff);
     if diff.ignored > 0 {
         let _ = writeln!(out, "({})", &ignored[2..]);
     }
@@ -275,6 +277,18 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
     }
     in_flight(&mut out, after, diff);
     out
+}
+
+/// How many new objects were warm-up: said, so that the types that grew add up.
+fn settled(out: &mut String, diff: &SnapshotDiff) {
+    if diff.settled > 0 {
+        let _ = writeln!(
+            out,
+            "({} new objects came with modules imported since the earlier snapshot or with the \
+             entries of bounded caches: warm-up, not counted as growth.)",
+            count(diff.settled)
+        );
+    }
 }
 
 /// The groups left out as work in flight, briefly: said, so that a user whose leak is in a

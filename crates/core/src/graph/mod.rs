@@ -268,6 +268,11 @@ impl Graph {
         self.bounds.get(&n).copied()
     }
 
+    /// Every container that declares a bound, with it.
+    pub fn declared_bounds(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.bounds.iter().map(|(&n, &b)| (n, b))
+    }
+
     /// Records the bound `n` declares. The capture learns some bounds from another object
     /// than the container (an `lru_cache` wrapper bounds its dict), after the graph is built.
     pub fn set_declared_bound(&mut self, n: NodeId, bound: u64) {

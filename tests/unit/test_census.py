@@ -165,3 +165,17 @@ def test_by_type_returns_the_live_instances():
     assert any(o is big for o in heaplens.by_type("int"))
     assert heaplens.by_type("Gizmo", objects=[ws[0], 1, "x"]) == [ws[0]]
     del ws, found
+
+
+def test_two_long_class_names_that_share_their_start_are_two_types():
+    """Names are cut for display, with a fingerprint of the whole name: two classes whose
+    names share their first 200 characters are still counted apart."""
+    prefix = "Generated" + "X" * 240
+    first = type(prefix + "Alpha", (), {})
+    second = type(prefix + "Beta", (), {})
+    objects = [first() for _ in range(3)] + [second() for _ in range(5)]
+    counts = sorted(
+        row.count for row in heaplens.census() if row.name.startswith(f"{__name__}.Generated")
+    )
+    assert counts == [3, 5], counts
+    del objects

@@ -170,7 +170,8 @@ pub unsafe fn str_data(l: &Layout, s: Obj) -> Option<(*const u8, usize, StrState
     }
 }
 
-/// Appends the text of the str `s` to `out`, at most `max_chars` characters, with `…` when cut.
+/// Appends the text of the str `s` to `out`, at most `max_chars` characters, with `…` and a
+/// fingerprint of the whole text (`…#1a2b3c4d`) when cut.
 /// Returns false (and appends nothing) for a str that cannot be read.
 ///
 /// # Safety
@@ -205,7 +206,13 @@ pub unsafe fn str_text(l: &Layout, s: Obj, max_chars: usize, out: &mut String) -
             _ => return false,
         }
         if len > max_chars {
-            out.push('…');
+            // Cut, with a fingerprint of the whole text: two long names that share their first
+            // `max_chars` characters stay two names (two classes, two keys), not one.
+            let all = std::slice::from_raw_parts(data, len * st.kind as usize);
+            let hash = all.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            let _ = write!(out, "…#{:08x}", hash as u32);
         }
         true
     }

@@ -9,7 +9,7 @@
 //! Type names are whatever the program called its classes: label values are escaped as the
 //! format requires (`\\`, `\"`, `\n`) and shortened to [`MAX_LABEL`] characters.
 
-use crate::api::short;
+use crate::api::short_name;
 use crate::{Response, Source};
 use std::fmt::Write;
 
@@ -106,7 +106,7 @@ pub fn render(source: &dyn Source) -> String {
         );
         let _ = writeln!(out, "# TYPE {name} gauge");
         for (t, count) in top {
-            let t = escape_label(&short(&t, MAX_LABEL));
+            let t = escape_label(&short_name(&t, MAX_LABEL));
             let _ = writeln!(out, "{name}{{pid=\"{pid}\",type=\"{t}\"}} {count}");
         }
     }

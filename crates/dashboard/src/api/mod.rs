@@ -46,41 +46,86 @@ pub const MAX_TEXT: usize = 300;
 /// `text` with its invisible characters escaped (see [`visible`]), cut to `max` characters,
 /// with `…` when cut.
 pub fn short(text: &str, max: usize) -> String {
-    let text = visible(text, false);
+    cut(&visible(text, false), max)
+}
+
+/// `text` cut to `max` characters, with `…` when cut.
+fn cut(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.into_owned(),
+        None => text.to_owned(),
     }
 }
 
-/// Whether `c` would be invisible or rearrange the text around it: control characters and the
-/// bidirectional marks, embeddings, overrides and isolates (U+202E shows "evil" as "live").
+/// Whether `c` would be invisible, look like a space, or rearrange the text around it: control
+/// characters; the bidirectional marks, embeddings, overrides and isolates (U+202E shows "evil"
+/// as "live"); zero-width and invisible formatting characters (U+200B-U+200D, U+2060-U+2064,
+/// U+FEFF, the soft hyphen U+00AD, U+034F, U+180E, the Hangul fillers, variation selectors
+/// and tag characters: `Order\u200b` would look exactly like `Order`); and the line and
+/// paragraph separators U+2028 and U+2029 (shown as spaces or breaks).
 fn invisible(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
 }
 
 /// `text` with invisible characters written as Python's `repr` writes them (`\x1b`, `\u202e`),
 /// so a name from the heap cannot hide or disguise itself on the page; newlines are kept when
-/// `keep_newlines` (a multi-line report), else escaped too.
+/// `keep_newlines` (a multi-line report), else escaped too. For text heaplens composed, whose
+/// names are already quoted as `repr` quotes them (labels, paths, reports); a bare name goes
+/// through [`short_name`], which also doubles backslashes.
 pub fn visible(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    escaped(text, |c| !invisible(c) || (keep_newlines && c == '\n'))
+}
+
+/// A bare name from the heap (a type, a program) as [`visible`] writes it, with every backslash
+/// doubled too, so that its escapes are unambiguous: a class literally named
+/// `evil\u202etxt.exe` shows as `evil\\u202etxt.exe`, and cannot pass for (nor take the link
+/// of) the one whose name holds U+202E; cut to `max` characters as [`short`] cuts.
+pub fn short_name(name: &str, max: usize) -> String {
+    cut(&escaped(name, |c| c != '\\' && !invisible(c)), max)
+}
+
+/// `text` with the characters `keep` refuses escaped.
+fn escaped(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
     use std::fmt::Write;
-    let keep = |c: char| !invisible(c) || (keep_newlines && c == '\n');
-    if text.chars().all(keep) {
+    if text.chars().all(&keep) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         match c {
             c if keep(c) => out.push(c),
+            '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x100 => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c => {
+            c if (c as u32) < 0x10000 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
             }
         }
     }
@@ -207,7 +252,7 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
             }
             seen.insert(t.name.clone());
             rows.push(json!({
-                "name": short(&t.name, MAX_TEXT),
+                "name": short_name(&t.name, MAX_TEXT),
                 "count": t.last,
                 "bytes": t.bytes,
                 "snapshot_count": in_snapshot(&t.name),
@@ -223,7 +268,7 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
     if let Some(c) = &census {
         for r in c.rows().iter().filter(|r| !seen.contains(&r.name)) {
             rows.push(json!({
-                "name": short(&r.name, MAX_TEXT),
+                "name": short_name(&r.name, MAX_TEXT),
                 "count": r.count,
                 "bytes": r.bytes,
                 "snapshot_count": r.count,
@@ -302,7 +347,7 @@ fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
         .filter(|t| t.count_delta > 0)
         .take(50)
         .map(|t| {
-            json!({"name": short(&t.name, MAX_TEXT), "count": t.count,
+            json!({"name": short_name(&t.name, MAX_TEXT), "count": t.count,
                    "count_delta": t.count_delta, "bytes": t.bytes, "bytes_delta": t.bytes_delta})
         })
         .collect();
@@ -319,13 +364,13 @@ fn compare(before: &Arc<Snapshot>, after: &Arc<Snapshot>) -> Value {
                 .types
                 .iter()
                 .take(5)
-                .map(|(n, c, by)| json!({"name": short(n, MAX_TEXT), "count": c, "bytes": by}))
+                .map(|(n, c, by)| json!({"name": short_name(n, MAX_TEXT), "count": c, "bytes": by}))
                 .collect();
             json!({
                 "holder": holder,
                 "holder_id": holder_id,
                 "holder_path": s.holder_path.as_ref().map(|p| short(&p.render(a), 2000)),
-                "entry_type": short(&s.entry_type, MAX_TEXT),
+                "entry_type": short_name(&s.entry_type, MAX_TEXT),
                 "entries": s.entries,
                 "objects": s.objects,
                 "bytes": s.bytes,
@@ -381,7 +426,7 @@ pub fn endpoints(source: &dyn Source) -> Response {
                 .types
                 .iter()
                 .take(MAX_ENDPOINT_TYPES)
-                .map(|(n, per_request)| json!({"name": short(n, MAX_TEXT), "per_request": per_request}))
+                .map(|(n, per_request)| json!({"name": short_name(n, MAX_TEXT), "per_request": per_request}))
                 .collect();
             json!({
                 "endpoint": short(&e.endpoint, MAX_TEXT),
@@ -471,6 +516,37 @@ mod tests {
         assert_eq!(visible("one\ntwo\r", true), "one\ntwo\\r");
         assert_eq!(visible("\u{85}é", false), "\\x85é");
         assert_eq!(short("\u{202e}abc", 6), "\\u202e…");
+    }
+
+    #[test]
+    fn characters_that_show_as_nothing_or_as_a_space_are_escaped_too() {
+        for (c, shown) in [
+            ('\u{200b}', "\\u200b"),
+            ('\u{200c}', "\\u200c"),
+            ('\u{200d}', "\\u200d"),
+            ('\u{feff}', "\\ufeff"),
+            ('\u{2060}', "\\u2060"),
+            ('\u{00ad}', "\\xad"),
+            ('\u{2028}', "\\u2028"),
+            ('\u{2029}', "\\u2029"),
+            ('\u{e0041}', "\\U000e0041"),
+        ] {
+            assert_eq!(
+                visible(&format!("Order{c}"), false),
+                format!("Order{shown}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_bare_name_escapes_unambiguously() {
+        // The class whose name holds U+202E and the one literally named with its escape.
+        let real = short_name("evil\u{202e}txt.exe", MAX_TEXT);
+        let decoy = short_name("evil\\u202etxt.exe", MAX_TEXT);
+        assert_eq!(real, "evil\\u202etxt.exe");
+        assert_eq!(decoy, "evil\\\\u202etxt.exe");
+        assert_ne!(real, decoy);
+        assert_eq!(short_name("app.Order", MAX_TEXT), "app.Order");
     }
 
     #[test]

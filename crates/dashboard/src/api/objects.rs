@@ -13,7 +13,7 @@
 //! - `object` is `{id, address, type, label, repr, size, retained_size, retained_count, flags}`;
 //!   `ref` is `{id, type, label, via, edge, weak}`.
 
-use super::{no_snapshot, short, thin, MAX_TEXT};
+use super::{no_snapshot, short, short_name, thin, MAX_TEXT};
 use crate::source::Snapshot;
 use crate::{Response, Source};
 use heaplens_core::analysis::paths::{display, Start};
@@ -43,7 +43,7 @@ fn object_json(source: &dyn Source, snap: &Snapshot, v: NodeId) -> Value {
     json!({
         "id": v,
         "address": if synthetic { Value::Null } else { json!(format!("{:#x}", g.addr(v))) },
-        "type": short(&g.type_name(v), MAX_TEXT),
+        "type": short_name(&g.type_name(v), MAX_TEXT),
         "label": short(&display(g, v), MAX_TEXT),
         "name": short(&text, MAX_TEXT),
         "repr": repr,
@@ -58,7 +58,7 @@ fn neighbour_json(snap: &Snapshot, v: NodeId, label: heaplens_core::label::Label
     let g = &snap.graph();
     json!({
         "id": v,
-        "type": short(&g.type_name(v), MAX_TEXT),
+        "type": short_name(&g.type_name(v), MAX_TEXT),
         "label": short(&display(g, v), MAX_TEXT),
         "via": short(&edge_label(g, label, 1), MAX_TEXT),
         "edge": short(&g.describe_label(label), MAX_TEXT),
@@ -70,28 +70,34 @@ fn neighbour_json(snap: &Snapshot, v: NodeId, label: heaplens_core::label::Label
 /// the API shows it ([`short`]: invisible characters escaped, cut) is `name`, so the names the
 /// overview gives can be asked for. Snapshot types first, then the history's.
 fn resolve_type_name(source: &dyn Source, name: &str) -> String {
-    let shown = |full: &str| full == name || short(full, MAX_TEXT) == name;
+    // The name as the page shows it first: escapes are unambiguous, so a class literally named
+    // `evil\u202etxt.exe` (shown `evil\\u202etxt.exe`) cannot take the link of the one whose
+    // name holds U+202E. Then the name as it is (an API client's own spelling).
+    let shown = |full: &str| short_name(full, MAX_TEXT) == name;
+    let mut found = None;
     if let Some(snap) = source.snapshot() {
         let g = &snap.graph();
         let types = g.types();
-        let mut as_shown = None;
-        for (id, _) in types.iter() {
-            let full = types.display_name(id, g.strings());
-            if full == name {
-                return full;
-            }
-            if as_shown.is_none() && shown(&full) {
-                as_shown = Some(full);
-            }
-        }
-        if let Some(full) = as_shown {
-            return full;
-        }
+        let names: Vec<String> = types
+            .iter()
+            .map(|(id, _)| types.display_name(id, g.strings()))
+            .collect();
+        found = names
+            .iter()
+            .find(|n| shown(n))
+            .or_else(|| names.iter().find(|n| *n == name))
+            .cloned();
     }
-    let mut found = None;
-    source.with_history(&mut |h| {
-        found = h.type_names().iter().find(|n| shown(n)).cloned();
-    });
+    if found.is_none() {
+        source.with_history(&mut |h| {
+            found = h
+                .type_names()
+                .iter()
+                .find(|n| shown(n))
+                .or_else(|| h.type_names().iter().find(|n| *n == name))
+                .cloned();
+        });
+    }
     found.unwrap_or_else(|| name.to_string())
 }
 
@@ -113,7 +119,7 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
         let count = history.as_ref().and_then(|h| h.last().copied());
         return Response::json(
             200,
-            &json!({"name": short(name, MAX_TEXT), "count": count, "bytes": null,
+            &json!({"name": short_name(name, MAX_TEXT), "count": count, "bytes": null,
                     "page": 1, "per_page": per_page, "pages": 0, "history": history,
                     "instances": [], "note": "no snapshot yet: take one to see the instances"}),
         );
@@ -153,7 +159,7 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
     Response::json(
         200,
         &json!({
-            "name": short(name, MAX_TEXT),
+            "name": short_name(name, MAX_TEXT),
             "count": count,
             "bytes": total_bytes,
             "page": page,
@@ -246,7 +252,7 @@ fn path_json(snap: &Snapshot, v: NodeId) -> Value {
         .map(|(_, (&node, via))| {
             json!({
                 "id": node,
-                "type": short(&g.type_name(node), MAX_TEXT),
+                "type": short_name(&g.type_name(node), MAX_TEXT),
                 "label": short(&display(g, node), MAX_TEXT),
                 "via": short(via, MAX_TEXT),
             })

@@ -92,6 +92,7 @@ fn metrics_follow_the_exposition_format_with_bounded_labels() {
     let quoted = lines
         .iter()
         .find(|l| l.1.len() == 2 && l.1[1].1.contains('"'));
-    // The newline is shown escaped (as everywhere), and the escape itself quoted.
-    assert_eq!(quoted.unwrap().1[1].1, "with\"quote\\and\\nnewline");
+    // The newline is shown escaped and the backslash doubled (as everywhere: escapes are
+    // unambiguous), and that text quoted for the exposition format.
+    assert_eq!(quoted.unwrap().1[1].1, "with\"quote\\\\and\\nnewline");
 }

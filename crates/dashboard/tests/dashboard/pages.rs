@@ -287,3 +287,93 @@ fn before_any_snapshot_a_type_page_says_to_take_one() {
         assert!(v["note"].as_str().unwrap().contains("take one"), "{v}");
     }
 }
+
+/// Two classes: `evil<U+202E>txt.exe` (5 objects) and one literally named `evil\u202etxt.exe`
+/// (8 objects), plus `Order` and `Order<U+200B>`.
+fn impersonation_graph() -> heaplens_core::graph::Graph {
+    use heaplens_core::graph::{GraphBuilder, NodeFlags};
+    use heaplens_core::label::Label;
+    let mut b = GraphBuilder::new();
+    let t_module = b.intern_type("builtins", "module", "module");
+    let t_list = b.intern_type("builtins", "list", "list");
+    let kinds = [
+        (
+            b.intern_type("app", "evil\u{202e}txt.exe", "evil\u{202e}txt.exe"),
+            5,
+        ),
+        (
+            b.intern_type("app", "evil\\u202etxt.exe", "evil\\u202etxt.exe"),
+            8,
+        ),
+        (b.intern_type("app", "Order", "Order"), 3),
+        (b.intern_type("app", "Order\u{200b}", "Order\u{200b}"), 4),
+    ];
+    let module = b.add_node(0x100);
+    let list = b.add_node(0x200);
+    let mut objects = Vec::new();
+    for (t, n) in kinds {
+        for _ in 0..n {
+            objects.push((b.add_node(0x1000 + objects.len() as u64 * 64), t));
+        }
+    }
+    b.set_node(
+        module,
+        t_module,
+        72,
+        NodeFlags::GC_TRACKED | NodeFlags::MODULE,
+    );
+    b.set_name(module, "app");
+    let k = b.strings_mut().intern("ALL");
+    b.push_edge(list, Label::attr(k));
+    b.end_node();
+    b.set_node(list, t_list, 72, NodeFlags::GC_TRACKED);
+    for (i, (o, _)) in objects.iter().enumerate() {
+        b.push_edge(*o, Label::index(i));
+    }
+    b.end_node();
+    for (o, t) in &objects {
+        b.set_node(*o, *t, 48, NodeFlags::GC_TRACKED);
+        b.end_node();
+    }
+    b.add_root_node();
+    let r = b.strings_mut().intern("sys.modules['app']");
+    b.push_edge(module, Label::root(r));
+    b.end_node();
+    b.finish().unwrap()
+}
+
+#[test]
+fn no_name_can_pass_for_another_nor_hide_an_invisible_character() {
+    let s = heaplens_dashboard::FileSource::from_graph(impersonation_graph(), "heap.hlsnap");
+    let overview = json(&get(&s, "/api/overview"));
+    let shown: Vec<String> = overview["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    // Each name shown once, each differently: the escapes cannot be confused with the text.
+    for name in [
+        "app.evil\\u202etxt.exe",
+        "app.evil\\\\u202etxt.exe",
+        "app.Order",
+        "app.Order\\u200b",
+    ] {
+        assert_eq!(
+            shown.iter().filter(|n| *n == name).count(),
+            1,
+            "{name} in {shown:?}"
+        );
+    }
+    // Each shown name opens its own type.
+    for (name, count) in [
+        ("app.evil\\u202etxt.exe", 5),
+        ("app.evil\\\\u202etxt.exe", 8),
+        ("app.Order", 3),
+        ("app.Order\\u200b", 4),
+    ] {
+        let page = json(&get(&s, &format!("/api/types?name={}", enc(name))));
+        assert_eq!(page["count"], count, "{name}: {page}");
+        assert_eq!(page["name"], name);
+    }
+}

@@ -731,6 +731,86 @@ mod tests {
         finish_app(b, app, &[])
     }
 
+    /// Module `app` with a `CACHE` dict bounded at 1000 entries holding `entries` new prices,
+    /// the first of whose `amounts` lists the allocator put at 0x9000, where the earlier
+    /// snapshot had an empty list (`OLD`), each list with 20 new floats.
+    fn bounded_cache_with_a_reused_address(after: bool) -> Graph {
+        let mut b = GraphBuilder::new();
+        let module = b.intern_type("builtins", "module", "module");
+        let dict = b.intern_type("builtins", "dict", "dict");
+        let list = b.intern_type("builtins", "list", "list");
+        let price = b.intern_type("app", "Price", "Price");
+        let float = b.intern_type("builtins", "float", "float");
+        let gc = NodeFlags::GC_TRACKED;
+        let (app, app_dict, cache) = (b.add_node(0x100), b.add_node(0x140), b.add_node(0x180));
+        let old = (!after).then(|| b.add_node(0x9000));
+        let entries: Vec<(NodeId, NodeId, Vec<NodeId>)> = (0..u64::from(after) * 3)
+            .map(|i| {
+                let p = b.add_node(0xa000 + i * 0x40);
+                let l = b.add_node(if i == 0 { 0x9000 } else { 0xc000 + i * 0x40 });
+                let fs = (0..20).map(|j| b.add_node(0x10_000 + i * 0x1000 + j * 0x20));
+                (p, l, fs.collect())
+            })
+            .collect();
+        b.set_node(app, module, 72, gc | NodeFlags::MODULE);
+        b.set_name(app, "app");
+        let dunder = b.strings_mut().intern("__dict__");
+        b.push_edge(app_dict, Label::field(dunder));
+        b.end_node();
+        b.set_node(app_dict, dict, 360, gc);
+        let k = b.strings_mut().intern("CACHE");
+        b.push_edge(cache, Label::key(k));
+        if let Some(old) = old {
+            let k = b.strings_mut().intern("OLD");
+            b.push_edge(old, Label::key(k));
+        }
+        b.end_node();
+        b.set_node(cache, dict, 360, gc);
+        for (i, (p, _, _)) in entries.iter().enumerate() {
+            let k = b.strings_mut().intern(&format!("sku-{i}"));
+            b.push_edge(*p, Label::key(k));
+        }
+        b.end_node();
+        if let Some(old) = old {
+            b.set_node(old, list, 56, gc);
+            b.end_node();
+        }
+        let amounts = b.strings_mut().intern("amounts");
+        for (p, l, fs) in &entries {
+            b.set_node(*p, price, 48, gc);
+            b.push_edge(*l, Label::attr(amounts));
+            b.end_node();
+            b.set_node(*l, list, 56, gc);
+            for (j, &f) in fs.iter().enumerate() {
+                b.push_edge(f, Label::index(j));
+            }
+            b.end_node();
+            for &f in fs {
+                b.set_node(f, float, 24, NodeFlags::empty());
+                b.end_node();
+            }
+        }
+        let mut g = finish_app(b, app, &[]);
+        g.set_declared_bound(cache, 1000);
+        g
+    }
+
+    #[test]
+    fn what_a_bounded_caches_new_entries_hold_is_no_growth_even_at_a_reused_address() {
+        let before = bounded_cache_with_a_reused_address(false);
+        let after = bounded_cache_with_a_reused_address(true);
+        let d = diff_of(
+            &before,
+            &after,
+            DiffOptions {
+                min_objects: 1,
+                ..Default::default()
+            },
+        );
+        assert!(d.suspects.is_empty(), "{:?}", d.suspects);
+        assert_eq!(d.settled, 3 + 2 + 60);
+    }
+
     #[test]
     fn a_new_container_at_a_freed_ones_address_is_no_old_container_that_grew() {
         let before = list_at_a_reused_address(false, 0);

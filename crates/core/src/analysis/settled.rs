@@ -58,12 +58,19 @@ pub fn settled(after: &Graph, paths: &RetainingPaths, new: &NodeSet) -> NodeSet 
     if !any {
         return settled;
     }
-    // Breadth-first order: a node's parent on its shortest path comes before it.
+    // Breadth-first order: a node's parent on its shortest path comes before it. An old-looking
+    // object right below a settled one (a new list at a freed list's address, in a new entry)
+    // passes settled-ness on to its new objects, without being settled itself.
+    let mut passes_on = NodeSet::new(n);
     for &v in paths.order() {
+        let parent = paths.parent(after, v);
         if !new.contains(v) {
+            if parent.is_some_and(|p| settled.contains(p)) {
+                passes_on.insert(v);
+            }
             continue;
         }
-        let from_settled = paths.parent(after, v).is_some_and(|p| settled.contains(p));
+        let from_settled = parent.is_some_and(|p| settled.contains(p) || passes_on.contains(p));
         if seed.contains(v) || from_settled {
             settled.insert(v);
         }

@@ -76,8 +76,16 @@ pub fn settled(after: &Graph, paths: &RetainingPaths, new: &NodeSet) -> NodeSet 
         }
     }
     // Weak references registries keep to settled objects are settled with them.
+    let weak_type: Vec<bool> = after
+        .types()
+        .iter()
+        .map(|(id, _)| {
+            let name = after.types().display_name(id, after.strings());
+            ranking::WEAK_BOOKKEEPING.contains(&name.as_str())
+        })
+        .collect();
     for v in after.objects() {
-        if new.contains(v) && ranking::WEAK_BOOKKEEPING.contains(&after.type_name(v).as_str()) {
+        if new.contains(v) && weak_type[after.type_id(v).0 as usize] {
             let referent = after.edges(v).find(|(_, l)| l.is_weak()).map(|(t, _)| t);
             if referent.is_some_and(|r| settled.contains(r)) {
                 settled.insert(v);

@@ -58,21 +58,30 @@ pub fn settled(after: &Graph, paths: &RetainingPaths, new: &NodeSet) -> NodeSet 
     if !any {
         return settled;
     }
-    // Breadth-first order: a node's parent on its shortest path comes before it. An old-looking
-    // object right below a settled one (a new list at a freed list's address, in a new entry)
-    // passes settled-ness on to its new objects, without being settled itself.
-    let mut passes_on = NodeSet::new(n);
-    for &v in paths.order() {
-        let parent = paths.parent(after, v);
-        if !new.contains(v) {
-            if parent.is_some_and(|p| settled.contains(p)) {
-                passes_on.insert(v);
-            }
-            continue;
+    // Down the shortest-path tree from the seeds: a child is one whose path comes through the
+    // edge from its parent (no search for parents: only the settled subtrees are visited). An
+    // old-looking object right below a settled one (a new list at a freed list's address, in a
+    // new entry) passes settled-ness on to its new objects, without being settled itself.
+    let mut queue: Vec<(NodeId, bool)> = Vec::new();
+    for v in after.objects() {
+        if seed.contains(v) && settled.insert(v) {
+            queue.push((v, true));
         }
-        let from_settled = parent.is_some_and(|p| settled.contains(p) || passes_on.contains(p));
-        if seed.contains(v) || from_settled {
-            settled.insert(v);
+    }
+    let mut passed_on = NodeSet::new(n);
+    while let Some((v, is_settled)) = queue.pop() {
+        for e in after.edge_range(v) {
+            let (t, _) = after.edge(e);
+            if paths.via(t) != Some(e) {
+                continue;
+            }
+            if new.contains(t) {
+                if settled.insert(t) {
+                    queue.push((t, true));
+                }
+            } else if is_settled && passed_on.insert(t) {
+                queue.push((t, false));
+            }
         }
     }
     // Weak references registries keep to settled objects are settled with them.

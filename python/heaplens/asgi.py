@@ -118,10 +118,21 @@ class HeapLens(Mounted):
     async def _traced(self, scope, receive, send):
         dashboard = self._mount.dashboard
         ticket = dashboard.trace_start()
+        code = None
+
+        async def sending(message):
+            nonlocal code
+            if message.get("type") == "http.response.start":
+                status = message.get("status")
+                code = status if isinstance(status, int) and 100 <= status <= 999 else None
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, sending)
         finally:
             route = scope.get("heaplens.route")
             if not isinstance(route, str):
                 route = route_of(scope.get("route"))
-            dashboard.trace_finish(ticket, scope.get("method", "GET"), scope.get("path", ""), route)
+            dashboard.trace_finish(
+                ticket, scope.get("method", "GET"), scope.get("path", ""), route, code
+            )

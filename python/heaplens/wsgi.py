@@ -51,6 +51,12 @@ from heaplens._middleware import MAX_BODY, Mounted, is_loopback, quote_path, rou
 __all__ = ["DjangoRoutes", "HeapLens"]
 
 
+def _status_code(status):
+    """The code of a WSGI status line (``"404 NOT FOUND"``), or None when it has none."""
+    head = str(status).split(" ", 1)[0]
+    return int(head) if head.isdigit() and len(head) == 3 else None
+
+
 def _reason(status):
     try:
         return f"{status} {http.HTTPStatus(status).phrase}"
@@ -187,11 +193,13 @@ class HeapLens(Mounted):
         dashboard = self._mount.dashboard
         ticket = dashboard.trace_start()
         route = None
+        code = None
 
         def start(status, headers, exc_info=None):
             # Flask's request context (and so its matched rule) is still active here.
-            nonlocal route
+            nonlocal route, code
             route = _route(environ)
+            code = _status_code(status)
             return start_response(status, headers, exc_info)
 
         def finish():
@@ -200,6 +208,7 @@ class HeapLens(Mounted):
                 environ.get("REQUEST_METHOD", "GET"),
                 _text(environ.get("PATH_INFO", "")),
                 route or _route(environ),
+                code,
             )
 
         try:

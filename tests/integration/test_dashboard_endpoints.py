@@ -340,3 +340,48 @@ def test_starlette_routes_name_the_endpoints_and_the_leak_is_found():
         app.close()
         _ERRORS.clear()
         gc.collect()
+
+
+def test_a_scanners_404s_share_one_row_and_cannot_push_out_the_routes(serve):
+    """250 made-up paths answered 404 (`/wp-17/.env`): one row for them, and the routes that
+    were served before and after keep their own rows."""
+    server = serve(trace_every=50)
+    for _ in range(5):
+        server.request("GET", "/health")
+    for i in range(250):
+        status, _ = server.request("GET", f"/wp-{i}/.env")
+        assert status == 404
+    for _ in range(5):
+        server.request("POST", "/upload")
+    rows = by_endpoint(server.endpoints())
+    assert rows["GET (no route: 404)"]["requests"] == 250, sorted(rows)
+    assert rows["GET /health"]["requests"] == 5
+    assert rows["POST /upload"]["requests"] == 5
+    assert not any("/wp-" in name for name in rows), sorted(rows)
+
+
+def test_starlette_404s_share_one_row():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from heaplens.asgi import HeapLens as AsgiHeapLens
+
+    async def health(request):
+        return PlainTextResponse("ok")
+
+    app = AsgiHeapLens(Starlette(routes=[Route("/health", health)]), period=60, trace_every=10,
+                       token="t")
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            for i in range(30):
+                assert client.get(f"/.git/config-{i}").status_code == 404
+            client.get("/health").close()
+            answer = client.get(MOUNT + "/api/endpoints",
+                                headers={"X-HeapLens-Token": "t"}).json()
+        rows = by_endpoint(answer)
+        assert set(rows) == {"GET (no route: 404)", "GET /health"}, sorted(rows)
+        assert rows["GET (no route: 404)"]["requests"] == 30
+    finally:
+        app.close()

@@ -8,9 +8,11 @@
 //!
 //! Endpoints are named by the route the framework matched when the host knows it
 //! (`GET /orders/<int:id>`), else by the path with its identifier-looking segments replaced
-//! ([`endpoint_name`]: `/orders/123` → `/orders/{id}`), so one route is one row. The table keeps
-//! at most [`MAX_ENDPOINTS`] rows (later endpoints are counted under [`OTHER_ENDPOINTS`]): a
-//! crawler hitting random URLs cannot grow it without bound.
+//! ([`endpoint_name`]: `/orders/123` → `/orders/{id}`), so one route is one row; requests the
+//! framework found no route for (a 404) share one row per method ([`not_found_name`]). The
+//! table keeps at most [`MAX_ENDPOINTS`] rows: a crawler hitting random URLs cannot grow it
+//! without bound, nor push out the routes that matter (rows named by a path are evicted first,
+//! least requested first, into [`OTHER_ENDPOINTS`]).
 //!
 //! What it is not: the measuring itself (the bindings take the censuses, holding the GIL), and
 //! not exact under concurrency: a census counts every thread's objects, so a traced request that
@@ -117,6 +119,9 @@ struct Row {
     requests: u64,
     clean: Traces,
     overlapped: Traces,
+    /// Named by the route the framework matched (kept when the table is full), rather than by
+    /// the path (evicted first).
+    routed: bool,
 }
 
 /// The endpoints seen so far and what their traced requests left behind.
@@ -132,16 +137,46 @@ impl EndpointTable {
         EndpointTable::default()
     }
 
-    fn row(&mut self, endpoint: &str) -> &mut Row {
-        let key = if self.rows.contains_key(endpoint) || self.rows.len() < MAX_ENDPOINTS {
-            endpoint
-        } else {
-            OTHER_ENDPOINTS
-        };
-        if !self.rows.contains_key(key) {
-            self.rows.insert(key.to_string(), Row::default());
+    /// The row of `endpoint`. When the table is full, a new endpoint takes the place of the
+    /// least requested one named by its path (a crawler's made-up URLs), whose requests go to
+    /// [`OTHER_ENDPOINTS`]; routes the framework matched are never evicted, and when only they
+    /// are left, the new endpoint is counted under [`OTHER_ENDPOINTS`].
+    fn row(&mut self, endpoint: &str, routed: bool) -> &mut Row {
+        if !self.rows.contains_key(endpoint) {
+            let key = if self.rows.len() < MAX_ENDPOINTS || self.evict_one() {
+                endpoint
+            } else {
+                OTHER_ENDPOINTS
+            };
+            if !self.rows.contains_key(key) {
+                let row = Row {
+                    routed: routed && key == endpoint,
+                    ..Row::default()
+                };
+                self.rows.insert(key.to_string(), row);
+            }
+            return self.rows.get_mut(key).expect("inserted above");
         }
-        self.rows.get_mut(key).expect("inserted above")
+        self.rows.get_mut(endpoint).expect("checked above")
+    }
+
+    /// Evicts the least requested row named by a path (ties: the first name), counting its
+    /// requests under [`OTHER_ENDPOINTS`]; false when there is none.
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .rows
+            .iter()
+            .filter(|(name, row)| !row.routed && name.as_str() != OTHER_ENDPOINTS)
+            .min_by(|a, b| a.1.requests.cmp(&b.1.requests).then(a.0.cmp(b.0)))
+            .map(|(name, _)| name.clone());
+        let Some(victim) = victim else {
+            return false;
+        };
+        let gone = self.rows.remove(&victim).expect("found above");
+        let other = self.rows.entry(OTHER_ENDPOINTS.to_string()).or_default();
+        other.requests += gone.requests;
+        // The other row itself takes a place: one more must go when it was just made.
+        self.rows.len() < MAX_ENDPOINTS || self.evict_one()
     }
 
     fn type_id(&mut self, name: &str) -> u32 {
@@ -162,9 +197,10 @@ impl EndpointTable {
         id
     }
 
-    /// Counts one request that was not traced.
-    pub fn record_request(&mut self, endpoint: &str) {
-        self.row(endpoint).requests += 1;
+    /// Counts one request that was not traced; `routed` says the endpoint is a route the
+    /// framework matched (see [`EndpointTable::row`]).
+    pub fn record_request(&mut self, endpoint: &str, routed: bool) {
+        self.row(endpoint, routed).requests += 1;
     }
 
     /// Counts one traced request: `before` and `after` are censuses taken around it;
@@ -172,6 +208,7 @@ impl EndpointTable {
     pub fn record_trace(
         &mut self,
         endpoint: &str,
+        routed: bool,
         before: &Census,
         after: &Census,
         overlapped: bool,
@@ -190,7 +227,7 @@ impl EndpointTable {
                 trace.types.push((id, d.count_delta));
             }
         }
-        let row = self.row(endpoint);
+        let row = self.row(endpoint, routed);
         row.requests += 1;
         match overlapped {
             false => row.clean.add(trace),
@@ -266,14 +303,30 @@ impl EndpointTable {
 /// );
 /// ```
 pub fn endpoint_name(method: &str, path: &str, route: Option<&str>) -> String {
+    endpoint_name_of(method, Some(path), route)
+}
+
+/// The row of requests the application answered 404 without a route: one per method, whatever
+/// their paths (`/wp-admin/.env`, `/.git/config`: a scanner's, not endpoints).
+///
+/// ```
+/// use heaplens_dashboard::endpoints::not_found_name;
+/// assert_eq!(not_found_name("GET"), "GET (no route: 404)");
+/// ```
+pub fn not_found_name(method: &str) -> String {
+    endpoint_name_of(method, None, None)
+}
+
+fn endpoint_name_of(method: &str, path: Option<&str>, route: Option<&str>) -> String {
     let method_ok =
         !method.is_empty() && method.len() <= 16 && method.bytes().all(|b| b.is_ascii_alphabetic());
     let mut name = String::with_capacity(64);
     name.push_str(if method_ok { method } else { "?" });
     name.push(' ');
-    match route.filter(|r| !r.is_empty()) {
-        Some(route) => name.push_str(route),
-        None => {
+    match (route.filter(|r| !r.is_empty()), path) {
+        (Some(route), _) => name.push_str(route),
+        (None, None) => name.push_str("(no route: 404)"),
+        (None, Some(path)) => {
             let path = path.split(['?', '#']).next().unwrap_or("");
             let segments: Vec<&str> = path.split('/').skip(1).collect();
             if segments.is_empty() {
@@ -350,11 +403,11 @@ mod tests {
         let mut table = EndpointTable::new();
         let before = census(&[("dict", 100, 10_000), ("app.Doc", 5, 280)]);
         let after = census(&[("dict", 103, 10_300), ("app.Doc", 8, 448), ("list", 1, 56)]);
-        table.record_trace("POST /upload", &before, &after, false);
-        table.record_trace("POST /upload", &before, &after, false);
-        table.record_trace("POST /upload", &before, &after, true);
-        table.record_request("POST /upload");
-        table.record_request("GET /health");
+        table.record_trace("POST /upload", true, &before, &after, false);
+        table.record_trace("POST /upload", true, &before, &after, false);
+        table.record_trace("POST /upload", true, &before, &after, true);
+        table.record_request("POST /upload", true);
+        table.record_request("GET /health", true);
         let rows = table.growth(10);
         assert_eq!(rows.len(), 2);
         let health = &rows[0];
@@ -390,13 +443,13 @@ mod tests {
         let before = census(&[("dict", 10, 100)]);
         let busy = census(&[("dict", 50, 500)]);
         let quiet = census(&[("dict", 11, 110)]);
-        table.record_trace("GET /", &before, &busy, true);
+        table.record_trace("GET /", true, &before, &busy, true);
         let row = &table.growth(10)[0];
         assert_eq!(
             (row.traced, row.overlapped, row.measured, row.objects),
             (1, 1, 1, 40)
         );
-        table.record_trace("GET /", &before, &quiet, false);
+        table.record_trace("GET /", true, &before, &quiet, false);
         let row = &table.growth(10)[0];
         assert_eq!(
             (row.traced, row.overlapped, row.measured, row.objects),
@@ -411,9 +464,9 @@ mod tests {
         let leak = census(&[("dict", 100, 1000), ("app.Doc", 3, 168)]);
         let import = census(&[("dict", 20_100, 201_000), ("function", 9000, 0)]);
         for _ in 0..19 {
-            table.record_trace("POST /upload", &before, &leak, false);
+            table.record_trace("POST /upload", true, &before, &leak, false);
         }
-        table.record_trace("POST /upload", &before, &import, false);
+        table.record_trace("POST /upload", true, &before, &import, false);
         let row = &table.growth(10)[0];
         // The outlier is trimmed: 3 objects per request, all of them app.Doc.
         assert_eq!(row.objects_per_request, 3.0);
@@ -422,13 +475,13 @@ mod tests {
         let mut table = EndpointTable::new();
         for i in 0..WINDOW {
             let after = if i % 5 == 0 { &leak } else { &before };
-            table.record_trace("POST /upload", &before, after, false);
+            table.record_trace("POST /upload", true, &before, after, false);
         }
         let row = &table.growth(10)[0];
         assert!(row.types[0].1 > 0.3, "{:?}", row.types);
         // The estimate follows the most recent traces; the totals count every trace.
         for _ in 0..WINDOW {
-            table.record_trace("POST /upload", &before, &before, false);
+            table.record_trace("POST /upload", true, &before, &before, false);
         }
         let row = &table.growth(10)[0];
         assert_eq!(
@@ -444,7 +497,7 @@ mod tests {
         let mut table = EndpointTable::new();
         let before = census(&[("dict", 10, 10), ("str", 10, 10), ("app.Quote", 1, 1)]);
         let after = census(&[("dict", 30, 30), ("str", 50, 50), ("app.Quote", 11, 11)]);
-        table.record_trace("POST /quote", &before, &after, false);
+        table.record_trace("POST /quote", true, &before, &after, false);
         let names: Vec<String> = table.growth(3)[0]
             .types
             .iter()
@@ -458,32 +511,61 @@ mod tests {
         let mut table = EndpointTable::new();
         let before = census(&[("a", 10, 10), ("b", 10, 10), ("c", 10, 10)]);
         let after = census(&[("a", 4, 4), ("b", 12, 12), ("c", 11, 11)]);
-        table.record_trace("GET /", &before, &after, false);
+        table.record_trace("GET /", true, &before, &after, false);
         let row = &table.growth(1)[0];
         assert_eq!(row.objects, -3);
         assert_eq!(row.types, vec![("b".to_string(), 2.0)]);
     }
 
     #[test]
-    fn the_table_is_bounded_whatever_the_paths() {
+    fn the_table_is_bounded_and_scanners_cannot_push_out_the_routes() {
         let mut table = EndpointTable::new();
+        let routes: Vec<String> = (0..5).map(|i| format!("GET /route-{i}/<int:id>")).collect();
+        for route in &routes {
+            for _ in 0..10 {
+                table.record_request(route, true);
+            }
+        }
+        // A scanner: 250 made-up paths the application answers without a route.
         for i in 0..MAX_ENDPOINTS + 50 {
-            table.record_request(&format!("GET /page-{i}"));
+            table.record_request(&format!("GET /wp-{i}/.env"), false);
         }
         let rows = table.growth(10);
-        assert_eq!(rows.len(), MAX_ENDPOINTS + 1);
-        let other = rows.iter().find(|r| r.endpoint == OTHER_ENDPOINTS).unwrap();
-        assert_eq!(other.requests, 50);
-        // A known endpoint is still counted under its own name.
-        table.record_request("GET /page-0");
-        let rows = table.growth(10);
+        assert_eq!(rows.len(), MAX_ENDPOINTS);
+        let requests = |rows: &[EndpointGrowth], name: &str| {
+            rows.iter().find(|r| r.endpoint == name).map(|r| r.requests)
+        };
+        for route in &routes {
+            assert_eq!(requests(&rows, route), Some(10), "{route}");
+        }
+        let total: u64 = rows.iter().map(|r| r.requests).sum();
         assert_eq!(
-            rows.iter()
-                .find(|r| r.endpoint == "GET /page-0")
-                .unwrap()
-                .requests,
-            2
+            total,
+            5 * 10 + MAX_ENDPOINTS as u64 + 50,
+            "no request is lost"
         );
+        assert!(requests(&rows, OTHER_ENDPOINTS).unwrap() > 0);
+        // A route seen for the first time after the scan still gets its own row.
+        table.record_request("POST /checkout", true);
+        table.record_request(&routes[0], true);
+        let rows = table.growth(10);
+        assert_eq!(rows.len(), MAX_ENDPOINTS);
+        assert_eq!(requests(&rows, "POST /checkout"), Some(1));
+        assert_eq!(requests(&rows, &routes[0]), Some(11));
+    }
+
+    #[test]
+    fn when_only_routes_are_left_a_new_endpoint_counts_as_other() {
+        let mut table = EndpointTable::new();
+        for i in 0..MAX_ENDPOINTS {
+            table.record_request(&format!("GET /r{i}"), true);
+        }
+        table.record_request("GET /one-more", true);
+        let rows = table.growth(10);
+        assert_eq!(rows.len(), MAX_ENDPOINTS + 1);
+        assert!(rows
+            .iter()
+            .any(|r| r.endpoint == OTHER_ENDPOINTS && r.requests == 1));
     }
 
     #[test]

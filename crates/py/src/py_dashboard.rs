@@ -237,11 +237,19 @@ impl PyDashboard {
 
     /// The request of ``ticket`` is done (its response sent): counts it for its endpoint, named
     /// by ``route`` (the framework's matched route, such as ``/orders/<int:id>``) when given,
-    /// else by ``path`` with identifier-looking segments replaced by ``{id}``.
-    #[pyo3(signature = (ticket, method, path, route=None))]
-    fn trace_finish(&self, ticket: u64, method: &str, path: &str, route: Option<&str>) {
+    /// else by ``path`` with identifier-looking segments replaced by ``{id}``; requests answered
+    /// with ``status`` 404 and no route share one row per method (a scanner's paths).
+    #[pyo3(signature = (ticket, method, path, route=None, status=None))]
+    fn trace_finish(
+        &self,
+        ticket: u64,
+        method: &str,
+        path: &str,
+        route: Option<&str>,
+        status: Option<u16>,
+    ) {
         if let Some(t) = &self.tracer {
-            t.finish(ticket, method, path, route);
+            t.finish(ticket, method, path, route, status);
         }
     }
 

@@ -33,7 +33,7 @@
 
 use heaplens_capture as capture;
 use heaplens_core::census::Census;
-use heaplens_dashboard::endpoints::{endpoint_name, EndpointTable};
+use heaplens_dashboard::endpoints::{endpoint_name, not_found_name, EndpointTable};
 use heaplens_dashboard::EndpointGrowth;
 use pyo3::prelude::*;
 use std::collections::HashMap;
@@ -57,6 +57,7 @@ struct OpenTrace {
 /// A traced request whose response is done, waiting for the census that ends its trace.
 struct DoneTrace {
     endpoint: String,
+    routed: bool,
     trace: OpenTrace,
 }
 
@@ -78,7 +79,7 @@ impl Traces {
                 || started != t.started_total + u64::from(starting)
                 || in_flight > u64::from(starting);
             self.table
-                .record_trace(&done.endpoint, &t.before, census, overlapped);
+                .record_trace(&done.endpoint, done.routed, &t.before, census, overlapped);
         }
     }
 }
@@ -163,17 +164,33 @@ impl RequestTracer {
 
     /// The request of `ticket` is done: counts it for its endpoint (`method`, `path` and the
     /// framework's matched `route` if known); a traced one waits for its second census.
-    pub fn finish(&self, ticket: u64, method: &str, path: &str, route: Option<&str>) {
+    pub fn finish(
+        &self,
+        ticket: u64,
+        method: &str,
+        path: &str,
+        route: Option<&str>,
+        status: Option<u16>,
+    ) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let endpoint = endpoint_name(method, path, route);
+        let routed = route.is_some_and(|r| !r.is_empty());
+        // Answered 404 without a route: a scanner's made-up path, not an endpoint.
+        let endpoint = match (routed, status) {
+            (false, Some(404)) => not_found_name(method),
+            _ => endpoint_name(method, path, route),
+        };
         let mut t = locked(&self.traces);
         let trace = match ticket {
             0 => None,
             ticket => t.open.remove(&ticket),
         };
         match trace {
-            Some(trace) => t.done.push(DoneTrace { endpoint, trace }),
-            None => t.table.record_request(&endpoint),
+            Some(trace) => t.done.push(DoneTrace {
+                endpoint,
+                routed,
+                trace,
+            }),
+            None => t.table.record_request(&endpoint, routed),
         }
     }
 

@@ -198,7 +198,7 @@ fn random_methods_paths_and_routes_make_short_clean_endpoint_names() {
         let name = endpoint_name(&method, &path, route);
         assert!(name.len() <= MAX_NAME + '…'.len_utf8(), "{name:?}");
         assert!(!name.chars().any(char::is_control), "{name:?}");
-        table.record_request(&name);
+        table.record_request(&name, false);
     }
     // However many names, the table stays bounded.
     assert!(table.growth(10).len() <= heaplens_dashboard::endpoints::MAX_ENDPOINTS + 1);

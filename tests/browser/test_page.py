@@ -223,6 +223,13 @@ def test_the_overview_link_leaves_the_comparison_a_snapshot_showed(page, serve_s
     expect(heading(page)).to_have_text("Overview")
 
 
+def not_wider_than_the_window(page):
+    """Whether the page fits the window's width (no horizontal scrolling)."""
+    return page.evaluate(
+        "document.documentElement.scrollWidth <= window.innerWidth + 1"
+    )
+
+
 def test_hostile_names_from_the_heap_are_shown_as_text_and_never_run(page, serve_shop):
     """Type names, attribute names and dict keys made of markup, control characters, a lone
     surrogate, bytes that are not UTF-8 and 100,000 characters are shown literally (and cut) on the
@@ -268,6 +275,18 @@ def test_hostile_names_from_the_heap_are_shown_as_text_and_never_run(page, serve
     long_key = keys.locator("tr", has_text="via its '" + "L" * 100).first
     expect(long_key).to_contain_text("…")  # cut
     assert len(long_key.inner_text()) < 1000
+    # ...and wrapped: a name with no space in it widens neither this page nor the page of the
+    # object it leads to, whose retaining path lists it as a step (in a narrow window).
+    page.set_viewport_size({"width": 600, "height": 900})
+    assert not_wider_than_the_window(page)
+    long_key.get_by_role("link").click()
+    expect(page.locator("main ol li").last).to_be_visible()
+    assert not_wider_than_the_window(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(order_page)
+    expect(heading(page)).to_contain_text(LEAKING_TYPE)
+    section(page, "Referents").locator("tr", has_text=".stash").get_by_role("link").click()
+    expect(heading(page)).to_contain_text("dict")
     nothing_injected(page)
 
     shop.order(50)

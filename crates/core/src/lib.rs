@@ -50,6 +50,7 @@ pub mod reach;
 pub mod render;
 pub mod snapfile;
 pub mod strings;
+pub mod text;
 pub mod types;
 
 pub use error::Error;

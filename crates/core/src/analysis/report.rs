@@ -11,6 +11,7 @@ use super::paths::RetainingPaths;
 use crate::census::Census;
 use crate::graph::{Graph, NodeFlags, NodeId};
 use crate::label::LabelKind;
+use crate::text::visible_name;
 use std::fmt::Write;
 
 /// `1234567` as `1,234,567`.
@@ -50,6 +51,16 @@ pub fn bytes(n: u64) -> String {
 fn signed_bytes(n: i64) -> String {
     let sign = if n < 0 { "-" } else { "+" };
     format!("{sign}{}", bytes(n.unsigned_abs()))
+}
+
+/// The width of a column of names, in characters (as `{:<width$}` pads), 4 to 60.
+fn column_width(names: &[std::borrow::Cow<'_, str>]) -> usize {
+    names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60)
 }
 
 /// Whether `v` is interpreter infrastructure rather than data: modules, classes, the dicts
@@ -102,17 +113,13 @@ pub fn snapshot_report(
 
     let _ = writeln!(out, "Biggest types (shallow size)");
     let rows = census.top_by_bytes(limit);
-    let width = rows
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 60);
-    for r in rows {
+    let names: Vec<_> = rows.iter().map(|r| visible_name(&r.name)).collect();
+    let width = column_width(&names);
+    for (r, name) in rows.iter().zip(&names) {
         let _ = writeln!(
             out,
             "  {:<width$}  {:>12} objects  {:>10}",
-            r.name,
+            name,
             count(r.count),
             bytes(r.bytes)
         );
@@ -197,17 +204,13 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
         let _ = writeln!(out, "No type grew.");
     } else {
         let _ = writeln!(out, "Types that grew");
-        let width = grew
-            .iter()
-            .map(|t| t.name.len())
-            .max()
-            .unwrap_or(4)
-            .clamp(4, 60);
-        for t in grew {
+        let names: Vec<_> = grew.iter().map(|t| visible_name(&t.name)).collect();
+        let width = column_width(&names);
+        for (t, name) in grew.iter().zip(&names) {
             let _ = writeln!(
                 out,
                 "  {:<width$}  {:>10}  {:>12} now  {:>11}",
-                t.name,
+                name,
                 signed(t.count_delta),
                 count(t.count),
                 signed_bytes(t.bytes_delta)
@@ -245,7 +248,7 @@ pub fn diff_report(before: &Graph, after: &Graph, diff: &SnapshotDiff, limit: us
             out,
             "  {}. {what}{} x{} (+{} objects, +{} with what they hold)",
             i + 1,
-            s.entry_type,
+            visible_name(&s.entry_type),
             count(s.entries),
             count(s.objects),
             bytes(s.bytes)
@@ -311,7 +314,7 @@ fn in_flight(out: &mut String, after: &Graph, diff: &SnapshotDiff) {
         let _ = writeln!(
             out,
             "  {} x{} held by {held_by}",
-            s.entry_type,
+            visible_name(&s.entry_type),
             count(s.entries)
         );
     }
@@ -339,5 +342,20 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(5 << 20), "5.0 MiB");
         assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn columns_stay_aligned_when_names_hold_escaped_or_wide_characters() {
+        let names = ["app.Order\u{202e}", "app.Café", "a\\b"];
+        let shown: Vec<_> = names.iter().map(|n| visible_name(n)).collect();
+        assert_eq!(shown[0], "app.Order\\u202e");
+        assert_eq!(shown[2], "a\\\\b");
+        let width = column_width(&shown);
+        let lines: Vec<String> = shown.iter().map(|n| format!("{n:<width$}|")).collect();
+        let bars: Vec<usize> = lines
+            .iter()
+            .map(|l| l.chars().position(|c| c == '|').unwrap())
+            .collect();
+        assert!(bars.iter().all(|&b| b == bars[0]), "{lines:?}");
     }
 }

@@ -57,79 +57,13 @@ fn cut(text: &str, max: usize) -> String {
     }
 }
 
-/// Whether `c` would be invisible, look like a space, or rearrange the text around it: control
-/// characters; the bidirectional marks, embeddings, overrides and isolates (U+202E shows "evil"
-/// as "live"); zero-width and invisible formatting characters (U+200B-U+200D, U+2060-U+2064,
-/// U+FEFF, the soft hyphen U+00AD, U+034F, U+180E, the Hangul fillers, variation selectors
-/// and tag characters: `Order\u200b` would look exactly like `Order`); and the line and
-/// paragraph separators U+2028 and U+2029 (shown as spaces or breaks).
-fn invisible(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00ad}'
-                | '\u{034f}'
-                | '\u{061c}'
-                | '\u{115f}'
-                | '\u{1160}'
-                | '\u{17b4}'
-                | '\u{17b5}'
-                | '\u{180e}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{206f}'
-                | '\u{3164}'
-                | '\u{fe00}'..='\u{fe0f}'
-                | '\u{feff}'
-                | '\u{ffa0}'
-                | '\u{fff9}'..='\u{fffb}'
-                | '\u{e0000}'..='\u{e007f}'
-        )
-}
+pub use heaplens_core::text::visible;
 
-/// `text` with invisible characters written as Python's `repr` writes them (`\x1b`, `\u202e`),
-/// so a name from the heap cannot hide or disguise itself on the page; newlines are kept when
-/// `keep_newlines` (a multi-line report), else escaped too. For text heaplens composed, whose
-/// names are already quoted as `repr` quotes them (labels, paths, reports); a bare name goes
-/// through [`short_name`], which also doubles backslashes.
-pub fn visible(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
-    escaped(text, |c| !invisible(c) || (keep_newlines && c == '\n'))
-}
-
-/// A bare name from the heap (a type, a program) as [`visible`] writes it, with every backslash
-/// doubled too, so that its escapes are unambiguous: a class literally named
-/// `evil\u202etxt.exe` shows as `evil\\u202etxt.exe`, and cannot pass for (nor take the link
-/// of) the one whose name holds U+202E; cut to `max` characters as [`short`] cuts.
+/// A bare name from the heap as [`heaplens_core::text::visible_name`] writes it (backslashes
+/// doubled: a class literally named `evil\u202etxt.exe` cannot pass for, nor take the link
+/// of, the one whose name holds U+202E), cut to `max` characters as [`short`] cuts.
 pub fn short_name(name: &str, max: usize) -> String {
-    cut(&escaped(name, |c| c != '\\' && !invisible(c)), max)
-}
-
-/// `text` with the characters `keep` refuses escaped.
-fn escaped(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
-    use std::fmt::Write;
-    if text.chars().all(&keep) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            c if keep(c) => out.push(c),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x100 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    cut(&heaplens_core::text::visible_name(name), max)
 }
 
 /// At most `points` values: the highest of each of `points` equal stretches of `values`.

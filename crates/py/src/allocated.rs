@@ -151,7 +151,7 @@ pub fn tracebacks(py: Python<'_>, wanted: &[(u64, String)]) -> PyResult<Vec<Vec<
                 Some(code) => format!("{file}:{line}: {code}"),
                 None => format!("{file}:{line}"),
             };
-            frames.push(visible(&text));
+            frames.push(heaplens_core::graph::allocations::frame_text(&text));
         }
     }
     Ok(out)
@@ -166,18 +166,4 @@ fn shown_type_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     } else {
         format!("{module}.{qualname}")
     })
-}
-
-/// `text` with control characters written as escapes, so a file name or a line of source
-/// cannot move the terminal's cursor or hide what follows.
-fn visible(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }

@@ -95,7 +95,7 @@ impl Allocations {
             .map(|f| {
                 let file = self.strings.get(f.file);
                 let code = self.strings.get(f.code);
-                visible(&if code.is_empty() {
+                frame_text(&if code.is_empty() {
                     format!("{file}:{}", f.line)
                 } else {
                     format!("{file}:{}: {code}", f.line)
@@ -156,8 +156,9 @@ impl Allocations {
     }
 }
 
-/// `text` with control characters written as escapes.
-fn visible(text: &str) -> String {
+/// A traceback line (`file:line: source`) with its control characters written as escapes, so a
+/// file name or a line of source cannot move a terminal's cursor or hide what follows.
+pub fn frame_text(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {

@@ -82,6 +82,63 @@ pub fn of_pid(pid: u32) -> Result<MemoryInfo> {
     })
 }
 
+/// How many more bytes this process can allocate before the machine runs out or a limit set
+/// on it refuses: the least of the memory the kernel says is available (`MemAvailable`), what
+/// its cgroup (v2) allows beyond what the group uses, and what its address-space limit
+/// (`RLIMIT_AS`, `ulimit -v`) leaves. `None` where none of these can be read (not Linux). What
+/// reads a file uses it to refuse a file that asks for more than can be had, with an error,
+/// before the allocation aborts the process or the kernel's OOM killer ends it.
+pub fn available_to_self() -> Option<u64> {
+    let mut least: Option<u64> = None;
+    let mut consider = |bytes: Option<u64>| {
+        if let Some(b) = bytes {
+            least = Some(least.map_or(b, |l| l.min(b)));
+        }
+    };
+    consider(
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| kb_field(&t, "MemAvailable")),
+    );
+    consider(cgroup_headroom());
+    consider(address_space_headroom());
+    least
+}
+
+/// What the process's cgroup v2 (`/proc/self/cgroup` names it) lets it allocate beyond what the
+/// group already uses; `None` without a limit.
+fn cgroup_headroom() -> Option<u64> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = membership.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let number = |file: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    // "max" (no limit) does not parse.
+    let max = number("memory.max")?;
+    Some(max.saturating_sub(number("memory.current").unwrap_or(0)))
+}
+
+/// What `RLIMIT_AS` leaves beyond the address space already mapped; `None` without a limit.
+fn address_space_headroom() -> Option<u64> {
+    // SAFETY: getrlimit writes into the zeroed struct we own.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    let mapped = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| kb_field(&t, "VmSize"))
+        .unwrap_or(0);
+    Some((limit.rlim_cur as u64).saturating_sub(mapped))
+}
+
 fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_string(),
@@ -187,6 +244,14 @@ mod tests {
             let rss = m.rss.unwrap();
             assert!(rss > 1 << 20 && rss <= m.peak_rss + (64 << 20), "{m:?}");
             assert!(m.uss.unwrap() <= rss);
+        }
+    }
+
+    #[test]
+    fn memory_available_to_this_process_is_plausible() {
+        if cfg!(target_os = "linux") {
+            let available = available_to_self().expect("MemAvailable is read on Linux");
+            assert!(available > 1 << 20, "{available}");
         }
     }
 

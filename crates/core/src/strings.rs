@@ -14,9 +14,15 @@ impl StringId {
     pub const EMPTY: StringId = StringId(0);
 }
 
+/// The longest string a table holds, in bytes. Everything heaplens names is far shorter (the
+/// capture cuts names and keys at a few hundred characters, a quoted source line at
+/// [`MAX_STRING_BYTES`] too); the bound lets a snapshot reader refuse a file whose string claims
+/// gigabytes before it reads them.
+pub const MAX_STRING_BYTES: usize = 16 * 1024;
+
 /// Interned strings in one arena. Offsets are `u32`, so the arena holds at most 4 GiB of text;
-/// [`StringTable::intern`] truncates nothing but refuses to grow past that (it returns the empty
-/// string's id, which the callers treat as "no label").
+/// [`StringTable::intern`] refuses to grow past that (it returns the empty string's id, which
+/// the callers treat as "no label"), and cuts a string longer than [`MAX_STRING_BYTES`].
 #[derive(Clone, Debug)]
 pub struct StringTable {
     arena: String,
@@ -68,8 +74,13 @@ impl StringTable {
         &self.arena[start..self.ends[i] as usize]
     }
 
-    /// The id of `s`, adding it if it is new.
+    /// The id of `s`, adding it if it is new. A string longer than [`MAX_STRING_BYTES`] is
+    /// stored cut, ending in `…#` and a fingerprint of the whole text, so that two long strings
+    /// sharing a beginning stay two.
     pub fn intern(&mut self, s: &str) -> StringId {
+        if s.len() > MAX_STRING_BYTES {
+            return self.intern(&cut_with_fingerprint(s));
+        }
         let hash = self.hasher.hash_one(s);
         let (arena, ends) = (&self.arena, &self.ends);
         let slice_of = |id: u32| -> &str {
@@ -99,8 +110,28 @@ impl StringTable {
         }
     }
 
+    /// Makes room for one more string of `bytes` bytes, or returns false if memory cannot be
+    /// had, where [`StringTable::intern`] would abort the process: what a reader of a file calls
+    /// first, so that the sizes a file declares cannot end the process.
+    pub fn try_reserve_one(&mut self, bytes: usize) -> bool {
+        if self.arena.try_reserve(bytes).is_err() || self.ends.try_reserve(1).is_err() {
+            return false;
+        }
+        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
+        self.index
+            .try_reserve(1, |&id| {
+                let i = id as usize;
+                let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+                hasher.hash_one(&arena[start..ends[i] as usize])
+            })
+            .is_ok()
+    }
+
     /// The id of `s` if it was interned, without adding it.
     pub fn find(&self, s: &str) -> Option<StringId> {
+        if s.len() > MAX_STRING_BYTES {
+            return self.find(&cut_with_fingerprint(s));
+        }
         let hash = self.hasher.hash_one(s);
         self.index
             .find(hash, |&id| self.get(StringId(id)) == s)
@@ -118,9 +149,37 @@ impl StringTable {
     }
 }
 
+/// `s` cut to fit [`MAX_STRING_BYTES`] on a character boundary, then `…#` and eight hex digits of
+/// a hash of the whole text (FNV-1a, as the capture marks the names it cuts).
+fn cut_with_fingerprint(s: &str) -> String {
+    let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let suffix = format!("…#{:08x}", hash as u32);
+    let mut end = MAX_STRING_BYTES - suffix.len();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &s[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_too_long_is_cut_with_a_fingerprint_and_stays_distinct() {
+        let mut t = StringTable::new();
+        let long_a = format!("{}a", "é".repeat(MAX_STRING_BYTES));
+        let long_b = format!("{}b", "é".repeat(MAX_STRING_BYTES));
+        let a = t.intern(&long_a);
+        let b = t.intern(&long_b);
+        assert_ne!(a, b, "two long strings sharing a beginning stay two");
+        assert!(t.get(a).len() <= MAX_STRING_BYTES);
+        assert!(t.get(a).contains("…#"));
+        assert_eq!(t.intern(&long_a), a);
+        assert_eq!(t.find(&long_b), Some(b));
+    }
 
     #[test]
     fn interning_the_same_text_twice_gives_the_same_id() {

@@ -910,16 +910,24 @@ fn a_frame_that_asks_for_a_huge_window_is_refused() {
 
 #[test]
 fn hostile_counts_are_errors_without_allocating_for_them() {
-    // Four billion nodes declared, none delivered: an error, and no four-billion-entry arrays.
-    let detail = format_detail(
-        Body::default()
-            .varint(0)
-            .varints(&[1, 0, 0, 0])
-            .bytes(&[0])
-            .varints(&[4_000_000_000, 0])
-            .read(),
-    );
+    // Four billion nodes declared, none delivered: an error, and no four-billion-entry arrays
+    // (with no memory limit at all), or refused at once where they could not fit.
+    let four_billion = Body::default()
+        .varint(0)
+        .varints(&[1, 0, 0, 0])
+        .bytes(&[0])
+        .varints(&[4_000_000_000, 0]);
+    let file = file_with_body(&four_billion.0);
+    let detail = format_detail(snapfile::read_limited(&file[..], u64::MAX));
     assert_eq!(detail, "truncated in the nodes section");
+    let detail = format_detail(snapfile::read_limited(&file[..], 1 << 30));
+    assert!(
+        detail.starts_with(
+            "in the nodes section: it declares 4000000000 nodes, which take at least 67.1 GiB \
+             in memory, more than the 1.0 GiB this process can get"
+        ),
+        "{detail}"
+    );
     let cases: [(Body, &str); 7] = [
         (
             Body::default().varint(u32::MAX as u64),
@@ -949,14 +957,95 @@ fn hostile_counts_are_errors_without_allocating_for_them() {
         let detail = format_detail(body.read());
         assert!(detail.starts_with(expected), "{detail}");
     }
-    // A string that claims four gigabytes but holds three bytes.
+    // A string that claims four gigabytes but holds three bytes: refused by its length.
     let detail = format_detail(
         Body::default()
             .varints(&[1, u32::MAX as u64])
             .bytes(b"abc")
             .read(),
     );
-    assert_eq!(detail, "truncated in the strings section");
+    assert_eq!(
+        detail,
+        "in the strings section: string 1 is 4294967295 bytes long, more than the 16384 a \
+         snapshot's string holds"
+    );
+}
+
+/// A file whose body is `prefix` and then `zeros` zero bytes, compressed as zstd compresses
+/// runs: kilobytes on disk for gigabytes of body.
+fn file_with_zeros_after(prefix: &Body, zeros: usize) -> Vec<u8> {
+    let mut file = header(1, &fields(b"heaplens 0.1.0", b"3.12"));
+    let mut encoder = zstd::Encoder::new(&mut file, 1).unwrap();
+    encoder.include_checksum(true).unwrap();
+    encoder.write_all(&prefix.0).unwrap();
+    let block = vec![0u8; 1 << 20];
+    for _ in 0..zeros / block.len() {
+        encoder.write_all(&block).unwrap();
+    }
+    encoder.write_all(&block[..zeros % block.len()]).unwrap();
+    encoder.finish().unwrap();
+    file
+}
+
+#[test]
+fn a_small_file_that_decodes_to_more_than_the_memory_limit_is_refused_not_allocated() {
+    // 40 million nodes of zeros: 320 MB of body in a file of a few kilobytes, 720 MB of arrays.
+    let nodes = 40_000_000u64;
+    let prefix = Body::default()
+        .varint(0)
+        .varints(&[1, 0, 0, 0])
+        .bytes(&[0])
+        .varints(&[nodes, 0]);
+    let file = file_with_zeros_after(&prefix, nodes as usize * 8);
+    assert!(file.len() < 64 * 1024, "{} bytes", file.len());
+    // Refused at once when the declared count cannot fit, before decoding anything more.
+    let detail = format_detail(snapfile::read_limited(&file[..], 100 << 20));
+    assert!(
+        detail.starts_with("in the nodes section: it declares 40000000 nodes"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_few_kilobytes_may_not_decode_into_gigabytes_even_with_memory_to_spare() {
+    // 80 million nodes of zeros: 640 MB of body in a file of tens of kilobytes, 1.4 GB of
+    // arrays: refused once the arrays pass a gigabyte, at tens of thousands times the file.
+    let nodes = 80_000_000u64;
+    let prefix = Body::default()
+        .varint(0)
+        .varints(&[1, 0, 0, 0])
+        .bytes(&[0])
+        .varints(&[nodes, 0]);
+    let file = file_with_zeros_after(&prefix, nodes as usize * 8);
+    assert!(file.len() < 128 * 1024, "{} bytes", file.len());
+    let detail = format_detail(snapfile::read_limited(&file[..], u64::MAX));
+    assert!(
+        detail.contains("over 10000 times their size") && detail.contains("crafted"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn many_distinct_strings_are_charged_against_the_memory_limit() {
+    let mut body = Body::default().varint(20_000);
+    for i in 0..20_000u32 {
+        let text = format!("{i:0>1000}");
+        body = body.varint(text.len() as u64).bytes(text.as_bytes());
+    }
+    let file = file_with_body(&body.0);
+    let detail = format_detail(snapfile::read_limited(&file[..], 4 << 20));
+    assert!(
+        detail.starts_with("in the strings section: loading it needs more memory"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_file_within_its_memory_limit_still_loads() {
+    let graph = every_field_graph();
+    let bytes = to_bytes(&graph);
+    let again = snapfile::read_limited(&bytes[..], 1 << 20).unwrap();
+    assert_same_graph(&again, &graph);
 }
 
 #[test]

@@ -25,8 +25,13 @@
 //! layout is the point.
 //!
 //! Reading never trusts the file: every count is checked against the limits of the graph model,
-//! arrays grow as their data decodes, past a small reservation (a file that claims four billion
-//! nodes costs a few megabytes until it delivers them), and the finished arrays go through
+//! strings against [`MAX_STRING_BYTES`](crate::strings::MAX_STRING_BYTES), arrays grow as their
+//! data decodes (a file that claims four billion nodes costs a few megabytes until it delivers
+//! them), and since zstd turns kilobytes into gigabytes, every growth is also charged against the
+//! memory the process can still get ([`crate::procmem::available_to_self`]) and allocated
+//! fallibly: a file that asks for more is refused, it never aborts the process or wakes the OOM
+//! killer. A declared count whose least memory passes that is refused before it is decoded. The
+//! finished arrays go through
 //! [`Graph::from_parts`], which checks every invariant the accessors rely on. Any damage or
 //! inconsistency is an [`Error::Format`] whose detail says what was wrong and where.
 //!
@@ -190,6 +195,13 @@ pub fn write(graph: &Graph, out: impl Write) -> Result<()> {
 /// version, [`Error::Io`] when `input` itself fails.
 pub fn read(input: impl Read) -> Result<Graph> {
     read::read_named(input, STREAM)
+}
+
+/// [`read`], with the decoded arrays limited to `max_bytes` of memory instead of what the
+/// process can get: a file that needs more is refused with [`Error::Format`]. For a server that
+/// loads uploaded files, and for tests.
+pub fn read_limited(input: impl Read, max_bytes: u64) -> Result<Graph> {
+    read::read_within(input, STREAM, max_bytes)
 }
 
 /// Saves `graph` to `path`, atomically (see [`crate::output`]): `path` never holds half a

@@ -9,9 +9,10 @@ use crate::error::{Error, Result};
 use crate::graph::allocations::{Allocations, Frame};
 use crate::graph::{Graph, GraphParts, NodeId, SnapshotMeta};
 use crate::label::Label;
-use crate::strings::{StringId, StringTable};
+use crate::strings::{StringId, StringTable, MAX_STRING_BYTES};
 use crate::types::{TypeFlags, TypeId, TypeInfo, TypeTable};
 use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Room at the start of each decompressed chunk for the unread end of the chunk before: more
@@ -20,15 +21,48 @@ const CARRY_ROOM: usize = 16;
 /// The largest zstd window (as a power of two) a reader accepts: 8 MiB, which bounds what the
 /// decompressor allocates whatever a frame header claims. heaplens writes 512 KiB windows.
 const MAX_WINDOW_LOG: u32 = 23;
-/// The most entries reserved for an array before its data arrives. Past that, arrays grow as
-/// data decodes, so a count the file declares costs memory only once the file backs it.
-const RESERVE_AHEAD: usize = 1 << 20;
+/// The fewest entries an array grows by. Arrays grow as their data decodes, doubling, so a count
+/// the file declares costs memory only once the file backs it.
+const MIN_GROWTH: usize = 4096;
+/// The least memory one node takes once decoded (address, type and flags, size, edge offset),
+/// and one edge (target, label): what a declared count is checked against before decoding.
+const NODE_BYTES: u64 = 8 + 4 + 2 + 4;
+const EDGE_BYTES: u64 = 4 + 4;
+/// How many times its compressed size a body may take in memory once decoded, past
+/// [`EXPANSION_FLOOR`]. A snapshot heaplens writes stays under about a thousand even when the
+/// heap is one list of a hundred million references to `None` (its most regular shape); zstd's
+/// runs let a crafted file claim over seventy thousand, so a few kilobytes are not allowed to
+/// take gigabytes even on a machine that has them.
+const MAX_EXPANSION: u64 = 10_000;
+/// What any body may take in memory, whatever its compressed size.
+const EXPANSION_FLOOR: u64 = 1 << 30;
 
 /// The most frames one traceback may hold: `tracemalloc` keeps at most 65535.
 const MAX_TRACEBACK_FRAMES: u64 = 65535;
 
 pub(super) fn read_named(input: impl Read, path: &str) -> Result<Graph> {
-    let mut source = BufReader::with_capacity(CHUNK, TagSourceErrors(input));
+    read_within(
+        input,
+        path,
+        crate::procmem::available_to_self().unwrap_or(u64::MAX),
+    )
+}
+
+/// Reads a snapshot whose decoded arrays may take at most `budget` bytes. zstd turns kilobytes
+/// of a crafted file into gigabytes, so growing arrays "as the data arrives" bounds nothing by
+/// itself: every growth is also charged against what the process can still allocate, and made
+/// with a fallible allocation, so that a file asking for too much is refused with an
+/// [`Error::Format`] rather than aborting the process or waking the OOM killer.
+pub(super) fn read_within(input: impl Read, path: &str, budget: u64) -> Result<Graph> {
+    let read_so_far = AtomicU64::new(0);
+    let compressed = &read_so_far;
+    let mut source = BufReader::with_capacity(
+        CHUNK,
+        TagSourceErrors {
+            input,
+            read: compressed,
+        },
+    );
     let (meta, version) = read_header(&mut source, path)?;
 
     let mut frame_start = [0u8; 5];
@@ -69,6 +103,9 @@ pub(super) fn read_named(input: impl Read, path: &str) -> Result<Graph> {
                 pos: 0,
                 section: "the strings section",
                 path,
+                budget_left: budget,
+                budget,
+                compressed,
             };
             let parts = read_body(&mut body, meta, version)?;
             body.expect_end()?;
@@ -220,6 +257,17 @@ fn read_strings(body: &mut BodyReader<'_>) -> Result<StringTable> {
     let mut text = Vec::new();
     for expected in 1..=string_count as u32 {
         let len = body.varint()?;
+        if len > MAX_STRING_BYTES as u64 {
+            return Err(body.error(format!(
+                "string {expected} is {len} bytes long, more than the {MAX_STRING_BYTES} a \
+                 snapshot's string holds"
+            )));
+        }
+        let before = strings.heap_bytes();
+        if !strings.try_reserve_one(len as usize) {
+            return Err(body.out_of_memory(len));
+        }
+        body.charge(strings.heap_bytes().saturating_sub(before) as u64)?;
         body.bytes_into(len, &mut text)?;
         let Ok(s) = std::str::from_utf8(&text) else {
             return Err(body.error(format!("string {expected} is not valid UTF-8")));
@@ -247,16 +295,14 @@ fn read_allocations(body: &mut BodyReader<'_>, node_count: usize) -> Result<Allo
         ..Default::default()
     };
     let frame_count = body.count(u32::MAX as u64 - 1, "allocation frames")?;
-    a.frames.reserve(frame_count.min(RESERVE_AHEAD));
     for _ in 0..frame_count {
         let file = body.string_id()?;
         let line = u32::try_from(body.varint()?).unwrap_or(u32::MAX);
         let code = body.string_id()?;
-        a.frames.push(Frame { file, line, code });
+        body.push(&mut a.frames, Frame { file, line, code }, frame_count)?;
     }
     let traceback_count = body.count(u32::MAX as u64 - 2, "allocation tracebacks")?;
-    a.starts.reserve((traceback_count + 1).min(RESERVE_AHEAD));
-    a.starts.push(0);
+    body.push(&mut a.starts, 0, traceback_count + 1)?;
     for _ in 0..traceback_count {
         let len = body.count(MAX_TRACEBACK_FRAMES, "frames in one traceback")?;
         for _ in 0..len {
@@ -264,14 +310,13 @@ fn read_allocations(body: &mut BodyReader<'_>, node_count: usize) -> Result<Allo
             if f >= frame_count as u64 {
                 return Err(body.error(format!("frame {f} of {frame_count}")));
             }
-            a.frame_ids.push(f as u32);
+            body.push(&mut a.frame_ids, f as u32, usize::MAX)?;
         }
         let end = u32::try_from(a.frame_ids.len())
             .map_err(|_| body.error("the tracebacks hold more than 2^32 - 1 frames"))?;
-        a.starts.push(end);
+        body.push(&mut a.starts, end, traceback_count + 1)?;
     }
     let object_count = body.count(node_count as u64, "objects with a traceback")?;
-    a.by_node.reserve(object_count.min(RESERVE_AHEAD));
     let mut next = 0u64;
     for _ in 0..object_count {
         let node = body.node_after(next, node_count)?;
@@ -281,7 +326,7 @@ fn read_allocations(body: &mut BodyReader<'_>, node_count: usize) -> Result<Allo
                 "node {node} has traceback {t} of {traceback_count}"
             )));
         }
-        a.by_node.push((node, t as u32));
+        body.push(&mut a.by_node, (node, t as u32), object_count)?;
         next = node as u64 + 1;
     }
     a.check(node_count).map_err(|e| body.error(e))?;
@@ -317,18 +362,19 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
     if root >= node_count as u64 {
         return Err(body.error(format!("the root is node {root} of {node_count}")));
     }
-    let mut addrs = Vec::with_capacity(node_count.min(RESERVE_AHEAD));
+    body.afford(node_count as u64, NODE_BYTES, "nodes")?;
+    let mut addrs = Vec::new();
     let mut addr = 0u64;
     for _ in 0..node_count {
         addr = addr.wrapping_add(unzigzag(body.varint()?) as u64);
-        addrs.push(addr);
+        body.push(&mut addrs, addr, node_count)?;
     }
-    let mut type_and_flags = Vec::with_capacity(node_count.min(RESERVE_AHEAD));
+    let mut type_and_flags = Vec::new();
     body.fixed(node_count, &mut type_and_flags, u32::from_le_bytes)?;
-    let mut sizes = Vec::with_capacity(node_count.min(RESERVE_AHEAD));
+    let mut sizes = Vec::new();
     body.fixed(node_count, &mut sizes, u16::from_le_bytes)?;
-    let mut offsets = Vec::with_capacity((node_count + 1).min(RESERVE_AHEAD));
-    offsets.push(0u32);
+    let mut offsets = Vec::new();
+    body.push(&mut offsets, 0u32, node_count + 1)?;
     let mut offset = 0u32;
     for _ in 0..node_count {
         let degree = body.varint()?;
@@ -340,7 +386,7 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
             return Err(body.error("the out-degrees add up to more than 2^32 - 1 edges"));
         };
         offset = next;
-        offsets.push(offset);
+        body.push(&mut offsets, offset, node_count + 1)?;
     }
     let edge_total = offset as u64;
 
@@ -351,7 +397,9 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
             "it declares {edge_count} edges, but the out-degrees add up to {edge_total}"
         )));
     }
-    let mut targets = Vec::with_capacity((edge_total as usize).min(RESERVE_AHEAD));
+    body.afford(edge_total, EDGE_BYTES, "edges")?;
+    let edge_total = edge_total as usize;
+    let mut targets = Vec::new();
     for (source, range) in offsets.windows(2).enumerate() {
         for _ in range[0]..range[1] {
             let target = (source as i64)
@@ -362,25 +410,26 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
                     "an edge of node {source} points outside the {node_count} nodes"
                 )));
             };
-            targets.push(target as NodeId);
+            body.push(&mut targets, target as NodeId, edge_total)?;
         }
     }
-    let mut labels = Vec::with_capacity((edge_total as usize).min(RESERVE_AHEAD));
+    let mut labels = Vec::new();
     for range in offsets.windows(2) {
         let mut previous = 0u32;
         for _ in range[0]..range[1] {
             previous = previous.wrapping_add(unzigzag(body.varint()?) as u32);
-            labels.push(Label(previous));
+            body.push(&mut labels, Label(previous), edge_total)?;
         }
     }
 
     body.section = "the names section";
     let name_count = body.count(node_count as u64, "names")?;
-    let mut names = Vec::with_capacity(name_count.min(RESERVE_AHEAD));
+    let mut names = Vec::new();
     let mut next = 0u64;
     for _ in 0..name_count {
         let node = body.node_after(next, node_count)?;
-        names.push((node, body.string_id()?));
+        let name = body.string_id()?;
+        body.push(&mut names, (node, name), name_count)?;
         next = node as u64 + 1;
     }
 
@@ -392,7 +441,7 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
             "it holds {big_count} sizes, but {marked} nodes have a size of 65535 or more"
         )));
     }
-    let mut big_sizes = Vec::with_capacity(big_count.min(RESERVE_AHEAD));
+    let mut big_sizes = Vec::new();
     let mut next = 0u64;
     for _ in 0..big_count {
         let node = body.node_after(next, node_count)?;
@@ -400,7 +449,7 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
         if size < SIZE_IN_BIG_SIZES as u64 {
             return Err(body.error(format!("node {node} has a big size of {size}, below 65535")));
         }
-        big_sizes.push((node, size));
+        body.push(&mut big_sizes, (node, size), big_count)?;
         next = node as u64 + 1;
     }
 
@@ -408,11 +457,11 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
     if version >= 3 {
         body.section = "the bounds section";
         let bound_count = body.count(node_count as u64, "bounds")?;
-        bounds.reserve(bound_count.min(RESERVE_AHEAD));
         let mut next = 0u64;
         for _ in 0..bound_count {
             let node = body.node_after(next, node_count)?;
-            bounds.push((node, body.varint()?));
+            let bound = body.varint()?;
+            body.push(&mut bounds, (node, bound), bound_count)?;
             next = node as u64 + 1;
         }
     }
@@ -451,7 +500,11 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
 /// Wraps the caller's reader so that its errors can be told apart, after they pass through the
 /// zstd decoder, from the decoder's own complaints about corrupt data: the first are
 /// [`Error::Io`], the second [`Error::Format`].
-struct TagSourceErrors<R>(R);
+/// It also counts the bytes read, for [`MAX_EXPANSION`].
+struct TagSourceErrors<'c, R> {
+    input: R,
+    read: &'c AtomicU64,
+}
 
 /// An error of the caller's reader, as tagged by [`TagSourceErrors`].
 #[derive(Debug)]
@@ -465,11 +518,14 @@ impl std::fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
-impl<R: Read> Read for TagSourceErrors<R> {
+impl<R: Read> Read for TagSourceErrors<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0
+        let got = self
+            .input
             .read(buf)
-            .map_err(|e| io::Error::new(e.kind(), SourceError(e)))
+            .map_err(|e| io::Error::new(e.kind(), SourceError(e)))?;
+        self.read.fetch_add(got as u64, Ordering::Relaxed);
+        Ok(got)
     }
 }
 
@@ -548,11 +604,97 @@ struct BodyReader<'p> {
     /// Where decoding is, for errors: "the nodes section".
     section: &'static str,
     path: &'p str,
+    /// Bytes the decoded arrays may still take (see [`read_within`]), and all they could.
+    budget_left: u64,
+    budget: u64,
+    /// Bytes read from the file so far, for [`MAX_EXPANSION`].
+    compressed: &'p AtomicU64,
 }
 
 impl BodyReader<'_> {
     fn error(&self, detail: impl std::fmt::Display) -> Error {
         format_error(self.path, format!("in {}: {detail}", self.section))
+    }
+
+    /// Refuses a file that asks for more memory than the process can get.
+    #[cold]
+    fn out_of_memory(&self, more: u64) -> Error {
+        let used = self.budget - self.budget_left;
+        self.error(format!(
+            "loading it needs more memory than this process can get ({} more after {}, with {} \
+             available when the load began): the file is damaged or crafted, or the snapshot \
+             is larger than this machine can load",
+            crate::analysis::report::bytes(more),
+            crate::analysis::report::bytes(used),
+            crate::analysis::report::bytes(self.budget),
+        ))
+    }
+
+    /// Counts `bytes` more of decoded arrays against the budget, and against the file's size.
+    fn charge(&mut self, bytes: u64) -> Result<()> {
+        if bytes > self.budget_left {
+            return Err(self.out_of_memory(bytes));
+        }
+        self.budget_left -= bytes;
+        let used = self.budget - self.budget_left;
+        let compressed = self.compressed.load(Ordering::Relaxed);
+        if used > EXPANSION_FLOOR && used / MAX_EXPANSION > compressed {
+            return Err(self.error(format!(
+                "{} of file decode to more than {} of arrays, over {MAX_EXPANSION} times their \
+                 size, which no snapshot heaplens writes does: the file is damaged or crafted",
+                crate::analysis::report::bytes(compressed),
+                crate::analysis::report::bytes(used),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses at once a declared count whose least memory passes the budget, before decoding
+    /// gigabytes to find out.
+    fn afford(&self, count: u64, bytes_each: u64, what: &str) -> Result<()> {
+        let least = count.saturating_mul(bytes_each);
+        if least > self.budget_left {
+            return Err(self.error(format!(
+                "it declares {count} {what}, which take at least {} in memory, more than the \
+                 {} this process can get: the file is damaged or crafted, or the snapshot is \
+                 larger than this machine can load",
+                crate::analysis::report::bytes(least),
+                crate::analysis::report::bytes(self.budget_left),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Appends to an array of a declared length `expected`, growing it through [`Self::grow`].
+    #[inline(always)]
+    fn push<T>(&mut self, v: &mut Vec<T>, value: T, expected: usize) -> Result<()> {
+        if v.len() == v.capacity() {
+            self.grow(v, 1, expected)?;
+        }
+        v.push(value);
+        Ok(())
+    }
+
+    /// Makes room in `v` for `additional` more values: its capacity doubles (at least
+    /// [`MIN_GROWTH`], never past `expected`, the length the file declared), charged against
+    /// the budget and allocated fallibly.
+    #[cold]
+    fn grow<T>(&mut self, v: &mut Vec<T>, additional: usize, expected: usize) -> Result<()> {
+        let needed = v.len().saturating_add(additional);
+        if needed <= v.capacity() {
+            return Ok(());
+        }
+        let target = v
+            .capacity()
+            .saturating_mul(2)
+            .max(MIN_GROWTH)
+            .min(expected)
+            .max(needed);
+        let bytes =
+            ((target - v.capacity()) as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+        self.charge(bytes)?;
+        v.try_reserve_exact(target - v.len())
+            .map_err(|_| self.out_of_memory(bytes))
     }
 
     fn truncated(&self) -> Error {
@@ -689,9 +831,13 @@ impl BodyReader<'_> {
         decode: fn([u8; W]) -> T,
     ) -> Result<()> {
         let mut left = count;
+        let expected = out.len().saturating_add(count);
         while left > 0 {
             self.need(W)?;
             let run = (self.available() / W).min(left);
+            if out.capacity() - out.len() < run {
+                self.grow(out, run, expected)?;
+            }
             let bytes = &self.buf[self.pos..self.pos + run * W];
             out.extend(
                 bytes

@@ -11,6 +11,7 @@ from urllib.parse import urljoin
 import pytest
 
 from . import leaky_shop
+from .conftest import MOUNT
 from .leaky_shop import ATTRIBUTE, LONG, SCRIPT
 
 try:
@@ -342,27 +343,44 @@ def test_a_page_opened_with_its_token_works_and_the_api_refuses_requests_without
     page, serve_shop
 ):
     """A dashboard with a token: the page opened as ``?token=`` loads its data, its chart and
-    takes snapshots (the token travels in a header); without the token the page and the API
-    answer 401, with a wrong one 403."""
+    takes snapshots; the token leaves the address bar and the history at once (it would stay in
+    copied links and bookmarks) and lives on in a cookie the page's script cannot read, which
+    a reload carries. Without the token the page and the API answer 401, with a wrong one 403."""
     shop = serve_shop(period=0.2, token="s3cret")
     shop.leak_steadily(rounds=2)
     page.goto(shop.url)
     expect(heading(page)).to_have_text("Overview")
+    assert "token" not in page.url and page.url.startswith(shop.root)
+    assert "s3cret" not in page.evaluate("() => document.cookie"), "the cookie is HttpOnly"
+    [cookie] = page.context.cookies()
+    assert cookie["name"] == "heaplens_token" and cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict" and cookie["path"] == MOUNT
     expect(type_link(page, LEAKING_TYPE)).to_be_visible()
     wait_for_image(page, "main img.chart")
     take_snapshot(page)
     type_link(page, LEAKING_TYPE).click()
     expect(heading(page)).to_have_text(LEAKING_TYPE)
     nothing_injected(page)
+    page.reload()
+    expect(heading(page)).to_have_text(LEAKING_TYPE)
+    assert page.evaluate("() => fetch('api/overview').then((r) => r.status)") == 200
+    page.go_back()
+    assert "token" not in page.url, "the history entry lost the token too"
 
-    assert page.request.get(shop.root + "api/info").status == 401
-    assert page.request.get(shop.root).status == 401
-    wrong = {"X-HeapLens-Token": "guess"}
-    assert page.request.get(shop.root + "api/info", headers=wrong).status == 403
-    right = {"X-HeapLens-Token": "s3cret"}
-    assert page.request.get(shop.root + "api/info", headers=right).status == 200
-    # The page's own origin, without the header, is refused too.
-    assert page.evaluate("() => fetch('api/overview').then((r) => r.status)") == 401
+    # Another browser, with neither the cookie nor the token.
+    stranger = page.context.browser.new_context()
+    try:
+        assert stranger.request.get(shop.root + "api/info").status == 401
+        assert stranger.request.get(shop.root).status == 401
+        wrong = {"X-HeapLens-Token": "guess"}
+        assert stranger.request.get(shop.root + "api/info", headers=wrong).status == 403
+        right = {"X-HeapLens-Token": "s3cret"}
+        assert stranger.request.get(shop.root + "api/info", headers=right).status == 200
+        other = stranger.new_page()
+        other.goto(shop.root)
+        assert other.evaluate("() => fetch('api/overview').then((r) => r.status)") == 401
+    finally:
+        stranger.close()
 
 
 def test_the_offline_viewer_shows_a_snapshot_file(page, leaky_snapshot, serve_file, screenshots):

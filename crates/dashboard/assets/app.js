@@ -9,7 +9,17 @@
 
 (function () {
   const params = new URLSearchParams(window.location.search);
+  // A token in the address is taken out of it at once (and out of the history entry), so it
+  // is not left in copied links, bookmarks or a later request's logs: the server set it in an
+  // HttpOnly cookie that reloads and API calls carry. It is still sent as a header from this
+  // page, for a browser that refuses cookies.
   const token = params.get("token");
+  if (token !== null) {
+    params.delete("token");
+    const rest = params.toString();
+    window.history.replaceState(window.history.state, "",
+      window.location.pathname + (rest ? "?" + rest : "") + window.location.hash);
+  }
   const main = document.getElementById("main");
   let info = null;
 

@@ -209,7 +209,11 @@ pub fn handle(config: &Config, source: &dyn Source, req: &Request) -> Response {
     let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         match security::check(config, req) {
             Some(refusal) => refusal,
-            None => router::route(config, source, req),
+            None => {
+                let mut response = router::route(config, source, req);
+                security::remember_token(config, req, &mut response);
+                response
+            }
         }
     }));
     let mut response =

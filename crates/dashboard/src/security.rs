@@ -10,8 +10,13 @@
 //!   to 127.0.0.1, is the developer's own browser reading the dashboard same-origin). A proxy
 //!   that adds no such header cannot be told from a local client: behind one, set a token.
 //! - With a token configured, every request must carry it, from any client: in the header
-//!   `Authorization: Bearer <token>` or `X-HeapLens-Token: <token>`, or, for loading the page
-//!   itself (`GET /`) from a link, as `?token=<token>`. A missing token is a 401, a wrong one a
+//!   `Authorization: Bearer <token>` or `X-HeapLens-Token: <token>`, in the cookie [`COOKIE`],
+//!   or, for loading the page itself (`GET /`) from a link, as `?token=<token>`. A token that
+//!   came in the page's address is moved out of it: the page is answered with the token in an
+//!   `HttpOnly`, `SameSite=Strict` cookie scoped to the mount point (its script cannot read it,
+//!   another site's requests do not carry it), and the page's script removes it from the
+//!   address bar and the history, so it does not linger in copied links, bookmarks or later
+//!   access logs; reloads and API calls carry the cookie. A missing token is a 401, a wrong one a
 //!   403. Tokens are compared in constant time ([`constant_time_eq`]). The one exception is the
 //!   page's script and style sheet ([`PUBLIC_ASSETS`]): a browser loads them from `<script src>`
 //!   and `<link href>`, which cannot carry a header, and they hold no data (they are the same
@@ -42,6 +47,8 @@ pub const HEADERS: [(&str, &str); 5] = [
 pub const CSRF_HEADER: &str = "X-HeapLens";
 /// The header that may carry the token.
 pub const TOKEN_HEADER: &str = "X-HeapLens-Token";
+/// The cookie that carries the token once the page was opened with it in its address.
+pub const COOKIE: &str = "heaplens_token";
 
 /// Paths answered without the token (when a token is configured): static, data-free files.
 pub const PUBLIC_ASSETS: [&str; 2] = ["/assets/app.js", "/assets/app.css"];
@@ -156,6 +163,9 @@ pub fn presented_token(req: &Request) -> Option<String> {
     if let Some(token) = req.header_value(TOKEN_HEADER) {
         return Some(token.trim().to_string());
     }
+    if let Some(token) = cookie_token(req) {
+        return Some(token);
+    }
     let page =
         matches!(req.method.as_str(), "GET" | "HEAD") && matches!(req.path.as_str(), "/" | "");
     if page {
@@ -227,6 +237,47 @@ pub fn check(config: &Config, req: &Request) -> Option<Response> {
         ));
     }
     None
+}
+
+/// The token in the [`COOKIE`] of `req`'s `Cookie` headers (percent-encoded there).
+fn cookie_token(req: &Request) -> Option<String> {
+    req.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Cookie"))
+        .flat_map(|(_, v)| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .and_then(|(_, value)| crate::router::percent_decode(value.trim(), false))
+        .map(|t| t.trim().to_string())
+}
+
+/// When the page was opened with the token in its address (and the request passed
+/// [`check`]), sets the [`COOKIE`] that carries it from now on. No `Path` attribute: a cookie
+/// set by `<mount>/` is scoped by default to the mount point, which the dashboard does not know
+/// (hosts strip it). No `Secure`: a dashboard on a plain-HTTP address would never get it back.
+pub fn remember_token(config: &Config, req: &Request, response: &mut Response) {
+    let page =
+        matches!(req.method.as_str(), "GET" | "HEAD") && matches!(req.path.as_str(), "/" | "");
+    if config.token.is_none() || !page || response.status != 200 {
+        return;
+    }
+    let Some(token) = crate::router::query_param(&req.query, "token") else {
+        return;
+    };
+    let value: String = token
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    response.headers.push((
+        "Set-Cookie".into(),
+        format!("{COOKIE}={value}; HttpOnly; SameSite=Strict"),
+    ));
 }
 
 fn is_public_asset(req: &Request) -> bool {
@@ -371,6 +422,47 @@ mod tests {
         assert!(!constant_time_eq(b"", b"x"));
         // A prefix padded with zero bytes is still not equal.
         assert!(!constant_time_eq(b"ab\0", b"ab"));
+    }
+
+    #[test]
+    fn the_token_is_read_from_its_cookie_and_a_page_opened_with_it_sets_the_cookie() {
+        let config = with_token();
+        let r = Request::get("/api/info").header("Cookie", "a=b; heaplens_token=t%20; c=d");
+        assert_eq!(presented_token(&r).as_deref(), Some("t"));
+        assert!(check(&config, &r).is_none());
+        let wrong = Request::get("/api/info").header("Cookie", "heaplens_token=x");
+        assert_eq!(check(&config, &wrong).map(|r| r.status), Some(403));
+
+        let secret = Config {
+            token: Some("s;e cr=t".into()),
+            ..Config::default()
+        };
+        let page = Request::get("/?token=s%3Be+cr%3Dt");
+        assert!(check(&secret, &page).is_none());
+        let mut response = Response::error(200, "page");
+        remember_token(&secret, &page, &mut response);
+        let cookie = &response.headers.last().unwrap().1;
+        assert_eq!(
+            cookie,
+            "heaplens_token=s%3Be%20cr%3Dt; HttpOnly; SameSite=Strict"
+        );
+        let value = cookie.split(';').next().unwrap().to_string();
+        let back = Request::get("/api/info").header("Cookie", &value);
+        assert!(
+            check(&secret, &back).is_none(),
+            "the cookie set carries the token back"
+        );
+
+        // Only the page opened with the token sets it.
+        for (req, status) in [
+            (Request::get("/api/info?token=t"), 200),
+            (Request::get("/"), 200),
+            (Request::get("/?token=t"), 403),
+        ] {
+            let mut response = Response::error(status, "x");
+            remember_token(&config, &req, &mut response);
+            assert!(!response.headers.iter().any(|(n, _)| n == "Set-Cookie"));
+        }
     }
 
     #[test]

@@ -156,3 +156,99 @@ def test_errors_exit_2_with_a_hint(tmp_path):
     assert r.returncode == 2 and "Usage" in r.stderr
     r = heaplens_cli("--version")
     assert r.returncode == 0 and heaplens.__version__ in r.stdout
+
+
+# Issue 12, item 13: every failure is one line, names its path once, and ends with a hint; an
+# output path that cannot be written fails before the long work.
+
+
+def one_error_with_a_hint(r):
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 2, r.stderr
+    assert lines[0].startswith("heaplens: error: "), r.stderr
+    assert lines[1].startswith("hint: "), r.stderr
+    return lines[0], lines[1]
+
+
+@pytest.fixture
+def history_file(tmp_path):
+    script = tmp_path / "short.py"
+    script.write_text("import time\nfor _ in range(5):\n    time.sleep(0.05)\n")
+    db = tmp_path / "short.db"
+    r = subprocess.run(
+        [HEAPLENS, "run", "--period", "0.05", "--history", str(db), str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    return db
+
+
+@pytest.mark.parametrize("where", ["nodir/out", "adir", "afile/out"])
+def test_output_paths_that_cannot_be_written_fail_at_once_with_a_hint(
+    snapshots, history_file, tmp_path, where
+):
+    _, after = snapshots
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / where
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        for args in (
+            ["export", after, "-o", f"{target}.heapsnapshot" if where != "adir" else target],
+            ["history", history_file, "-o", f"{target}.svg" if where != "adir" else target],
+            ["attach", sleeper.pid, "--snapshot", target],
+        ):
+            if where == "adir" and args[0] == "history":
+                (tmp_path / "adir.svg").mkdir(exist_ok=True)
+                args[-1] = tmp_path / "adir.svg"
+            r = heaplens_cli(*args)
+            error, hint = one_error_with_a_hint(r)
+            assert error.count(str(args[-1])) == 1, error
+            assert "snapshot.save" not in hint, hint
+            assert r.stdout == "", r.stdout
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_standard_output_is_said_so_with_a_hint(snapshots, history_file):
+    before, after = snapshots
+    for args in (
+        ["report", after],
+        ["diff", before, after],
+        ["export", after, "-o", "-"],
+        ["history", history_file],
+    ):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(
+                [HEAPLENS, *map(str, args)], stdout=full, stderr=subprocess.PIPE, text=True,
+                timeout=120,
+            )
+        error, hint = one_error_with_a_hint(r)
+        assert error == (
+            "heaplens: error: cannot write to standard output: No space left on device (os error 28)"
+        ), error
+        assert "<stream>" not in r.stderr
+
+
+def test_a_file_that_cannot_be_read_is_named_once_with_a_hint(snapshots, tmp_path):
+    _, after = snapshots
+    (tmp_path / "adir").mkdir()
+    missing = tmp_path / "nope.hlsnap"
+    error, hint = one_error_with_a_hint(heaplens_cli("report", missing))
+    assert error == f"heaplens: error: cannot read the snapshot {missing}: No such file or directory (os error 2)"
+    error, hint = one_error_with_a_hint(heaplens_cli("report", tmp_path / "adir"))
+    assert "directory" in error and "directory" in hint
+    error, hint = one_error_with_a_hint(heaplens_cli("history", tmp_path / "adir"))
+    assert "disk I/O error" not in error and "a directory" in error, error
+    assert "heaplens run" in hint
+    missing_db = tmp_path / "nope.db"
+    error, hint = one_error_with_a_hint(
+        heaplens_cli("serve", after, "--port", "0", "--history", missing_db)
+    )
+    assert error == f"heaplens: error: cannot read the history {missing_db}: No such file or directory (os error 2)"
+    assert "heaplens run" in hint and "snapshot.save" not in hint, hint

@@ -20,6 +20,7 @@
 //! ```
 
 mod commands;
+mod output;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -163,6 +164,7 @@ where
         }
     };
     let progress = progress::Progress::new(!cli.quiet);
+    let out = &mut output::Watched::new(out);
     let result = match &cli.command {
         Command::Report(args) => commands::report::run(args, &progress, out),
         Command::Diff(args) => commands::diff::run(args, &progress, out),
@@ -170,14 +172,28 @@ where
         Command::History(args) => commands::history::run(args, &progress, out),
         Command::Attach(args) => commands::attach::run(args, caller, &progress, out),
         Command::Serve(args) => commands::serve::run(args, caller, &progress, out),
-        Command::Run(args) => return Err(Box::new(args.clone())),
+        // The output paths are checked before the program runs: a mistyped directory must not
+        // cost the run's report.
+        Command::Run(args) => match commands::run::check(args) {
+            Ok(()) => return Err(Box::new(args.clone())),
+            Err(e) => Err(e),
+        },
     };
-    let _ = out.flush();
+    // Output still buffered counts: a full disk may show only here.
+    let flushed = out.flush();
+    let result = match (result, flushed) {
+        (Ok(_), Err(e)) => Err(anyhow::Error::from(e)),
+        (result, _) => result,
+    };
+    let result = match result {
+        Err(e) if out.failed() => Err(e.context(output::Writing::stdout())),
+        result => result,
+    };
     Ok(match result {
         Ok(status) => status,
         Err(e) if is_broken_pipe(&e) => OK,
         Err(e) => {
-            let _ = writeln!(err, "heaplens: error: {e:#}");
+            let _ = writeln!(err, "heaplens: error: {}", message(&e));
             if let Some(hint) = commands::hint(&e) {
                 let _ = writeln!(err, "hint: {hint}");
             }
@@ -187,10 +203,57 @@ where
     })
 }
 
+/// The error and its causes on one line, each said once: a cause that repeats the path its
+/// context already ends with (`cannot read the snapshot a.hlsnap` then `a.hlsnap: No such
+/// file...`), or the whole of the message before it (an I/O error wrapped in one that quotes
+/// it), is not said again.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let mut part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+            continue;
+        }
+        if let Some((head, rest)) = part.split_once(": ") {
+            if text == head || text.ends_with(&format!(" {head}")) {
+                part = rest.to_string();
+            }
+        }
+        if part.is_empty() || text.ends_with(&part) {
+            continue;
+        }
+        text.push_str(": ");
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Output piped into `head` that closes early is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_its_path_and_its_reason_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let core = heaplens_core::Error::Io {
+            path: "a.hlsnap".into(),
+            source: io,
+        };
+        let e = anyhow::Error::from(core).context("cannot read the snapshot a.hlsnap");
+        assert_eq!(
+            message(&e),
+            "cannot read the snapshot a.hlsnap: entity not found"
+        );
+        let e = anyhow::anyhow!("disk full").context("cannot write out.json");
+        assert_eq!(message(&e), "cannot write out.json: disk full");
+    }
 }

@@ -58,7 +58,7 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 /// The context of every failure to read the history file, so that [`hint`] knows the file was
 /// meant to be a history.
 #[derive(Debug)]
-pub struct Reading(PathBuf);
+pub struct Reading(pub PathBuf);
 
 impl fmt::Display for Reading {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,6 +96,10 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         std::io::ErrorKind::PermissionDenied => {
             Some("check the file's permissions, or run as a user who can read it")
         }
+        std::io::ErrorKind::IsADirectory => Some(
+            "give the history file itself: `heaplens run` writes heaplens-<program>-<pid>.db in \
+             the directory it ran in (or the file given with --history)",
+        ),
         _ => None,
     }
 }
@@ -141,10 +145,14 @@ fn describe(p: &ProcessHistory) -> String {
 
 pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32> {
     let format = args.output.as_deref().map(chart_format).transpose()?;
+    if let Some(file) = &args.output {
+        crate::output::check(file)?;
+    }
     let path = &args.history;
     let reading = || Reading(path.clone());
-    // A missing or unreadable file said plainly (the store's error repeats path and reason).
-    std::fs::File::open(path).with_context(reading)?;
+    // A missing or unreadable file, or a directory, said plainly (the store's error repeats
+    // path and reason, and SQLite calls a directory a "disk I/O error").
+    super::check_input(path).with_context(reading)?;
     let processes = progress
         .step(&format!("reading {}", path.display()), || store::read(path))
         .with_context(reading)?;
@@ -224,8 +232,16 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
                 ChartFormat::Png => chart::png(&p.history, t, &title)?,
             })
         })?;
-        std::fs::write(file, drawn)
-            .with_context(|| format!("cannot write the chart to {}", file.display()))?;
+        // Atomically, through a symbolic link, never over a FIFO or a device (as snapshots).
+        heaplens_core::output::write_atomically(file, |mut f| {
+            f.write_all(&drawn)
+                .map(|()| f)
+                .map_err(|source| heaplens_core::Error::Io {
+                    path: file.display().to_string(),
+                    source,
+                })
+        })
+        .with_context(|| crate::output::Writing::file(file))?;
         let which = match (selected.len(), args.pid) {
             (1, _) => String::new(),
             (n, None) => format!(" (the newest of the {n} processes; --pid picks another)"),

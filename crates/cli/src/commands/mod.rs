@@ -23,6 +23,19 @@ pub fn load(path: &Path, progress: &Progress) -> Result<Graph> {
         .with_context(|| format!("cannot read the snapshot {}", path.display()))
 }
 
+/// Opens `path` to see that it can be read, before a store that says less about why not (SQLite
+/// calls a directory a "disk I/O error", a missing file "entity not found").
+pub fn check_input(path: &Path) -> std::io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "a directory, not a file",
+        ));
+    }
+    Ok(())
+}
+
 /// Loads a snapshot file to be analysed; the parts an answer needs are computed when asked.
 pub fn load_analysed(path: &Path, progress: &Progress) -> Result<Analysed> {
     load(path, progress).map(Analysed::new)
@@ -30,6 +43,10 @@ pub fn load_analysed(path: &Path, progress: &Progress) -> Result<Analysed> {
 
 /// What to do about an error, when there is something to say.
 pub fn hint(e: &anyhow::Error) -> Option<&str> {
+    // Before the hints about files read: a path that cannot be written is no snapshot missing.
+    if let Some(hint) = crate::output::hint(e) {
+        return Some(hint);
+    }
     if let Some(hint) = attach::hint(e) {
         return Some(hint);
     }
@@ -51,6 +68,14 @@ pub fn hint(e: &anyhow::Error) -> Option<&str> {
                     if source.kind() == std::io::ErrorKind::PermissionDenied =>
                 {
                     Some("check the file's permissions, or run as a user who can read it")
+                }
+                heaplens_core::Error::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::IsADirectory =>
+                {
+                    Some("give the snapshot file (.hlsnap) itself, not a directory")
+                }
+                heaplens_core::Error::Io { .. } => {
+                    Some("check the file, the disk it is on, and its permissions")
                 }
                 heaplens_core::Error::NotAFile { .. } => {
                     Some("give the name of a regular file (a symbolic link to one is written through)")

@@ -34,7 +34,7 @@ pub struct Args {
     pub trace_alloc: bool,
     /// Serve the live dashboard of the program at http://[HOST:]PORT/_heaplens/ while it runs
     /// (HOST defaults to 127.0.0.1; port 0 picks a free one).
-    #[arg(long, value_name = "[HOST:]PORT")]
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = address)]
     pub serve: Option<String>,
     /// The token the dashboard requires (needed to serve on an address other than loopback).
     #[arg(long, value_name = "TOKEN", requires = "serve")]
@@ -53,5 +53,69 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
         _ => Err(format!(
             "expected a positive number of seconds, not {text:?}"
         )),
+    }
+}
+
+/// `[HOST:]PORT`, checked here so that a mistake is a usage error before the program runs: a
+/// port from 0 to 65535 and, when given, a host that is an IP address (IPv6 in brackets) or
+/// `localhost`.
+fn address(text: &str) -> Result<String, String> {
+    let (host, port) = text.rsplit_once(':').unwrap_or(("", text));
+    let bad = || {
+        format!(
+            "expected [HOST:]PORT with a port from 0 to 65535 and an IP address or localhost as \
+             the host, not {text:?}"
+        )
+    };
+    port.parse::<u16>().map_err(|_| bad())?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if !(host.is_empty() || host == "localhost" || host.parse::<std::net::IpAddr>().is_ok()) {
+        return Err(bad());
+    }
+    Ok(text.to_string())
+}
+
+/// What can be checked before the program runs, so that a mistake costs a moment and not the
+/// report of a long run: the files it will write (the snapshot at exit, the history file).
+pub fn check(args: &Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.snapshot_at_exit {
+        crate::output::check(path)?;
+    }
+    if let Some(path) = &args.history {
+        crate::output::check(path)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_takes_a_port_and_an_ip_address_or_localhost() {
+        for good in [
+            "0",
+            "8000",
+            "127.0.0.1:0",
+            "localhost:65535",
+            "[::1]:80",
+            "0.0.0.0:80",
+        ] {
+            assert_eq!(address(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "70000",
+            "-1",
+            "host:80",
+            "127.0.0.1:",
+            "abc",
+            "[::1]:99999",
+            "",
+        ] {
+            assert!(address(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -135,9 +135,12 @@ pub fn run(
     let snapshot_pid = graph.meta().pid;
     let mut source = progress.step("analysing", || FileSource::from_graph(graph, &name));
     if let Some(path) = &args.history {
+        // As `heaplens history` reads one: the same messages, and the hints about histories.
+        let reading = || super::history::Reading(path.clone());
+        super::check_input(path).with_context(reading)?;
         let processes = progress
             .step(&format!("reading {}", path.display()), || store::read(path))
-            .with_context(|| format!("cannot read the history {}", path.display()))?;
+            .with_context(reading)?;
         let chosen = choose(
             processes,
             args.pid.or(Some(snapshot_pid)),

@@ -178,6 +178,11 @@ pub fn run(
     progress: &Progress,
     out: &mut impl Write,
 ) -> Result<i32> {
+    // Before the process is reached: a snapshot that could not be saved would pause it for
+    // nothing.
+    if let Some(path) = &args.snapshot {
+        crate::output::check(path)?;
+    }
     let target = target::inspect(args.pid, heaplens_capture::SUPPORTED)?;
     let interrupted = || caller.interrupted.is_some_and(|f| f());
     // The running heaplens is lent only to the same Python version: its extension module is

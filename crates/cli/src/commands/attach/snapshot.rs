@@ -225,10 +225,10 @@ fn move_file(from: &Path, to: &Path) -> Result<()> {
     }
     // A symbolic link at `to` is written through to its target, and anything but a regular
     // file (a FIFO, a device) is refused rather than replaced (as every heaplens save does).
-    let to = &heaplens_core::output::writable_destination(to)?;
+    let writing = || crate::output::Writing::file(to);
+    let to = &heaplens_core::output::writable_destination(to).with_context(writing)?;
     if std::fs::rename(from, to).is_err() {
-        std::fs::copy(from, to)
-            .with_context(|| format!("cannot write the snapshot to {}", to.display()))?;
+        std::fs::copy(from, to).with_context(writing)?;
         let _ = std::fs::remove_file(from);
     }
     // As root, for a target of another user: the file is the user's who asked for it.

@@ -183,6 +183,17 @@ unsafe fn short_form<A: Abi>(env: &Env, o: Obj, out: &mut String) {
     let l = env.layout;
     unsafe {
         let tp = raw::ob_type(o);
+        // Exact ints first, without reading the type's name: after str they are the commonest
+        // keys (ids, counters), and a dict of millions of them is the commonest leak.
+        if tp == env.types.int {
+            match raw::small_int::<A>(l, o) {
+                Some(v) => {
+                    let _ = write!(out, "{v}");
+                }
+                None => out.push_str("<int>"),
+            }
+            return;
+        }
         let tp_name = raw::c_str((*tp).tp_name);
         if o == ffi::Py_None() {
             out.push_str("None");

@@ -277,7 +277,8 @@ impl PySampler {
         Ok(())
     }
 
-    /// Stops the background thread and waits for it (a sample in progress finishes first).
+    /// Stops the background thread and waits for it (a sample in progress finishes first);
+    /// the history file then holds every sample in itself, none only in its `-wal`.
     fn stop(&mut self, py: Python<'_>) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_all();
@@ -287,6 +288,13 @@ impl PySampler {
                 let _ = handle.join();
             });
         }
+        // Without the GIL: a checkpoint writes and syncs the file.
+        let shared = &self.shared;
+        py.detach(|| {
+            if let Some(writer) = shared.lock().writer.as_mut() {
+                writer.checkpoint();
+            }
+        });
     }
 
     /// Takes a sample now, on the calling thread.

@@ -3,8 +3,9 @@
 //! It says what `heaplens run` says at exit, the same way (the table is
 //! [`report::trend_table`]), for every process of the file: a file outlives its program (a
 //! crash, an out-of-memory kill) and can hold several processes (successive runs, the workers
-//! of a server). The file is opened read-only, so the history of a program still running can be
-//! read while it is written.
+//! of a server). The history of a program still running can be read while it is written; a
+//! `-wal` file beside it (SQLite's log of the newest samples, left by a killed program) is folded
+//! into the file when the file is writable, so that the file alone can be copied elsewhere.
 
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
@@ -157,11 +158,12 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
         .step(&format!("reading {}", path.display()), || store::read(path))
         .with_context(reading)?;
     if processes.iter().all(|p| p.history.is_empty()) {
-        let n = processes.len();
-        return Err(NoSamples(format!(
-            "no samples in it yet ({n} process{} registered)",
-            if n == 1 { "" } else { "es" }
-        )))
+        let registered = match processes.len() {
+            0 => "no process registered".to_string(),
+            1 => "1 process registered".to_string(),
+            n => format!("{n} processes registered"),
+        };
+        return Err(NoSamples(format!("no samples in it yet ({registered})")))
         .with_context(reading);
     }
     let selected: Vec<&ProcessHistory> = match args.pid {

@@ -3,7 +3,19 @@
 //!
 //! One file can hold several processes (successive runs, or the workers of one server): each
 //! writer registers its process and appends samples as they are taken, one short transaction
-//! each, in WAL mode so readers never wait. Per sample it stores the process figures and, per
+//! each, in WAL mode so readers never wait.
+//!
+//! A live file is two files: `app.db` and `app.db-wal`, where SQLite appends each transaction
+//! until a checkpoint copies it into `app.db`. A process killed with `kill -9` leaves its newest
+//! samples in the `-wal`, and a copy of `app.db` alone would lack them (before checkpoints were
+//! taken here, all of them: the WAL is only folded in by itself every 1000 pages, or when the last
+//! connection closes). So the writer creates the tables before it turns WAL on (they are in
+//! `app.db` from the start), checkpoints once its process is registered, after its first sample,
+//! then at most every [`CHECKPOINT_EVERY`], and when it is dropped; and [`read`] folds a `-wal`
+//! it finds into the file (a PASSIVE checkpoint, which never waits for a writer). Copying
+//! `app.db` alone therefore loses at most the last second of samples of a killed process.
+//!
+//! Per sample it stores the process figures and, per
 //! type, only the values that changed since that process's previous sample (see
 //! [`super::History`]); the `changes` view shows them with names and times:
 //!
@@ -20,6 +32,11 @@ use std::path::Path;
 /// What the `meta` table says a history file is.
 const FORMAT: &str = "heaplens-history";
 const VERSION: u32 = 1;
+
+/// How often a writer copies its WAL into the database file: with the default period of
+/// `heaplens run` (1 s) that is after every sample; faster samplers pay for the checkpoint's
+/// two `fsync`s at most once a second.
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,6 +137,8 @@ pub struct HistoryWriter {
     path: std::path::PathBuf,
     process: i64,
     type_ids: HashMap<String, i64>,
+    /// When the WAL was last copied into the file (None: not since the process registered).
+    checkpointed: Option<std::time::Instant>,
 }
 
 impl HistoryWriter {
@@ -130,17 +149,20 @@ impl HistoryWriter {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| db_error(path, e))?;
         check_format(&conn, path, true)?;
+        // The tables first, in one transaction, before WAL is turned on for a new file: they
+        // are then in the database file itself, so a process killed at any later point leaves
+        // a file that says it is a history (with no samples yet), never one that looks empty.
+        // (A file already in WAL mode stays in it; the statements change nothing there.)
+        let schema = format!(
+            "BEGIN; {SCHEMA} INSERT OR IGNORE INTO meta(key, value) VALUES \
+             ('format', '{FORMAT}'), ('version', '{VERSION}'); COMMIT;"
+        );
+        conn.execute_batch(&schema).map_err(|e| db_error(path, e))?;
         // WAL: readers (`heaplens history`, a dashboard) never block the writer, and a process
         // killed mid-write loses at most its last sample. NORMAL sync is enough for that: only
         // an operating-system crash could lose the newest samples.
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(|e| db_error(path, e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| db_error(path, e))?;
-        conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?1), ('version', ?2)",
-            params![FORMAT, VERSION.to_string()],
-        )
-        .map_err(|e| db_error(path, e))?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -150,16 +172,32 @@ impl HistoryWriter {
         )
         .map_err(|e| db_error(path, e))?;
         let process = conn.last_insert_rowid();
-        Ok(HistoryWriter {
+        let mut writer = HistoryWriter {
             conn,
             path: path.to_path_buf(),
             process,
             type_ids: HashMap::new(),
-        })
+            checkpointed: None,
+        };
+        // The process is in the file itself: killed before its first sample, the file says
+        // so (no samples yet) even when copied without its `-wal`.
+        writer.checkpoint();
+        writer.checkpointed = None;
+        Ok(writer)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Copies the WAL into the database file, as far as readers allow (PASSIVE: it never waits
+    /// for them, nor for another writer). A checkpoint that cannot finish now is no error: the
+    /// samples are safe in the WAL, and the next one copies them.
+    pub fn checkpoint(&mut self) {
+        self.checkpointed = Some(std::time::Instant::now());
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 
     /// Appends one sample with the type values that changed since this process's previous one
@@ -219,7 +257,22 @@ impl HistoryWriter {
                     .map_err(e)?;
             }
         }
-        tx.commit().map_err(e)
+        tx.commit().map_err(e)?;
+        if self
+            .checkpointed
+            .is_none_or(|at| at.elapsed() >= CHECKPOINT_EVERY)
+        {
+            self.checkpoint();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HistoryWriter {
+    /// The last samples go into the file (closing the connection does it too when it is the
+    /// file's last one; other processes may still write to it).
+    fn drop(&mut self) {
+        self.checkpoint();
     }
 }
 
@@ -233,7 +286,8 @@ pub struct ProcessHistory {
     pub history: History,
 }
 
-/// Reads every process of the history file at `path`, oldest first, keeping all samples.
+/// Reads every process of the history file at `path`, oldest first, keeping all samples (none
+/// for an empty database). A `-wal` beside the file is folded into it when the file is writable.
 pub fn read(path: &Path) -> Result<Vec<ProcessHistory>> {
     if !path.exists() {
         return Err(Error::Io {
@@ -241,14 +295,38 @@ pub fn read(path: &Path) -> Result<Vec<ProcessHistory>> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
+    // Read-write where the file allows it (never created: it exists), so that a `-wal` left
+    // by a killed writer is folded into the file, which can then be copied alone; read-only
+    // otherwise (a file of another user's, a read-only directory).
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| db_error(path, e))?;
+    .map(|c| (c, true))
+    .or_else(|_| {
+        Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map(|c| (c, false))
+    });
+    let (conn, writable) = conn.map_err(|e| db_error(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|e| db_error(path, e))?;
-    check_format(&conn, path, false)?;
+    // An empty database is what a writer killed while it created the file leaves: a history
+    // with no process yet, not a damaged file.
+    check_format(&conn, path, true)?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| db_error(path, e))?;
+    if tables == 0 {
+        return Ok(Vec::new());
+    }
+    if writable {
+        // PASSIVE: a writer still running is not waited for (nor disturbed); when this is the
+        // file's last connection, closing it checkpoints again and removes the `-wal`.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    }
     let e = |e| db_error(path, e);
     let names: HashMap<i64, String> = conn
         .prepare("SELECT id, name FROM types")
@@ -376,6 +454,65 @@ mod tests {
         assert!(read[1].history.series("Order").is_empty());
         let samples: Vec<Sample> = read[0].history.samples().copied().collect();
         assert_eq!(samples, ha.samples().copied().collect::<Vec<_>>());
+    }
+
+    fn sample(t: u64) -> Sample {
+        Sample {
+            taken_ms: 1000 * t,
+            pid: 7,
+            rss: 1 << 20,
+            objects: 10 + t,
+            bytes: 1000,
+            gc_only: true,
+            census_us: 50,
+        }
+    }
+
+    /// The database file alone, as `cp app.db elsewhere/` copies it (without its `-wal`).
+    fn copy_alone(path: &Path, name: &str) -> std::path::PathBuf {
+        let copy = temp(name);
+        std::fs::copy(path, &copy).unwrap();
+        copy
+    }
+
+    #[test]
+    fn a_killed_writers_file_alone_holds_its_samples() {
+        let path = temp("killed");
+        let mut writer = HistoryWriter::open(&path, 7, "app.py", "3.12.1").unwrap();
+        let mut history = History::new(10);
+        for t in 0..3u64 {
+            let changes = history.push_values(sample(t), [("Order", t + 1, 56)]);
+            writer.append(&sample(t), &changes).unwrap();
+        }
+        // Killed: no close, no checkpoint at drop, the connection's `-wal` left as it is.
+        std::mem::forget(writer);
+        let copy = copy_alone(&path, "killed-copy");
+        let read_back = read(&copy).unwrap();
+        assert_eq!(read_back.len(), 1);
+        // The first sample is checkpointed at once; later ones at most a second later.
+        assert!(!read_back[0].history.is_empty());
+        assert_eq!(read_back[0].history.series("Order")[0], (1, 56));
+
+        // Reading the file itself folds its `-wal` in: then the file alone has every sample.
+        assert_eq!(read(&path).unwrap()[0].history.len(), 3);
+        let copy = copy_alone(&path, "killed-folded");
+        assert_eq!(read(&copy).unwrap()[0].history.series("Order").len(), 3);
+    }
+
+    #[test]
+    fn a_writer_killed_before_its_first_sample_leaves_a_history_without_samples() {
+        let path = temp("unsampled");
+        std::mem::forget(HistoryWriter::open(&path, 7, "app.py", "3.12.1").unwrap());
+        let copy = copy_alone(&path, "unsampled-copy");
+        let read_back = read(&copy).unwrap();
+        assert_eq!(read_back.len(), 1);
+        assert_eq!(read_back[0].pid, 7);
+        assert!(read_back[0].history.is_empty());
+
+        // Killed while it created the file: an empty database, no process in it yet.
+        let empty = temp("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(read(&empty).unwrap().is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -338,3 +339,289 @@ def test_trace_alloc_says_where_the_growing_objects_were_allocated(tmp_path):
     ), report
     # Without the option, nothing is traced.
     assert "allocated at" not in run(tmp_path, "--period", "0.05", "worker.py").stderr
+
+
+# Issue 12, item 13: a run never ends in a traceback of heaplens' own, and what fails after the
+# program ran costs neither its exit status nor the report.
+
+MARKS_ITS_RUN = """
+open("ran", "w").close()
+"""
+
+
+def one_error_with_a_hint(stderr):
+    """The failure is said the way the command line says every failure: one `heaplens: error:`
+    line, then a `hint:` line, and no traceback of heaplens' own."""
+    lines = stderr.splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("heaplens: error: ")]
+    assert len(errors) == 1, stderr
+    assert lines[errors[0] + 1].startswith("hint: "), stderr
+    assert "Traceback" not in stderr, stderr
+    assert "heaplens/_run.py" not in stderr, stderr
+    return lines[errors[0]]
+
+
+@pytest.mark.parametrize(
+    "option, path",
+    [
+        ("--snapshot-at-exit", "nodir/x.hlsnap"),
+        ("--snapshot-at-exit", "adir"),
+        ("--snapshot-at-exit", "afile/x.hlsnap"),
+        ("--history", "nodir/h.db"),
+        ("--history", "adir"),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_program_runs(
+    tmp_path, option, path
+):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("")
+    write(tmp_path / "app.py", MARKS_ITS_RUN)
+    result = run(tmp_path, "--period", "0.05", option, path, "app.py")
+    assert result.returncode == 2, result.stderr
+    error = one_error_with_a_hint(result.stderr)
+    # The path once, not the path and then the path again.
+    assert error.count(path) == 1, error
+    assert not (tmp_path / "ran").exists(), "the program must not run"
+
+
+def test_a_snapshot_that_cannot_be_saved_at_exit_keeps_the_report_and_the_programs_status(
+    tmp_path,
+):
+    # Its directory goes away while the program runs: only the save fails, after the report.
+    (tmp_path / "out").mkdir()
+    write(
+        tmp_path / "app.py",
+        """
+        import os, sys
+        os.rmdir("out")
+        print("done")
+        sys.exit(3)
+        """,
+    )
+    result = run(tmp_path, "--no-history", "--snapshot-at-exit", "out/end.hlsnap", "app.py")
+    assert result.returncode == 3, result.stderr
+    assert "done" in result.stdout
+    assert "heaplens: app.py ran for" in result.stderr
+    error = one_error_with_a_hint(result.stderr)
+    assert "cannot save the snapshot at exit" in error
+    assert result.stderr.index("ran for") < result.stderr.index(error), "the report comes first"
+
+
+def test_a_program_that_changes_directory_saves_its_snapshot_where_the_user_meant(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    write(tmp_path / "app.py", "import os\nos.chdir('elsewhere')\n")
+    result = run(tmp_path, "--no-history", "--snapshot-at-exit", "end.hlsnap", "app.py")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "end.hlsnap").is_file()
+    assert not (tmp_path / "elsewhere" / "end.hlsnap").exists()
+
+
+def test_serve_mistakes_are_said_in_one_line_before_the_program_runs(tmp_path):
+    import socket
+
+    write(tmp_path / "app.py", MARKS_ITS_RUN)
+    too_big = run(tmp_path, "--no-history", "--serve", "70000", "app.py")
+    assert too_big.returncode == 2
+    assert "70000" in too_big.stderr and "65535" in too_big.stderr
+    assert "Traceback" not in too_big.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        in_use = run(tmp_path, "--no-history", "--serve", f"127.0.0.1:{port}", "app.py")
+    assert in_use.returncode == 2
+    assert "another port" in one_error_with_a_hint(in_use.stderr) + in_use.stderr
+    assert not (tmp_path / "ran").exists(), "the program must not run"
+
+
+def test_what_python_refuses_to_run_is_said_as_python_says_it(tmp_path):
+    (tmp_path / "adir").mkdir()
+    no_main = run(tmp_path, "--no-history", "adir")
+    assert no_main.returncode == 2
+    assert "can't find '__main__' module in 'adir'" in one_error_with_a_hint(no_main.stderr)
+    no_module = run(tmp_path, "--no-history", "-m", "no_such_module")
+    assert no_module.returncode == 2
+    assert "no module named 'no_such_module'" in one_error_with_a_hint(no_module.stderr)
+    assert "sampling" not in no_module.stderr, "nothing ran"
+    write(tmp_path / "broken.py", "def f(:\n    pass\n")
+    broken = run(tmp_path, "--no-history", "broken.py")
+    assert broken.returncode == 1
+    assert "SyntaxError" in broken.stderr
+    assert 'File "broken.py", line 1' in broken.stderr, broken.stderr
+    assert "Traceback" not in broken.stderr and "_run.py" not in broken.stderr, broken.stderr
+
+
+def test_a_programs_traceback_starts_at_the_program(tmp_path):
+    write(tmp_path / "crash.py", "def main():\n    raise ValueError('boom')\nmain()\n")
+    pkg = tmp_path / "tool"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli.py").write_text("raise KeyError('boom')\n")
+    for args in (["crash.py"], ["-m", "tool.cli"]):
+        result = run(tmp_path, "--no-history", *args)
+        assert result.returncode == 1
+        assert "Traceback (most recent call last)" in result.stderr
+        assert "heaplens" not in result.stderr.split("Traceback", 1)[1].split("Error:", 1)[0], (
+            result.stderr
+        )
+        assert "ran for" in result.stderr
+
+
+# Issue 12, item 14: SIGTERM (docker stop, systemd) reports as Ctrl-C does; SIGUSR1 reports
+# on demand; forked children report only when asked, each under its pid.
+
+GROWS_UNTIL_STOPPED = """
+import os, time
+
+class Job:
+    pass
+
+KEPT = []
+for _ in range(20):
+    KEPT.append(Job())
+open("ready", "w").close()
+while not os.path.exists("stop"):
+    KEPT.append(Job())
+    time.sleep(0.005)
+print("stopped by the file")
+"""
+
+
+def wait_for(condition, process, what, timeout=120):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before {what}: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"no {what} within {timeout} s: {process.communicate()}")
+        time.sleep(0.05)
+
+
+def start(tmp_path, *args):
+    return subprocess.Popen(
+        [HEAPLENS, "run", *map(str, args)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_sigterm_reports_what_was_sampled_and_ends_as_sigterm_would(tmp_path):
+    import signal
+
+    write(tmp_path / "server.py", GROWS_UNTIL_STOPPED)
+    process = start(tmp_path, "--period", "0.05", "--history", "h.db", "server.py")
+    try:
+        wait_for((tmp_path / "ready").exists, process, "the program's start")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    # As the signal would have ended the program: the parent sees it killed by SIGTERM.
+    assert process.returncode == -signal.SIGTERM, err
+    assert "stopped by the file" not in out
+    assert "heaplens: terminated (SIGTERM); reporting what was sampled" in err, err
+    assert "heaplens: server.py ran for" in err, err
+    assert "Traceback" not in err, err
+    assert "heaplens history" in err
+
+
+def test_a_program_that_handles_sigterm_itself_keeps_its_handler(tmp_path):
+    import signal
+
+    write(
+        tmp_path / "server.py",
+        """
+        import signal, sys, time
+        def graceful(signum, frame):
+            print("graceful shutdown", flush=True)
+            sys.exit(5)
+        signal.signal(signal.SIGTERM, graceful)
+        open("ready", "w").close()
+        while True:
+            time.sleep(0.01)
+        """,
+    )
+    process = start(tmp_path, "--no-history", "server.py")
+    try:
+        wait_for((tmp_path / "ready").exists, process, "the program's start")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 5, err
+    assert "graceful shutdown" in out
+    assert "terminated (SIGTERM)" not in err
+    assert "heaplens: server.py ran for" in err, err
+
+
+def test_sigusr1_reports_the_run_so_far_and_the_program_goes_on(tmp_path):
+    import signal
+
+    write(tmp_path / "server.py", GROWS_UNTIL_STOPPED)
+    lines = []
+    with start(tmp_path, "--period", "0.05", "--no-history", "server.py") as process:
+        reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+        reader.start()
+        try:
+            wait_for((tmp_path / "ready").exists, process, "the program's start")
+            process.send_signal(signal.SIGUSR1)
+            wait_for(
+                lambda: any("report so far (SIGUSR1)" in line for line in lines)
+                and any(" ran for " in line for line in lines),
+                process,
+                "report on SIGUSR1",
+            )
+            (tmp_path / "stop").write_text("")
+            out = process.stdout.read()
+            process.wait(timeout=300)
+            reader.join(timeout=300)
+        finally:
+            process.kill()
+    err = "".join(lines)
+    assert process.returncode == 0, err
+    # The program went on after the report, and reported again at its end.
+    assert "stopped by the file" in out
+    assert err.count("heaplens: server.py ran for") == 2, err
+    assert err.index("report so far") < err.rindex("ran for")
+
+
+FORKS_WORKERS = """
+import os, sys, time
+children = []
+for i in range(2):
+    pid = os.fork()
+    if pid == 0:
+        # A gunicorn worker ends with sys.exit, through the frames of whoever forked it.
+        os.write(1, b"worker %d\\n" % os.getpid())  # one write: the workers' lines stay whole
+        sys.exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+os.write(1, b"parent %d\\n" % os.getpid())
+"""
+
+
+def test_forked_children_report_only_when_asked_each_under_its_pid(tmp_path):
+    write(tmp_path / "workers.py", FORKS_WORKERS)
+    quiet = run(tmp_path, "--period", "0.05", "--no-history", "workers.py")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.count("worker ") == 2
+    assert quiet.stderr.count(" ran for ") == 1, quiet.stderr
+    assert "2 forked child processes did not report (--report-children" in quiet.stderr
+
+    loud = run(tmp_path, "--period", "0.05", "--no-history", "--report-children", "workers.py")
+    assert loud.returncode == 0, loud.stderr
+    parent = int(re.search(r"parent (\d+)", loud.stdout).group(1))
+    workers = [int(pid) for pid in re.findall(r"worker (\d+)", loud.stdout)]
+    assert len(workers) == 2
+    for worker in workers:
+        header = f"heaplens: workers.py (pid {worker}, forked from {parent}) ran for "
+        assert loud.stderr.count(header) == 1, loud.stderr
+    assert loud.stderr.count(f"heaplens: workers.py (pid {parent}) ran for ") == 1, loud.stderr
+    assert loud.stderr.count(" ran for ") == 3, loud.stderr

@@ -130,6 +130,7 @@ fn cli_main(
             kwargs.set_item("argv", args.argv)?;
             kwargs.set_item("serve", args.serve)?;
             kwargs.set_item("token", args.token)?;
+            kwargs.set_item("report_children", args.report_children)?;
             py.import("heaplens._run")?
                 .call_method("run", (), Some(&kwargs))?
                 .extract()

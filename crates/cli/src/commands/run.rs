@@ -8,6 +8,8 @@ use std::path::PathBuf;
 /// sampling its heap in the background; at exit, print the types that grew steadily and the
 /// retaining path of each. Samples go to a history file (SQLite) as they are taken, so the
 /// growth curve survives a crash or an out-of-memory kill: read it with `heaplens history`.
+/// Ctrl-C and SIGTERM end the program with the report of what was sampled; SIGUSR1 prints the
+/// report so far and the program goes on.
 #[derive(clap::Args, Debug, Clone)]
 #[command(trailing_var_arg = true)]
 pub struct Args {
@@ -39,6 +41,11 @@ pub struct Args {
     /// The token the dashboard requires (needed to serve on an address other than loopback).
     #[arg(long, value_name = "TOKEN", requires = "serve")]
     pub token: Option<String>,
+    /// Forked children (gunicorn or multiprocessing workers) report too, each when it ends (or
+    /// on SIGTERM or SIGUSR1), under a header with its pid. By default only the process heaplens
+    /// started reports; the children's samples are in the history file either way.
+    #[arg(long)]
+    pub report_children: bool,
     /// Run a library module as a script, as `python -m` does.
     #[arg(short = 'm', value_name = "MODULE")]
     pub module: Option<String>,

@@ -297,20 +297,19 @@ pub fn read(path: &Path) -> Result<Vec<ProcessHistory>> {
     }
     // Read-write where the file allows it (never created: it exists), so that a `-wal` left
     // by a killed writer is folded into the file, which can then be copied alone; read-only
-    // otherwise (a file of another user's, a read-only directory).
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map(|c| (c, true))
-    .or_else(|_| {
-        Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map(|c| (c, false))
-    });
-    let (conn, writable) = conn.map_err(|e| db_error(path, e))?;
+    // where that fails (a file of another user's, a read-only directory), with its errors.
+    read_opened(path, true).or_else(|_| read_opened(path, false))
+}
+
+/// [`read`], on a connection opened read-write (`writable`) or read-only.
+fn read_opened(path: &Path, writable: bool) -> Result<Vec<ProcessHistory>> {
+    let mode = if writable {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    };
+    let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| db_error(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|e| db_error(path, e))?;
     // An empty database is what a writer killed while it created the file leaves: a history

@@ -15,6 +15,7 @@ import functools
 import glob
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -667,3 +668,48 @@ def test_another_users_process_is_refused_with_the_remedy(spawn):
     assert f"no permission to trace process {target.pid}: it runs as uid 0" in r.stderr
     assert "hint: run heaplens as the user the process runs as, or with sudo" in r.stderr
     assert target.poll() is None
+
+
+def test_a_snapshot_that_could_not_be_saved_is_refused_before_the_process_is_reached(spawn):
+    """Issue 12, item 13: without --snapshot, the snapshot goes to the current directory; one
+    the user may not write to is said at once, and the process is never paused for a snapshot
+    that would be lost."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv, to run heaplens as another user")
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as scope:
+            if int(scope.read()) != 0:
+                pytest.skip("Yama keeps a user from tracing a process it did not start")
+    except FileNotFoundError:
+        pass
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run([*as_nobody, HEAPLENS, "--version"], capture_output=True).returncode != 0:
+        pytest.skip("the user nobody cannot run this heaplens")
+    # The user's own process, which it may trace, run from a directory it may not write to.
+    target = spawn(
+        [*as_nobody, sys.executable, "-c", "import time\nprint('ready', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    assert read_line(target).strip() == "ready"
+    r = subprocess.run(
+        [*as_nobody, HEAPLENS, "attach", str(target.pid)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2, r.stderr
+    assert re.fullmatch(
+        rf"heaplens: error: cannot write heaplens-{target.pid}-\d{{8}}T\d{{6}}Z\.hlsnap: "
+        r"Permission denied \(os error 13\)",
+        lines[0],
+    ), r.stderr
+    assert lines[1].startswith("hint: write to a directory you may create files in"), r.stderr
+    assert "reaching process" not in r.stderr
+    assert target.poll() is None
+    assert attach_directories(target.pid) == set()

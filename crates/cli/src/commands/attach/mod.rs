@@ -179,11 +179,17 @@ pub fn run(
     out: &mut impl Write,
 ) -> Result<i32> {
     // Before the process is reached: a snapshot that could not be saved would pause it for
-    // nothing.
+    // nothing. The path given is checked first of all; without one, the snapshot goes to the
+    // current directory under its default name, checked once the process is known to be one
+    // that can be reached (its refusal is the more useful to hear).
     if let Some(path) = &args.snapshot {
         crate::output::check(path)?;
     }
     let target = target::inspect(args.pid, heaplens_capture::SUPPORTED)?;
+    if args.snapshot.is_none() {
+        let name = snapshot::default_name(args.pid, std::time::SystemTime::now());
+        crate::output::check(std::path::Path::new(&name))?;
+    }
     let interrupted = || caller.interrupted.is_some_and(|f| f());
     // The running heaplens is lent only to the same Python version: its extension module is
     // built for one.

@@ -251,7 +251,7 @@ fn unused_name(name: &str) -> PathBuf {
 }
 
 /// `heaplens-PID-YYYYMMDDTHHMMSSZ.hlsnap`.
-fn default_name(pid: u32, now: std::time::SystemTime) -> String {
+pub(super) fn default_name(pid: u32, now: std::time::SystemTime) -> String {
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -407,7 +407,8 @@ class _Run:
             # process killed by SIGTERM.
             self.restore_handlers()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+            if hasattr(signal, "pthread_sigmask"):
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
             signal.raise_signal(signal.SIGTERM)
             os._exit(128 + signal.SIGTERM)
 

@@ -144,11 +144,12 @@ def _run_graphviz(dot_text, filename, graphviz_format):
 
 
 def _draw(objs, backwards, max_depth, extra_ignore, filter, too_many, highlight, filename,
-          extra_info, refcounts, shortnames, output, extra_node_attrs, engine, only=None):
+          extra_info, refcounts, shortnames, output, extra_node_attrs, engine, only=None,
+          like_objgraph=False):
     predicates = {"filter": filter, "highlight": highlight, "extra_info": extra_info,
                   "extra_node_attrs": extra_node_attrs}
     _check(max_depth, too_many, predicates, engine, filename, output)
-    if output is not None:
+    if like_objgraph or output is not None:
         graphviz_format, native_format = None, "dot"
     else:
         graphviz_format = _format(filename or "x.png", engine)
@@ -228,6 +229,8 @@ def _draw(objs, backwards, max_depth, extra_ignore, filter, too_many, highlight,
         pair = (len(picture_nodes) - 1, index) if backwards else (index, len(picture_nodes) - 1)
         picture_edges.append((*pair, "", True))
     live.clear()
+    if like_objgraph and output is None:
+        return _present_like_objgraph(picture_nodes, picture_edges, filename)
     data = _native.render_picture(picture_nodes, picture_edges, native_format)
     if output is not None:
         output.write(data.decode("utf-8"))
@@ -244,6 +247,46 @@ def _draw(objs, backwards, max_depth, extra_ignore, filter, too_many, highlight,
     if announce:
         print(f"Graph written to {filename} ({len(picture_nodes)} nodes)")
     return filename
+
+
+def _present_like_objgraph(nodes, edges, filename):
+    """What objgraph's ``show_*`` do with a picture, and print, for ``heaplens.objgraph``: a
+    ``.dot`` file is written where asked; otherwise the DOT goes to a temporary
+    ``objgraph-*.dot`` and the picture is drawn to ``filename`` (by heaplens for .png and .svg,
+    by Graphviz's ``dot`` for its other formats), or, with no file name, shown in ``xdot`` when
+    it is installed, else drawn to a PNG beside the DOT file. Returns None, as objgraph does."""
+    dot = _native.render_picture(nodes, edges, "dot")
+    if filename is not None and filename.endswith(".dot"):
+        with open(filename, "wb") as f:
+            f.write(dot)
+        print(f"Graph written to {filename} ({len(nodes)} nodes)")
+        return None
+    fd, dot_filename = tempfile.mkstemp(prefix="objgraph-", suffix=".dot")
+    with os.fdopen(fd, "wb") as f:
+        f.write(dot)
+    print(f"Graph written to {dot_filename} ({len(nodes)} nodes)")
+    if filename is None and shutil.which("xdot"):
+        print("Spawning graph viewer (xdot)")
+        subprocess.Popen(["xdot", dot_filename], close_fds=True)
+        return None
+    if filename is None:
+        print("Graph viewer (xdot) not found, generating a png instead")
+        filename = dot_filename[:-4] + ".png"
+    extension = os.path.splitext(filename)[1].lower()
+    if extension in _FORMATS:
+        with open(filename, "wb") as f:
+            f.write(_native.render_picture(nodes, edges, _FORMATS[extension]))
+    elif shutil.which("dot"):
+        command = ["dot", "-T" + extension[1:], "-o" + filename, dot_filename]
+        done = subprocess.run(command, check=False)
+        if done.returncode != 0:
+            print(f'dot failed (exit code {done.returncode}) while executing "{" ".join(command)}"')
+            return None
+    else:
+        print("Image renderer (dot) not found, not doing anything else")
+        return None
+    print(f"Image generated as {filename}")
+    return None
 
 
 def show_refs(objs, max_depth=3, extra_ignore=(), filter=None, too_many=10, highlight=None,
@@ -278,7 +321,7 @@ def show_refs(objs, max_depth=3, extra_ignore=(), filter=None, too_many=10, high
         >>> folder = pathlib.Path(tempfile.mkdtemp())
         >>> path = heaplens.show_refs(order, filename=str(folder / "order.svg"))
         >>> svg = pathlib.Path(path).read_text()
-        >>> "via its &apos;items&apos; key" in svg, svg.count('class="node target"')
+        >>> "[&apos;items&apos;]" in svg, svg.count('class="node target"')
         (True, 1)
     """
     return _draw(objs, False, max_depth, extra_ignore, filter, too_many, highlight, filename,
@@ -307,7 +350,7 @@ def show_backrefs(objs, max_depth=3, extra_ignore=(), filter=None, too_many=10, 
         >>> path = heaplens.show_backrefs(heaplens.SESSIONS_FOR_DOCTEST["s1"],
         ...                               filename=str(folder / "why.dot"))
         >>> dot = pathlib.Path(path).read_text()
-        >>> "via its 'SESSIONS_FOR_DOCTEST' key" in dot, "via its 's1' key" in dot
+        >>> "['SESSIONS_FOR_DOCTEST']" in dot, "['s1']" in dot
         (True, True)
         >>> del heaplens.SESSIONS_FOR_DOCTEST
     """
@@ -335,6 +378,13 @@ def show_chain(*chains, backrefs=True, highlight=None, filename=None, extra_info
         True
         >>> del heaplens.JOBS_FOR_DOCTEST, chain
     """
+    return _chain(chains, backrefs, highlight, filename, extra_info, refcounts, shortnames,
+                  output, extra_node_attrs, engine)
+
+
+def _chain(chains, backrefs=True, highlight=None, filename=None, extra_info=None,
+           refcounts=False, shortnames=True, output=None, extra_node_attrs=None,
+           engine="heaplens", like_objgraph=False):
     chains = [chain for chain in chains if chain]
     if not chains:
         raise ValueError("show_chain needs at least one non-empty chain")
@@ -342,4 +392,5 @@ def show_chain(*chains, backrefs=True, highlight=None, filename=None, extra_info
     max_depth = max(len(chain) for chain in chains) - 1
     ends = [chain[-1] if backrefs else chain[0] for chain in chains]
     return _draw(ends, backrefs, max_depth, (), None, sys.maxsize, highlight, filename,
-                 extra_info, refcounts, shortnames, output, extra_node_attrs, engine, only=only)
+                 extra_info, refcounts, shortnames, output, extra_node_attrs, engine, only=only,
+                 like_objgraph=like_objgraph)

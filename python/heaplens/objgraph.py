@@ -35,8 +35,10 @@ Differences from objgraph, all deliberate:
 - ``get_new_ids()`` returns the same dict every call, as objgraph does, but puts new sets in
   it rather than refilling the old ones. ``get_leaking_objects(objects)`` takes any iterable
   (objgraph goes through ``objects`` twice, so a generator gives it nothing).
-- ``show_refs()``, ``show_backrefs()`` and ``show_chain()`` are heaplens' own: they write DOT,
-  SVG or PNG with no Graphviz installed.
+- ``show_refs()``, ``show_backrefs()`` and ``show_chain()`` draw with heaplens' own renderer:
+  PNG and SVG need no Graphviz (its ``dot`` draws the other formats, as in objgraph). They print
+  and return what objgraph's do (``Graph written to ....dot (N nodes)``, ``Image generated as
+  X.png``, None); ``heaplens.show_refs()`` and the others return the file's name instead.
 - An object whose reference count is 0 is never handed out. On CPython 3.12 the ``_asyncio``
   module reports the dead future iterators of its free list to ``gc.get_referents()``; objgraph
   (``get_leaking_objects()``, a reference search that reaches that module) takes them as live
@@ -64,7 +66,7 @@ import operator
 import sys
 
 import heaplens
-from heaplens import _native
+from heaplens import _native, _pictures
 
 __all__ = [
     "at",
@@ -474,19 +476,10 @@ def show_backrefs(
         >>> out.getvalue().startswith('digraph')
         True
     """
-    return heaplens.show_backrefs(
-        objs,
-        max_depth=max_depth,
-        extra_ignore=extra_ignore,
-        filter=filter,
-        too_many=too_many,
-        highlight=highlight,
-        filename=filename,
-        extra_info=extra_info,
-        refcounts=refcounts,
-        shortnames=shortnames,
-        output=output,
-        extra_node_attrs=extra_node_attrs,
+    return _pictures._draw(
+        objs, True, max_depth, extra_ignore, filter, too_many, highlight, filename,
+        extra_info, refcounts, shortnames, output, extra_node_attrs, "heaplens",
+        like_objgraph=True,
     )
 
 
@@ -516,19 +509,10 @@ def show_refs(
         >>> out.getvalue().startswith('digraph')
         True
     """
-    return heaplens.show_refs(
-        objs,
-        max_depth=max_depth,
-        extra_ignore=extra_ignore,
-        filter=filter,
-        too_many=too_many,
-        highlight=highlight,
-        filename=filename,
-        extra_info=extra_info,
-        refcounts=refcounts,
-        shortnames=shortnames,
-        output=output,
-        extra_node_attrs=extra_node_attrs,
+    return _pictures._draw(
+        objs, False, max_depth, extra_ignore, filter, too_many, highlight, filename,
+        extra_info, refcounts, shortnames, output, extra_node_attrs, "heaplens",
+        like_objgraph=True,
     )
 
 
@@ -545,4 +529,4 @@ def show_chain(*chains, **kw):
         >>> out.getvalue().count(' -> ')
         3
     """
-    return heaplens.show_chain(*chains, **kw)
+    return _pictures._chain(chains, like_objgraph=True, **kw)

@@ -7,10 +7,13 @@ import doctest
 import gc
 import inspect
 import io
+import os
 import random
 import re
 import sys
+import tempfile
 import types
+import warnings
 
 import pytest
 
@@ -273,6 +276,89 @@ def test_the_quick_start_draws_references_and_backreferences():
     out = io.StringIO()
     objgraph.show_chain(objgraph.find_backref_chain(x, objgraph.is_proper_module), output=out)
     assert out.getvalue().startswith("digraph")
+
+
+QUICK_START = """
+>>> x = []
+>>> y = [x, [x], dict(x=x)]
+>>> objgraph.show_refs([y], filename=os.path.join(folder, 'sample-graph.png'))
+Graph written to ....dot (5 nodes)
+Image generated as .../sample-graph.png
+>>> objgraph.show_backrefs([x], filename=os.path.join(folder, 'sample-backref-graph.png'))
+Graph written to ....dot (... nodes)
+Image generated as .../sample-backref-graph.png
+>>> objgraph.show_refs([y], filename=os.path.join(folder, 'refs.dot'))
+Graph written to .../refs.dot (5 nodes)
+>>> chain = objgraph.find_backref_chain(x, objgraph.is_proper_module)
+>>> objgraph.show_chain(chain, filename=os.path.join(folder, 'chain.png'))
+Graph written to ....dot (... nodes)
+Image generated as .../chain.png
+"""
+
+
+def test_objgraphs_quick_start_prints_what_objgraph_prints_and_returns_nothing(
+    tmp_path, monkeypatch
+):
+    """objgraph's documented examples, as doctests (their ``....dot`` is a temporary file):
+    each call prints where the graph was written and the image generated, and returns None."""
+    test = doctest.DocTestParser().get_doctest(
+        QUICK_START,
+        {"objgraph": objgraph, "os": os, "folder": str(tmp_path)},
+        "quick start",
+        None,
+        0,
+    )
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    out = []
+    runner.run(test, out=out.append)
+    assert runner.failures == 0, "".join(out)
+    for name in ("sample-graph.png", "sample-backref-graph.png", "chain.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
+    assert (tmp_path / "refs.dot").read_text().startswith("digraph")
+
+
+def test_without_a_file_name_the_picture_is_a_png_beside_the_dot_file(
+    capsys, monkeypatch, tmp_path
+):
+    # objgraph spawns xdot when it is installed; without it, it draws a PNG (heaplens needs no
+    # Graphviz for it).
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    x = []
+    assert objgraph.show_refs([[x]]) is None
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Graph written to ") and lines[0].endswith(".dot (2 nodes)")
+    dot = lines[0][len("Graph written to ") : -len(" (2 nodes)")]
+    assert lines[1:] == [
+        "Graph viewer (xdot) not found, generating a png instead",
+        f"Image generated as {dot[:-4]}.png",
+    ]
+    assert dot.startswith(str(tmp_path))
+    with open(dot[:-4] + ".png", "rb") as png:
+        assert png.read(4) == b"\x89PNG"
+    # A format only Graphviz draws, without Graphviz: objgraph's words.
+    assert objgraph.show_refs([[x]], filename=dot[:-4] + ".pdf") is None
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Image renderer (dot) not found, not doing anything else"
+    )
+
+
+def test_the_printed_lines_are_objgraphs(tmp_path, capsys, monkeypatch, real_objgraph):
+    x = []
+    y = [x, [x], dict(x=x)]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for module in (real_objgraph, objgraph):
+        with warnings.catch_warnings():
+            # objgraph 3.6 writes .dot files with codecs.open, deprecated in Python 3.14.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            assert module.show_refs([y], filename=str(tmp_path / "a.dot")) is None
+            assert module.show_backrefs([x], filename=str(tmp_path / "b.dot")) is None
+    printed = capsys.readouterr().out.splitlines()
+    theirs, ours = printed[:2], printed[2:]
+    assert [line.rsplit("(", 1)[0] for line in ours] == [
+        line.rsplit("(", 1)[0] for line in theirs
+    ]
 
 
 def _doctests():

@@ -218,16 +218,17 @@ fn first_label(graph: &Graph, from: NodeId, to: NodeId) -> Option<Label> {
         .map(|(_, l)| l)
 }
 
-/// How a reference reads in a picture, in the words of Dozer's referrer pages: named slots say
-/// what they are (`via its 'cache' key`, `via its .items attribute`), positions and frame slots
-/// are shown as written (`[3]`, `local 'x'`). `count` is how many references the edge stands for.
+/// How a reference reads in a picture: attributes in the words of Dozer's referrer pages
+/// (`via its .items attribute`); the value of a dict entry as it is written in Python and in
+/// the retaining paths (`['cache']`, `[42]`: "key" alone would name the key object, which is
+/// drawn as `<key 'cache'>`); positions and frame slots as written (`[3]`, `local 'x'`).
+/// `count` is how many references the edge stands for.
 pub fn edge_label(graph: &Graph, label: Label, count: usize) -> String {
     let strings = graph.strings();
     let name = || label.name().map(|id| strings.get(id)).unwrap_or("?");
     let text = match label.kind() {
         LabelKind::None => String::new(),
-        LabelKind::Key => format!("via its {} key", quote(name())),
-        LabelKind::KeyRepr => format!("via its {} key", name()),
+        LabelKind::Key | LabelKind::KeyRepr => graph.describe_label(label),
         LabelKind::Attr => format!("via its .{} attribute", name()),
         LabelKind::Field => format!("via its .{}", name()),
         LabelKind::DictKey | LabelKind::DictKeyStr | LabelKind::Member => {
@@ -422,7 +423,7 @@ mod tests {
             "the synthetic root is never drawn"
         );
         let edges = labels(&h, &n);
-        assert!(edges.contains(&(h.cache, h.orders[0], "via its 'k0' key".into())));
+        assert!(edges.contains(&(h.cache, h.orders[0], "['k0']".into())));
         assert!(edges.contains(&(h.frame, h.orders[0], "local 'mine'".into())));
         assert!(edges.contains(&(h.thread, h.frame, "frame #0".into())));
         // The list refers to Order 0 twice: one edge stands for both.
@@ -553,7 +554,7 @@ mod tests {
             labels(&h, &n)[..2],
             [
                 (h.module, n.nodes[1], "via its .__dict__".to_string()),
-                (n.nodes[1], h.cache, "via its 'CACHE' key".to_string())
+                (n.nodes[1], h.cache, "['CACHE']".to_string())
             ]
         );
     }
@@ -588,10 +589,7 @@ mod tests {
             edge_label(g, Label::attr(s("items")), 1),
             "via its .items attribute"
         );
-        assert_eq!(
-            edge_label(g, Label::key(s("CACHE")), 1),
-            "via its 'CACHE' key"
-        );
+        assert_eq!(edge_label(g, Label::key(s("CACHE")), 1), "['CACHE']");
         assert_eq!(edge_label(g, Label::index(3), 1), "[3]");
         assert_eq!(edge_label(g, Label::local(s("mine")), 1), "local 'mine'");
         assert_eq!(edge_label(g, Label::NONE, 1), "");

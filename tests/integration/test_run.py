@@ -625,3 +625,13 @@ def test_forked_children_report_only_when_asked_each_under_its_pid(tmp_path):
         assert loud.stderr.count(header) == 1, loud.stderr
     assert loud.stderr.count(f"heaplens: workers.py (pid {parent}) ran for ") == 1, loud.stderr
     assert loud.stderr.count(" ran for ") == 3, loud.stderr
+
+
+def test_forked_children_of_a_run_serving_the_dashboard_end(tmp_path):
+    # The thread serving the dashboard is the parent's: a child that waited for it to stop
+    # waited forever.
+    write(tmp_path / "workers.py", FORKS_WORKERS)
+    result = run(tmp_path, "--no-history", "--serve", "127.0.0.1:0", "workers.py", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("worker ") == 2
+    assert result.stderr.count(" ran for ") == 1, result.stderr

@@ -620,6 +620,8 @@ def run(
             if interrupted:
                 state.say("interrupted; reporting what was sampled")
             state.report(final=True)
+    except KeyboardInterrupt:  # Ctrl-C again while the report was being made: it is skipped
+        _say("report interrupted")
     except Exception as error:  # the report is heaplens' own: the program's status stays
         _fail(f"the report failed: {error}", "the samples are in the history file, if any")
     finally:

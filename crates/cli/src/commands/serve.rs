@@ -1,28 +1,27 @@
 //! `heaplens serve`: the dashboard, read-only, from a snapshot file.
 //!
 //! A thin host around [`heaplens_dashboard::handle`]: it loads and analyses the snapshot (and
-//! optionally a sample history), binds a blocking HTTP/1.1 server ([`tiny_http`]), and moves
-//! bytes between the socket and the dashboard on a few worker threads. Routing, security rules
-//! (token, loopback-only without one, CSRF guard) and the page all live in the dashboard crate;
-//! this module only parses HTTP, says whether the peer is on the loopback interface, caps what a
-//! client may send, and stops on Ctrl-C.
+//! optionally a sample history), listens, and hands each request to the dashboard on a few
+//! worker threads ([`http`]: deadlines on every read, so that no slow client holds a worker).
+//! Routing, security rules (token, loopback-only without one, CSRF guard) and the page all live
+//! in the dashboard crate; this module only says whether the peer is on the loopback interface
+//! and stops on Ctrl-C.
 //!
 //! The command runs inside the Python console script with the GIL released, where Python's
-//! SIGINT handler only sets a flag: the accept loop therefore waits at most
-//! [`POLL`] at a time and asks [`crate::Caller::interrupted`] in between (on the thread that
-//! called the command line, the main thread in the console script, which is where Python runs
-//! signal handlers).
+//! SIGINT handler only sets a flag: the accept loop therefore asks [`crate::Caller::interrupted`]
+//! every [`http::INTERRUPT_POLL`] (on the thread that called the command line, the main thread
+//! in the console script, which is where Python runs signal handlers).
 
 use crate::progress::Progress;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use heaplens_core::history::store::{self, ProcessHistory};
 use heaplens_dashboard::{Config, FileSource};
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::{mpsc, Mutex};
-use std::time::Duration;
+
+pub mod http;
 
 /// Serve the dashboard for a snapshot file, read-only, over HTTP: the same page as the live
 /// dashboard of the WSGI/ASGI middleware (types, instances, retaining paths, /metrics).
@@ -57,16 +56,6 @@ pub struct Args {
     #[arg(long, requires = "history")]
     pub pid: Option<u32>,
 }
-
-/// How long the accept loop waits for a request before it checks for Ctrl-C.
-pub const POLL: Duration = Duration::from_millis(100);
-/// The largest request body accepted (the dashboard's only POST has none); larger is a 413.
-pub const MAX_BODY: u64 = 1 << 20;
-/// The most header bytes (names and values) and headers a request may carry; more is a 431.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
-pub const MAX_HEADERS: usize = 100;
-/// How many threads answer requests.
-const WORKERS: usize = 4;
 
 /// A failure of this command with what to do about it.
 #[derive(Debug)]
@@ -160,54 +149,24 @@ pub fn run(
         allow_downloads: args.allow_downloads,
     };
 
-    let server = tiny_http::Server::http(&addrs[..]).map_err(|e| {
+    let listener = std::net::TcpListener::bind(&addrs[..]).map_err(|e| {
         failure(
             format!("cannot listen on {}:{}: {e}", args.host, args.port),
             "the port may be in use: pick another with --port, or --port 0 for any free one",
         )
     })?;
-    let addr = match server.server_addr().to_ip() {
-        Some(addr) => addr,
-        None => bail!("the server is not listening on an IP address"),
-    };
+    let addr = listener
+        .local_addr()
+        .context("the server is not listening on an IP address")?;
     writeln!(out, "heaplens dashboard for {name}: {}", url(addr, &config))?;
     writeln!(out, "press Ctrl-C to stop")?;
     out.flush()?;
 
     let interrupted = || caller.interrupted.is_some_and(|f| f());
-    let (send, receive) = mpsc::channel::<tiny_http::Request>();
-    let receive = Mutex::new(receive);
-    std::thread::scope(|scope| -> Result<()> {
-        for _ in 0..WORKERS {
-            scope.spawn(|| loop {
-                // Holding the lock only to take one request: the others wait for the next.
-                let next = match receive.lock() {
-                    Ok(r) => r.recv(),
-                    Err(_) => return,
-                };
-                match next {
-                    Ok(request) => answer(&config, &source, request),
-                    Err(_) => return,
-                }
-            });
-        }
-        let result = loop {
-            if interrupted() {
-                break Ok(());
-            }
-            match server.recv_timeout(POLL) {
-                Ok(Some(request)) => {
-                    if send.send(request).is_err() {
-                        break Ok(());
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => break Err(anyhow::Error::from(e).context("the server stopped")),
-            }
-        };
-        drop(send);
-        result
-    })?;
+    http::serve(listener, &interrupted, &|incoming| {
+        heaplens_dashboard::handle(&config, &source, &dashboard_request(incoming))
+    })
+    .context("the server stopped")?;
     writeln!(out, "interrupted; the dashboard is stopped")?;
     Ok(crate::OK)
 }
@@ -296,88 +255,28 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// Answers one request; a client that went away is not an error.
-fn answer(config: &Config, source: &FileSource, mut request: tiny_http::Request) {
-    let response = match read_request(&mut request) {
-        Ok(req) => heaplens_dashboard::handle(config, source, &req),
-        Err(refusal) => {
-            let mut refusal = refusal;
-            heaplens_dashboard::security::add_headers(&mut refusal);
-            refusal
-        }
-    };
-    // tiny_http would otherwise name itself in a `Server` header.
-    let server = ("Server".to_string(), "heaplens".to_string());
-    let headers = response
-        .headers
-        .iter()
-        .chain(std::iter::once(&server))
-        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
-        .collect();
-    let length = response.body.len();
-    let reply = tiny_http::Response::new(
-        tiny_http::StatusCode(response.status),
-        headers,
-        std::io::Cursor::new(response.body),
-        Some(length),
-        None,
-    );
-    let _ = request.respond(reply);
-}
-
-/// The dashboard's request for a wire request, or the refusal when it is too large.
-fn read_request(
-    request: &mut tiny_http::Request,
-) -> std::result::Result<heaplens_dashboard::Request, heaplens_dashboard::Response> {
-    use heaplens_dashboard::Response;
-    let header_bytes: usize = request
-        .headers()
-        .iter()
-        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len())
-        .sum();
-    if request.headers().len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        return Err(Response::error(431, "the request's headers are too large"));
-    }
-    if request.body_length().is_some_and(|n| n as u64 > MAX_BODY) {
-        return Err(Response::error(413, "the request's body is too large"));
-    }
-    let mut body = Vec::new();
-    if request
-        .as_reader()
-        .take(MAX_BODY + 1)
-        .read_to_end(&mut body)
-        .is_err()
-    {
-        return Err(Response::error(400, "the request's body could not be read"));
-    }
-    if body.len() as u64 > MAX_BODY {
-        return Err(Response::error(413, "the request's body is too large"));
-    }
+/// The dashboard's request for a request head (no request has a body: see [`http`]).
+fn dashboard_request(incoming: http::Incoming) -> heaplens_dashboard::Request {
     // HEAD is answered as GET: the server leaves out the body but keeps its Content-Length.
-    let method = match request.method() {
-        tiny_http::Method::Head => "GET".to_string(),
-        m => m.as_str().to_string(),
+    let method = match incoming.method.as_str() {
+        "HEAD" => "GET".to_string(),
+        _ => incoming.method,
     };
-    let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
+    let target = incoming.target.as_str();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     // An absolute-form target (`GET http://host/path`) names the path after the authority.
     let path = match path.strip_prefix("http://") {
         Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => path,
     };
-    Ok(heaplens_dashboard::Request {
+    heaplens_dashboard::Request {
         method,
         path: path.to_string(),
         query: query.to_string(),
-        headers: request
-            .headers()
-            .iter()
-            .map(|h| (h.field.to_string(), h.value.to_string()))
-            .collect(),
-        loopback: request
-            .remote_addr()
-            .is_some_and(|a| a.ip().to_canonical().is_loopback()),
-        body,
-    })
+        headers: incoming.headers,
+        loopback: incoming.peer.ip().to_canonical().is_loopback(),
+        body: Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -429,3 +429,52 @@ fn a_missing_or_damaged_file_is_an_error_with_a_hint() {
     let (status, _, _) = run(&["serve", &snap, "--pid", "7"]);
     assert_eq!(status, 2);
 }
+
+static STOP_STALLED: AtomicBool = AtomicBool::new(false);
+fn stop_stalled() -> bool {
+    STOP_STALLED.load(Ordering::SeqCst)
+}
+
+#[test]
+fn stalled_clients_do_not_hold_the_workers_and_stop_does_not_wait_for_them() {
+    let dir = TempDir::new("stalled");
+    let snap = dir.path("after.hlsnap");
+    snapfile::save(&heap(3, PID), std::path::Path::new(&snap)).unwrap();
+    let server = Server::start(
+        args(&["serve", &snap, "--port", "0"]),
+        &STOP_STALLED,
+        stop_stalled,
+    );
+    // Twice as many of each kind as there are workers, all left open.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        for start in [
+            &b"POST /api/snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"[..],
+            b"GET /api/in",
+            b"GET /api/info HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n",
+            b"",
+        ] {
+            let mut s = TcpStream::connect(&server.addr).unwrap();
+            s.write_all(start).unwrap();
+            stalled.push(s);
+        }
+    }
+    for _ in 0..3 {
+        let answer = server.get("/api/info");
+        assert_eq!(answer.status, 200, "{}", answer.raw);
+    }
+    // The announced bodies were refused without being waited for.
+    for s in stalled.iter_mut().step_by(4) {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    }
+    // Ctrl-C with the other clients still connected: the server stops (their threads are shut
+    // down, not waited for until their deadlines).
+    let (status, out, err) = server.stop();
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("stopped"), "{out}");
+    drop(stalled);
+}

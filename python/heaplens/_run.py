@@ -442,7 +442,9 @@ class _Run:
         import heaplens
 
         sampler = self.sampler
-        save = self.snapshot_at_exit if final else None
+        # The snapshot at exit is the process heaplens started: a forked child that reports
+        # does not write over it.
+        save = self.snapshot_at_exit if final and not self.is_child else None
         failures = []
         steady = [trend[0] for trend in sampler.trends() if trend[6]]
         snap = None

@@ -615,9 +615,15 @@ def test_forked_children_report_only_when_asked_each_under_its_pid(tmp_path):
     assert quiet.stderr.count(" ran for ") == 1, quiet.stderr
     assert "2 forked child processes did not report (--report-children" in quiet.stderr
 
-    loud = run(tmp_path, "--period", "0.05", "--no-history", "--report-children", "workers.py")
+    loud = run(
+        tmp_path, "--period", "0.05", "--no-history", "--report-children",
+        "--snapshot-at-exit", "end.hlsnap", "workers.py",
+    )
     assert loud.returncode == 0, loud.stderr
     parent = int(re.search(r"parent (\d+)", loud.stdout).group(1))
+    # The snapshot at exit is the parent's: the children that report do not write over it.
+    assert heaplens.load(tmp_path / "end.hlsnap").pid == parent
+    assert loud.stderr.count("snapshot at exit saved") == 1, loud.stderr
     workers = [int(pid) for pid in re.findall(r"worker (\d+)", loud.stdout)]
     assert len(workers) == 2
     for worker in workers:

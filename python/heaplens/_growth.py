@@ -23,7 +23,9 @@ def _counts(shortnames, filter, gc_only, collect):
     if collect:
         gc.collect()
     counts, generic = {}, {}
-    for name, n, g in _filtered_census(None, filter, gc_only)._name_counts(bool(shortnames)):
+    # heaplens' own objects (a snapshot, a tracker, a census the caller keeps) are not growth.
+    census = _filtered_census(None, filter, gc_only)
+    for name, n, g in census._name_counts(bool(shortnames), own=False):
         counts[name] = counts.get(name, 0) + n
         generic[name] = generic.get(name, True) and g
     return [(name, n, generic[name]) for name, n in counts.items()]

@@ -194,3 +194,22 @@ def test_the_leaking_class_comes_before_the_builtins_that_grow_faster_inside_it(
     kept += [Ranked() for _ in range(30)]
     assert long_rows.growth(limit=1, shortnames=False)[0][0] == f"{__name__}.Ranked"
     del kept
+
+
+def test_heaplens_own_objects_are_not_growth():
+    """A snapshot, a census or a tracker the caller keeps is the tool's, not the program's:
+    growth() and show_growth() (and objgraph's, through heaplens.objgraph) leave them out."""
+    import heaplens.objgraph as objgraph
+
+    tracker = heaplens.Tracker()
+    tracker.growth()
+    peaks = {}
+    objgraph.growth(peak_stats=peaks)
+    kept = [heaplens.snapshot(), heaplens.census(), heaplens.Tracker()]
+    kept[2].growth()
+    names = {row[0] for row in tracker.growth(limit=None)}
+    names |= {row[0] for row in objgraph.growth(None, peaks)}
+    names |= {row[0] for row in heaplens.Tracker(gc_only=False).growth(limit=None, shortnames=False)}
+    own = {n for n in names if n.split(".")[-1] in {"Snapshot", "Census", "Tracker", "PeakTracker"}}
+    assert not own, own
+    del kept

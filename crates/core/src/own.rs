@@ -57,12 +57,27 @@ fn runs_attach_script(file: &str) -> bool {
         .any(|d| d.starts_with(ATTACH_DIRECTORY_PREFIX))
 }
 
+/// heaplens' classes written in Python, by display name. Named one by one rather than by
+/// module: code run in a module's namespace (its doctests) defines classes there too.
+const OWN_PYTHON_CLASSES: [&str; 10] = [
+    "heaplens._growth.Tracker",
+    "heaplens._leaks.Leak",
+    "heaplens._leaks.LeakCheck",
+    "heaplens._middleware.Mount",
+    "heaplens._middleware.Mounted",
+    "heaplens._run._Run",
+    "heaplens.asgi.HeapLens",
+    "heaplens.wsgi.DjangoRoutes",
+    "heaplens.wsgi.HeapLens",
+    "heaplens.wsgi._TracedBody",
+];
+
 /// Whether a type (by its display name, `heaplens._native.Snapshot`) is heaplens' own: one of
-/// the native types, or of the package's top level. Not every class whose module is inside the
-/// package: code run in a module's namespace (its doctests) defines classes there too.
+/// the native types, of the package's top level, or one of [`OWN_PYTHON_CLASSES`].
 pub fn is_own_type(name: &str) -> bool {
     name.rsplit_once('.')
         .is_some_and(|(module, _)| module == "heaplens" || module == "heaplens._native")
+        || OWN_PYTHON_CLASSES.contains(&name)
 }
 
 /// Whether `v` is a frame running heaplens' code. New objects that hang from such a frame (its
@@ -122,6 +137,8 @@ mod tests {
         assert!(is_own_type("heaplens._native.Snapshot"));
         assert!(is_own_type("heaplens.LeakCheck"));
         assert!(!is_own_type("heaplens._leaks.Session"));
+        assert!(is_own_type("heaplens._growth.Tracker"));
+        assert!(!is_own_type("heaplens._growth.Leaky"), "a doctest's class");
         assert!(!is_own_type("heaplens_app.Order"));
         assert!(!is_own_type("heaplens"));
         assert!(!is_own_type("app.heaplens.Order"));

@@ -147,11 +147,15 @@ impl PyCensus {
 
     /// ``(short_or_long_name, count, generic)`` with every row, for objgraph-style aggregation;
     /// ``generic`` says the type is a builtin or a weak reference (one a developer would not
-    /// name as the leak), which ranking needs and a short name no longer tells.
-    fn _name_counts(&self, shortnames: bool) -> Vec<(String, u64, bool)> {
+    /// name as the leak), which ranking needs and a short name no longer tells. Without
+    /// ``own``, heaplens' own types (its snapshots, censuses, trackers) are left out: growth
+    /// that reported the tool's own objects would be noise.
+    #[pyo3(signature = (shortnames, own=true))]
+    fn _name_counts(&self, shortnames: bool, own: bool) -> Vec<(String, u64, bool)> {
         self.inner
             .rows()
             .iter()
+            .filter(|r| own || !heaplens_core::own::is_own_type(&r.name))
             .map(|r| {
                 let name = if shortnames {
                     &r.short_name

@@ -228,15 +228,13 @@ def _run_program(module, script):
     return 0, False
 
 
-def _serve(sampler, program, address, token):
-    """Serves the dashboard over `sampler` at ``http://address/_heaplens/`` from a daemon
-    thread (stdlib wsgiref, one thread per request); returns the server, or None after saying
-    why it cannot."""
+def _listen(address, token):
+    """Listens at `address` for the dashboard (stdlib wsgiref, one thread per request), before
+    anything else is done, so that a refusal leaves no history file behind; returns the server
+    (see :func:`_serve`), or None after saying why it cannot."""
     import ipaddress
     import socketserver
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-    from heaplens.wsgi import HeapLens
 
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
@@ -271,9 +269,9 @@ def _serve(sampler, program, address, token):
         def log_message(self, *args):
             pass  # the program's stderr is its own
 
-    app = HeapLens(not_found, token=token, sampler=sampler, program=program)
     try:
-        server = make_server(host, port, app, server_class=Server, handler_class=QuietHandler)
+        # Nothing is served before _serve gives it the dashboard: only the listening socket.
+        server = make_server(host, port, not_found, server_class=Server, handler_class=QuietHandler)
     except (OSError, OverflowError) as error:
         import errno
 
@@ -288,10 +286,20 @@ def _serve(sampler, program, address, token):
         _fail(f"cannot serve the dashboard on {address}: {reason}", hint)
         return None
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{server.server_port}/_heaplens/"
+    server.heaplens_url = f"http://{shown}:{server.server_port}/_heaplens/"
+    server.heaplens_not_found = not_found
+    return server
+
+
+def _serve(server, sampler, program, token):
+    """Serves the dashboard over `sampler` at ``http://address/_heaplens/`` from a daemon
+    thread, on the server :func:`_listen` made."""
+    from heaplens.wsgi import HeapLens
+
+    server.set_app(HeapLens(server.heaplens_not_found, token=token, sampler=sampler, program=program))
+    url = server.heaplens_url
     _say(f"dashboard of {program} at {url}" + (f"?token={token}" if token else ""))
     threading.Thread(target=server.serve_forever, name="heaplens-dashboard", daemon=True).start()
-    return server
 
 
 class _Run:
@@ -553,6 +561,12 @@ def run(
             "sys.path holds it",
         )
 
+    server = None
+    if serve is not None:
+        server = _listen(serve, token)
+        if server is None:
+            return 2
+
     program = _program_name(module, argv)
     history_path = None if no_history else os.path.abspath(history or _default_history(program))
     # The program may change directory: the snapshot goes where the user meant.
@@ -569,6 +583,8 @@ def run(
             max_overhead=max_overhead,
         )
     except Exception as error:  # the history file cannot be written: say so before running
+        if server is not None:
+            server.server_close()
         return _fail(
             str(error),
             "give --history a file in a directory you may write to (an existing file must be a "
@@ -592,12 +608,8 @@ def run(
     )
     sampler.sample_now()
     sampler.start()
-    server = None
-    if serve is not None:
-        server = _serve(sampler, program, serve, token)
-        if server is None:
-            sampler.stop()
-            return 2
+    if server is not None:
+        _serve(server, sampler, program, token)
     if trace_alloc:
         # Before the program's first line, so that every object it makes has its traceback;
         # left on through the report, which asks where the growing objects come from.

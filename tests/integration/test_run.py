@@ -429,10 +429,14 @@ def test_serve_mistakes_are_said_in_one_line_before_the_program_runs(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        in_use = run(tmp_path, "--no-history", "--serve", f"127.0.0.1:{port}", "app.py")
+        in_use = run(tmp_path, "--serve", f"127.0.0.1:{port}", "app.py")
     assert in_use.returncode == 2
-    assert "another port" in one_error_with_a_hint(in_use.stderr) + in_use.stderr
+    one_error_with_a_hint(in_use.stderr)
+    assert "hint: another process listens there" in in_use.stderr
     assert not (tmp_path / "ran").exists(), "the program must not run"
+    # Refused before anything was started: no sampling, no history file left behind.
+    assert "sampling" not in in_use.stderr
+    assert not list(tmp_path.glob("*.db"))
 
 
 def test_what_python_refuses_to_run_is_said_as_python_says_it(tmp_path):

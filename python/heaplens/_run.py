@@ -296,7 +296,8 @@ def _serve(server, sampler, program, token):
     thread, on the server :func:`_listen` made."""
     from heaplens.wsgi import HeapLens
 
-    server.set_app(HeapLens(server.heaplens_not_found, token=token, sampler=sampler, program=program))
+    app = HeapLens(server.heaplens_not_found, token=token, sampler=sampler, program=program)
+    server.set_app(app)
     url = server.heaplens_url
     _say(f"dashboard of {program} at {url}" + (f"?token={token}" if token else ""))
     threading.Thread(target=server.serve_forever, name="heaplens-dashboard", daemon=True).start()
@@ -400,7 +401,7 @@ class _Run:
         self.busy = True
         try:
             if self.reports:
-                self.say(f"terminated (SIGTERM); reporting what was sampled")
+                self.say("terminated (SIGTERM); reporting what was sampled")
                 self.stop_sampling()
                 self.report(final=True)
             else:
@@ -425,7 +426,7 @@ class _Run:
             return
         self.busy = True
         try:
-            self.say(f"report so far (SIGUSR1); the program goes on")
+            self.say("report so far (SIGUSR1); the program goes on")
             try:
                 self.sampler.sample_now()
             except Exception:
@@ -500,7 +501,8 @@ class _Run:
                 f"report (--report-children: each reports when it ends){where}"
             )
         if self.history_path:
-            self.say(f"every sample is in {self.history_path}: heaplens history {self.history_path}")
+            path = self.history_path
+            self.say(f"every sample is in {path}: heaplens history {path}")
 
 
 def _save_hint(error):

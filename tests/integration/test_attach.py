@@ -687,8 +687,9 @@ def test_a_snapshot_that_could_not_be_saved_is_refused_before_the_process_is_rea
     if subprocess.run([*as_nobody, HEAPLENS, "--version"], capture_output=True).returncode != 0:
         pytest.skip("the user nobody cannot run this heaplens")
     # The user's own process, which it may trace, run from a directory it may not write to.
+    sleeps = "import time\nprint('ready', flush=True)\ntime.sleep(60)"
     target = spawn(
-        [*as_nobody, sys.executable, "-c", "import time\nprint('ready', flush=True)\ntime.sleep(60)"],
+        [*as_nobody, sys.executable, "-c", sleeps],
         stdout=subprocess.PIPE,
         text=True,
         cwd="/",

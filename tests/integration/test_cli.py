@@ -225,12 +225,16 @@ def test_a_full_standard_output_is_said_so_with_a_hint(snapshots, history_file):
     ):
         with open("/dev/full", "w") as full:
             r = subprocess.run(
-                [HEAPLENS, *map(str, args)], stdout=full, stderr=subprocess.PIPE, text=True,
+                [HEAPLENS, *map(str, args)],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
                 timeout=120,
             )
         error, hint = one_error_with_a_hint(r)
         assert error == (
-            "heaplens: error: cannot write to standard output: No space left on device (os error 28)"
+            "heaplens: error: cannot write to standard output: "
+            "No space left on device (os error 28)"
         ), error
         assert "<stream>" not in r.stderr
 
@@ -240,7 +244,8 @@ def test_a_file_that_cannot_be_read_is_named_once_with_a_hint(snapshots, tmp_pat
     (tmp_path / "adir").mkdir()
     missing = tmp_path / "nope.hlsnap"
     error, hint = one_error_with_a_hint(heaplens_cli("report", missing))
-    assert error == f"heaplens: error: cannot read the snapshot {missing}: No such file or directory (os error 2)"
+    no_such_file = "No such file or directory (os error 2)"
+    assert error == f"heaplens: error: cannot read the snapshot {missing}: {no_such_file}"
     error, hint = one_error_with_a_hint(heaplens_cli("report", tmp_path / "adir"))
     assert "directory" in error and "directory" in hint
     error, hint = one_error_with_a_hint(heaplens_cli("history", tmp_path / "adir"))
@@ -250,5 +255,5 @@ def test_a_file_that_cannot_be_read_is_named_once_with_a_hint(snapshots, tmp_pat
     error, hint = one_error_with_a_hint(
         heaplens_cli("serve", after, "--port", "0", "--history", missing_db)
     )
-    assert error == f"heaplens: error: cannot read the history {missing_db}: No such file or directory (os error 2)"
+    assert error == f"heaplens: error: cannot read the history {missing_db}: {no_such_file}"
     assert "heaplens run" in hint and "snapshot.save" not in hint, hint

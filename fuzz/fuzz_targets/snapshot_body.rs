@@ -8,7 +8,7 @@
 //! Run from this directory, seeded with the body of the golden file:
 //!
 //! ```text
-//! RUSTC_BOOTSTRAP=1 cargo fuzz run snapshot_body corpus/snapshot_body seeds/snapshot_body -- -max_total_time=300
+//! RUSTC_BOOTSTRAP=1 cargo fuzz run snapshot_body corpus/snapshot_body seeds/snapshot_body -- -max_total_time=600
 //! ```
 
 #![no_main]

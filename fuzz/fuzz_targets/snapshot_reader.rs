@@ -6,7 +6,7 @@
 //! on a stable toolchain), seeding the corpus with the golden files:
 //!
 //! ```text
-//! RUSTC_BOOTSTRAP=1 cargo fuzz run snapshot_reader corpus/snapshot_reader ../tests/data -- -max_total_time=300
+//! RUSTC_BOOTSTRAP=1 cargo fuzz run snapshot_reader corpus/snapshot_reader ../tests/data seeds/snapshot_reader -- -max_total_time=600
 //! ```
 
 #![no_main]

@@ -1009,7 +1009,7 @@ fn a_small_file_that_decodes_to_more_than_the_memory_limit_is_refused_not_alloca
 #[test]
 fn a_few_kilobytes_may_not_decode_into_gigabytes_even_with_memory_to_spare() {
     // 80 million nodes of zeros: 640 MB of body in a file of tens of kilobytes, 1.4 GB of
-    // arrays: refused once the arrays pass a gigabyte, at tens of thousands times the file.
+    // arrays: refused once the arrays pass 64 MiB, at tens of thousands times the file.
     let nodes = 80_000_000u64;
     let prefix = Body::default()
         .varint(0)

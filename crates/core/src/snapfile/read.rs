@@ -34,8 +34,9 @@ const EDGE_BYTES: u64 = 4 + 4;
 /// runs let a crafted file claim over seventy thousand, so a few kilobytes are not allowed to
 /// take gigabytes even on a machine that has them.
 const MAX_EXPANSION: u64 = 10_000;
-/// What any body may take in memory, whatever its compressed size.
-const EXPANSION_FLOOR: u64 = 1 << 30;
+/// What any body may take in memory, whatever its compressed size: more than the arrays of a
+/// file of a few kilobytes honestly need (a snapshot that small holds a few thousand objects).
+const EXPANSION_FLOOR: u64 = 64 << 20;
 
 /// The most frames one traceback may hold: `tracemalloc` keeps at most 65535.
 const MAX_TRACEBACK_FRAMES: u64 = 65535;

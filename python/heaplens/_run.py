@@ -266,6 +266,11 @@ def _listen(address, token):
         daemon_threads = True
 
     class QuietHandler(WSGIRequestHandler):
+        # A client that stops sending (half a request, a body announced and not sent, an idle
+        # connection) is dropped after this many seconds, rather than keeping a thread of the
+        # observed program waiting forever.
+        timeout = 10
+
         def log_message(self, *args):
             pass  # the program's stderr is its own
 

@@ -301,6 +301,50 @@ def test_serve_shows_the_live_dashboard_while_the_program_runs(tmp_path):
     assert "heaplens: server.py ran for" in rest
 
 
+def test_serve_drops_a_client_that_stops_sending(tmp_path):
+    """A client that sends half a request, or announces a body it never sends, is dropped
+    (after 10 s): it does not keep a thread of the observed program waiting forever."""
+    import socket
+    import urllib.request
+
+    write(
+        tmp_path / "server.py",
+        "import os, time\nwhile not os.path.exists('stop'):\n    time.sleep(0.05)\n",
+    )
+    process = subprocess.Popen(
+        [HEAPLENS, "run", "--no-history", "--serve", "127.0.0.1:0", "server.py"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stderr:
+            if "dashboard of server.py at " in line:
+                url = line.split(" at ", 1)[1].strip()
+                break
+        else:
+            pytest.fail("no dashboard URL was printed")
+        host, port = url.split("/")[2].rsplit(":", 1)
+        stalled = []
+        for head in (b"GET /_heaplens/api/in", b"POST /_heaplens/api/snapshot HTTP/1.1\r\n"
+                     b"Host: x\r\nContent-Length: 100000\r\n\r\n"):
+            client = socket.create_connection((host, int(port)), timeout=120)
+            client.sendall(head)
+            stalled.append(client)
+        # Another client is answered meanwhile.
+        with urllib.request.urlopen(url + "api/info", timeout=60) as answer:
+            assert answer.status == 200
+        for client in stalled:
+            with client:
+                # Closed by the server (an answer, or nothing), not left hanging: recv returns.
+                while client.recv(65536):
+                    pass
+    finally:
+        (tmp_path / "stop").write_text("")
+        process.communicate(timeout=120)
+    assert process.returncode == 0
+
+
 def test_serve_refuses_a_public_address_without_a_token(tmp_path):
     (tmp_path / "x.py").write_text("")
     result = run(tmp_path, "--serve", "0.0.0.0:0", "x.py")

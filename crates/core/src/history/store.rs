@@ -92,6 +92,27 @@ fn to_i64(v: u64) -> i64 {
 }
 
 /// Checks that `conn` is a heaplens history of a version this code reads, or an empty database.
+/// Refuses a file that has bytes but not an SQLite database's first ones. SQLite takes a file
+/// shorter than its header for an empty database, and an empty database is what a writer
+/// killed while creating the file leaves (a history with no samples yet): one stray byte must
+/// not read as that.
+fn check_header(path: &Path) -> Result<()> {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut head = Vec::with_capacity(MAGIC.len());
+    let read = std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 16), &mut head));
+    match read {
+        Ok(0) => Ok(()),
+        Ok(_) if head.as_slice() == MAGIC => Ok(()),
+        Ok(_) => Err(Error::History {
+            path: path.display().to_string(),
+            detail: "not an SQLite database".into(),
+        }),
+        // Unreadable: SQLite says why, with the path.
+        Err(_) => Ok(()),
+    }
+}
+
 fn check_format(conn: &Connection, path: &Path, may_be_empty: bool) -> Result<()> {
     let err = |detail: String| Error::History {
         path: path.display().to_string(),
@@ -145,6 +166,7 @@ impl HistoryWriter {
     /// Opens (or creates) the history file at `path` and registers this process in it.
     /// `program` names what runs (a script, a server); `python` is its Python version.
     pub fn open(path: &Path, pid: u32, program: &str, python: &str) -> Result<HistoryWriter> {
+        check_header(path)?;
         let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| db_error(path, e))?;
@@ -298,6 +320,7 @@ pub fn read(path: &Path) -> Result<Vec<ProcessHistory>> {
     // Read-write where the file allows it (never created: it exists), so that a `-wal` left
     // by a killed writer is folded into the file, which can then be copied alone; read-only
     // where that fails (a file of another user's, a read-only directory), with its errors.
+    check_header(path)?;
     read_opened(path, true).or_else(|_| read_opened(path, false))
 }
 
@@ -525,6 +548,13 @@ mod tests {
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("not an SQLite database"), "{err}");
         assert!(HistoryWriter::open(&path, 1, "x", "3.11").is_err());
+        // Shorter than SQLite's header: SQLite alone would take it for an empty database.
+        let stray = temp("stray");
+        std::fs::write(&stray, b"x").unwrap();
+        let err = read(&stray).unwrap_err().to_string();
+        assert!(err.contains("not an SQLite database"), "{err}");
+        assert!(HistoryWriter::open(&stray, 1, "x", "3.11").is_err());
+        assert_eq!(std::fs::read(&stray).unwrap(), b"x", "left as it was");
 
         let other = temp("other");
         let conn = Connection::open(&other).unwrap();

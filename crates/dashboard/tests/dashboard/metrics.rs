@@ -4,7 +4,7 @@ use crate::support::*;
 use std::sync::Mutex;
 
 /// One sample line of the exposition format: name, labels, value.
-type Metric = (String, Vec<(String, String)>, u64);
+type Metric = (String, Vec<(String, String)>, f64);
 
 /// Parses `name{labels} value` lines, checking comment lines and label escapes.
 fn parse_metrics(body: &str) -> Vec<Metric> {
@@ -58,7 +58,7 @@ fn metrics_follow_the_exposition_format_with_bounded_labels() {
     );
     let body = text(&r);
     let lines = parse_metrics(&body);
-    let value = |n: &str| lines.iter().find(|l| l.0 == n).map(|l| l.2);
+    let value = |n: &str| lines.iter().find(|l| l.0 == n).map(|l| l.2 as u64);
     assert_eq!(value("heaplens_rss_bytes"), Some(123 << 20));
     assert_eq!(value("heaplens_peak_rss_bytes"), Some(150 << 20));
     assert_eq!(value("heaplens_python_objects"), Some(1190));
@@ -67,9 +67,10 @@ fn metrics_follow_the_exposition_format_with_bounded_labels() {
         .iter()
         .filter(|l| l.0 == "heaplens_type_objects")
         .collect();
-    assert_eq!(types.len(), 20, "42 types, 20 series");
+    // 42 types: the 20 most numerous over the window, the 10 biggest, the steady growers.
+    assert!((20..=40).contains(&types.len()), "{} series", types.len());
     assert_eq!(types[0].1[1], ("type".to_string(), SCRIPT.to_string()));
-    assert_eq!(types[0].2, 290);
+    assert_eq!(types[0].2, 290.0);
     for l in &lines {
         assert_eq!(l.1[0], ("pid".to_string(), "9".to_string()));
     }

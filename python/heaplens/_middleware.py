@@ -7,6 +7,7 @@ the middleware only moves bytes between the server and it.
 import atexit
 import ipaddress
 import os
+import sys
 import threading
 import urllib.parse
 import weakref
@@ -59,9 +60,59 @@ def quote_path(path):
     return urllib.parse.quote(path, safe=_PATH_SAFE)
 
 
-def _program(app):
+#: Packages whose objects are not what a user calls their program: the frameworks and servers.
+_FRAMEWORKS = {
+    "a2wsgi", "django", "falcon", "fastapi", "flask", "gunicorn", "hypercorn", "litestar",
+    "pyramid", "quart", "sanic", "starlette", "uvicorn", "waitress", "werkzeug",
+}
+#: The servers that are given the application as ``module:attribute`` on their command line.
+_LAUNCHERS = {"gunicorn", "uvicorn", "hypercorn", "daphne", "granian", "waitress-serve"}
+
+
+def _program(app, argv=None, environ=None):
+    """The name a user knows the program by: the Flask (or Quart) app's import name, the
+    Django project, the ``module:app`` a server was started with, the script; the wrapped
+    object's own name only when it is the user's (``flask.app.Flask.wsgi_app`` is no one's name
+    for their shop).
+
+    Example:
+        >>> class Shop:
+        ...     import_name = "shop"
+        ...     def wsgi_app(self, environ, start_response): ...
+        >>> _program(Shop().wsgi_app, argv=["python"])
+        'shop'
+        >>> _program(lambda e, s: None, argv=["/venv/bin/gunicorn", "-w", "2", "shop.wsgi:app"])
+        'shop.wsgi:app'
+        >>> _program(lambda e, s: None, argv=["/venv/.../gunicorn/__main__.py", "shop:app"])
+        'shop:app'
+        >>> _program(object(), argv=["/srv/shop/serve.py"], environ={})
+        'serve.py'
+        >>> _program(object(), argv=["/srv/shop/__main__.py"], environ={})
+        'shop'
+    """
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    owner = getattr(app, "__self__", app)  # a bound method (Flask's wsgi_app): its object
+    import_name = getattr(owner, "import_name", None)
+    if isinstance(import_name, str) and import_name and import_name != "__main__":
+        return import_name
+    module = getattr(app, "__module__", None) or type(app).__module__ or ""
+    if module.split(".")[0] == "django" and environ.get("DJANGO_SETTINGS_MODULE"):
+        return environ["DJANGO_SETTINGS_MODULE"].rsplit(".", 1)[0]
+    # What was run: a script, or, for `python -m name`, the package (its __main__.py's folder).
+    ran = os.path.basename(argv[0]) if argv and argv[0] not in ("", "-c", "-m") else ""
+    if ran == "__main__.py":
+        ran = os.path.basename(os.path.dirname(argv[0])) or ran
+    if ran in _LAUNCHERS:
+        named = [a for a in argv[1:] if ":" in a and not a.startswith("-") and "/" not in a]
+        if named:
+            return named[-1]
+    if module not in ("", "__main__", "builtins") and module.split(".")[0] not in _FRAMEWORKS:
+        name = getattr(app, "__qualname__", None) or type(app).__qualname__
+        return f"{module}.{name}"
+    if ran:
+        return ran
     name = getattr(app, "__qualname__", None) or type(app).__qualname__
-    module = getattr(app, "__module__", None) or type(app).__module__
     return f"{module}.{name}" if module else name
 
 

@@ -10,6 +10,7 @@ MODULES = [
     "heaplens._census",
     "heaplens._growth",
     "heaplens._leaks",
+    "heaplens._middleware",
     "heaplens._paths",
     "heaplens._pictures",
     "heaplens._snapshot",

@@ -11,7 +11,7 @@
 //!   multiprocess, has_history, has_snapshot, has_previous, allow_downloads, version}`.
 //! - `/api/overview`: `{info, snapshot: {objects, bytes, types, references, taken_at_ms} | null,
 //!   memory: {rss, peak_rss, python_objects, python_bytes, samples, span_ms, native, series}
-//!   | null, sorted_by: "steady growth" | "count", types: [{name, count, bytes, snapshot_count,
+//!   | null, sorted_by: "steady growth" | "growth per hour (none grew steadily)" | "count", types: [{name, count, bytes, snapshot_count,
 //!   trend: {first, last, min, max, per_hour, steady, sparkline} | null}], more}`.
 //! - `/api/endpoints`: `{tracing, endpoints: [{endpoint, requests, traced, overlapped, measured,
 //!   approximate, few_traces, objects, bytes, objects_per_request, bytes_per_request, types:
@@ -178,9 +178,11 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
     let info = source.info();
     let peak = info.peak_rss;
     let mut seen = std::collections::HashSet::new();
+    let mut any_steady = false;
     let has_history = source.with_history(&mut |h| {
         memory = memory_json(h, peak);
         for t in trends(h) {
+            any_steady |= t.steady;
             if t.last == 0 && t.max == 0 {
                 continue;
             }
@@ -219,7 +221,13 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
             "info": info_json(source, &info),
             "snapshot": snapshot,
             "memory": memory,
-            "sorted_by": if has_history { "steady growth" } else { "count" },
+            // The same words as the chart above the table: with no steady grower, the rows
+            // are by growth per hour, and the heading must not say "steady".
+            "sorted_by": match (has_history, any_steady) {
+                (true, true) => "steady growth",
+                (true, false) => "growth per hour (none grew steadily)",
+                (false, _) => "count",
+            },
             "types": rows,
             "more": more,
         }),

@@ -1,6 +1,7 @@
 //! What the pages say: overview, type, object, diff; hostile strings escaped everywhere.
 
 use crate::support::*;
+use heaplens_core::history::{History, Sample};
 use heaplens_dashboard::Source;
 use std::sync::Mutex;
 
@@ -48,6 +49,28 @@ fn hostile_strings_are_escaped_in_every_json_answer() {
     assert!(names.contains(&format!("{IMG}.Img").as_str()));
     let long = names.iter().find(|n| n.starts_with("app.Long")).unwrap();
     assert!(long.chars().count() <= 301 && long.ends_with('…'));
+}
+
+#[test]
+fn without_a_steady_grower_the_overview_does_not_say_its_types_are_by_steady_growth() {
+    // Growth in bursts with a fall back between them: the chart says "No type grew steadily",
+    // and the table under it must not be headed "by steady growth".
+    let live = Live::new();
+    let mut h = History::new(100);
+    for i in 0..20u64 {
+        let s = Sample {
+            taken_ms: 1_700_000_000_000 + i * 5_000,
+            pid: 7,
+            ..Sample::default()
+        };
+        h.push_values(s, vec![(SCRIPT, if i % 5 == 4 { 300 } else { 100 }, 5600)]);
+    }
+    *live.history.lock().unwrap() = h;
+    let v = json(&get(&live, "/api/overview"));
+    assert_eq!(v["sorted_by"], "growth per hour (none grew steadily)");
+    assert_eq!(v["types"][0]["trend"]["steady"], false);
+    let chart = text(&get(&live, "/api/chart.svg"));
+    assert!(chart.contains("No type grew steadily"), "{chart}");
 }
 
 #[test]

@@ -257,3 +257,49 @@ def test_a_file_that_cannot_be_read_is_named_once_with_a_hint(snapshots, tmp_pat
     )
     assert error == f"heaplens: error: cannot read the history {missing_db}: {no_such_file}"
     assert "heaplens run" in hint and "snapshot.save" not in hint, hint
+
+
+def test_serve_of_two_snapshots_compares_them_on_the_page(snapshots):
+    """``heaplens serve BEFORE AFTER``: the page of the later snapshot offers Compare, which
+    says what ``heaplens diff`` says; two snapshots in the wrong order are refused at once."""
+    import json
+    import re
+    import signal
+    import urllib.request
+
+    before, after = snapshots
+    with subprocess.Popen(
+        [HEAPLENS, "serve", str(before), str(after), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            line = process.stdout.readline()
+            found = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+            assert found, line + process.stderr.read()
+            url = found.group(1)
+            with urllib.request.urlopen(url + "api/info", timeout=60) as answer:
+                info = json.load(answer)
+            assert info["has_previous"] is True and info["program"] == "after.hlsnap"
+            with urllib.request.urlopen(url + "api/diff", timeout=120) as answer:
+                diff = json.load(answer)
+            assert diff["suspects"][0]["entry_type"] == "__main__.Session"
+            assert diff["suspects"][0]["entries"] == 500
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=60)
+
+    wrong = heaplens_cli("serve", after, before, "--port", "0")
+    assert wrong.returncode == 2
+    assert "wrong order" in wrong.stderr and "hint:" in wrong.stderr
+    assert heaplens_cli("serve", before, after, before).returncode == 2, "three files"
+
+
+def test_diff_of_snapshots_in_the_wrong_order_ends_with_a_hint(snapshots):
+    before, after = snapshots
+    r = heaplens_cli("diff", after, before)
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2 and "wrong order" in lines[0], r.stderr
+    assert lines[1] == "hint: give two snapshots of one process, the earlier one first"

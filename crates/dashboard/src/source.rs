@@ -151,6 +151,8 @@ pub trait Source {
 pub struct FileSource {
     info: ProcessInfo,
     snapshot: Arc<Snapshot>,
+    /// An earlier snapshot of the process, which the page compares the snapshot with.
+    previous: Option<Arc<Snapshot>>,
     history: Option<History>,
 }
 
@@ -181,8 +183,16 @@ impl FileSource {
         FileSource {
             info,
             snapshot: Arc::new(Snapshot::new(graph)),
+            previous: None,
             history: None,
         }
+    }
+
+    /// Compares the snapshot with `earlier`, an earlier snapshot of the same process (the
+    /// caller checks that: [`heaplens_core::analysis::diff::check_pair`]).
+    pub fn compared_with(mut self, earlier: Graph) -> FileSource {
+        self.previous = Some(Arc::new(Snapshot::new(earlier)));
+        self
     }
 
     /// Shows `history` (read from a history file, say) beside the snapshot.
@@ -210,6 +220,10 @@ impl Source for FileSource {
 
     fn snapshot(&self) -> Option<Arc<Snapshot>> {
         Some(Arc::clone(&self.snapshot))
+    }
+
+    fn previous_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.previous.clone()
     }
 }
 

@@ -93,6 +93,9 @@ pub fn hint(e: &anyhow::Error) -> Option<&str> {
                     "the file is damaged or is not a heaplens history file: histories are written \
                      by `heaplens run`",
                 ),
+                heaplens_core::Error::NotComparable(_) => {
+                    Some("give two snapshots of one process, the earlier one first")
+                }
                 _ => None,
             };
         }

@@ -24,16 +24,19 @@ use std::path::PathBuf;
 pub mod http;
 
 /// Serve the dashboard for a snapshot file, read-only, over HTTP: the same page as the live
-/// dashboard of the WSGI/ASGI middleware (types, instances, retaining paths, /metrics).
+/// dashboard of the WSGI/ASGI middleware (types, instances, retaining paths, /metrics). Given
+/// two files of one process, BEFORE and AFTER, the page also compares them (Compare: what grew
+/// and the leak suspects, as `heaplens diff` says).
 ///
 /// It listens on 127.0.0.1 unless --host says otherwise; any other address needs --token, as
 /// the dashboard shows the process's private data (every string of its heap). The URL to open
 /// is printed once the server listens; Ctrl-C stops it.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The snapshot file (.hlsnap).
-    #[arg(value_name = "FILE.hlsnap")]
-    pub snapshot: PathBuf,
+    /// The snapshot file (.hlsnap); with two, the earlier and the later snapshot of one
+    /// process, compared on the page.
+    #[arg(value_name = "[BEFORE.hlsnap] FILE.hlsnap", num_args = 1..=2, required = true)]
+    pub snapshots: Vec<PathBuf>,
     /// The address to listen on. Anything but a loopback address needs --token.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -115,14 +118,36 @@ pub fn run(
         }
     }
 
-    let graph = super::load(&args.snapshot, progress)?;
-    let name = args
-        .snapshot
+    let (before, after) = match &args.snapshots[..] {
+        [after] => (None, after),
+        [before, after] => (Some(before), after),
+        _ => {
+            return Err(failure(
+                "give one snapshot file, or two",
+                "heaplens serve [BEFORE] FILE",
+            ))
+        }
+    };
+    let earlier = before.map(|b| super::load(b, progress)).transpose()?;
+    let graph = super::load(after, progress)?;
+    if let Some(earlier) = &earlier {
+        heaplens_core::analysis::diff::check_pair(earlier, &graph).map_err(|e| {
+            failure(
+                e.to_string(),
+                "give two snapshots of one process, the earlier one first: heaplens serve \
+                 BEFORE.hlsnap AFTER.hlsnap",
+            )
+        })?;
+    }
+    let name = after
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| args.snapshot.display().to_string());
+        .unwrap_or_else(|| after.display().to_string());
     let snapshot_pid = graph.meta().pid;
     let mut source = progress.step("analysing", || FileSource::from_graph(graph, &name));
+    if let Some(earlier) = earlier {
+        source = source.compared_with(earlier);
+    }
     if let Some(path) = &args.history {
         // As `heaplens history` reads one: the same messages, and the hints about histories.
         let reading = || super::history::Reading(path.clone());

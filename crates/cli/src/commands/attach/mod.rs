@@ -225,7 +225,7 @@ pub fn run(
         announce(out, &saved)?;
         if let Some((host, port)) = &args.serve {
             let serve = super::serve::Args {
-                snapshot: saved.path,
+                snapshots: vec![saved.path],
                 host: host.clone(),
                 port: *port,
                 token: args.token.clone(),

@@ -164,7 +164,7 @@ pub fn run(args: &Args, progress: &Progress, out: &mut impl Write) -> Result<i32
             n => format!("{n} processes registered"),
         };
         return Err(NoSamples(format!("no samples in it yet ({registered})")))
-        .with_context(reading);
+            .with_context(reading);
     }
     let selected: Vec<&ProcessHistory> = match args.pid {
         None => processes.iter().collect(),

@@ -46,6 +46,8 @@ enum Command {
     Run(commands::run::Args),
     Attach(commands::attach::Args),
     Serve(commands::serve::Args),
+    Metrics(commands::metrics::Args),
+    PrometheusRules(commands::prometheus_rules::Args),
 }
 
 /// What a command line came to.
@@ -172,6 +174,8 @@ where
         Command::History(args) => commands::history::run(args, &progress, out),
         Command::Attach(args) => commands::attach::run(args, caller, &progress, out),
         Command::Serve(args) => commands::serve::run(args, caller, &progress, out),
+        Command::Metrics(args) => commands::metrics::run(args, caller, &progress, out),
+        Command::PrometheusRules(args) => commands::prometheus_rules::run(args, out),
         // The output paths are checked before the program runs: a mistyped directory must not
         // cost the run's report.
         Command::Run(args) => match commands::run::check(args) {

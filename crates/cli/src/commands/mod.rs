@@ -4,6 +4,8 @@ pub mod attach;
 pub mod diff;
 pub mod export;
 pub mod history;
+pub mod metrics;
+pub mod prometheus_rules;
 pub mod report;
 pub mod run;
 pub mod serve;
@@ -54,6 +56,9 @@ pub fn hint(e: &anyhow::Error) -> Option<&str> {
         return Some(hint);
     }
     if let Some(hint) = serve::hint(e) {
+        return Some(hint);
+    }
+    if let Some(hint) = metrics::hint(e) {
         return Some(hint);
     }
     for cause in e.chain() {

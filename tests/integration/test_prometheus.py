@@ -1,0 +1,309 @@
+"""heaplens as a fleet's leak detector, tested with a real Prometheus (Debian's ``prometheus``
+package) on loopback: the shipped rules pass ``promtool``, fire on a steady leak and not on a
+warm-up (``promtool test rules``), and, scraping a real gunicorn app with the middleware (two
+workers, one leaking endpoint under a bounded load) and a batch job run by ``heaplens run``, each
+through ``heaplens metrics FILE.db``, name the leaking type and instance first.
+
+With CI=true a missing ``prometheus`` fails these tests rather than skipping them."""
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs Linux")
+
+HEAPLENS = shutil.which("heaplens") or pytest.fail("the heaplens console script is not installed")
+PATIENCE = 240  # seconds to wait for a condition: ends a hang, not a timing assertion
+# The window the test's rules judge: seconds, where the shipped default is hours.
+WINDOW = "24s"
+
+
+def _missing(reason):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the Prometheus tests may not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _tool(name):
+    path = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK)
+                                  else None)
+    if path is None:
+        _missing(f"{name} is not installed (apt-get install prometheus)")
+    return path
+
+
+def heaplens(*args, **kwargs):
+    return subprocess.run([HEAPLENS, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+def rules(*args):
+    r = heaplens("prometheus-rules", *args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["--window", WINDOW, "--min-objects", "10"]],
+                         ids=["shipped", "test-window"])
+def test_promtool_accepts_the_rules(tmp_path, args):
+    promtool = _tool("promtool")
+    path = tmp_path / "heaplens.rules.yml"
+    path.write_text(rules(*args))
+    r = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 5 rules found" in r.stdout + r.stderr
+
+
+UNIT_TESTS = textwrap.dedent(
+    """
+    rule_files: [heaplens.rules.yml]
+    evaluation_interval: 1m
+    tests:
+      - interval: 1m
+        input_series:
+          # Ten objects a minute for six hours: a leak.
+          - series: 'heaplens_type_objects{instance="a:1",job="web",pid="11",type="app.Leak"}'
+            values: '0+10x360'
+          # Fills to 3,000 in the first 30 minutes, then stays (a cache warming up).
+          - series: 'heaplens_type_objects{instance="a:1",job="web",pid="11",type="app.Cache"}'
+            values: '0+100x30 3000x330'
+          # Goes up and down with the work in flight.
+          - series: 'heaplens_type_objects{instance="a:1",job="web",pid="11",type="dict"}'
+            values: '5000 9000 5000 9000 5000 9000 5000 9000 5000 9000 5000 9000 5000+0x348'
+          # 64 MiB in the first hour, then flat; another process grows 100 MiB an hour.
+          - series: 'heaplens_rss_bytes{instance="a:1",job="web",pid="11"}'
+            values: '0+1118481x60 67108864x300'
+          - series: 'heaplens_rss_bytes{instance="b:1",job="web",pid="12"}'
+            values: '0+1747626x360'
+        alert_rule_test:
+          - eval_time: 2h
+            alertname: HeapLensTypeGrowing
+            exp_alerts: []
+        promql_expr_test:
+          - expr: ALERTS{alertstate="firing"}
+            eval_time: 5h
+            exp_samples:
+              - labels: 'ALERTS{alertname="HeapLensTypeGrowing",alertstate="firing",instance="a:1",job="web",pid="11",severity="warning",type="app.Leak"}'
+                value: 1
+              - labels: 'ALERTS{alertname="HeapLensMemoryGrowing",alertstate="firing",instance="b:1",job="web",pid="12",severity="warning"}'
+                value: 1
+    """
+)
+
+
+def test_the_rules_fire_on_a_steady_leak_and_not_on_a_warm_up(tmp_path):
+    """``promtool test rules`` over six hours of made-up series, with the shipped rules (2 h)."""
+    promtool = _tool("promtool")
+    (tmp_path / "heaplens.rules.yml").write_text(rules())
+    (tmp_path / "tests.yml").write_text(UNIT_TESTS)
+    r = subprocess.run([promtool, "test", "rules", "tests.yml"], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+APP = textwrap.dedent(
+    """
+    import os
+
+    from heaplens.wsgi import HeapLens
+
+    KEPT = []
+
+    class FleetLeak:
+        __slots__ = ()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/leak":
+            KEPT.append(FleetLeak())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    app = HeapLens(app, period=0.2, history=os.environ["FLEET_HISTORY"])
+    """
+)
+
+# A batch job that does not leak: the same work again and again, until told to stop.
+BATCH = textwrap.dedent(
+    """
+    import os, sys, time
+
+    stop = sys.argv[1]
+    while not os.path.exists(stop):
+        rows = [{"n": i, "s": str(i)} for i in range(2000)]
+        del rows
+        time.sleep(0.05)
+    """
+)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, check, log=lambda: ""):
+    """Polls ``check`` until it returns something true, and returns it."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"waited {PATIENCE} s for {what}\n{log()}"
+        time.sleep(0.5)
+
+
+class Processes:
+    """Child processes, each ended (process group and all) at the end of the test."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.children = []
+
+    def start(self, name, args, **kwargs):
+        log = self.tmp_path / f"{name}.log"
+        with open(log, "wb") as out:
+            child = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, **kwargs)
+        self.children.append((name, child, log))
+        return child, log
+
+    def logs(self):
+        return "\n".join(f"--- {name}\n{log.read_text(errors='replace')[-4000:]}"
+                         for name, _, log in self.children)
+
+    def close(self):
+        for _, child, _ in reversed(self.children):
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for _, child, _ in reversed(self.children):
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait(30)
+
+
+def exporter(processes, name, history):
+    """``heaplens metrics HISTORY --port 0``: its address, once it listens."""
+    child, log = processes.start(name, [HEAPLENS, "metrics", str(history), "--port", "0"])
+    found = wait_for(f"{name} to listen",
+                     lambda: re.search(rb"http://(127\.0\.0\.1:\d+)/metrics", log.read_bytes())
+                     or child.poll() is not None, processes.logs)
+    assert child.poll() is None, processes.logs()
+    return found.group(1).decode()
+
+
+def query(port, expr):
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        body = json.load(answer)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gunicorn") is None, reason="needs gunicorn")
+def test_prometheus_names_the_leaking_type_and_instance_of_a_gunicorn_fleet(tmp_path):
+    prometheus = _tool("prometheus")
+    processes = Processes(tmp_path)
+    stop = threading.Event()
+    try:
+        # The web app: two gunicorn workers, each writing its samples to one history file.
+        (tmp_path / "fleet_app.py").write_text(APP)
+        env = dict(os.environ, FLEET_HISTORY=str(tmp_path / "web.db"),
+                   PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        web_port = free_port()
+        gunicorn, _ = processes.start("gunicorn", [
+            sys.executable, "-m", "gunicorn", "--workers", "2", "--bind",
+            f"127.0.0.1:{web_port}", "fleet_app:app"], env=env, cwd=tmp_path)
+        wait_for("gunicorn to answer", lambda: get(f"http://127.0.0.1:{web_port}/") == 200,
+                 processes.logs)
+
+        # The load: bounded (at most 3,000 requests, 20 a second), on a connection each, so
+        # that both workers get some.
+        def load():
+            for i in range(3000):
+                if stop.wait(0.05):
+                    return
+                get(f"http://127.0.0.1:{web_port}/leak" if i % 2 else f"http://127.0.0.1:{web_port}/")
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+
+        # A batch job that does not leak, run by heaplens run with its history.
+        (tmp_path / "batch.py").write_text(BATCH)
+        processes.start("batch", [HEAPLENS, "run", "--period", "0.2", "--history",
+                                  str(tmp_path / "batch.db"), str(tmp_path / "batch.py"),
+                                  str(tmp_path / "stop")], cwd=tmp_path)
+        for db in ("web.db", "batch.db"):
+            wait_for(f"{db}", lambda db=db: (tmp_path / db).exists(), processes.logs)
+        web = exporter(processes, "web-exporter", tmp_path / "web.db")
+        batch = exporter(processes, "batch-exporter", tmp_path / "batch.db")
+
+        (tmp_path / "heaplens.rules.yml").write_text(rules("--window", WINDOW,
+                                                           "--min-objects", "10"))
+        (tmp_path / "prometheus.yml").write_text(textwrap.dedent(f"""
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            rule_files: [heaplens.rules.yml]
+            scrape_configs:
+              - job_name: web
+                static_configs: [{{targets: ["{web}"]}}]
+              - job_name: batch
+                static_configs: [{{targets: ["{batch}"]}}]
+            """))
+        port = free_port()
+        processes.start("prometheus", [
+            prometheus, "--config.file", str(tmp_path / "prometheus.yml"),
+            "--storage.tsdb.path", str(tmp_path / "tsdb"),
+            "--web.listen-address", f"127.0.0.1:{port}"], cwd=tmp_path)
+        wait_for("Prometheus to answer",
+                 lambda: get(f"http://127.0.0.1:{port}/-/ready") == 200, processes.logs)
+
+        # Both workers are scraped through the one exporter, each with its pid.
+        workers = wait_for("both workers' series", lambda: {
+            r["metric"]["pid"] for r in query(port, 'heaplens_rss_bytes{job="web"}')
+        } if len(query(port, 'heaplens_rss_bytes{job="web"}')) == 2 else None, processes.logs)
+        assert str(gunicorn.pid) not in workers
+
+        leak = "fleet_app.FleetLeak"
+        firing = 'ALERTS{alertname="HeapLensTypeGrowing",alertstate="firing"}'
+        alerts = wait_for("the leak alert", lambda: [
+            r["metric"] for r in query(port, firing) if r["metric"]["type"] == leak
+        ], processes.logs)
+        assert {a["instance"] for a in alerts} == {web}, alerts
+        assert {a["pid"] for a in alerts} <= workers, alerts
+        # The fleet's fastest growing type is the leak, on the web instance.
+        top = query(port, f"topk(1, heaplens:type_objects:deriv{WINDOW})")
+        assert [(t["metric"]["type"], t["metric"]["instance"]) for t in top] == [(leak, web)]
+        # Nothing of the batch job, which does not leak, fires.
+        assert not query(port, 'ALERTS{job="batch",alertstate="firing"}')
+        assert query(port, 'heaplens_python_objects{job="batch"}'), "the batch job is scraped"
+        steady = query(port, f'heaplens_type_steady_growth{{job="web",type="{leak}"}}')
+        assert {s["value"][1] for s in steady} == {"1"}, steady
+    finally:
+        stop.set()
+        (tmp_path / "stop").write_text("")
+        processes.close()

@@ -394,6 +394,12 @@ def test_the_offline_viewer_shows_a_snapshot_file(page, leaky_snapshot, serve_fi
     expect(page.get_by_role("button", name="Take a snapshot")).to_have_count(0)
     expect(page.locator("main")).to_contain_text("No sample history")
     expect(type_link(page, LEAKING_TYPE)).to_be_visible()
+    # Without a history, the snapshot's report: the biggest retainer is the list of orders,
+    # with the path that holds it, and a link to it.
+    retainers = page.locator("main table").first
+    expect(page.locator("main h2").first).to_have_text("Biggest retainers")
+    expect(retainers).to_contain_text("['ORDERS']")
+    expect(page.locator("main")).to_contain_text("No unreachable objects")
     text = nothing_injected(page)
     assert SCRIPT_TYPE in text
     shoot(page, screenshots, "offline-overview")

@@ -111,6 +111,27 @@
     return el("table", {}, el("thead", {}, thead), el("tbody", {}, ...rows));
   }
 
+  function reportParts(r) {
+    const parts = [el("h2", {}, "Biggest retainers"),
+      el("p", { class: "note" }, "Retained size: what freeing the object would free.")];
+    parts.push(table([["retained", "num"], ["objects", "num"], ["object"], ["held by"]],
+      r.retainers.map((o) => el("tr", {},
+        el("td", { class: "num" }, bytes(o.retained_size)),
+        el("td", { class: "num" }, count(o.retained_count)),
+        el("td", { class: "name" }, objectLink(o.id, o.type + (o.name ? " " + o.name : ""))),
+        el("td", { class: "name" }, o.path + (o.allocated_at ? " (allocated at " + o.allocated_at + ")" : ""))))));
+    const g = r.garbage;
+    if (!g.objects) {
+      parts.push(el("p", {}, "No unreachable objects (no cyclic garbage waiting for the collector)."));
+    } else {
+      parts.push(el("p", { class: "warn" }, "Unreachable: " + count(g.objects) + " objects, " +
+        bytes(g.bytes) + " of cyclic garbage the collector has not freed (is gc disabled?)"));
+      parts.push(el("ul", {}, ...g.entries.map((o) => el("li", {},
+        objectLink(o.id, o.type), " retains " + bytes(o.retained_size)))));
+    }
+    return parts;
+  }
+
   async function overview() {
     const o = await getJSON("api/overview");
     const parts = [el("h1", {}, "Overview")];
@@ -131,6 +152,9 @@
       parts.push(el("p", {}, "Snapshot: " + count(o.snapshot.objects) + " objects, " +
         bytes(o.snapshot.bytes) + ", " + count(o.snapshot.references) + " references."));
     }
+    // A snapshot without a history (a file, an attached process): its report, as
+    // `heaplens report` prints it, comes first.
+    if (!m && o.snapshot) parts.push(...reportParts(await getJSON("api/report")));
     parts.push(el("h2", {}, "Types, by " + o.sorted_by));
     const rows = o.types.map((t) => {
       const tr = t.trend;

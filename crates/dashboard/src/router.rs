@@ -14,6 +14,7 @@
 //! | GET | `/api/types?name=<name>&page=&per_page=` | the same, with the name in the query: servers decode `%2F` in paths before the host sees them, so a type name with a `/` only survives there (the page uses this form) |
 //! | GET | `/api/objects/<id>` | one object (`id`: its node number): referrers and referents with labels, retaining path, retained size ([`crate::api::object_page`]) |
 //! | GET | `/api/objects/<id>/path.svg` | a picture of the object's retaining path |
+//! | GET | `/api/report?limit=` | the snapshot's report: the biggest retainers with their retaining paths, and the cyclic garbage ([`crate::api::report`]) |
 //! | GET | `/api/chart.svg` | the growth chart of the history (404 without one) |
 //! | GET | `/api/endpoints` | growth per endpoint from the host's trace mode: `{tracing, endpoints}` |
 //! | GET | `/api/diff` | the previous snapshot compared with the current one: what grew, leak suspects |
@@ -89,6 +90,10 @@ pub fn route(config: &Config, source: &dyn Source, req: &Request) -> Response {
             Ok(id) => api::path_picture(source, id),
             Err(e) => e,
         },
+        ["api", "report"] if get => match number(q, "limit", 10, 1, 100) {
+            Ok(limit) => api::report(source, limit),
+            Err(e) => e,
+        },
         ["api", "chart.svg"] if get => api::chart(source),
         ["api", "diff"] if get => api::diff(source),
         ["api", "endpoints"] if get => api::endpoints(source),
@@ -100,7 +105,7 @@ pub fn route(config: &Config, source: &dyn Source, req: &Request) -> Response {
         [""]
         | ["index.html"]
         | ["assets", "app.js" | "app.css"]
-        | ["api", "info" | "overview" | "chart.svg" | "diff" | "endpoints"]
+        | ["api", "info" | "overview" | "report" | "chart.svg" | "diff" | "endpoints"]
         | ["api", "types"]
         | ["api", "types", _]
         | ["api", "objects", _]

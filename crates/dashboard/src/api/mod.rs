@@ -26,7 +26,7 @@
 
 pub mod objects;
 
-pub use objects::{object_page, path_picture, type_page};
+pub use objects::{object_page, path_picture, report, type_page};
 
 use crate::source::{ActionError, Snapshot};
 use crate::{Config, Response, Source};

@@ -10,6 +10,9 @@
 //!   instances: [object]}`, instances largest retained size first.
 //! - `/api/objects/<id>`: `object` plus `{referrers: [ref], referents: [ref], more_referrers,
 //!   more_referents, path: {text, garbage, steps: [{id, type, label, via}], elided} | null}`.
+//! - `/api/report?limit=`: `{retainers: [object + {path, allocated_at}], garbage: {objects,
+//!   bytes, entries: [object]}}`: the snapshot's report, as `heaplens report` prints it (the
+//!   objects that keep the most memory alive, with their retaining paths; the cyclic garbage).
 //! - `object` is `{id, address, type, label, repr, size, retained_size, retained_count, flags}`;
 //!   `ref` is `{id, type, label, via, edge, weak}`.
 
@@ -185,6 +188,53 @@ fn snapshot_node(source: &dyn Source, id: u32) -> Result<(Arc<Snapshot>, NodeId)
 }
 
 /// `GET /api/objects/<id>`.
+/// `GET /api/report?limit=`: the biggest retainers of the current snapshot with their
+/// retaining paths, and its cyclic garbage (see the module documentation).
+pub fn report(source: &dyn Source, limit: usize) -> Response {
+    let Some(snap) = source.snapshot() else {
+        return no_snapshot();
+    };
+    let g = snap.graph();
+    let (paths, dom) = (snap.paths(), snap.dominators());
+    let retainers: Vec<Value> = dom
+        .top_retainers(g, limit, |v| {
+            heaplens_core::analysis::report::is_infrastructure(g, paths, v)
+        })
+        .into_iter()
+        .map(|v| {
+            let mut o = object_json(source, &snap, v);
+            let path = paths
+                .path(g, v)
+                .map(|p| p.render(g))
+                .unwrap_or_else(|| display(g, v));
+            o["path"] = json!(short(&path, 4000));
+            o["allocated_at"] = json!(g.allocated_at(v).last().map(|l| short(l, MAX_TEXT)));
+            o
+        })
+        .collect();
+    let (mut objects, mut total) = (0u64, 0u64);
+    for v in g.objects() {
+        if g.flags(v).contains(NodeFlags::UNREACHABLE) {
+            objects += 1;
+            total += g.size(v);
+        }
+    }
+    let mut entries = dom.garbage_entries().to_vec();
+    entries.sort_by_key(|&v| std::cmp::Reverse(dom.retained_size(v)));
+    entries.truncate(limit.min(5));
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|v| object_json(source, &snap, v))
+        .collect();
+    Response::json(
+        200,
+        &json!({
+            "retainers": retainers,
+            "garbage": {"objects": objects, "bytes": total, "entries": entries},
+        }),
+    )
+}
+
 pub fn object_page(source: &dyn Source, id: u32) -> Response {
     let (snap, v) = match snapshot_node(source, id) {
         Ok(found) => found,

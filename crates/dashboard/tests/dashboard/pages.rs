@@ -183,6 +183,28 @@ fn object_pages_show_labelled_referrers_referents_and_the_retaining_path() {
 }
 
 #[test]
+fn the_report_names_the_biggest_retainers_with_their_paths() {
+    let s = file_source();
+    let v = json(&get(&s, "/api/report?limit=3"));
+    let retainers = v["retainers"].as_array().unwrap();
+    assert!(!retainers.is_empty() && retainers.len() <= 3, "{v}");
+    // The list holding every order retains the most; its path goes through the module.
+    let first = &retainers[0];
+    assert_eq!(first["type"], "list");
+    assert_eq!(first["id"], 2);
+    let path = first["path"].as_str().unwrap();
+    assert!(path.starts_with("module app -> .__dict__"), "{path}");
+    assert!(first["retained_size"].as_u64().unwrap() > first["size"].as_u64().unwrap());
+    assert_eq!(v["garbage"]["objects"], 0);
+    assert_eq!(get(&s, "/api/report?limit=0").status, 400);
+    let post = heaplens_dashboard::Request::new("POST", "/api/report").header("X-HeapLens", "1");
+    assert_eq!(
+        heaplens_dashboard::handle(&Default::default(), &s, &post).status,
+        405
+    );
+}
+
+#[test]
 fn a_new_snapshot_is_compared_with_the_previous_one() {
     let live = Live::new();
     assert_eq!(get(&live, "/api/diff").status, 404);

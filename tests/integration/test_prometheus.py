@@ -303,7 +303,135 @@ def test_prometheus_names_the_leaking_type_and_instance_of_a_gunicorn_fleet(tmp_
         assert query(port, 'heaplens_python_objects{job="batch"}'), "the batch job is scraped"
         steady = query(port, f'heaplens_type_steady_growth{{job="web",type="{leak}"}}')
         assert {s["value"][1] for s in steady} == {"1"}, steady
+        # Every query of the Grafana dashboard runs, and its growing types table starts with
+        # the leak on the web instance.
+        for panel in grafana_dashboard()["panels"]:
+            expr = panel["targets"][0]["expr"]
+            for name, value in (("$job", ".*"), ("$instance", ".*"), ("$window", WINDOW)):
+                expr = expr.replace(name, value)
+            result = query(port, expr)
+            assert result, (panel["title"], expr)
+            if panel["title"].startswith("Growing types"):
+                first = max(result, key=lambda r: float(r["value"][1]))["metric"]
+                assert (first["type"], first["instance"]) == (leak, web), result
     finally:
         stop.set()
         (tmp_path / "stop").write_text("")
         processes.close()
+
+
+def grafana_dashboard():
+    r = heaplens("grafana-dashboard")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+# Grafana's dashboard schema as its documentation gives it (docs/sources/developers/kinds/core/
+# dashboard/schema-reference.md, "Dashboard kind"): per object, the properties it requires and
+# the type of each property the heaplens dashboard uses. A property the schema does not know is
+# refused too, so a misspelt one ("gridpos") fails here rather than being dropped by Grafana.
+STRING, INT, BOOL, OBJECT, ANY = str, int, bool, dict, object
+SCHEMA = {
+    "Dashboard": ({"schemaVersion"}, {
+        "schemaVersion": INT, "uid": STRING, "title": STRING, "description": STRING,
+        "tags": [STRING], "version": INT, "editable": BOOL, "graphTooltip": INT,
+        "timezone": STRING, "refresh": STRING, "time": "Time", "links": ["DashboardLink"],
+        "annotations": "AnnotationContainer", "templating": "Templating", "panels": ["Panel"],
+        "id": INT, "fiscalYearStartMonth": INT, "liveNow": BOOL, "weekStart": STRING,
+        "timepicker": OBJECT, "gnetId": STRING, "revision": INT,
+    }),
+    "Time": ({"from", "to"}, {"from": STRING, "to": STRING}),
+    "DashboardLink": (
+        {"title", "type", "icon", "tooltip", "tags", "asDropdown", "targetBlank",
+         "includeVars", "keepTime"},
+        {"title": STRING, "type": STRING, "icon": STRING, "tooltip": STRING, "tags": [STRING],
+         "asDropdown": BOOL, "targetBlank": BOOL, "includeVars": BOOL, "keepTime": BOOL,
+         "url": STRING}),
+    "AnnotationContainer": (set(), {"list": ["AnnotationQuery"]}),
+    # The query's own fields (expr, titleFormat, textFormat) belong to its data source.
+    "AnnotationQuery": ({"datasource", "enable", "iconColor", "name"}, {
+        "datasource": "DataSourceRef", "enable": BOOL, "iconColor": STRING, "name": STRING,
+        "builtIn": INT, "hide": BOOL, "type": STRING, "expr": STRING, "titleFormat": STRING,
+        "textFormat": STRING}),
+    "DataSourceRef": (set(), {"type": STRING, "uid": STRING}),
+    "Templating": (set(), {"list": ["VariableModel"]}),
+    "VariableModel": ({"type", "name"}, {
+        "type": STRING, "name": STRING, "label": STRING, "hide": INT, "skipUrlSync": BOOL,
+        "description": STRING, "query": ANY, "datasource": "DataSourceRef", "current": OBJECT,
+        "multi": BOOL, "options": [OBJECT], "refresh": INT, "sort": INT, "includeAll": BOOL,
+        "allValue": STRING, "regex": STRING, "definition": STRING}),
+    "Panel": ({"type"}, {
+        "type": STRING, "id": INT, "title": STRING, "description": STRING,
+        "datasource": "DataSourceRef", "gridPos": "GridPos", "targets": ["Target"],
+        "fieldConfig": "FieldConfigSource", "options": OBJECT, "transparent": BOOL,
+        "pluginVersion": STRING, "links": [OBJECT], "repeat": STRING, "interval": STRING,
+        "maxDataPoints": INT, "transformations": [OBJECT]}),
+    "GridPos": ({"h", "w", "x", "y"}, {"h": INT, "w": INT, "x": INT, "y": INT, "static": BOOL}),
+    # A target is its data source's query; refId is the one field every query has.
+    "Target": ({"refId"}, {"refId": STRING, "datasource": "DataSourceRef", "hide": BOOL,
+                           "expr": STRING, "legendFormat": STRING, "range": BOOL,
+                           "instant": BOOL, "format": STRING, "interval": STRING}),
+    "FieldConfigSource": ({"defaults", "overrides"}, {"defaults": "FieldConfig",
+                                                      "overrides": [OBJECT]}),
+    "FieldConfig": (set(), {
+        "unit": STRING, "links": ["DataLink"], "decimals": INT, "min": INT, "max": INT,
+        "displayName": STRING, "description": STRING, "color": OBJECT, "custom": OBJECT,
+        "mappings": [OBJECT], "thresholds": OBJECT, "noValue": STRING}),
+    "DataLink": ({"title", "url"}, {"title": STRING, "url": STRING, "targetBlank": BOOL}),
+}
+ENUMS = {
+    ("Dashboard", "graphTooltip"): {0, 1, 2},
+    ("DashboardLink", "type"): {"link", "dashboards"},
+    ("VariableModel", "type"): {"query", "adhoc", "groupby", "constant", "datasource",
+                                "interval", "textbox", "custom", "system", "snapshot"},
+    ("VariableModel", "hide"): {0, 1, 2},
+    ("VariableModel", "refresh"): {0, 1, 2},
+}
+
+
+def schema_errors(value, kind, where="dashboard"):
+    if isinstance(kind, list):
+        if not isinstance(value, list):
+            return [f"{where}: not an array"]
+        return [e for i, v in enumerate(value) for e in schema_errors(v, kind[0], f"{where}[{i}]")]
+    if isinstance(kind, type):
+        ok = kind is object or (isinstance(value, kind)
+                                and not (kind is int and isinstance(value, bool)))
+        return [] if ok else [f"{where}: {value!r} is not {kind.__name__}"]
+    required, properties = SCHEMA[kind]
+    if not isinstance(value, dict):
+        return [f"{where}: not an object ({kind})"]
+    errors = [f"{where}: {kind} requires {name}" for name in sorted(required - set(value))]
+    for name, v in value.items():
+        if name not in properties:
+            errors.append(f"{where}: {kind} has no property {name}")
+            continue
+        errors += schema_errors(v, properties[name], f"{where}.{name}")
+        allowed = ENUMS.get((kind, name))
+        if allowed is not None and v not in allowed:
+            errors.append(f"{where}.{name}: {v!r} is not one of {sorted(allowed, key=str)}")
+    return errors
+
+
+def test_the_grafana_dashboard_follows_grafanas_schema():
+    dashboard = grafana_dashboard()
+    assert schema_errors(dashboard, "Dashboard") == []
+    assert 0 <= dashboard["schemaVersion"] < 2**16
+    assert 8 <= len(dashboard["uid"]) <= 40
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["w"] > 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel["title"]
+        assert panel["type"] in ("stat", "timeseries", "table"), panel["type"]
+    # The fleet's memory, the growing types by instance, links to each instance's page.
+    titles = " / ".join(p["title"] for p in dashboard["panels"])
+    assert "RSS by process" in titles and "Growing types, by instance" in titles, titles
+    links = [link["url"] for p in dashboard["panels"]
+             for link in p["fieldConfig"]["defaults"].get("links", [])]
+    assert "http://${__field.labels.instance}${path}/" in links
+    assert any(url.endswith("/#/type/${__data.fields.type:percentencode}") for url in links)
+    # The checker refuses what the schema refuses.
+    assert schema_errors({"panels": [{"gridpos": {}}]}, "Dashboard") == [
+        "dashboard: Dashboard requires schemaVersion",
+        "dashboard.panels[0]: Panel requires type",
+        "dashboard.panels[0]: Panel has no property gridpos",
+    ]

@@ -48,6 +48,7 @@ enum Command {
     Serve(commands::serve::Args),
     Metrics(commands::metrics::Args),
     PrometheusRules(commands::prometheus_rules::Args),
+    GrafanaDashboard(commands::grafana_dashboard::Args),
 }
 
 /// What a command line came to.
@@ -176,6 +177,7 @@ where
         Command::Serve(args) => commands::serve::run(args, caller, &progress, out),
         Command::Metrics(args) => commands::metrics::run(args, caller, &progress, out),
         Command::PrometheusRules(args) => commands::prometheus_rules::run(args, out),
+        Command::GrafanaDashboard(args) => commands::grafana_dashboard::run(args, out),
         // The output paths are checked before the program runs: a mistyped directory must not
         // cost the run's report.
         Command::Run(args) => match commands::run::check(args) {

@@ -39,6 +39,7 @@
 pub mod api;
 pub mod assets;
 pub mod endpoints;
+pub mod grafana;
 pub mod metrics;
 pub mod router;
 pub mod security;

@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod diff;
 pub mod export;
+pub mod grafana_dashboard;
 pub mod history;
 pub mod metrics;
 pub mod prometheus_rules;

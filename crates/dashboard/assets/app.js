@@ -220,6 +220,16 @@
       el("p", {}, count(t.count) + " objects" + (t.bytes !== null ? ", " + bytes(t.bytes) : ""))];
     if (t.history) parts.push(el("p", {}, "Count over time: ", sparkline(t.history)));
     if (t.note) parts.push(el("p", { class: "note" }, t.note));
+    if (t.held_by && t.held_by.length) {
+      parts.push(el("h2", {}, "Held by"));
+      parts.push(table([["instances", "num"], ["with what they hold", "num"], ["holder"], ["e.g."]],
+        t.held_by.map((h) => el("tr", {},
+          el("td", { class: "num" }, count(h.count)),
+          el("td", { class: "num" }, count(h.objects) + " objects, " + bytes(h.bytes)),
+          el("td", { class: "name" }, h.holder ? objectLink(h.holder.id, h.path) : h.path),
+          el("td", { class: "name" }, objectLink(h.sample, h.sample_label || "#" + h.sample))))));
+      parts.push(el("h2", {}, "Instances"));
+    }
     parts.push(table([["id"], ["repr"], ["address", "num"], ["size", "num"], ["retained", "num"]],
       t.instances.map(objectRow)));
     const pager = el("p", { class: "pager" }, "Page " + t.page + " of " + Math.max(t.pages, 1) + " ");

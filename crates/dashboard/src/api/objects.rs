@@ -7,7 +7,9 @@
 //!
 //! Shapes:
 //! - `/api/types/<name>`: `{name, count, bytes, page, per_page, pages, history: [counts] | null,
-//!   instances: [object]}`, instances largest retained size first.
+//!   held_by: [{holder: object | null, path, count, objects, bytes, sample, sample_label}],
+//!   instances: [object]}`: what holds the instances, grouped by holder (most first), then the
+//!   instances, largest retained size first.
 //! - `/api/objects/<id>`: `object` plus `{referrers: [ref], referents: [ref], more_referrers,
 //!   more_referents, path: {text, garbage, steps: [{id, type, label, via}], elided} | null}`.
 //! - `/api/report?limit=`: `{retainers: [object + {path, allocated_at}], garbage: {objects,
@@ -169,9 +171,55 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
             "per_page": per_page,
             "pages": pages,
             "history": history,
+            "held_by": held_by(source, &snap, name),
             "instances": instances,
         }),
     )
+}
+
+/// Most groups of a type's instances shown, by what holds them.
+const MAX_HOLDERS: usize = 10;
+
+/// What holds the instances of the type `name`, grouped by holder (the containers holding most
+/// of them first): per group its path, how many instances it holds directly, the objects and
+/// bytes they bring, and one of them. 4,978 identical rows say less than "4,978 held by module
+/// shop -> .__dict__['QUOTES'] -> list".
+fn held_by(source: &dyn Source, snap: &Snapshot, name: &str) -> Vec<Value> {
+    use heaplens_core::analysis::accumulation::{holders_of_types, Holder};
+    use heaplens_core::analysis::diff::DiffOptions;
+    let g = snap.graph();
+    let options = DiffOptions {
+        min_objects: 1,
+        min_bytes: u64::MAX,
+        max_suspects: MAX_HOLDERS,
+        // A bounded cache holds its instances too: here it is an answer, not a suspect.
+        keep_bounded: true,
+        ..DiffOptions::default()
+    };
+    holders_of_types(g, snap.paths(), &[name.to_string()], options)
+        .iter()
+        .map(|s| {
+            let (holder, path) = match s.holder {
+                Holder::Node(v) => (
+                    object_json(source, snap, v),
+                    s.holder_path
+                        .as_ref()
+                        .map_or_else(|| display(g, v), |p| p.render(g)),
+                ),
+                Holder::Roots => (Value::Null, "held from outside the heap (roots)".into()),
+                Holder::Garbage => (Value::Null, "cyclic garbage no root reaches".into()),
+            };
+            json!({
+                "holder": holder,
+                "path": short(&path, 2000),
+                "count": s.entries,
+                "objects": s.objects,
+                "bytes": s.bytes,
+                "sample": s.sample,
+                "sample_label": short(&s.sample_label, MAX_TEXT),
+            })
+        })
+        .collect()
 }
 
 /// The current snapshot and its object `id`, or the 404 that says which is missing.

@@ -129,6 +129,17 @@ fn type_pages_list_instances_by_retained_size_in_pages() {
     let first = &v["instances"][0];
     assert!(first["address"].as_str().unwrap().starts_with("0x"));
     assert!(first["repr"].is_null(), "offline there is no repr");
+    // Before the 120 rows, what holds them: one group, the list under the module's key.
+    let held_by = v["held_by"].as_array().unwrap();
+    assert_eq!(held_by.len(), 1, "{held_by:?}");
+    assert_eq!(held_by[0]["count"], 120);
+    assert_eq!(held_by[0]["holder"]["id"], 2);
+    let path = held_by[0]["path"].as_str().unwrap();
+    assert!(path.starts_with("module app -> .__dict__["), "{path}");
+    assert_eq!(
+        held_by[0]["sample_label"].as_str().unwrap().chars().next(),
+        Some('[')
+    );
     let v = json(&get(&s, &format!("/api/types/{name}?page=3&per_page=50")));
     assert_eq!(v["instances"].as_array().unwrap().len(), 20);
     let v = json(&get(&s, &format!("/api/types/{name}?page=9")));

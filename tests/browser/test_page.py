@@ -56,7 +56,7 @@ def heading(page):
 
 def section(page, title):
     """The table that follows the ``<h2>`` starting with ``title``."""
-    return page.locator(f"main h2:has-text('{title}') + table")
+    return page.locator(f"main h2:has-text('{title}') + div.table table")
 
 
 def instance_rows(page):
@@ -463,4 +463,32 @@ def test_endpoints_are_ranked_by_what_their_requests_leave_behind(page, serve_sh
     table.screenshot(path=str(screenshots / "endpoints.png"))
     rows.first.get_by_role("link", name=LEAKING_TYPE, exact=True).click()
     expect(heading(page)).to_have_text(LEAKING_TYPE)
+    nothing_injected(page)
+
+
+def test_every_page_fits_a_phones_width(page, serve_shop, screenshots):
+    """At a phone's width (390 px) no page scrolls sideways: the overview with its verdict, a
+    type page with what holds its instances, an object page with its retaining path, and the
+    comparison. Wide tables scroll inside their own box."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily(rounds=2)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(shop.url)
+    expect(heading(page)).to_have_text("Overview")
+    take_snapshot(page)
+    assert not_wider_than_the_window(page), "overview"
+    shoot(page, screenshots, "phone-overview")
+    page.goto(urljoin(page.url, type_link(page, LEAKING_TYPE).get_attribute("href")))
+    expect(heading(page)).to_contain_text(LEAKING_TYPE)
+    expect(instance_rows(page).first).to_be_visible()
+    assert not_wider_than_the_window(page), "type page"
+    instance_rows(page).first.get_by_role("link").first.click()
+    expect(page.locator("main p.path")).to_be_visible()
+    assert not_wider_than_the_window(page), "object page"
+    page.goto(shop.url)
+    expect(heading(page)).to_have_text("Overview")
+    shop.leak_steadily(rounds=1)
+    page.get_by_role("button", name="Take a snapshot").click()
+    expect(heading(page)).to_have_text("Compared with the previous snapshot")
+    assert not_wider_than_the_window(page), "comparison"
     nothing_injected(page)

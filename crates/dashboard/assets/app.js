@@ -106,9 +106,11 @@
     return el("a", { href: "#/object/" + Number(id) }, text);
   }
 
+  // A table in a box of its own that scrolls sideways when the window is narrower than the
+  // table (a phone): the page itself never does.
   function table(head, rows) {
     const thead = el("tr", {}, ...head.map(([t, cls]) => el("th", cls ? { class: cls } : {}, t)));
-    return el("table", {}, el("thead", {}, thead), el("tbody", {}, ...rows));
+    return el("div", { class: "table" }, el("table", {}, el("thead", {}, thead), el("tbody", {}, ...rows)));
   }
 
   function reportParts(r) {

@@ -294,9 +294,13 @@ fn verdict_json(
     json!({
         "state": "leaking",
         "text": format!(
-            "Leaking: {} grew steadily over {samples} samples ({span_s} s), {:+.0} per hour{}.",
+            "Leaking: {} grew steadily over {samples} samples ({span_s} s), {} per hour{}.",
             short_name(name, MAX_TEXT),
-            top.per_hour,
+            heaplens_core::analysis::report::signed(if top.per_hour.is_finite() {
+                top.per_hour.round() as i64
+            } else {
+                0
+            }),
             match others {
                 0 => String::new(),
                 1 => ", and 1 more type".to_string(),

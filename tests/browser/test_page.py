@@ -73,7 +73,9 @@ def take_snapshot(page):
 
 
 def type_link(page, name):
-    return page.get_by_role("link", name=name, exact=True)
+    """The link to a type's page in the page's tables (the verdict above them may link the same
+    type)."""
+    return page.locator("main table").get_by_role("link", name=name, exact=True)
 
 
 def nothing_injected(page):
@@ -111,7 +113,7 @@ def test_the_overview_shows_the_leaking_type_and_its_growth_chart(page, serve_sh
     grower, shows the growth chart, and says the process is live."""
     shop = serve_shop(period=0.2)
     shop.leak_steadily()
-    row = page.locator("main tr", has=type_link(page, LEAKING_TYPE))
+    row = page.locator("main tr", has=page.get_by_role("link", name=LEAKING_TYPE, exact=True))
     with shop.still_leaking():
         # The page reads the history once; a sample the leak had not yet outgrown when it did
         # (a loaded machine) reads as a leak that stopped, so look again after the next sample.

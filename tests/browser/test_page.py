@@ -135,6 +135,7 @@ def test_the_overview_shows_the_leaking_type_and_its_growth_chart(page, serve_sh
         expect(heading(page)).to_have_text("Overview")
         expect(page.locator("ul.verdict")).to_contain_text("Held by: ")
         expect(page.locator("ul.verdict")).to_contain_text("['ORDERS']")
+        wait_for_image(page, "main img.verdict-path")  # and its path, drawn
     wait_for_image(page, "main img.chart")
     shoot(page, screenshots, "overview")
     nothing_injected(page)

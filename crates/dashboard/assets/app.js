@@ -164,10 +164,21 @@
     return parts;
   }
 
+  // The retaining path of what holds the top grower, drawn, under the verdict.
+  async function verdictPicture(v) {
+    const h = v && v.top && v.top.held_by;
+    if (!h || !h.holder) return null;
+    return svgImage("api/objects/" + Number(h.holder.id) + "/path.svg", "picture verdict-path");
+  }
+
   async function overview() {
     const o = await getJSON("api/overview");
     const parts = [el("h1", {}, "Overview")];
-    if (o.verdict) parts.push(...verdictParts(o.verdict));
+    if (o.verdict) {
+      parts.push(...verdictParts(o.verdict));
+      const picture = await verdictPicture(o.verdict);
+      if (picture) parts.push(picture);
+    }
     const m = o.memory;
     if (m) {
       parts.push(el("p", {}, "RSS " + bytes(m.rss) + (m.peak_rss ? " (peak " + bytes(m.peak_rss) + ")" : "") +

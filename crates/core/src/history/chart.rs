@@ -452,6 +452,12 @@ fn axes(
 /// The history as a growth chart (an SVG document). `trends` are the history's
 /// ([`super::trends`]); `title` names the process and is shown as given, escaped.
 pub fn svg(history: &History, trends: &[TypeTrend], title: &str) -> String {
+    svg_beside(history, trends, title, 0)
+}
+
+/// [`svg`] drawn in the process that holds `own` bytes of heaplens' own (the snapshots a
+/// dashboard keeps): they are not counted as native memory ([`native_growth_beside`]).
+pub fn svg_beside(history: &History, trends: &[TypeTrend], title: &str, own: u64) -> String {
     let samples: Vec<&Sample> = history.samples().collect();
     let t0 = samples.first().map_or(0, |s| s.taken_ms);
     let times: Vec<f64> = samples
@@ -540,7 +546,7 @@ pub fn svg(history: &History, trends: &[TypeTrend], title: &str) -> String {
         );
         x -= 30.0 + 22.0;
     }
-    if let Some(n) = native_growth(history) {
+    if let Some(n) = native_growth_beside(history, own) {
         let note = format!(
             "RSS +{}, Python objects +{}: native memory (C extensions, allocator fragmentation){}",
             bytes(n.rss_to - n.rss_from),
@@ -784,8 +790,13 @@ mod tests {
         assert_eq!(native.bytes_from, native.bytes_to);
         assert!(native.rss_to - native.rss_from >= NATIVE_MIN_GROWTH);
         assert!(native_growth(&run(40, false)).is_none());
-        // The same growth, while heaplens keeps 78 MiB of snapshots, is heaplens' own.
+        // The same growth, while heaplens keeps 78 MiB of snapshots, is heaplens' own, and the
+        // chart drawn there says so too (it called it native memory beside an overview that
+        // did not).
         assert!(native_growth_beside(&run(40, true), 78 << 20).is_none());
+        let h = run(40, true);
+        assert!(svg(&h, &trends(&h), "t").contains("native memory"));
+        assert!(!svg_beside(&h, &trends(&h), "t", 78 << 20).contains("native memory"));
         // Growth only during warm-up is not native growth.
         let mut h = History::new(100);
         for i in 0..20u64 {

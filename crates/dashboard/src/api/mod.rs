@@ -322,7 +322,10 @@ pub fn chart(source: &dyn Source) -> Response {
     let info = source.info();
     let title = format!("{} <pid {}>", info.program, info.pid);
     let mut svg = None;
-    source.with_history(&mut |h| svg = Some(chart::svg(h, &trends(h), &title)));
+    // The snapshots the dashboard keeps are heaplens' memory, not the program's native memory:
+    // the chart says what the overview says.
+    let own = heaplens_core::own::memory();
+    source.with_history(&mut |h| svg = Some(chart::svg_beside(h, &trends(h), &title, own)));
     match svg {
         Some(svg) => Response::new(200, "image/svg+xml; charset=utf-8", svg.into_bytes()),
         None => Response::error(

@@ -270,6 +270,27 @@ def leaky_snapshot(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def leaky_pair(tmp_path_factory):
+    """Two snapshot files of one process: after 100 leaked orders, and after 1,000 more."""
+    folder = tmp_path_factory.mktemp("offline-pair")
+    before, after = folder / "before.hlsnap", folder / "after.hlsnap"
+    package = leaky_shop.__package__
+    code = (
+        f"import sys; from {package} import leaky_shop; "
+        "leaky_shop.save_snapshot(sys.argv[1], orders=100); "
+        "leaky_shop.save_snapshot(sys.argv[2], orders=1000)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(before), str(after)],
+        cwd=HERE.parent,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+        check=True,
+        timeout=300,
+    )
+    return before, after
+
+
 @pytest.fixture
 def serve_file():
     """Starts ``heaplens serve FILE --port 0`` (the console script) and returns a

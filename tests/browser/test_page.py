@@ -442,6 +442,23 @@ def test_the_offline_viewer_shows_a_snapshot_file(page, leaky_snapshot, serve_fi
     nothing_injected(page)
 
 
+def test_two_snapshot_files_are_compared_on_the_page(page, leaky_pair, serve_file, screenshots):
+    """``heaplens serve BEFORE AFTER``: the read-only page of the later file offers Compare,
+    which names the leak (1,000 orders more) and the path that holds it."""
+    before, after = leaky_pair
+    viewer = serve_file(after, before)  # heaplens serve --port 0 BEFORE AFTER
+    page.goto(viewer.url)
+    expect(heading(page)).to_have_text("Overview")
+    expect(page.locator("#process")).to_contain_text("after.hlsnap")
+    page.get_by_role("link", name="Compare", exact=True).click()
+    expect(heading(page)).to_have_text("Compared with the previous snapshot")
+    main = page.locator("main")
+    expect(main).to_contain_text(LEAKING_TYPE + " ×1,000")
+    expect(main).to_contain_text("['ORDERS']")
+    shoot(page, screenshots, "offline-compare")
+    nothing_injected(page)
+
+
 def test_endpoints_are_ranked_by_what_their_requests_leave_behind(page, serve_shop, screenshots):
     """With ``trace_every=1`` the overview ranks the shop's endpoints: GET /order, which leaks
     an order (and the hostile objects it holds) per request, above GET /health, which leaves

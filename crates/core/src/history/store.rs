@@ -152,6 +152,26 @@ fn check_format(conn: &Connection, path: &Path, may_be_empty: bool) -> Result<()
     Ok(())
 }
 
+/// Runs `step` again while another connection holds the lock it needs, for up to 30 s: the
+/// busy timeout does not cover every case (switching the journal mode, a transaction that must
+/// upgrade its lock).
+fn retry_while_busy(mut step: impl FnMut() -> rusqlite::Result<()>) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match step() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Appends the samples of one process to a history file.
 pub struct HistoryWriter {
     conn: Connection,
@@ -175,16 +195,22 @@ impl HistoryWriter {
         // are then in the database file itself, so a process killed at any later point leaves
         // a file that says it is a history (with no samples yet), never one that looks empty.
         // (A file already in WAL mode stays in it; the statements change nothing there.)
+        // IMMEDIATE: the write lock is taken (waiting for it) at BEGIN. A deferred transaction
+        // that read first could not upgrade while another process did the same (two gunicorn
+        // workers booting together): SQLite answers that "database is locked" at once, without
+        // waiting, and the worker failed to boot.
         let schema = format!(
-            "BEGIN; {SCHEMA} INSERT OR IGNORE INTO meta(key, value) VALUES \
+            "BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta(key, value) VALUES \
              ('format', '{FORMAT}'), ('version', '{VERSION}'); COMMIT;"
         );
-        conn.execute_batch(&schema).map_err(|e| db_error(path, e))?;
+        retry_while_busy(|| conn.execute_batch(&schema)).map_err(|e| db_error(path, e))?;
         // WAL: readers (`heaplens history`, a dashboard) never block the writer, and a process
         // killed mid-write loses at most its last sample. NORMAL sync is enough for that: only
         // an operating-system crash could lose the newest samples.
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-            .map_err(|e| db_error(path, e))?;
+        retry_while_busy(|| {
+            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        })
+        .map_err(|e| db_error(path, e))?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -535,6 +561,31 @@ mod tests {
         let empty = temp("empty");
         std::fs::write(&empty, b"").unwrap();
         assert!(read(&empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn processes_that_open_one_new_history_at_once_all_get_in() {
+        // Gunicorn boots its workers together, each opening the history file the app names.
+        for round in 0..5 {
+            let path = temp(&format!("together-{round}"));
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let opened: Vec<_> = (0..8u32)
+                    .map(|pid| {
+                        let (path, start) = (&path, &start);
+                        s.spawn(move || {
+                            start.wait();
+                            HistoryWriter::open(path, pid, "app", "3.12").map(drop)
+                        })
+                    })
+                    .collect();
+                for (pid, o) in opened.into_iter().enumerate() {
+                    let result = o.join().unwrap();
+                    assert!(result.is_ok(), "round {round}, process {pid}: {result:?}");
+                }
+            });
+            assert_eq!(read(&path).unwrap().len(), 8);
+        }
     }
 
     #[test]

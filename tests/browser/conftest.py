@@ -291,32 +291,43 @@ def leaky_pair(tmp_path_factory):
     return before, after
 
 
-@pytest.fixture
-def serve_file():
-    """Starts ``heaplens serve FILE --port 0`` (the console script) and returns a
-    :class:`Dashboard` at the address it prints; stops it with Ctrl-C afterwards."""
+def _heaplens_script():
     heaplens = shutil.which("heaplens", path=str(Path(sys.executable).parent)) or shutil.which(
         "heaplens"
     )
     assert heaplens, "the heaplens console script is not installed"
+    return heaplens
+
+
+@pytest.fixture
+def viewers():
+    """Starts ``heaplens ARGS...`` commands that serve a dashboard, returns a :class:`Dashboard`
+    at the address each prints; stops them with Ctrl-C afterwards."""
+    heaplens = _heaplens_script()
     started = []
 
-    def serve(path, *options):
+    def start(*args):
         process = subprocess.Popen(
-            [heaplens, "serve", "--port", "0", *options, str(path)],
+            [heaplens, *map(str, args)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         started.append(process)
-        # The first line says where it listens: "heaplens dashboard for F: http://HOST:PORT/".
-        line = process.stdout.readline()
-        if "http://" not in line:
-            process.kill()
-            pytest.fail(f"heaplens serve did not start: {line!r} {process.communicate()[1]!r}")
-        return Dashboard(line[line.index("http://"):].strip())
+        # The address is on the first line ("heaplens dashboard for F: http://HOST:PORT/"), or
+        # after the one that says what was captured (attach).
+        lines = []
+        for _ in range(3):
+            line = process.stdout.readline()
+            lines.append(line)
+            if "http://" in line:
+                return Dashboard(line[line.index("http://"):].strip())
+            if not line:
+                break
+        process.kill()
+        pytest.fail(f"heaplens {args[0]} did not start: {lines!r} {process.communicate()[1]!r}")
 
-    yield serve
+    yield start
     for process in started:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -325,3 +336,52 @@ def serve_file():
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+@pytest.fixture
+def serve_file(viewers):
+    """Starts ``heaplens serve FILE --port 0`` (the console script) and returns a
+    :class:`Dashboard` at the address it prints; stops it with Ctrl-C afterwards."""
+
+    def serve(path, *options):
+        return viewers("serve", "--port", "0", *options, path)
+
+    return serve
+
+
+def _attach_can_reach_a_child():
+    """Whether ``heaplens attach`` can reach a child of this process: through
+    ``sys.remote_exec`` (3.14+), or through gdb where ptrace is allowed."""
+    if sys.version_info >= (3, 14):
+        return
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        _missing("gdb is not installed (apt-get install gdb; CI installs it)")
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        r = subprocess.run(
+            [gdb, "-nx", "-batch", "-p", str(child.pid)], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        child.kill()
+        child.wait()
+    if "Operation not permitted" in r.stdout + r.stderr:
+        pytest.skip("ptrace is not allowed here (kernel.yama.ptrace_scope, or no CAP_SYS_PTRACE)")
+
+
+@pytest.fixture
+def leaky_server():
+    """The leaky WSGI app of ``tests/scripts`` under waitress, in a process of its own:
+    ``(process, base URL)``; killed afterwards."""
+    pytest.importorskip("waitress")
+    _attach_can_reach_a_child()
+    script = HERE.parent / "scripts" / "leaky_wsgi_app.py"
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(process.stdout.readline())
+        yield process, f"http://127.0.0.1:{port}/"
+    finally:
+        process.kill()
+        process.communicate(timeout=30)

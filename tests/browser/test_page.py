@@ -6,6 +6,7 @@ Fixtures are in ``conftest.py``; the leaking app, and its hostile names, in ``le
 """
 
 import re
+import urllib.request
 from urllib.parse import urljoin
 
 import pytest
@@ -181,6 +182,52 @@ def test_a_type_leads_to_its_instances_and_an_instance_to_what_keeps_it_alive(
     expect(page.locator("main p.path")).to_contain_text("ORDERS")
     page.go_back()
     expect(heading(page)).to_have_text(LEAKING_TYPE)
+    nothing_injected(page)
+
+
+def test_a_type_page_groups_its_instances_by_holder_and_lists_each_groups_own(
+    page, serve_shop, screenshots, monkeypatch
+):
+    """A type held in two places: the type page's "Held by" table has a row per holder, with how
+    many it holds and what freeing them would free (retained); a row's count lists that holder's
+    instances only, paged, and "All N instances" lists them all again."""
+    shop = serve_shop(period=0.2)
+    shop.leak_steadily(rounds=2)
+    featured = [leaky_shop.LeakyOrder(-1), leaky_shop.LeakyOrder(-2)]
+    monkeypatch.setattr(leaky_shop, "FEATURED", featured, raising=False)
+    page.goto(shop.url)
+    take_snapshot(page)
+    total = len(leaky_shop.ORDERS) + len(featured)
+    type_link(page, LEAKING_TYPE).click()
+    expect(heading(page)).to_have_text(LEAKING_TYPE)
+    held_by = section(page, "Held by")
+    rows = held_by.locator("tbody tr")
+    expect(rows.first).to_contain_text("['ORDERS']")
+    expect(rows.first.locator("td").first).to_have_text(f"{len(leaky_shop.ORDERS):,}")
+    featured_row = rows.filter(has_text="['FEATURED']")
+    expect(featured_row).to_have_count(1)
+    expect(featured_row.locator("td").first).to_have_text("2")
+    # Two orders, each with its gift, card and dict: more than two objects' bytes retained.
+    retained = featured_row.locator("td").nth(1).inner_text()
+    assert retained.endswith("B") and retained != "0 B", retained
+    shoot(page, screenshots, "type-held-by")
+
+    featured_row.get_by_role("link", name="2", exact=True).click()
+    expect(page).to_have_url(re.compile(f"#/type/{re.escape(LEAKING_TYPE)}/1/[0-9]+$"))
+    expect(page.locator("main h2", has_text="Instances held by")).to_contain_text(
+        "['FEATURED'] -> list (2)"
+    )
+    expect(instance_rows(page)).to_have_count(2)
+    for row in instance_rows(page).all():
+        row.get_by_role("link").click()
+        expect(page.locator("main p.path")).to_contain_text("['FEATURED']")
+        page.go_back()
+    # The heading still counts every instance; its link lists them all.
+    expect(page.locator("main p").first).to_contain_text(f"{total:,} objects")
+    page.get_by_role("link", name=f"All {total:,} instances").click()
+    expect(page).to_have_url(re.compile(f"#/type/{re.escape(LEAKING_TYPE)}/1$"))
+    expect(page.locator("main h2", has_text="Instances held by")).to_have_count(0)
+    assert instance_rows(page).count() == min(total, 50)
     nothing_injected(page)
 
 
@@ -442,6 +489,34 @@ def test_the_offline_viewer_shows_a_snapshot_file(page, leaky_snapshot, serve_fi
     nothing_injected(page)
 
 
+def test_an_attached_process_shows_its_report_and_what_holds_its_leak(
+    page, leaky_server, viewers, screenshots, tmp_path
+):
+    """``heaplens attach PID --serve``: the page of a running process's snapshot leads with its
+    report (the dict of sessions among the biggest retainers, with its path), and the leaking
+    type's page says what holds its instances; the process goes on serving."""
+    server, url = leaky_server
+    for _ in range(300):
+        with urllib.request.urlopen(url + "session", timeout=30) as response:
+            response.read()
+    viewer = viewers("attach", server.pid, "--snapshot", tmp_path / "s.hlsnap", "--serve", "0")
+    page.goto(viewer.url)
+    expect(heading(page)).to_have_text("Overview")
+    expect(page.locator("#process")).to_contain_text(f"pid {server.pid}")
+    expect(page.locator("main h2").first).to_have_text("Biggest retainers")
+    retainers = page.locator("main table").first
+    expect(retainers).to_contain_text("module leaky_wsgi_app -> .__dict__['SESSIONS'] -> dict")
+    shoot(page, screenshots, "attach-report")
+    type_link(page, "leaky_wsgi_app.Session").click()
+    expect(heading(page)).to_have_text("leaky_wsgi_app.Session")
+    held_by = section(page, "Held by").locator("tbody tr").first
+    expect(held_by).to_contain_text("['SESSIONS']")
+    expect(held_by.locator("td").first).to_have_text("300")
+    nothing_injected(page)
+    with urllib.request.urlopen(url + "session", timeout=30) as response:
+        assert response.read().startswith(b"hello ")
+
+
 def test_two_snapshot_files_are_compared_on_the_page(page, leaky_pair, serve_file, screenshots):
     """``heaplens serve BEFORE AFTER``: the read-only page of the later file offers Compare,
     which names the leak (1,000 orders more) and the path that holds it."""
@@ -483,6 +558,22 @@ def test_endpoints_are_ranked_by_what_their_requests_leave_behind(page, serve_sh
     table.screenshot(path=str(screenshots / "endpoints.png"))
     rows.first.get_by_role("link", name=LEAKING_TYPE, exact=True).click()
     expect(heading(page)).to_have_text(LEAKING_TYPE)
+    nothing_injected(page)
+
+    # Once there is a snapshot, the row says what holds what it leaves behind, and its link
+    # goes to that holder, whose page shows the path from the module global.
+    page.get_by_role("link", name="heaplens", exact=True).click()
+    take_snapshot(page)
+    row = section(page, "Endpoints").locator("tbody tr").first
+    expect(row.locator("td").first).to_have_text("GET /order")
+    holder = row.locator("td").last
+    expect(holder).to_contain_text("['ORDERS']")
+    expect(health).not_to_contain_text("['ORDERS']")
+    holder.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"#/object/[0-9]+$"))
+    expect(heading(page)).to_contain_text("list")
+    expect(page.locator("main p.path")).to_contain_text(f"module {SHOP}")
+    expect(page.locator("main p.path")).to_contain_text("['ORDERS']")
     nothing_injected(page)
 
 

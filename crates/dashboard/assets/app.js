@@ -3,7 +3,7 @@
 // Every string shown comes from the heap being inspected (type names, labels, reprs), so it is
 // attacker-controlled: the DOM is built with createElement and textContent only. Images (the
 // growth chart, path pictures) are fetched as text and shown through data: URLs in <img>, where
-// SVG cannot run script. Routing is by the URL's hash: #/, #/type/<name>/<page>, #/object/<id>,
+// SVG cannot run script. Routing is by the URL's hash: #/, #/type/<name>/<page>[/<group>], #/object/<id>,
 // #/diff.
 "use strict";
 
@@ -98,8 +98,10 @@
     return svg;
   }
 
-  function typeLink(name, page) {
-    return "#/type/" + encodeURIComponent(name) + "/" + (page || 1);
+  // #/type/<name>/<page>, or #/type/<name>/<page>/<group> for the instances one holder keeps.
+  function typeLink(name, page, group) {
+    return "#/type/" + encodeURIComponent(name) + "/" + (page || 1) +
+      (group !== undefined && group !== null ? "/" + Number(group) : "");
   }
 
   function objectLink(id, text) {
@@ -236,9 +238,10 @@
         e.measured ? (e.approximate ? "≈ " : "") + perRequest(e.objects_per_request) +
           (e.few_traces ? " (" + count(e.measured) + (e.measured === 1 ? " trace)" : " traces)") : "") : ""),
       el("td", { class: "name" }, ...e.types.map((t, i) => el("span", {},
-        (i ? ", " : ""), el("a", { href: typeLink(t.name) }, t.name), " " + perRequest(t.per_request))))));
+        (i ? ", " : ""), el("a", { href: typeLink(t.name) }, t.name), " " + perRequest(t.per_request)))),
+      el("td", { class: "name" }, heldByCell(e.held_by))));
     parts.push(table([["endpoint"], ["requests", "num"], ["traced", "num"],
-      ["objects left per request", "num"], ["types left per request"]], rows));
+      ["objects left per request", "num"], ["types left per request"], ["held by"]], rows));
     parts.push(el("p", { class: "note" }, "A traced request is measured by a census when it " +
       "starts and another when the next request arrives; the figures are trimmed means over " +
       "each endpoint's most recent traces. Overlapped traces ran beside other requests and " +
@@ -246,6 +249,15 @@
       "last: a first request down a code path warms caches." +
       (ep.more ? " " + count(ep.more) + " more endpoints not shown." : "")));
     return parts;
+  }
+
+  // Where what an endpoint leaves behind is held: the holder's path, a link to the holder (whose
+  // page draws the path), once there is a snapshot.
+  function heldByCell(h) {
+    if (!h) return info && info.can_take_snapshot && !info.has_snapshot ?
+      el("span", { class: "note" }, "take a snapshot to see") : "";
+    return el("span", {}, h.holder !== null ? objectLink(h.holder, h.path) : h.path,
+      " (" + count(h.count) + " " + h.type + ")");
   }
 
   function objectRow(x) {
@@ -257,28 +269,39 @@
       el("td", { class: "num" }, bytes(x.retained_size)));
   }
 
-  async function typePage(name, page) {
+  async function typePage(name, page, group) {
     // The name goes in the query: a '/' in it would be decoded by the server in the path.
-    const t = await getJSON("api/types?name=" + encodeURIComponent(name) + "&page=" + page);
+    const t = await getJSON("api/types?name=" + encodeURIComponent(name) + "&page=" + page +
+      (group !== null ? "&group=" + group : ""));
     const parts = [el("h1", {}, t.name),
       el("p", {}, count(t.count) + " objects" + (t.bytes !== null ? ", " + bytes(t.bytes) : ""))];
     if (t.history) parts.push(el("p", {}, "Count over time: ", sparkline(t.history)));
     if (t.note) parts.push(el("p", { class: "note" }, t.note));
     if (t.held_by && t.held_by.length) {
       parts.push(el("h2", {}, "Held by"));
-      parts.push(table([["instances", "num"], ["with what they hold", "num"], ["holder"], ["e.g."]],
-        t.held_by.map((h) => el("tr", {},
-          el("td", { class: "num" }, count(h.count)),
+      parts.push(table([["instances", "num"], ["retained", "num"], ["with what they hold", "num"],
+        ["holder"], ["e.g."]],
+        t.held_by.map((h) => el("tr", { class: h.group === group ? "chosen" : "" },
+          el("td", { class: "num" }, el("a", { href: typeLink(name, 1, h.group), class: "group" },
+            count(h.instances))),
+          el("td", { class: "num" }, bytes(h.retained_size)),
           el("td", { class: "num" }, count(h.objects) + " objects, " + bytes(h.bytes)),
           el("td", { class: "name" }, h.holder ? objectLink(h.holder.id, h.path) : h.path),
           el("td", { class: "name" }, objectLink(h.sample, h.sample_label || "#" + h.sample))))));
+      parts.push(el("p", { class: "note" }, "Retained: what freeing a holder's instances would " +
+        "free, each byte counted once. A count lists that holder's instances."));
+    }
+    if (t.group) {
+      parts.push(el("h2", {}, "Instances held by " + t.group.path + " (" + count(t.listed) + ")"));
+      parts.push(el("p", {}, el("a", { href: typeLink(name, 1) }, "All " + count(t.count) + " instances")));
+    } else if (t.held_by && t.held_by.length) {
       parts.push(el("h2", {}, "Instances"));
     }
     parts.push(table([["id"], ["repr"], ["address", "num"], ["size", "num"], ["retained", "num"]],
       t.instances.map(objectRow)));
     const pager = el("p", { class: "pager" }, "Page " + t.page + " of " + Math.max(t.pages, 1) + " ");
-    if (t.page > 1) pager.appendChild(el("a", { href: typeLink(name, t.page - 1) }, "previous"));
-    if (t.page < t.pages) pager.appendChild(el("a", { href: typeLink(name, t.page + 1) }, "next"));
+    if (t.page > 1) pager.appendChild(el("a", { href: typeLink(name, t.page - 1, group) }, "previous"));
+    if (t.page < t.pages) pager.appendChild(el("a", { href: typeLink(name, t.page + 1, group) }, "next"));
     parts.push(pager);
     show(...parts);
   }
@@ -389,7 +412,8 @@
     let page;
     try {
       if (parts[0] === "type" && parts.length >= 2) {
-        page = typePage(decodeURIComponent(parts[1]), Math.max(1, parseInt(parts[2], 10) || 1));
+        const group = /^[0-9]+$/.test(parts[3] || "") ? Number(parts[3]) : null;
+        page = typePage(decodeURIComponent(parts[1]), Math.max(1, parseInt(parts[2], 10) || 1), group);
       } else if (parts[0] === "object" && /^[0-9]+$/.test(parts[1] || "")) {
         page = objectPage(parts[1]);
       } else if (parts[0] === "diff") {

@@ -10,7 +10,7 @@
 //! | GET | `/assets/app.js`, `/assets/app.css` | the page's script and style |
 //! | GET | `/api/info` | the process: pid, program, Python version, live or file, RSS, what is available |
 //! | GET | `/api/overview?limit=` | totals, memory (RSS vs Python bytes, native growth), types: census and trends, steady growers first ([`crate::api::overview`]) |
-//! | GET | `/api/types/<name>?page=&per_page=` | a type's count over time and its instances, largest retained size first, paged ([`crate::api::type_page`]) |
+//! | GET | `/api/types/<name>?page=&per_page=&group=` | a type's count over time, what holds its instances (grouped by holder) and its instances, largest retained size first, paged: all of them, or the ones of one holder's `group` ([`crate::api::type_page`]) |
 //! | GET | `/api/types?name=<name>&page=&per_page=` | the same, with the name in the query: servers decode `%2F` in paths before the host sees them, so a type name with a `/` only survives there (the page uses this form) |
 //! | GET | `/api/objects/<id>` | one object (`id`: its node number): referrers and referents with labels, retaining path, retained size ([`crate::api::object_page`]) |
 //! | GET | `/api/objects/<id>/path.svg` | a picture of the object's retaining path |
@@ -60,14 +60,7 @@ pub fn route(config: &Config, source: &dyn Source, req: &Request) -> Response {
             Ok(limit) => api::overview(source, limit),
             Err(e) => e,
         },
-        ["api", "types", name] if get => {
-            let page = number(q, "page", 1, 1, u32::MAX as usize);
-            let per_page = number(q, "per_page", 50, 1, 500);
-            match (page, per_page) {
-                (Ok(page), Ok(per_page)) => api::type_page(source, name, page, per_page),
-                (Err(e), _) | (_, Err(e)) => e,
-            }
-        }
+        ["api", "types", name] if get => type_page(source, name, q),
         ["api", "types"] if get => {
             let Some(name) = query_param(q, "name") else {
                 return Response::error(
@@ -75,12 +68,7 @@ pub fn route(config: &Config, source: &dyn Source, req: &Request) -> Response {
                     "which type? `name=` is missing (or not valid percent-encoded UTF-8)",
                 );
             };
-            let page = number(q, "page", 1, 1, u32::MAX as usize);
-            let per_page = number(q, "per_page", 50, 1, 500);
-            match (page, per_page) {
-                (Ok(page), Ok(per_page)) => api::type_page(source, &name, page, per_page),
-                (Err(e), _) | (_, Err(e)) => e,
-            }
+            type_page(source, &name, q)
         }
         ["api", "objects", id] if get => match node_id(id) {
             Ok(id) => api::object_page(source, id),
@@ -136,6 +124,21 @@ fn node_id(text: &str) -> Result<u32, Response> {
 }
 
 /// A number from the query, `default` when absent, a 400 when malformed or outside `min..=max`.
+/// `/api/types/<name>?page=&per_page=&group=`: a type's page, or the instances one holder keeps
+/// (`group`, from the page's `held_by`).
+fn type_page(source: &dyn Source, name: &str, q: &str) -> Response {
+    let page = number(q, "page", 1, 1, u32::MAX as usize);
+    let per_page = number(q, "per_page", 50, 1, 500);
+    let group = match query_param(q, "group") {
+        None => Ok(None),
+        Some(_) => number(q, "group", 0, 0, u32::MAX as usize - 1).map(|g| Some(g as u32)),
+    };
+    match (page, per_page, group) {
+        (Ok(page), Ok(per_page), Ok(group)) => api::type_page(source, name, page, per_page, group),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => e,
+    }
+}
+
 fn number(
     query: &str,
     name: &str,

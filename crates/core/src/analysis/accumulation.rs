@@ -98,6 +98,9 @@ pub struct Suspect {
     /// The groups folded into this one, as they read: the weak references registries keep to
     /// its objects (`300 weakref.ReferenceType held by module logging -> ... -> list`).
     pub also: Vec<String>,
+    /// The group's key in [`groups_of_types`]' answer: the objects of the group are those whose
+    /// key it is (for a type's instances, to list the ones this holder keeps).
+    pub group: u32,
 }
 
 /// How a suspect's group is the bookkeeping of another one's.
@@ -232,6 +235,47 @@ pub struct Accumulation {
     pub ignored: usize,
 }
 
+/// The group key of a node no group has.
+pub const NO_GROUP: u32 = NONE;
+/// The group of the objects of the set that are roots themselves.
+const ROOTS: u32 = NONE - 1;
+/// The group of the objects of the set no root reaches.
+const GARBAGE: u32 = NONE - 2;
+
+/// The group of each object of `new`: the nearest node above it on its shortest retaining path
+/// that is not in the set (past up to four steps of plain data), [`ROOTS`] or [`GARBAGE`];
+/// [`NO_GROUP`] for the objects outside the set. Parents come first in the search order, so one
+/// pass suffices.
+fn group_keys(
+    after: &Graph,
+    paths: &RetainingPaths,
+    new: &NodeSet,
+    is_plain_data: &dyn Fn(NodeId) -> bool,
+) -> Vec<u32> {
+    let above_plain_data = |mut p: NodeId| {
+        for _ in 0..4 {
+            match paths.parent(after, p) {
+                Some(q) if is_plain_data(p) => p = q,
+                _ => break,
+            }
+        }
+        p
+    };
+    let mut holder = vec![NONE; after.node_count()];
+    for &v in paths.order() {
+        if !new.contains(v) {
+            continue;
+        }
+        holder[v as usize] = match paths.parent(after, v) {
+            Some(p) if holder[p as usize] != NONE => holder[p as usize],
+            Some(p) => above_plain_data(p),
+            None if after.flags(v).contains(NodeFlags::UNREACHABLE) => GARBAGE,
+            None => ROOTS,
+        };
+    }
+    holder
+}
+
 /// The groups of `new` (a set of objects of `after`) worth reporting, largest first, with how many
 /// objects and bytes the set holds in all. `name_of(v)` numbers each node's type name, and
 /// `type_names` gives the names back. Groups kept alive by heaplens' own code are left out; with
@@ -251,14 +295,6 @@ pub fn suspects(
     // group), counting for every node how many new objects it holds directly. Parents come first
     // in the search order, so one pass suffices.
     let n = after.node_count();
-    let mut holder = vec![NONE; n];
-    const ROOTS: u32 = NONE - 1;
-    const GARBAGE: u32 = NONE - 2;
-    let mut groups: HashMap<u32, Group> = HashMap::new();
-    // New objects each node holds directly (not as dict keys), per type.
-    let mut direct_new: HashMap<(NodeId, u32), u64> = HashMap::new();
-    let mut new_in_order: Vec<(NodeId, Option<NodeId>, bool)> = Vec::new();
-    let (mut new_objects, mut new_bytes) = (0u64, 0u64);
     // An object of the set held inside plain data that is not (the instance in the key tuple of
     // a method's cache) belongs to the container of that data: the tuple holds one, the cache
     // all of them.
@@ -267,15 +303,12 @@ pub fn suspects(
             .get(after_name(v) as usize)
             .is_some_and(|n| ranking::is_payload(n))
     };
-    let above_plain_data = |mut p: NodeId| {
-        for _ in 0..4 {
-            match paths.parent(after, p) {
-                Some(q) if is_plain_data(p) => p = q,
-                _ => break,
-            }
-        }
-        p
-    };
+    let holder = group_keys(after, paths, new, &is_plain_data);
+    let mut groups: HashMap<u32, Group> = HashMap::new();
+    // New objects each node holds directly (not as dict keys), per type.
+    let mut direct_new: HashMap<(NodeId, u32), u64> = HashMap::new();
+    let mut new_in_order: Vec<(NodeId, Option<NodeId>, bool)> = Vec::new();
+    let (mut new_objects, mut new_bytes) = (0u64, 0u64);
     for &v in paths.order() {
         if !new.contains(v) {
             continue;
@@ -288,13 +321,7 @@ pub fn suspects(
                 LabelKind::DictKey | LabelKind::DictKeyStr
             )
         });
-        let h = match parent {
-            Some(p) if holder[p as usize] != NONE => holder[p as usize],
-            Some(p) => above_plain_data(p),
-            None if after.flags(v).contains(NodeFlags::UNREACHABLE) => GARBAGE,
-            None => ROOTS,
-        };
-        holder[v as usize] = h;
+        let h = holder[v as usize];
         match (parent, via_key) {
             (Some(p), false) => *direct_new.entry((p, after_name(v))).or_default() += 1,
             // The entries of the garbage and root groups hang from the group itself.
@@ -534,6 +561,7 @@ pub fn suspects(
                 },
                 allocated_at: Vec::new(),
                 also: Vec::new(),
+                group: h,
             };
             (h, suspect)
         })
@@ -571,6 +599,26 @@ pub fn holders_of_types(
     names: &[String],
     options: DiffOptions,
 ) -> Vec<Suspect> {
+    let (set, type_names) = instances_of(graph, names);
+    let name_of = |v: NodeId| graph.type_id(v).0;
+    suspects(graph, None, paths, &set, name_of, &type_names, options).suspects
+}
+
+/// The group of each instance of the types named `names`, as [`holders_of_types`] groups them
+/// ([`Suspect::group`]); [`NO_GROUP`] for every other node. To list the instances one holder
+/// keeps.
+pub fn groups_of_types(graph: &Graph, paths: &RetainingPaths, names: &[String]) -> Vec<u32> {
+    let (set, type_names) = instances_of(graph, names);
+    let is_plain_data = |v: NodeId| {
+        type_names
+            .get(graph.type_id(v).0 as usize)
+            .is_some_and(|n| ranking::is_payload(n))
+    };
+    group_keys(graph, paths, &set, &is_plain_data)
+}
+
+/// The instances of the types named `names`, and every type's display name by type id.
+fn instances_of(graph: &Graph, names: &[String]) -> (NodeSet, Vec<String>) {
     let type_names: Vec<String> = graph
         .types()
         .iter()
@@ -583,6 +631,5 @@ pub fn holders_of_types(
             set.insert(v);
         }
     }
-    let name_of = |v: NodeId| graph.type_id(v).0;
-    suspects(graph, None, paths, &set, name_of, &type_names, options).suspects
+    (set, type_names)
 }

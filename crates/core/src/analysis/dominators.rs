@@ -266,6 +266,45 @@ impl Dominators {
         candidates
     }
 
+    /// The bytes that would be freed if all of `nodes` were: the retained sizes of those no
+    /// other of them dominates (a dominated one's bytes are in its dominator's already). Linear
+    /// in the nodes visited: each walk up the dominator tree stops at a node whose answer is
+    /// known, and leaves its answer on the way.
+    pub fn retained_size_of_set(&self, nodes: &[NodeId]) -> u64 {
+        const UNKNOWN: u8 = 0;
+        const MEMBER: u8 = 1;
+        const UNDER_MEMBER: u8 = 2;
+        const FREE: u8 = 3;
+        use std::collections::HashMap;
+        // Sparse: a type page asks this for a few thousand instances of a heap of millions.
+        let mut state: HashMap<NodeId, u8> = nodes.iter().map(|&v| (v, MEMBER)).collect();
+        let mut walk = Vec::new();
+        let mut total = 0u64;
+        for &v in nodes {
+            // Is some other member above v?
+            walk.clear();
+            let mut at = self.idom(v);
+            let answer = loop {
+                let Some(u) = at else { break FREE };
+                match state.get(&u).copied().unwrap_or(UNKNOWN) {
+                    MEMBER | UNDER_MEMBER => break UNDER_MEMBER,
+                    FREE => break FREE,
+                    _ => {
+                        walk.push(u);
+                        at = self.idom(u);
+                    }
+                }
+            };
+            for &u in &walk {
+                state.insert(u, answer);
+            }
+            if answer == FREE {
+                total += self.retained_size(v);
+            }
+        }
+        total
+    }
+
     /// The nodes `n` immediately dominates (its children in the dominator tree). Scans every
     /// node: for repeated queries, group [`Dominators::idom`] once instead.
     pub fn dominated_by(&self, n: NodeId) -> Vec<NodeId> {
@@ -384,6 +423,19 @@ mod tests {
         assert_eq!(d.retained_count(0), 4);
         assert_eq!(d.retained_size(2), 20);
         assert_eq!(d.retained_size(g.root()), 40);
+    }
+
+    #[test]
+    fn a_set_retains_each_byte_once() {
+        // 0 -> 1 -> 2 -> 3, and 4 -> 5 beside them.
+        let g = graph(6, &[(0, 1), (1, 2), (2, 3), (4, 5)], &[0, 4], &[]);
+        let d = Dominators::compute(&g);
+        // 3 is under 1: counted with it, not again.
+        assert_eq!(d.retained_size_of_set(&[3, 1]), 30);
+        assert_eq!(d.retained_size_of_set(&[1, 3]), 30);
+        assert_eq!(d.retained_size_of_set(&[2, 5]), 30);
+        assert_eq!(d.retained_size_of_set(&[0, 1, 2, 3, 4, 5]), 60);
+        assert_eq!(d.retained_size_of_set(&[]), 0);
     }
 
     #[test]

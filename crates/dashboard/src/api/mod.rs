@@ -15,7 +15,10 @@
 //!   trend: {first, last, min, max, per_hour, steady, sparkline} | null}], more}`.
 //! - `/api/endpoints`: `{tracing, endpoints: [{endpoint, requests, traced, overlapped, measured,
 //!   approximate, few_traces, objects, bytes, objects_per_request, bytes_per_request, types:
-//!   [{name, per_request}]}], more}`, most objects per request first, endpoints with
+//!   [{name, per_request}], held_by: {type, holder: id | null, path, count} | null}], more}`,
+//!   most objects per request first (`held_by`: what holds the instances of the classes an
+//!   endpoint leaves behind, from the snapshot, for endpoints leaving at least one object a
+//!   request), endpoints with
 //!   `few_traces` (under [`FEW_TRACES`]) last. `overlapped` traces ran beside
 //!   other requests; the per-request figures are trimmed means over the `measured` (most recent)
 //!   clean traces, or the overlapped ones while there is no clean one (`approximate`)
@@ -28,12 +31,14 @@ pub mod objects;
 
 pub use objects::{object_page, path_picture, report, type_page};
 
-use crate::source::{ActionError, Snapshot};
+use crate::source::{ActionError, EndpointGrowth, Snapshot};
 use crate::{Config, Response, Source};
 use heaplens_core::analysis::diff::{DiffOptions, Holder};
+use heaplens_core::analysis::ranking::is_generic;
 use heaplens_core::analysis::report::diff_report;
 use heaplens_core::history::{chart, trends, History};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Points in a sparkline; longer series keep each stretch's highest count.
@@ -429,6 +434,9 @@ pub const MAX_ENDPOINTS: usize = 200;
 /// Most types listed per endpoint.
 pub const MAX_ENDPOINT_TYPES: usize = 10;
 
+/// Most endpoints whose holder the endpoints table looks up in the snapshot.
+pub const MAX_ENDPOINT_HOLDERS: usize = 10;
+
 /// Fewer measured traces than this, and an endpoint is ranked after the others: the first
 /// requests down a code path warm caches and import modules, which one or two traces cannot
 /// tell from a leak.
@@ -446,6 +454,36 @@ pub fn endpoints(source: &dyn Source) -> Response {
             .then(b.objects_per_request.total_cmp(&a.objects_per_request))
             .then(a.endpoint.cmp(&b.endpoint))
     });
+    // Where what an endpoint leaves behind is held, from the snapshot, for the endpoints that
+    // leave at least one object a request (a pass over the heap per endpoint, so for a few).
+    let snap = source.snapshot();
+    let mut holders: HashMap<Vec<String>, Option<Value>> = HashMap::new();
+    let mut held_by = |e: &EndpointGrowth| -> Value {
+        let Some(snap) = snap.as_deref() else {
+            return Value::Null;
+        };
+        // The classes only: the builtins a request leaves with them (a tuple, a dict) are
+        // everywhere in the heap, and the biggest holder of all the heap's tuples says nothing
+        // about this endpoint. An endpoint that leaves builtins only gets no holder: its types
+        // link to their pages.
+        let names: Vec<String> = e
+            .types
+            .iter()
+            .filter(|(n, _)| !is_generic(n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if names.is_empty() || e.objects_per_request < 1.0 {
+            return Value::Null;
+        }
+        if !holders.contains_key(&names) && holders.len() >= MAX_ENDPOINT_HOLDERS {
+            return Value::Null;
+        }
+        holders
+            .entry(names)
+            .or_insert_with_key(|names| objects::top_holder(snap, names))
+            .clone()
+            .unwrap_or(Value::Null)
+    };
     let rows: Vec<Value> = list
         .iter()
         .take(MAX_ENDPOINTS)
@@ -469,6 +507,7 @@ pub fn endpoints(source: &dyn Source) -> Response {
                 "objects_per_request": e.objects_per_request,
                 "bytes_per_request": e.bytes_per_request,
                 "types": types,
+                "held_by": held_by(e),
             })
         })
         .collect();

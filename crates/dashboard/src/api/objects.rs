@@ -6,10 +6,13 @@
 //! comes from one of them), each with how it refers, in Dozer's words ("via its 'k' key").
 //!
 //! Shapes:
-//! - `/api/types/<name>`: `{name, count, bytes, page, per_page, pages, history: [counts] | null,
-//!   held_by: [{holder: object | null, path, count, objects, bytes, sample, sample_label}],
-//!   instances: [object]}`: what holds the instances, grouped by holder (most first), then the
-//!   instances, largest retained size first.
+//! - `/api/types/<name>?group=`: `{name, count, bytes, page, per_page, pages, history: [counts]
+//!   | null, held_by: [{group, holder: object | null, path, count, instances, objects, bytes,
+//!   retained_size, sample, sample_label}], group: {group, path, count} | null, listed, instances:
+//!   [object]}`: what holds the instances, grouped by holder (most first; `count` held directly,
+//!   `instances` in the group in all, `retained_size` what freeing them would free), then the
+//!   instances, largest retained size first: all of them, or one group's (`?group=`; `listed`
+//!   says how many the pages hold).
 //! - `/api/objects/<id>`: `object` plus `{referrers: [ref], referents: [ref], more_referrers,
 //!   more_referents, path: {text, garbage, steps: [{id, type, label, via}], elided} | null}`.
 //! - `/api/report?limit=`: `{retainers: [object + {path, allocated_at}], garbage: {objects,
@@ -21,12 +24,15 @@
 use super::{no_snapshot, short, short_name, thin, MAX_TEXT};
 use crate::source::Snapshot;
 use crate::{Response, Source};
+use heaplens_core::analysis::accumulation::{groups_of_types, holders_of_types, Holder};
+use heaplens_core::analysis::diff::DiffOptions;
 use heaplens_core::analysis::paths::{display, Start};
 use heaplens_core::analysis::report::bytes;
 use heaplens_core::graph::{NodeFlags, NodeId};
 use heaplens_core::render::picture::{self, edge_label, node_text, Edge, Format, Node, NodeKind};
 use heaplens_core::types::TypeId;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Most referrers or referents listed on an object page.
@@ -106,8 +112,15 @@ fn resolve_type_name(source: &dyn Source, name: &str) -> String {
     found.unwrap_or_else(|| name.to_string())
 }
 
-/// `GET /api/types/<name>?page=&per_page=`. Pages count from 1; a page past the end is empty.
-pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) -> Response {
+/// `GET /api/types/<name>?page=&per_page=&group=`. Pages count from 1; a page past the end is
+/// empty. With `group` (a `held_by` entry's), the instances are those that holder keeps.
+pub fn type_page(
+    source: &dyn Source,
+    name: &str,
+    page: usize,
+    per_page: usize,
+    group: Option<u32>,
+) -> Response {
     let (page, per_page) = (page.max(1), per_page.max(1));
     let resolved = resolve_type_name(source, name);
     let name = resolved.as_str();
@@ -146,17 +159,33 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
     if nodes.is_empty() && history.is_none() {
         return Response::error(404, "no objects of that type in the snapshot");
     }
+    let count = nodes.len();
+    let total_bytes: u64 = nodes.iter().map(|&v| g.size(v)).sum();
+    let held_by = held_by(source, &snap, name);
+    let mut group_json = Value::Null;
+    if let Some(group) = group {
+        let Some(shown) = held_by.iter().find(|h| h["group"] == json!(group)) else {
+            return Response::error(
+                404,
+                "no such group of holders for this type in this snapshot (take the link from \
+                 its page again: a new snapshot groups anew)",
+            );
+        };
+        group_json = json!({"group": group, "path": shown["path"], "count": shown["count"]});
+        let keys = groups_of_types(g, snap.paths(), &[name.to_string()]);
+        nodes.retain(|&v| keys[v as usize] == group);
+    }
     let dom = &snap.dominators();
     nodes.sort_by(|&a, &b| {
         dom.retained_size(b)
             .cmp(&dom.retained_size(a))
             .then(a.cmp(&b))
     });
-    let count = nodes.len();
-    let total_bytes: u64 = nodes.iter().map(|&v| g.size(v)).sum();
-    let pages = count.div_ceil(per_page);
-    let start = (page - 1).saturating_mul(per_page).min(count);
-    let end = start.saturating_add(per_page).min(count);
+    // Paged: the instances of the type, or of the group asked for.
+    let listed = nodes.len();
+    let pages = listed.div_ceil(per_page);
+    let start = (page - 1).saturating_mul(per_page).min(listed);
+    let end = start.saturating_add(per_page).min(listed);
     let instances: Vec<Value> = nodes[start..end]
         .iter()
         .map(|&v| object_json(source, &snap, v))
@@ -171,7 +200,9 @@ pub fn type_page(source: &dyn Source, name: &str, page: usize, per_page: usize) 
             "per_page": per_page,
             "pages": pages,
             "history": history,
-            "held_by": held_by(source, &snap, name),
+            "held_by": held_by,
+            "group": group_json,
+            "listed": listed,
             "instances": instances,
         }),
     )
@@ -182,21 +213,28 @@ const MAX_HOLDERS: usize = 10;
 
 /// What holds the instances of the type `name`, grouped by holder (the containers holding most
 /// of them first): per group its path, how many instances it holds directly, the objects and
-/// bytes they bring, and one of them. 4,978 identical rows say less than "4,978 held by module
-/// shop -> .__dict__['QUOTES'] -> list".
+/// bytes they bring, what freeing them would free (their retained size, each byte once), and
+/// one of them. 4,978 identical rows say less than "4,978 held by module shop ->
+/// .__dict__['QUOTES'] -> list". `group` names the group for `?group=`.
 pub(crate) fn held_by(source: &dyn Source, snap: &Snapshot, name: &str) -> Vec<Value> {
-    use heaplens_core::analysis::accumulation::{holders_of_types, Holder};
-    use heaplens_core::analysis::diff::DiffOptions;
     let g = snap.graph();
-    let options = DiffOptions {
-        min_objects: 1,
-        min_bytes: u64::MAX,
-        max_suspects: MAX_HOLDERS,
-        // A bounded cache holds its instances too: here it is an answer, not a suspect.
-        keep_bounded: true,
-        ..DiffOptions::default()
-    };
-    holders_of_types(g, snap.paths(), &[name.to_string()], options)
+    let names = [name.to_string()];
+    let groups = holders_of_types(g, snap.paths(), &names, held_by_options());
+    // The members of the groups shown, for their retained size: one pass over the heap.
+    let mut members: HashMap<u32, Vec<NodeId>> =
+        groups.iter().map(|s| (s.group, Vec::new())).collect();
+    if !groups.is_empty() {
+        for (v, key) in groups_of_types(g, snap.paths(), &names)
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(m) = members.get_mut(&key) {
+                m.push(v as NodeId);
+            }
+        }
+    }
+    let dom = snap.dominators();
+    groups
         .iter()
         .map(|s| {
             let (holder, path) = match s.holder {
@@ -209,17 +247,65 @@ pub(crate) fn held_by(source: &dyn Source, snap: &Snapshot, name: &str) -> Vec<V
                 Holder::Roots => (Value::Null, "held from outside the heap (roots)".into()),
                 Holder::Garbage => (Value::Null, "cyclic garbage no root reaches".into()),
             };
+            let group = members.get(&s.group).map_or(&[][..], Vec::as_slice);
             json!({
+                "group": s.group,
                 "holder": holder,
                 "path": short(&path, 2000),
                 "count": s.entries,
+                "instances": group.len(),
                 "objects": s.objects,
                 "bytes": s.bytes,
+                "retained_size": dom.retained_size_of_set(group),
                 "sample": s.sample,
                 "sample_label": short(&s.sample_label, MAX_TEXT),
             })
         })
         .collect()
+}
+
+/// What holds most of the objects of the types `names` together: `{type, holder: id | null,
+/// path, count}` (`type`: the one its holder collects, by the one ranking rule), or `None` when
+/// none is in the snapshot. Together, because what a request leaves behind is an instance with
+/// its parts (an order and its card): each part is held by its order, the orders by the list.
+/// Lighter than [`held_by`] (one group, no retained sizes): the endpoints table asks it for each
+/// endpoint that leaves objects behind.
+pub(crate) fn top_holder(snap: &Snapshot, names: &[String]) -> Option<Value> {
+    let g = snap.graph();
+    let options = DiffOptions {
+        max_suspects: 1,
+        ..held_by_options()
+    };
+    let top = holders_of_types(g, snap.paths(), names, options)
+        .into_iter()
+        .next()?;
+    let (holder, path) = match top.holder {
+        Holder::Node(v) => (
+            json!(v),
+            top.holder_path
+                .as_ref()
+                .map_or_else(|| display(g, v), |p| p.render(g)),
+        ),
+        Holder::Roots => (Value::Null, "held from outside the heap (roots)".into()),
+        Holder::Garbage => (Value::Null, "cyclic garbage no root reaches".into()),
+    };
+    Some(json!({
+        "type": short_name(&top.entry_type, MAX_TEXT),
+        "holder": holder,
+        "path": short(&path, 2000),
+        "count": top.entries,
+    }))
+}
+
+fn held_by_options() -> DiffOptions {
+    DiffOptions {
+        min_objects: 1,
+        min_bytes: u64::MAX,
+        max_suspects: MAX_HOLDERS,
+        // A bounded cache holds its instances too: here it is an answer, not a suspect.
+        keep_bounded: true,
+        ..DiffOptions::default()
+    }
 }
 
 /// The current snapshot and its object `id`, or the 404 that says which is missing.
@@ -439,10 +525,79 @@ mod tests {
         }
         let source = FileSource::from_graph(b.finish().unwrap(), "x");
         for (page, per_page) in [(0, 0), (usize::MAX, usize::MAX), (2, 2), (5, 1)] {
-            let r = type_page(&source, "dict", page, per_page);
+            let r = type_page(&source, "dict", page, per_page, None);
             assert_eq!(r.status, 200, "{page} {per_page}");
         }
         assert_eq!(object_page(&source, u32::MAX).status, 404);
         assert_eq!(path_picture(&source, u32::MAX).status, 404);
+    }
+
+    /// Two lists held by the roots, one holding three orders, the other one.
+    fn two_holders() -> FileSource {
+        use heaplens_core::label::Label;
+        let mut b = GraphBuilder::new();
+        let list = b.intern_type("builtins", "list", "list");
+        let order = b.intern_type("app", "Order", "Order");
+        let nodes: Vec<NodeId> = (0..6).map(|i| b.add_node(0x100 * (i + 1))).collect();
+        // 0: list of 1, 2, 3; 4: list of 5.
+        let children = |v: NodeId| match v {
+            0 => vec![1, 2, 3],
+            4 => vec![5],
+            _ => vec![],
+        };
+        for &v in &nodes {
+            let ty = if v == 0 || v == 4 { list } else { order };
+            b.set_node(v, ty, 100, NodeFlags::GC_TRACKED);
+            for (i, c) in children(v).into_iter().enumerate() {
+                b.push_edge(c, Label::index(i));
+            }
+            b.end_node();
+        }
+        b.add_root_node();
+        b.push_edge(0, Label::root_external());
+        b.push_edge(4, Label::root_external());
+        b.end_node();
+        FileSource::from_graph(b.finish().unwrap(), "x")
+    }
+
+    fn body(r: &Response) -> Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn a_type_page_groups_by_holder_and_lists_one_groups_instances() {
+        let source = two_holders();
+        let page = body(&type_page(&source, "app.Order", 1, 50, None));
+        let groups = page["held_by"].as_array().unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0]["holder"]["id"], 0);
+        assert_eq!(groups[0]["instances"], 3);
+        assert_eq!(groups[0]["retained_size"], 300);
+        assert_eq!(groups[1]["holder"]["id"], 4);
+        assert_eq!(groups[1]["instances"], 1);
+        assert_eq!(page["count"], 4);
+        assert_eq!(page["listed"], 4);
+        assert_eq!(page["group"], Value::Null);
+
+        let key = groups[0]["group"].as_u64().unwrap() as u32;
+        let r = type_page(&source, "app.Order", 1, 2, Some(key));
+        assert_eq!(r.status, 200);
+        let one = body(&r);
+        assert_eq!(one["count"], 4, "the type's count stays");
+        assert_eq!(one["listed"], 3);
+        assert_eq!(one["pages"], 2);
+        let ids: Vec<u64> = one["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(one["group"]["group"], key);
+        // A group this type does not have is a 404 that says what to do.
+        assert_eq!(
+            type_page(&source, "app.Order", 1, 50, Some(key + 1000)).status,
+            404
+        );
     }
 }

@@ -106,7 +106,9 @@ def wait_for_image(page, selector):
 
 
 def shoot(page, screenshots, name):
+    """The whole page as ``name.png``, and its first screen as ``name-top.png`` (the README's)."""
     page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(screenshots / f"{name}-top.png"))
 
 
 def test_the_overview_shows_the_leaking_type_and_its_growth_chart(page, serve_shop, screenshots):

@@ -1,8 +1,10 @@
 """heaplens as a fleet's leak detector, tested with a real Prometheus (Debian's ``prometheus``
 package) on loopback: the shipped rules pass ``promtool``, fire on a steady leak and not on a
 warm-up (``promtool test rules``), and, scraping a real gunicorn app with the middleware (two
-workers, one leaking endpoint under a bounded load) and two batch jobs run by ``heaplens run`` (one
-leaking), each through ``heaplens metrics FILE.db``, name the leaking types and instances first.
+workers, one leaking endpoint under a bounded load, through ``heaplens metrics FILE.db``) and two
+batch jobs run by ``heaplens run`` (one through its history file and ``heaplens metrics``, the
+leaking one scraped at its own ``--serve`` dashboard's ``/_heaplens/metrics``), name the leaking
+types and instances first.
 
 With CI=true a missing ``prometheus`` fails these tests rather than skipping them."""
 
@@ -269,18 +271,26 @@ def test_prometheus_names_the_leaking_types_and_instances_of_a_fleet(tmp_path):
         loader = threading.Thread(target=load, daemon=True)
         loader.start()
 
-        # Two workers that are no web servers, run by heaplens run with their histories: a
-        # batch job that does not leak, and one that does.
+        # Two workers that are no web servers, run by heaplens run: a batch job that does not
+        # leak, seen through its history file and `heaplens metrics`, and one that does, scraped
+        # directly at its own dashboard's /_heaplens/metrics (`heaplens run --serve`).
         for name, script in (("batch", BATCH), ("leaky", LEAKY_BATCH)):
             (tmp_path / f"{name}.py").write_text(script)
-            processes.start(name, [HEAPLENS, "run", "--period", "0.2", "--history",
-                                   str(tmp_path / f"{name}.db"), str(tmp_path / f"{name}.py"),
-                                   str(tmp_path / "stop")], cwd=tmp_path)
-        for db in ("web.db", "batch.db", "leaky.db"):
+        processes.start("batch", [HEAPLENS, "run", "--period", "0.2", "--history",
+                                  str(tmp_path / "batch.db"), str(tmp_path / "batch.py"),
+                                  str(tmp_path / "stop")], cwd=tmp_path)
+        leaky_job, leaky_log = processes.start("leaky", [
+            HEAPLENS, "run", "--period", "0.2", "--serve", "127.0.0.1:0",
+            str(tmp_path / "leaky.py"), str(tmp_path / "stop")], cwd=tmp_path)
+        for db in ("web.db", "batch.db"):
             wait_for(f"{db}", lambda db=db: (tmp_path / db).exists(), processes.logs)
         web = exporter(processes, "web-exporter", tmp_path / "web.db")
         batch = exporter(processes, "batch-exporter", tmp_path / "batch.db")
-        leaky = exporter(processes, "leaky-exporter", tmp_path / "leaky.db")
+        leaky = wait_for("the leaky job's dashboard", lambda: re.search(
+            rb"http://(127\.0\.0\.1:\d+)/_heaplens/", leaky_log.read_bytes())
+            or leaky_job.poll() is not None, processes.logs)
+        assert leaky_job.poll() is None, processes.logs()
+        leaky = leaky.group(1).decode()
 
         (tmp_path / "heaplens.rules.yml").write_text(rules("--window", WINDOW,
                                                            "--min-objects", "10"))
@@ -295,6 +305,7 @@ def test_prometheus_names_the_leaking_types_and_instances_of_a_fleet(tmp_path):
               - job_name: batch
                 static_configs: [{{targets: ["{batch}"]}}]
               - job_name: leaky
+                metrics_path: /_heaplens/metrics
                 static_configs: [{{targets: ["{leaky}"]}}]
             """))
         # Prometheus cannot say which port it got for 0: a free one is picked, and picked again

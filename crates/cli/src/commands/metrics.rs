@@ -11,19 +11,20 @@
 //! Without `--port` it prints the metrics once, for node_exporter's textfile collector
 //! (`heaplens metrics app.db > /var/lib/node_exporter/textfile/app.prom`, from cron).
 //!
-//! Non-goals: it reads the whole file at each scrape (0.56 s for a day of two workers sampled
-//! every 2 s, a 30 MB file: rotate histories daily, or scrape less often), and it does not show
-//! the dashboard.
+//! Each scrape reads only the samples appended since the one before ([`Follower`]); the first
+//! reads the whole file. Non-goal: it does not show the dashboard.
 
 use super::serve::{self, http};
 use crate::progress::Progress;
 use anyhow::{Context, Result};
-use heaplens_core::history::store::{self, ProcessHistory};
+use heaplens_core::history::follow::Follower;
+use heaplens_core::history::store::ProcessHistory;
 use heaplens_dashboard::metrics::{Exposition, ProcessMetrics, CONTENT_TYPE};
 use heaplens_dashboard::{security, Config, Response};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Serve (or print) Prometheus metrics of every process that writes a history file: the workers
@@ -57,10 +58,21 @@ pub struct Args {
 /// The exposition of the processes of `path` sampled in the last `max_age` seconds (all of
 /// them when 0), as of `now_ms`.
 pub fn exposition(path: &Path, max_age: u64, now_ms: u64) -> Result<String> {
+    exposition_followed(&mut Follower::new(path), path, max_age, now_ms)
+}
+
+/// [`exposition`], reading only what was appended to the file since `follower` last read it.
+fn exposition_followed(
+    follower: &mut Follower,
+    path: &Path,
+    max_age: u64,
+    now_ms: u64,
+) -> Result<String> {
     super::check_input(path).with_context(|| super::history::Reading(path.to_path_buf()))?;
-    let processes =
-        store::read(path).with_context(|| super::history::Reading(path.to_path_buf()))?;
-    Ok(render(&processes, max_age, now_ms))
+    let processes = follower
+        .refresh()
+        .with_context(|| super::history::Reading(path.to_path_buf()))?;
+    Ok(render(processes, max_age, now_ms))
 }
 
 /// The exposition of `processes` (see [`exposition`]): for a pid used twice, the newer process.
@@ -97,17 +109,29 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Answers one request: /metrics, or a line that says where they are.
-fn answer(args: &Args, config: &Config, request: &heaplens_dashboard::Request) -> Response {
+/// Answers one request: /metrics, or a line that says where they are. `follower` has read the
+/// file so far: a scrape reads the samples taken since the one before.
+fn answer(
+    args: &Args,
+    config: &Config,
+    follower: &Mutex<Follower>,
+    request: &heaplens_dashboard::Request,
+) -> Response {
     if let Some(refusal) = security::check(config, request) {
         return refusal;
     }
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
     match request.path.as_str() {
-        "/metrics" if get => match exposition(&args.history, args.max_age, now_ms()) {
-            Ok(text) => Response::new(200, CONTENT_TYPE, text.into_bytes()),
-            Err(e) => Response::error(500, &format!("{e:#}")),
-        },
+        "/metrics" if get => {
+            // Scrapes take turns: two at once would read the same rows twice over.
+            let mut follower = follower
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match exposition_followed(&mut follower, &args.history, args.max_age, now_ms()) {
+                Ok(text) => Response::new(200, CONTENT_TYPE, text.into_bytes()),
+                Err(e) => Response::error(500, &format!("{e:#}")),
+            }
+        }
         "/" | "" if get => Response::new(
             200,
             "text/plain; charset=utf-8",
@@ -230,8 +254,11 @@ pub fn run(
         return Ok(crate::OK);
     };
     let (listener, config) = listen(&args.host, port, args.token.as_deref())?;
-    // The file is read once before listening, so that a wrong path is said at once.
-    exposition(&args.history, args.max_age, now_ms())?;
+    // The file is read once before listening, so that a wrong path is said at once; each
+    // scrape then reads what was appended since.
+    let mut follower = Follower::new(&args.history);
+    exposition_followed(&mut follower, &args.history, args.max_age, now_ms())?;
+    let follower = Mutex::new(follower);
     let addr = listener
         .local_addr()
         .context("the server is not listening on an IP address")?;
@@ -246,7 +273,7 @@ pub fn run(
     let interrupted = || caller.interrupted.is_some_and(|f| f());
     http::serve(listener, &interrupted, &|incoming| {
         let request = request(incoming);
-        let mut response = answer(args, &config, &request);
+        let mut response = answer(args, &config, &follower, &request);
         security::add_headers(&mut response);
         response
     })
@@ -315,7 +342,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("heaplens-metrics-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("job.db");
-        let mut writer = store::HistoryWriter::open(&path, 4321, "job.py", "3.12").unwrap();
+        let mut writer =
+            heaplens_core::history::store::HistoryWriter::open(&path, 4321, "job.py", "3.12")
+                .unwrap();
         for i in 0..3u64 {
             let sample = Sample {
                 taken_ms: 1_000 + i * 1000,
@@ -357,6 +386,62 @@ mod tests {
     }
 
     #[test]
+    fn each_scrape_answers_the_samples_appended_since_the_one_before() {
+        let dir =
+            std::env::temp_dir().join(format!("heaplens-metrics-scrapes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.db");
+        let mut writer =
+            heaplens_core::history::store::HistoryWriter::open(&path, 77, "app:app", "3.12")
+                .unwrap();
+        let mut append = |i: u64| {
+            let sample = Sample {
+                taken_ms: now_ms() - 10_000 + i * 100,
+                pid: 77,
+                rss: 1 << 20,
+                objects: 10 * i,
+                bytes: 100,
+                ..Sample::default()
+            };
+            writer.append(&sample, &[("app.Row", i, 40)]).unwrap();
+        };
+        append(1);
+        let args = Args {
+            history: path.clone(),
+            port: Some(0),
+            host: "127.0.0.1".into(),
+            token: None,
+            max_age: 120,
+        };
+        let (config, follower) = (Config::default(), Mutex::new(Follower::new(&path)));
+        let scrape = || {
+            let r = answer(
+                &args,
+                &config,
+                &follower,
+                &heaplens_dashboard::Request::get("/metrics"),
+            );
+            assert_eq!(r.status, 200);
+            String::from_utf8(r.body).unwrap()
+        };
+        assert!(scrape().contains("heaplens_type_objects{pid=\"77\",type=\"app.Row\"} 1\n"));
+        append(2);
+        append(3);
+        let text = scrape();
+        assert!(
+            text.contains("heaplens_type_objects{pid=\"77\",type=\"app.Row\"} 3\n"),
+            "{text}"
+        );
+        assert_eq!(
+            text,
+            exposition(&path, 120, now_ms()).unwrap(),
+            "as a full read says"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn only_metrics_are_answered_and_only_to_loopback_clients_without_a_token() {
         let args = Args {
             history: PathBuf::from("/nonexistent/app.db"),
@@ -366,15 +451,19 @@ mod tests {
             max_age: 120,
         };
         let config = Config::default();
+        let follower = Mutex::new(Follower::new(&args.history));
         let get = heaplens_dashboard::Request::get;
-        assert_eq!(answer(&args, &config, &get("/")).status, 200);
-        assert_eq!(answer(&args, &config, &get("/api/info")).status, 404);
-        let missing = answer(&args, &config, &get("/metrics"));
+        assert_eq!(answer(&args, &config, &follower, &get("/")).status, 200);
+        assert_eq!(
+            answer(&args, &config, &follower, &get("/api/info")).status,
+            404
+        );
+        let missing = answer(&args, &config, &follower, &get("/metrics"));
         assert_eq!(missing.status, 500);
         let post = heaplens_dashboard::Request::new("POST", "/metrics").header("X-HeapLens", "1");
-        assert_eq!(answer(&args, &config, &post).status, 405);
+        assert_eq!(answer(&args, &config, &follower, &post).status, 405);
         let mut remote = get("/metrics");
         remote.loopback = false;
-        assert_eq!(answer(&args, &config, &remote).status, 403);
+        assert_eq!(answer(&args, &config, &follower, &remote).status, 403);
     }
 }

@@ -14,6 +14,7 @@
 //! ([`chart`] does).
 
 pub mod chart;
+pub mod follow;
 pub mod report;
 pub mod store;
 mod trend;

@@ -26,7 +26,7 @@
 use super::{History, Sample};
 use crate::error::{Error, Result};
 use hashbrown::HashMap;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
 /// What the `meta` table says a history file is.
@@ -71,7 +71,7 @@ CREATE VIEW IF NOT EXISTS changes AS
     JOIN processes p ON p.id = s.process;
 ";
 
-fn db_error(path: &Path, e: rusqlite::Error) -> Error {
+pub(super) fn db_error(path: &Path, e: rusqlite::Error) -> Error {
     let detail = match &e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
             "not an SQLite database".to_string()
@@ -96,7 +96,7 @@ fn to_i64(v: u64) -> i64 {
 /// shorter than its header for an empty database, and an empty database is what a writer
 /// killed while creating the file leaves (a history with no samples yet): one stray byte must
 /// not read as that.
-fn check_header(path: &Path) -> Result<()> {
+pub(super) fn check_header(path: &Path) -> Result<()> {
     const MAGIC: &[u8; 16] = b"SQLite format 3\0";
     let mut head = Vec::with_capacity(MAGIC.len());
     let read = std::fs::File::open(path)
@@ -113,7 +113,7 @@ fn check_header(path: &Path) -> Result<()> {
     }
 }
 
-fn check_format(conn: &Connection, path: &Path, may_be_empty: bool) -> Result<()> {
+pub(super) fn check_format(conn: &Connection, path: &Path, may_be_empty: bool) -> Result<()> {
     let err = |detail: String| Error::History {
         path: path.display().to_string(),
         detail,
@@ -336,124 +336,12 @@ pub struct ProcessHistory {
 
 /// Reads every process of the history file at `path`, oldest first, keeping all samples (none
 /// for an empty database). A `-wal` beside the file is folded into it when the file is writable.
+/// To read a file again and again as it grows, [`super::follow::Follower`] reads only what was
+/// appended.
 pub fn read(path: &Path) -> Result<Vec<ProcessHistory>> {
-    if !path.exists() {
-        return Err(Error::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-    }
-    // Read-write where the file allows it (never created: it exists), so that a `-wal` left
-    // by a killed writer is folded into the file, which can then be copied alone; read-only
-    // where that fails (a file of another user's, a read-only directory), with its errors.
-    check_header(path)?;
-    read_opened(path, true).or_else(|_| read_opened(path, false))
-}
-
-/// [`read`], on a connection opened read-write (`writable`) or read-only.
-fn read_opened(path: &Path, writable: bool) -> Result<Vec<ProcessHistory>> {
-    let mode = if writable {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-    };
-    let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| db_error(path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| db_error(path, e))?;
-    // An empty database is what a writer killed while it created the file leaves: a history
-    // with no process yet, not a damaged file.
-    check_format(&conn, path, true)?;
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-        .map_err(|e| db_error(path, e))?;
-    if tables == 0 {
-        return Ok(Vec::new());
-    }
-    if writable {
-        // PASSIVE: a writer still running is not waited for (nor disturbed); when this is the
-        // file's last connection, closing it checkpoints again and removes the `-wal`.
-        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-    }
-    let e = |e| db_error(path, e);
-    let names: HashMap<i64, String> = conn
-        .prepare("SELECT id, name FROM types")
-        .map_err(e)?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(e)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(e)?;
-    let mut processes: Vec<(i64, ProcessHistory)> = conn
-        .prepare("SELECT id, pid, started_ms, program, python FROM processes ORDER BY id")
-        .map_err(e)?
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                ProcessHistory {
-                    pid: r.get::<_, i64>(1)? as u32,
-                    started_ms: r.get::<_, i64>(2)? as u64,
-                    program: r.get(3)?,
-                    python: r.get(4)?,
-                    history: History::new(usize::MAX),
-                },
-            ))
-        })
-        .map_err(e)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(e)?;
-    let index: HashMap<i64, usize> = processes
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (*id, i))
-        .collect();
-    let mut samples = conn
-        .prepare(
-            "SELECT id, process, taken_ms, rss, objects, bytes, gc_only, census_us
-             FROM samples ORDER BY id",
-        )
-        .map_err(e)?;
-    let mut counts = conn
-        .prepare("SELECT type, count, bytes FROM counts WHERE sample = ?1")
-        .map_err(e)?;
-    let rows = samples
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                Sample {
-                    taken_ms: r.get::<_, i64>(2)? as u64,
-                    pid: 0,
-                    rss: r.get::<_, i64>(3)? as u64,
-                    objects: r.get::<_, i64>(4)? as u64,
-                    bytes: r.get::<_, i64>(5)? as u64,
-                    gc_only: r.get(6)?,
-                    census_us: r.get::<_, i64>(7)? as u64,
-                },
-            ))
-        })
-        .map_err(e)?;
-    for row in rows {
-        let (id, process, mut sample) = row.map_err(e)?;
-        let Some(&p) = index.get(&process) else {
-            continue;
-        };
-        let changes: Vec<(i64, i64, i64)> = counts
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(e)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(e)?;
-        let ph = &mut processes[p].1;
-        sample.pid = ph.pid;
-        ph.history.push_changes(
-            sample,
-            changes.iter().filter_map(|&(t, c, b)| {
-                names
-                    .get(&t)
-                    .map(|n| (n.as_str(), c.max(0) as u64, b.max(0) as u64))
-            }),
-        );
-    }
-    Ok(processes.into_iter().map(|(_, p)| p).collect())
+    let mut follower = super::follow::Follower::new(path);
+    follower.refresh()?;
+    Ok(follower.into_processes())
 }
 
 #[cfg(test)]

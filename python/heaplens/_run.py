@@ -470,7 +470,9 @@ class _Run:
             else:
                 self.say("taking the snapshot at exit")
             try:
-                snap = heaplens.snapshot()
+                # In a forked child where it can be: the program's other threads (a SIGUSR1
+                # report while it runs) are held for the fork only.
+                snap = heaplens.snapshot(fork=True)
             except Exception as error:
                 failures.append(
                     (

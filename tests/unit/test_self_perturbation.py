@@ -38,6 +38,8 @@ def _public_calls():
         "tracker_growth": lambda: tracker.growth(),
         "snapshot": lambda: heaplens.snapshot(),
         "snapshot_queries": lambda: _query_snapshot(heaplens.snapshot()),
+        "snapshot_forked": lambda: heaplens.snapshot(fork=True),
+        "snapshot_to_a_file": lambda: _snapshot_to_a_file(),
         "show_refs": lambda: heaplens.show_refs(sys.modules[__name__], output=io.StringIO()),
         "show_backrefs": lambda: heaplens.show_backrefs(
             Sentinel, filter=lambda o: True, highlight=callable, output=io.StringIO()
@@ -52,6 +54,11 @@ def _public_calls():
 def _draw_png(obj):
     with tempfile.TemporaryDirectory() as folder:
         heaplens.show_backrefs(obj, filename=os.path.join(folder, "picture.png"))
+
+
+def _snapshot_to_a_file():
+    with tempfile.TemporaryDirectory() as folder:
+        heaplens.snapshot(os.path.join(folder, "now.hlsnap"))
 
 
 def _query_snapshot(snap):

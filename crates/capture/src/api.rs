@@ -12,6 +12,7 @@ use heaplens_core::census::Census;
 use heaplens_core::graph::Graph;
 use pyo3::prelude::*;
 
+pub use crate::forked::{fork_snapshot, fork_unavailable, Fork, ForkedSnapshot, NO_FORK_VARIABLE};
 pub use crate::registry::TypeFilter;
 pub use crate::snapshot::{SnapshotOptions, IMMORTAL_ROOT};
 
@@ -40,6 +41,9 @@ pub enum CaptureError {
     CollectionRunning,
     /// The heap is larger than the graph model holds.
     Core(heaplens_core::Error),
+    /// The forked child that took the snapshot failed (see [`crate::forked`]): what it said,
+    /// or how it ended.
+    Child(String),
 }
 
 impl std::fmt::Display for CaptureError {
@@ -51,11 +55,12 @@ impl std::fmt::Display for CaptureError {
                  (called from __del__, a weakref callback or a gc callback?)",
             ),
             CaptureError::Core(e) => write!(f, "{e}"),
+            CaptureError::Child(why) => f.write_str(why),
         }
     }
 }
 
-fn prepare() -> Result<(&'static env::Env, GcLists), CaptureError> {
+pub(crate) fn prepare() -> Result<(&'static env::Env, GcLists), CaptureError> {
     let env = env::get().map_err(CaptureError::Unsupported)?;
     // SAFETY: callers hold the GIL (they take a `Python` token).
     let lists = unsafe { GcLists::of_current_interpreter(env) }.map_err(|e| match e {
@@ -69,9 +74,11 @@ pub fn snapshot(_py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, Cap
     let (env, lists) = prepare()?;
     let started = std::time::Instant::now();
     // SAFETY: the GIL is held (`_py`), and the walk runs no Python code.
-    let graph =
-        with_abi!(env.abi, A => unsafe { snapshot_walk::snapshot::<A>(env, &lists, options) })
-            .map_err(CaptureError::Core)?;
+    let numbering = snapshot_walk::Numbering::InHeaders;
+    let graph = with_abi!(env.abi, A => unsafe {
+        snapshot_walk::snapshot::<A>(env, &lists, options, numbering)
+    })
+    .map_err(CaptureError::Core)?;
     log::debug!(
         target: "heaplens.capture",
         "snapshot: {} nodes, {} references, {} bytes kept, in {:.3} s",

@@ -156,11 +156,6 @@ impl<'a> Stash<'a> {
         stash
     }
 
-    /// Every tracked object, in list order.
-    pub fn objects(&self) -> &[Obj] {
-        &self.objects
-    }
-
     /// The node id of `o` if it is a tracked object numbered by this stash.
     ///
     /// # Safety

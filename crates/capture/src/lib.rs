@@ -66,6 +66,8 @@ mod edges;
 #[cfg(feature = "python")]
 mod env;
 #[cfg(feature = "python")]
+mod forked;
+#[cfg(feature = "python")]
 mod frame_edges;
 #[cfg(feature = "python")]
 mod gc_lists;

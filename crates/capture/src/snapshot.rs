@@ -98,7 +98,10 @@ struct Resolver<A: Abi> {
     env: &'static Env,
     abi: PhantomData<A>,
     builder: GraphBuilder,
+    /// Untracked objects met so far, and with [`Numbering::InMap`] the tracked ones too.
     map: AddrMap,
+    /// Whether tracked objects are numbered in `map` rather than in their headers.
+    tracked_in_map: bool,
     balance: Vec<i32>,
     /// Nodes of immortal objects (3.12+), whose reference counts mean nothing.
     immortal: Bits,
@@ -263,8 +266,17 @@ impl<A: Abi> Resolver<A> {
             let r = match *p {
                 // SAFETY: referents reported by the walkers are live; the stash is active.
                 Pending::Object(o, _, counted) => unsafe {
-                    if let Some(id) = Stash::lookup(o) {
+                    let stashed = if self.tracked_in_map {
+                        None
+                    } else {
+                        Stash::lookup(o)
+                    };
+                    if let Some(id) = stashed {
                         Resolution::Tracked(id)
+                    } else if self.tracked_in_map && raw::is_gc(o) && *raw::gc_head(o) != 0 {
+                        // A tracked object, numbered in the map before the walk.
+                        self.map.prefetch(o as usize);
+                        Resolution::Mapped
                     } else if raw::is_dead::<A>(o) {
                         Resolution::Dead
                     } else if counted && raw::singly_referenced::<A>(o) {
@@ -347,6 +359,19 @@ impl<A: Abi> EdgeSink for Resolver<A> {
 enum Synthetic {
     Thread { stack: usize },
     Frame { iframe: *const u8 },
+}
+
+/// Where a walk keeps the node ids of the tracked objects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Numbering {
+    /// In each object's `_gc_prev` word, put back after the walk ([`Stash`]): no map to build,
+    /// the fastest walk, for a walk in the program itself.
+    InHeaders,
+    /// In the address map, writing nothing into the objects: for a walk in a forked child,
+    /// where a write into an object's header would copy its page (every page of the heap that
+    /// holds a tracked object). `pid` is the program's (the snapshot's meta data names it, not
+    /// the child).
+    InMap { pid: u32 },
 }
 
 /// Options of a snapshot.
@@ -534,19 +559,42 @@ impl<A: Abi> SnapshotWalk<A> {
 ///
 /// # Safety
 /// The GIL must be held; no Python code may run during the call.
-pub unsafe fn snapshot<A: Abi>(
+///
+/// With [`Numbering::InMap`] the walk writes nothing into the heap it reads (for a forked
+/// child); the graph is the same either way.
+pub(crate) unsafe fn snapshot<A: Abi>(
     env: &'static Env,
     lists: &GcLists,
     options: &SnapshotOptions,
+    numbering: Numbering,
 ) -> Result<Graph, heaplens_core::Error> {
     unsafe {
         let mut builder = GraphBuilder::new();
         let mut balance: Vec<i32> = Vec::new();
-        let mut stash = Stash::new(lists, |o| {
-            balance.push(0);
-            builder.add_node(o as u64)
-        });
-        let gc_count = stash.objects().len();
+        // Tracked objects are numbered in the order of the lists either way (the map's walk
+        // visits them in the stash's order), so node ids do not depend on the numbering.
+        let mut tracked_map = None;
+        let mut stash = match numbering {
+            Numbering::InHeaders => Some(Stash::new(lists, |o| {
+                balance.push(0);
+                builder.add_node(o as u64)
+            })),
+            Numbering::InMap { .. } => {
+                // Counted first: a map that grows by copying would leave its old arrays in the
+                // allocator and raise the child's peak.
+                let mut tracked = 0;
+                lists.for_each(|_| tracked += 1);
+                let mut map = AddrMap::with_capacity(tracked + tracked / 2);
+                lists.for_each(|o| {
+                    balance.push(0);
+                    let id = builder.add_node(o as u64);
+                    map.get_or_insert_with(o as usize, || id);
+                });
+                tracked_map = Some(map);
+                None
+            }
+        };
+        let gc_count = builder.node_count();
         // Room for the usual heap shape up front: arrays that grow by copying would leave their
         // old copies in the allocator and raise the peak. Unused capacity is never touched, so
         // it costs address space, not memory.
@@ -583,7 +631,8 @@ pub unsafe fn snapshot<A: Abi>(
                 abi: PhantomData,
                 immortal: Bits::default(),
                 builder,
-                map: AddrMap::with_capacity(gc_count / 2),
+                map: tracked_map.unwrap_or_else(|| AddrMap::with_capacity(gc_count / 2)),
+                tracked_in_map: numbering != Numbering::InHeaders,
                 balance,
                 registry: Registry::new(TypeFilter::Nothing),
                 done: Bits::default(),
@@ -613,7 +662,9 @@ pub unsafe fn snapshot<A: Abi>(
         walk.process_pending();
         walk.add_root();
         walk.process_pending();
-        stash.restore();
+        if let Some(stash) = stash.as_mut() {
+            stash.restore();
+        }
         drop(stash);
 
         let SnapshotWalk {
@@ -642,7 +693,10 @@ pub unsafe fn snapshot<A: Abi>(
         let meta = builder.meta_mut();
         meta.python_version = env.python_version.clone();
         meta.producer = format!("heaplens {}", heaplens_core::VERSION);
-        meta.pid = std::process::id();
+        meta.pid = match numbering {
+            Numbering::InHeaders => std::process::id(),
+            Numbering::InMap { pid } => pid,
+        };
         // The GIL is held; PyGC_IsEnabled reads the collector's flag and runs no code.
         meta.gc_enabled = Some(pyo3::ffi::PyGC_IsEnabled() != 0);
         meta.taken_at_ms = std::time::SystemTime::now()

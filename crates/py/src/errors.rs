@@ -63,7 +63,9 @@ create_exception!(
 pub fn capture_error(e: RustCaptureError) -> PyErr {
     match e {
         RustCaptureError::Unsupported(why) => UnsupportedPythonError::new_err(why),
-        RustCaptureError::CollectionRunning => CaptureError::new_err(e.to_string()),
+        RustCaptureError::CollectionRunning | RustCaptureError::Child(_) => {
+            CaptureError::new_err(e.to_string())
+        }
         RustCaptureError::Core(core) => core_error(core),
     }
 }

@@ -4,9 +4,11 @@
 //! [`heaplens_dashboard::handle`]; this file only gives it a live [`Source`]: the sampler's
 //! history (lent under the sampler's mutex), and snapshots of this heap taken on request. The
 //! middleware parses HTTP and calls [`PyDashboard::handle`], which releases the GIL for the whole
-//! request: only the heap walk of a snapshot takes it back, and the snapshot is analysed
-//! (dominators, retaining paths, census) after the GIL is released again, so a request for the
-//! dashboard costs the program's other threads the walk and nothing more.
+//! request: only the start of a snapshot takes it back (a `fork()`, whose child walks the heap
+//! and streams the snapshot back; the whole walk where a fork cannot be used, see
+//! [`crate::take`]), and the snapshot is read and analysed (dominators, retaining paths, census)
+//! after the GIL is released again, so a request for the dashboard costs the program's other
+//! threads the fork and nothing more.
 //!
 //! Lock order (the sampler's rule): no lock here is held while waiting for the GIL. The
 //! sampler's state mutex is held only inside [`Source::with_history`] (which runs without the
@@ -107,11 +109,18 @@ impl Source for LiveSource<'_> {
         // held while the walk waits for the GIL, which is safe because no thread ever waits for
         // it while holding the GIL (`handle` detaches before routing).
         let _one_at_a_time = locked(&self.dashboard.taking);
-        let graph = Python::attach(|py| {
+        // In a forked child where it can be: the program is held for the fork, and the child's
+        // snapshot is read here, without the GIL.
+        let taken = Python::attach(|py| {
             let options = thread_names(py);
-            crate::take::snapshot(py, options)
+            crate::take::start(py, options, true)
         })
         .map_err(|e| ActionError::Failed(e.to_string()))?;
+        let graph = match taken {
+            crate::take::Taken::Walked(graph) => graph,
+            crate::take::Taken::Forked(child) => crate::take::read_graph(child, None)
+                .map_err(|e| ActionError::Failed(e.to_string()))?,
+        };
         // The analysis runs without the GIL: the program's threads go on meanwhile.
         let snapshot = Arc::new(Snapshot::new(graph));
         let mut pair = locked(&self.dashboard.snapshots);

@@ -8,6 +8,7 @@
 use crate::errors::capture_error;
 use crate::py_analysis::{PyRetainingPath, PySnapshotDiff};
 use crate::py_census::PyCensus;
+use crate::take::{Failure, Taken};
 use heaplens_capture::{self as capture, SnapshotOptions};
 use heaplens_core::analysis::diff::{check_pair, DiffOptions};
 use heaplens_core::analysis::dominators::Dominators;
@@ -618,20 +619,67 @@ impl PySnapshotObject {
 }
 
 /// Takes a snapshot of the heap. ``thread_names`` maps ``threading.get_ident()`` values to names
-/// (gathered by the Python wrapper before the walk, which runs no Python code).
+/// (gathered by the Python wrapper before the walk, which runs no Python code). With ``fork``,
+/// in a forked child where it can be (the program is held for the fork only), else in the
+/// program. With ``path``, the snapshot is written there (atomically, as
+/// :meth:`Snapshot.save`) and None is returned.
 #[pyfunction]
-#[pyo3(signature = (thread_names=None))]
-pub fn snapshot(py: Python<'_>, thread_names: Option<&Bound<'_, PyDict>>) -> PyResult<PySnapshot> {
+#[pyo3(signature = (thread_names=None, path=None, fork=false))]
+pub fn snapshot(
+    py: Python<'_>,
+    thread_names: Option<&Bound<'_, PyDict>>,
+    path: Option<std::path::PathBuf>,
+    fork: bool,
+) -> PyResult<Option<PySnapshot>> {
     let mut options = SnapshotOptions::default();
     if let Some(names) = thread_names {
         for (k, v) in names.iter() {
             options.thread_names.insert(k.extract()?, v.extract()?);
         }
     }
-    let graph = crate::take::snapshot(py, options).map_err(capture_error)?;
-    Ok(PySnapshot {
+    let taken = crate::take::start(py, options, fork).map_err(capture_error)?;
+    let graph = match (taken, path) {
+        (Taken::Walked(graph), None) => graph,
+        (Taken::Walked(graph), Some(path)) => {
+            py.detach(|| heaplens_core::snapfile::save(&graph, &path))
+                .map_err(crate::errors::core_error)?;
+            return Ok(None);
+        }
+        (Taken::Forked(child), path) => {
+            // A Ctrl-C while the child works stops the wait (and the child).
+            let pending = std::sync::Mutex::new(None);
+            let interrupted = || {
+                Python::attach(|py| match py.check_signals() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        true
+                    }
+                })
+            };
+            let read = py.detach(|| match &path {
+                None => crate::take::read_graph(child, Some(&interrupted)).map(Some),
+                Some(path) => {
+                    crate::take::write_file(child, path, Some(&interrupted)).map(|_| None)
+                }
+            });
+            match read {
+                Ok(Some(graph)) => graph,
+                Ok(None) => return Ok(None),
+                Err(Failure::Interrupted) => {
+                    let error = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    return Err(error.unwrap_or_else(|| {
+                        pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted")
+                    }));
+                }
+                Err(Failure::Capture(e)) => return Err(capture_error(e)),
+                Err(Failure::Core(e)) => return Err(crate::errors::core_error(e)),
+            }
+        }
+    };
+    Ok(Some(PySnapshot {
         data: Arc::new(Analysed::new(graph)),
-    })
+    }))
 }
 
 /// The objects within ``max_depth`` references of ``objects``, as a small snapshot (no paths,

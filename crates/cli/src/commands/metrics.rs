@@ -14,6 +14,8 @@
 //! Each scrape reads only the samples appended since the one before ([`Follower`]); the first
 //! reads the whole file. Non-goal: it does not show the dashboard.
 
+use super::failure::failure;
+use super::listen;
 use super::serve::{self, http};
 use crate::progress::Progress;
 use anyhow::{Context, Result};
@@ -22,7 +24,7 @@ use heaplens_core::history::store::ProcessHistory;
 use heaplens_dashboard::metrics::{Exposition, ProcessMetrics, CONTENT_TYPE};
 use heaplens_dashboard::{security, Config, Response};
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -146,49 +148,20 @@ fn answer(
 
 /// Listens on `host:port`, on a loopback address unless a token is given.
 fn listen(host: &str, port: u16, token: Option<&str>) -> Result<(TcpListener, Config)> {
-    let name = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let addrs: Vec<SocketAddr> = match name.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => (name, port)
-            .to_socket_addrs()
-            .map(Iterator::collect)
-            .unwrap_or_default(),
-    };
-    if addrs.is_empty() {
-        return Err(failure(
-            format!("cannot find the address of --host {host}"),
-            "give an IP address (127.0.0.1, ::1, 0.0.0.0 with --token) or a name this machine \
-             resolves",
-        ));
-    }
-    if token.is_none() {
-        if let Some(remote) = addrs.iter().find(|a| !a.ip().to_canonical().is_loopback()) {
-            return Err(failure(
-                format!(
-                    "refusing to listen on {} without a token: anyone who can reach it would \
-                     see the names of the program's types",
-                    remote.ip()
-                ),
-                "add --token TOKEN (Prometheus sends it with `authorization: {credentials: \
-                 TOKEN}` in its scrape config), or keep the default --host 127.0.0.1",
-            ));
-        }
-    }
+    let addrs = listen::addresses(host, port)?;
+    listen::loopback_unless_token(
+        &addrs,
+        token,
+        "the names of the program's types",
+        "add --token TOKEN (Prometheus sends it with `authorization: {credentials: TOKEN}` in \
+         its scrape config), or keep the default --host 127.0.0.1",
+    )?;
     let config = Config {
         token: heaplens_dashboard::configured_token(token)
             .map_err(|why| failure(why, "pick a long random token"))?,
         allow_downloads: false,
     };
-    let listener = TcpListener::bind(&addrs[..]).map_err(|e| {
-        failure(
-            format!("cannot listen on {host}:{port}: {e}"),
-            "the port may be in use: pick another with --port, or --port 0 for any free one",
-        )
-    })?;
-    Ok((listener, config))
+    Ok((listen::bind(&addrs, host, port)?, config))
 }
 
 /// The dashboard's request for a request head (the security checks read it).
@@ -207,36 +180,6 @@ fn request(incoming: http::Incoming) -> heaplens_dashboard::Request {
         loopback: incoming.peer.ip().to_canonical().is_loopback(),
         body: Vec::new(),
     }
-}
-
-/// A failure of this command with what to do about it.
-#[derive(Debug)]
-pub struct Failure {
-    message: String,
-    hint: &'static str,
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
-
-fn failure(message: impl Into<String>, hint: &'static str) -> anyhow::Error {
-    Failure {
-        message: message.into(),
-        hint,
-    }
-    .into()
-}
-
-/// What to do about a failure of this command, when it is one of its own.
-pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<Failure>())
-        .map(|f| f.hint)
 }
 
 /// Prints the metrics once, or serves them until Ctrl-C.

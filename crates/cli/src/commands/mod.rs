@@ -3,8 +3,10 @@
 pub mod attach;
 pub mod diff;
 pub mod export;
+pub mod failure;
 pub mod grafana_dashboard;
 pub mod history;
+pub mod listen;
 pub mod metrics;
 pub mod prometheus_rules;
 pub mod report;
@@ -50,16 +52,10 @@ pub fn hint(e: &anyhow::Error) -> Option<&str> {
     if let Some(hint) = crate::output::hint(e) {
         return Some(hint);
     }
-    if let Some(hint) = attach::hint(e) {
+    if let Some(hint) = failure::hint(e) {
         return Some(hint);
     }
     if let Some(hint) = history::hint(e) {
-        return Some(hint);
-    }
-    if let Some(hint) = serve::hint(e) {
-        return Some(hint);
-    }
-    if let Some(hint) = metrics::hint(e) {
         return Some(hint);
     }
     for cause in e.chain() {

@@ -12,13 +12,14 @@
 //! every [`http::INTERRUPT_POLL`] (on the thread that called the command line, the main thread
 //! in the console script, which is where Python runs signal handlers).
 
+use super::failure::failure;
+use super::listen;
 use crate::progress::Progress;
 use anyhow::{Context, Result};
 use heaplens_core::history::store::{self, ProcessHistory};
 use heaplens_dashboard::{Config, FileSource};
-use std::fmt;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 pub mod http;
@@ -60,36 +61,6 @@ pub struct Args {
     pub pid: Option<u32>,
 }
 
-/// A failure of this command with what to do about it.
-#[derive(Debug)]
-pub struct Failure {
-    message: String,
-    hint: &'static str,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
-
-fn failure(message: impl Into<String>, hint: &'static str) -> anyhow::Error {
-    Failure {
-        message: message.into(),
-        hint,
-    }
-    .into()
-}
-
-/// What to do about a failure of this command, when it is one of its own.
-pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<Failure>())
-        .map(|f| f.hint)
-}
-
 /// Runs `heaplens serve` until Ctrl-C (or the caller's interruption flag).
 pub fn run(
     args: &Args,
@@ -97,26 +68,20 @@ pub fn run(
     progress: &Progress,
     out: &mut impl Write,
 ) -> Result<i32> {
-    let addrs = resolve(args)?;
+    let addrs = listen::addresses(&args.host, args.port)?;
     if args.token.as_deref() == Some("") {
         return Err(failure(
             "the token is empty",
             "pick a long random token, e.g. --token \"$(python -c 'import secrets; print(secrets.token_urlsafe())')\"",
         ));
     }
-    if args.token.is_none() {
-        if let Some(remote) = addrs.iter().find(|a| !a.ip().to_canonical().is_loopback()) {
-            return Err(failure(
-                format!(
-                    "refusing to listen on {} without a token: anyone who can reach it would \
-                     see the process's private data (every string of its heap)",
-                    remote.ip()
-                ),
-                "add --token TOKEN (clients then send it as `Authorization: Bearer TOKEN` or open \
-                 the printed URL), or keep the default --host 127.0.0.1 and use an SSH tunnel",
-            ));
-        }
-    }
+    listen::loopback_unless_token(
+        &addrs,
+        args.token.as_deref(),
+        "the process's private data (every string of its heap)",
+        "add --token TOKEN (clients then send it as `Authorization: Bearer TOKEN` or open the \
+         printed URL), or keep the default --host 127.0.0.1 and use an SSH tunnel",
+    )?;
 
     let (before, after) = match &args.snapshots[..] {
         [after] => (None, after),
@@ -170,16 +135,11 @@ pub fn run(
     }
     let config = Config {
         token: heaplens_dashboard::configured_token(args.token.as_deref())
-            .map_err(|why| failure(&why, "pick a long random token"))?,
+            .map_err(|why| failure(why, "pick a long random token"))?,
         allow_downloads: args.allow_downloads,
     };
 
-    let listener = std::net::TcpListener::bind(&addrs[..]).map_err(|e| {
-        failure(
-            format!("cannot listen on {}:{}: {e}", args.host, args.port),
-            "the port may be in use: pick another with --port, or --port 0 for any free one",
-        )
-    })?;
+    let listener = listen::bind(&addrs, &args.host, args.port)?;
     let addr = listener
         .local_addr()
         .context("the server is not listening on an IP address")?;
@@ -194,30 +154,6 @@ pub fn run(
     .context("the server stopped")?;
     writeln!(out, "interrupted; the dashboard is stopped")?;
     Ok(crate::OK)
-}
-
-/// The addresses `--host --port` name (a name such as `localhost` may give several).
-fn resolve(args: &Args) -> Result<Vec<SocketAddr>> {
-    let host = args
-        .host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(&args.host);
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, args.port)],
-        Err(_) => (host, args.port)
-            .to_socket_addrs()
-            .map(Iterator::collect)
-            .unwrap_or_default(),
-    };
-    if addrs.is_empty() {
-        return Err(failure(
-            format!("cannot find the address of --host {}", args.host),
-            "give an IP address (127.0.0.1, ::1, 0.0.0.0 with --token) or a name this machine \
-             resolves",
-        ));
-    }
-    Ok(addrs)
 }
 
 /// The history of the process to show: `pid` when given (`required`: it must be there), else

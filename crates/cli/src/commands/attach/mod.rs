@@ -50,8 +50,6 @@ mod target;
 
 use crate::progress::Progress;
 use anyhow::Result;
-use std::borrow::Cow;
-use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 #[cfg(target_os = "linux")]
@@ -120,36 +118,9 @@ fn seconds(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A failure of `heaplens attach` that the user can act on: the message, and what to do.
-#[derive(Debug)]
-pub struct Failure {
-    message: String,
-    hint: Cow<'static, str>,
-}
-
-impl Failure {
-    fn new(message: impl Into<String>, hint: impl Into<Cow<'static, str>>) -> Failure {
-        Failure {
-            message: message.into(),
-            hint: hint.into(),
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
-
-/// The hint of an attach failure.
-pub fn hint(e: &anyhow::Error) -> Option<&str> {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<Failure>())
-        .map(|f| f.hint.as_ref())
-}
+pub use super::failure::Failure;
+#[cfg(test)]
+use super::failure::hint;
 
 /// The prefix of the names of the private directories shared with targets: the core
 /// recognises the frames of code run from them as heaplens' own (see [`heaplens_core::own`]).
@@ -304,14 +275,5 @@ mod tests {
         for bad in ["", "host", "1:2:x", "70000"] {
             assert!(address(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn failures_carry_their_hint_through_context() {
-        let e = anyhow::Error::from(Failure::new("no process 9", "check the PID"))
-            .context("while attaching");
-        assert_eq!(hint(&e), Some("check the PID"));
-        let e = anyhow::Error::from(Failure::new("no process 9", format!("check {}", 9)));
-        assert_eq!(hint(&e), Some("check 9"));
     }
 }

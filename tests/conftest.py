@@ -3,8 +3,14 @@
 import contextlib
 import ctypes
 import gc
+import re
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +223,47 @@ def http_get(url, method="GET", headers=None):
         return status, json.loads(body)
     except ValueError:
         return status, body.decode("utf-8", "replace")
+
+
+def heaplens_script():
+    """The ``heaplens`` console script of the Python running the tests."""
+    found = shutil.which("heaplens", path=str(Path(sys.executable).parent)) or shutil.which(
+        "heaplens"
+    )
+    assert found, "the heaplens console script is not installed"
+    return found
+
+
+@contextlib.contextmanager
+def serving(*args, patience=60):
+    """``heaplens ARGS...`` serving HTTP (``serve``, ``attach --serve``, ``metrics --port``):
+    yields the address it prints (``http://HOST:PORT/...``), on the first line or after the one
+    that says what was captured; then stops it with Ctrl-C, which must end it with status 0."""
+    with subprocess.Popen(
+        [heaplens_script(), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            lines = []
+            for _ in range(3):
+                lines.append(process.stdout.readline())
+                found = re.search(r"http://\S+", lines[-1])
+                if found or not lines[-1]:
+                    break
+            if not found:
+                process.kill()
+                pytest.fail(f"heaplens {args[0]} did not start: {lines!r} "
+                            f"{process.stderr.read()!r}")
+            yield found.group(0)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            try:
+                _, err = process.communicate(timeout=patience)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                pytest.fail(f"heaplens {args[0]} did not stop on Ctrl-C")
+        assert process.returncode == 0, err

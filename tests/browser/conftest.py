@@ -10,7 +10,6 @@ import gc
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FinishedRequests
+from conftest import FinishedRequests, serving
 
 from . import leaky_shop
 
@@ -291,51 +290,16 @@ def leaky_pair(tmp_path_factory):
     return before, after
 
 
-def _heaplens_script():
-    heaplens = shutil.which("heaplens", path=str(Path(sys.executable).parent)) or shutil.which(
-        "heaplens"
-    )
-    assert heaplens, "the heaplens console script is not installed"
-    return heaplens
-
-
 @pytest.fixture
 def viewers():
     """Starts ``heaplens ARGS...`` commands that serve a dashboard, returns a :class:`Dashboard`
     at the address each prints; stops them with Ctrl-C afterwards."""
-    heaplens = _heaplens_script()
-    started = []
+    with contextlib.ExitStack() as running:
 
-    def start(*args):
-        process = subprocess.Popen(
-            [heaplens, *map(str, args)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(process)
-        # The address is on the first line ("heaplens dashboard for F: http://HOST:PORT/"), or
-        # after the one that says what was captured (attach).
-        lines = []
-        for _ in range(3):
-            line = process.stdout.readline()
-            lines.append(line)
-            if "http://" in line:
-                return Dashboard(line[line.index("http://"):].strip())
-            if not line:
-                break
-        process.kill()
-        pytest.fail(f"heaplens {args[0]} did not start: {lines!r} {process.communicate()[1]!r}")
+        def start(*args):
+            return Dashboard(running.enter_context(serving(*args)))
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        yield start
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import heaplens
+from conftest import serving
 
 HEAPLENS = shutil.which("heaplens") or pytest.fail("the heaplens console script is not installed")
 
@@ -262,33 +263,18 @@ def test_a_file_that_cannot_be_read_is_named_once_with_a_hint(snapshots, tmp_pat
 def test_serve_of_two_snapshots_compares_them_on_the_page(snapshots):
     """``heaplens serve BEFORE AFTER``: the page of the later snapshot offers Compare, which
     says what ``heaplens diff`` says; two snapshots in the wrong order are refused at once."""
-    import json
-    import re
-    import signal
     import urllib.request
 
     before, after = snapshots
-    with subprocess.Popen(
-        [HEAPLENS, "serve", str(before), str(after), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        try:
-            line = process.stdout.readline()
-            found = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-            assert found, line + process.stderr.read()
-            url = found.group(1)
-            with urllib.request.urlopen(url + "api/info", timeout=60) as answer:
-                info = json.load(answer)
-            assert info["has_previous"] is True and info["program"] == "after.hlsnap"
-            with urllib.request.urlopen(url + "api/diff", timeout=120) as answer:
-                diff = json.load(answer)
-            assert diff["suspects"][0]["entry_type"] == "__main__.Session"
-            assert diff["suspects"][0]["entries"] == 500
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.communicate(timeout=60)
+    with serving("serve", before, after, "--port", "0") as url:
+        assert url.startswith("http://127.0.0.1:"), url
+        with urllib.request.urlopen(url + "api/info", timeout=60) as answer:
+            info = json.load(answer)
+        assert info["has_previous"] is True and info["program"] == "after.hlsnap"
+        with urllib.request.urlopen(url + "api/diff", timeout=120) as answer:
+            diff = json.load(answer)
+        assert diff["suspects"][0]["entry_type"] == "__main__.Session"
+        assert diff["suspects"][0]["entries"] == 500
 
     wrong = heaplens_cli("serve", after, before, "--port", "0")
     assert wrong.returncode == 2

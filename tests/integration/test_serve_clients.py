@@ -10,19 +10,16 @@ must still be answered. Timeouts are generous guards against a hang, never timin
 
 import contextlib
 import re
-import shutil
-import signal
 import socket
-import subprocess
 import threading
 import urllib.error
 import urllib.request
 
 import pytest
 
+import conftest
 import heaplens
 
-HEAPLENS = shutil.which("heaplens") or pytest.fail("the heaplens console script is not installed")
 
 # More stalled clients of each kind than the server has workers (4).
 STALLED = 8
@@ -41,26 +38,8 @@ def snapshot(tmp_path_factory):
 @contextlib.contextmanager
 def serving(snapshot, *extra):
     """A ``heaplens serve`` subprocess on a free port: yields the port; stopped with Ctrl-C."""
-    with subprocess.Popen(
-        [HEAPLENS, "serve", str(snapshot), "--port", "0", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        try:
-            line = process.stdout.readline()
-            found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-            assert found, line + process.stderr.read()
-            yield int(found.group(1))
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                _, err = process.communicate(timeout=PATIENCE)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
-                pytest.fail("heaplens serve did not stop on Ctrl-C")
-        assert process.returncode == 0, err
+    with conftest.serving("serve", snapshot, "--port", "0", *extra) as url:
+        yield int(re.search(r"http://127\.0\.0\.1:(\d+)/", url).group(1))
 
 
 def connect(port):

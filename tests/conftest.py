@@ -267,3 +267,22 @@ def serving(*args, patience=60):
                 process.communicate()
                 pytest.fail(f"heaplens {args[0]} did not stop on Ctrl-C")
         assert process.returncode == 0, err
+
+
+def why_gdb_cannot_attach():
+    """Why gdb cannot attach to a child of this process, as ``heaplens attach`` would (no gdb,
+    or ptrace not allowed), or None when it can."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return "gdb is not installed (apt-get install gdb; CI installs it)"
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        r = subprocess.run(
+            [gdb, "-nx", "-batch", "-p", str(child.pid)], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        child.kill()
+        child.wait()
+    if "Operation not permitted" in r.stdout + r.stderr:
+        return "ptrace is not allowed here (kernel.yama.ptrace_scope, or no CAP_SYS_PTRACE)"
+    return None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FinishedRequests, serving
+from conftest import FinishedRequests, serving, why_gdb_cannot_attach
 
 from . import leaky_shop
 
@@ -318,19 +318,11 @@ def _attach_can_reach_a_child():
     ``sys.remote_exec`` (3.14+), or through gdb where ptrace is allowed."""
     if sys.version_info >= (3, 14):
         return
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        _missing("gdb is not installed (apt-get install gdb; CI installs it)")
-    child = subprocess.Popen(["sleep", "60"])
-    try:
-        r = subprocess.run(
-            [gdb, "-nx", "-batch", "-p", str(child.pid)], capture_output=True, text=True, timeout=60
-        )
-    finally:
-        child.kill()
-        child.wait()
-    if "Operation not permitted" in r.stdout + r.stderr:
-        pytest.skip("ptrace is not allowed here (kernel.yama.ptrace_scope, or no CAP_SYS_PTRACE)")
+    reason = why_gdb_cannot_attach()
+    if reason and reason.startswith("gdb is not installed"):
+        _missing(reason)
+    elif reason:
+        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 import heaplens
+from conftest import why_gdb_cannot_attach
 
 HEAPLENS = shutil.which("heaplens") or pytest.fail("the heaplens console script is not installed")
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -113,19 +114,9 @@ def attach(*args, cwd=None, env=None):
 @pytest.fixture(scope="module")
 def ptrace():
     """Skips unless gdb can attach to a child of this process, as heaplens attach will."""
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        pytest.skip("gdb is not installed (apt-get install gdb; CI installs it)")
-    child = subprocess.Popen(["sleep", "60"])
-    try:
-        r = subprocess.run(
-            [gdb, "-nx", "-batch", "-p", str(child.pid)], capture_output=True, text=True, timeout=60
-        )
-    finally:
-        child.kill()
-        child.wait()
-    if "Operation not permitted" in r.stdout + r.stderr:
-        pytest.skip("ptrace is not allowed here (kernel.yama.ptrace_scope, or no CAP_SYS_PTRACE)")
+    reason = why_gdb_cannot_attach()
+    if reason:
+        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -130,13 +130,26 @@ def test_two_snapshots_name_the_leak_and_what_holds_it(app):
     assert client.get(MOUNT + "/api/diff").status_code == 404
     for _ in range(20):
         client.get("/order")
+
+    def own_bytes():
+        return client.get(MOUNT + "/api/info").get_json()["memory"]["own_bytes"]
+
+    gc.collect()
+    before = own_bytes()
     first = client.post(MOUNT + "/api/snapshot", headers=CSRF)
     assert first.status_code == 200, first.data
+    one = own_bytes() - before
+    assert one > 0, "a kept snapshot is heaplens' own memory"
     for _ in range(300):
         client.get("/order")
     second = client.post(MOUNT + "/api/snapshot", headers=CSRF)
     assert second.status_code == 200, second.data
     assert second.get_json()["diff"] is not None
+    # The first snapshot is let go once compared: the dashboard keeps one, not two.
+    assert own_bytes() - before < 1.5 * one, (before, one, own_bytes())
+    assert client.get(MOUNT + "/api/info").get_json()["has_previous"] is True
+    metrics = client.get(MOUNT + "/metrics").get_data(as_text=True)
+    assert "\nheaplens_own_memory_bytes{pid=" in metrics
 
     diff = client.get(MOUNT + "/api/diff").get_json()
     grew = {row["name"]: row["count_delta"] for row in diff["grew"]}

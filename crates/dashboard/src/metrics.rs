@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `heaplens_info{pid,program}` | gauge | always 1: the program's name, for dashboards |
 //! | `heaplens_rss_bytes`, `heaplens_peak_rss_bytes` | gauge | resident set size and its peak (each only when known) |
+//! | `heaplens_own_memory_bytes` | gauge | what heaplens itself holds in the process: its kept snapshots and their analyses (a live dashboard's only) |
 //! | `heaplens_python_objects`, `heaplens_python_object_bytes` | gauge | objects counted by the newest census and their shallow bytes |
 //! | `heaplens_type_objects{type}`, `heaplens_type_object_bytes{type}` | gauge | per type, for the [chosen types](select_types) only |
 //! | `heaplens_type_steady_growth{type}` | gauge | 1 when the type's count grew steadily over the sampled window (warm-up left out), else 0 |
@@ -131,6 +132,16 @@ impl Exposition {
                 peak.to_string(),
             );
         }
+        if let Some(own) = process.own_bytes {
+            let help = "Memory heaplens itself holds in the process: the snapshots it keeps and \
+                        their analyses.";
+            self.add(
+                "heaplens_own_memory_bytes",
+                help,
+                labels.clone(),
+                own.to_string(),
+            );
+        }
         if let Some((objects, bytes)) = totals {
             let help = "Python objects counted by the newest census.";
             self.add(
@@ -241,6 +252,9 @@ pub struct ProcessMetrics<'a> {
     pub history: Option<&'a History>,
     /// Per type (name, count, bytes), when there is no history: a snapshot's census.
     pub census: &'a [(String, u64, u64)],
+    /// What heaplens itself holds in the process (its kept snapshots and their analyses), when
+    /// the process is this one.
+    pub own_bytes: Option<u64>,
 }
 
 /// One type's series.
@@ -352,6 +366,7 @@ pub fn render(source: &dyn Source) -> String {
             rss: info.rss,
             peak_rss: info.peak_rss,
             history: Some(h),
+            own_bytes: info.live.then(heaplens_core::own::memory),
             ..ProcessMetrics::default()
         });
         done = true;
@@ -375,6 +390,7 @@ pub fn render(source: &dyn Source) -> String {
             peak_rss: info.peak_rss,
             totals,
             census: &census,
+            own_bytes: info.live.then(heaplens_core::own::memory),
             ..ProcessMetrics::default()
         });
     }

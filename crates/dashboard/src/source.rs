@@ -49,14 +49,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Analyses `graph` (dominators, retained sizes, retaining paths, referrers, census).
+    /// Analyses `graph`: dominators and retained sizes, retaining paths, the census. Not the
+    /// referrers of every object (4 bytes per reference, for one object page at a time): an
+    /// object page finds its object's referrers by one pass over the references.
     pub fn new(graph: Graph) -> Snapshot {
         let analysed = Analysed::new(graph);
-        analysed.compute_all();
+        analysed.dominators();
+        analysed.paths();
+        analysed.census();
         Snapshot {
             analysed,
             compared: Mutex::new(None),
         }
+    }
+
+    /// The comparison with the snapshot before this one, once made (kept after that snapshot
+    /// is let go: [`Source::release_previous`]).
+    pub fn comparison(&self) -> Option<Arc<serde_json::Value>> {
+        let slot = self.compared.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|(_, v)| Arc::clone(v))
     }
 }
 
@@ -123,6 +134,12 @@ pub trait Source {
     fn previous_snapshot(&self) -> Option<Arc<Snapshot>> {
         None
     }
+
+    /// Lets the previous snapshot go once the current one keeps its comparison with it
+    /// ([`Snapshot::comparison`]): nothing else needs it, and a kept snapshot with its analyses
+    /// takes as much memory as the current one. A live process does; a file viewer, which
+    /// compares only when asked, keeps both.
+    fn release_previous(&self) {}
 
     /// Takes a new snapshot; the current one becomes the previous one.
     fn take_snapshot(&self) -> Result<(), ActionError> {

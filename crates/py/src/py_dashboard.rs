@@ -101,6 +101,10 @@ impl Source for LiveSource<'_> {
         locked(&self.dashboard.snapshots).previous.clone()
     }
 
+    fn release_previous(&self) {
+        locked(&self.dashboard.snapshots).previous = None;
+    }
+
     fn take_snapshot(&self) -> Result<(), ActionError> {
         if let Some(why) = capture::unsupported_reason() {
             return Err(ActionError::NotAvailable(why));

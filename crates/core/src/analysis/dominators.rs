@@ -28,7 +28,7 @@ const NONE: u32 = u32::MAX;
 pub struct Dominators {
     /// Immediate dominator per node; [`NONE`] for nodes dominated only by a virtual root.
     idom: Vec<NodeId>,
-    retained: Vec<u64>,
+    retained: Retained,
     retained_count: Vec<u32>,
     /// Nodes hung under the garbage root (cyclic garbage entry points).
     garbage_entries: Vec<NodeId>,
@@ -204,11 +204,11 @@ impl Dominators {
             }
         }
         let mut idom = vec![NONE; n];
-        let mut retained = vec![0u64; n];
+        let mut retained = Retained::new(n, retained_num.iter().copied().max().unwrap_or(0));
         let mut retained_count = vec![0u32; n];
         for (w, &v) in order.iter().enumerate() {
             if (v as usize) < n {
-                retained[v as usize] = retained_num[w];
+                retained.set(v as usize, retained_num[w]);
                 retained_count[v as usize] = count_num[w];
                 let d = idom_num[w];
                 if d != NONE {
@@ -236,7 +236,7 @@ impl Dominators {
 
     /// The bytes that would be freed if `n` were: its shallow size plus everything it dominates.
     pub fn retained_size(&self, n: NodeId) -> u64 {
-        self.retained[n as usize]
+        self.retained.get(n as usize)
     }
 
     /// How many objects `n` retains, itself included.
@@ -257,7 +257,7 @@ impl Dominators {
         exclude: impl Fn(NodeId) -> bool,
     ) -> Vec<NodeId> {
         let mut candidates: Vec<NodeId> = graph.objects().filter(|&v| !exclude(v)).collect();
-        let key = |v: &NodeId| std::cmp::Reverse(self.retained[*v as usize]);
+        let key = |v: &NodeId| std::cmp::Reverse(self.retained.get(*v as usize));
         if candidates.len() > limit {
             candidates.select_nth_unstable_by_key(limit, key);
             candidates.truncate(limit);
@@ -316,9 +316,50 @@ impl Dominators {
     /// Heap bytes held by the result.
     pub fn heap_bytes(&self) -> usize {
         self.idom.capacity() * 4
-            + self.retained.capacity() * 8
+            + self.retained.heap_bytes()
             + self.retained_count.capacity() * 4
             + self.garbage_entries.capacity() * 4
+    }
+}
+
+/// Retained sizes by node: 4 bytes each while every one fits in 32 bits (a heap under 4 GiB,
+/// the usual case), else 8. Kept for as long as a snapshot is: the dashboard keeps one.
+#[derive(Debug)]
+enum Retained {
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl Retained {
+    /// `n` zero sizes, wide enough for `largest`.
+    fn new(n: usize, largest: u64) -> Retained {
+        if largest <= u32::MAX as u64 {
+            Retained::Narrow(vec![0; n])
+        } else {
+            Retained::Wide(vec![0; n])
+        }
+    }
+
+    fn set(&mut self, i: usize, bytes: u64) {
+        match self {
+            // `new` chose the width for the largest value.
+            Retained::Narrow(v) => v[i] = bytes as u32,
+            Retained::Wide(v) => v[i] = bytes,
+        }
+    }
+
+    fn get(&self, i: usize) -> u64 {
+        match self {
+            Retained::Narrow(v) => v[i] as u64,
+            Retained::Wide(v) => v[i],
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Retained::Narrow(v) => v.capacity() * 4,
+            Retained::Wide(v) => v.capacity() * 8,
+        }
     }
 }
 
@@ -423,6 +464,17 @@ mod tests {
         assert_eq!(d.retained_count(0), 4);
         assert_eq!(d.retained_size(2), 20);
         assert_eq!(d.retained_size(g.root()), 40);
+    }
+
+    #[test]
+    fn retained_sizes_past_4_gib_stay_exact() {
+        let mut r = Retained::new(2, 5 << 30);
+        r.set(1, 5 << 30);
+        assert_eq!((r.get(0), r.get(1)), (0, 5 << 30));
+        assert_eq!(r.heap_bytes(), 16);
+        let mut r = Retained::new(2, u32::MAX as u64);
+        r.set(0, u32::MAX as u64);
+        assert_eq!((r.get(0), r.heap_bytes()), (u32::MAX as u64, 8));
     }
 
     #[test]

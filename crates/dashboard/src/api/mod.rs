@@ -8,7 +8,9 @@
 //!
 //! Shapes (fields that may be absent are `null`, never missing):
 //! - `/api/info`: `{pid, program, python_version, live, rss, peak_rss, can_take_snapshot,
-//!   multiprocess, has_history, has_snapshot, has_previous, allow_downloads, version}`.
+//!   multiprocess, has_history, has_snapshot, has_previous, memory: {own_bytes},
+//!   allow_downloads, version}` (`has_previous`: a comparison can be shown; `own_bytes`: what
+//!   heaplens itself holds in the process).
 //! - `/api/overview`: `{info, snapshot: {objects, bytes, types, references, taken_at_ms} | null,
 //!   memory: {rss, peak_rss, python_objects, python_bytes, samples, span_ms, native, series}
 //!   | null, sorted_by: "steady growth" | "growth per hour (none grew steadily)" | "count", types: [{name, count, bytes, snapshot_count,
@@ -110,9 +112,17 @@ fn info_json(source: &dyn Source, info: &crate::ProcessInfo) -> Value {
         "multiprocess": info.multiprocess,
         "has_history": has_history,
         "has_snapshot": source.snapshot().is_some(),
-        "has_previous": source.previous_snapshot().is_some(),
+        "has_previous": source.previous_snapshot().is_some()
+            || source.snapshot().is_some_and(|s| s.comparison().is_some()),
+        "memory": own_memory_json(),
         "version": heaplens_core::VERSION,
     })
+}
+
+/// What heaplens itself holds in this process: the snapshots it keeps and their analyses, the
+/// sample history, the tables of traced requests (`own_bytes`), beside the process's RSS.
+fn own_memory_json() -> Value {
+    json!({ "own_bytes": heaplens_core::own::memory() })
 }
 
 /// `GET /api/info`, with whether downloads are allowed (the page shows the links only then).
@@ -342,13 +352,18 @@ pub fn chart(source: &dyn Source) -> Response {
 
 /// `GET /api/diff`: the previous snapshot compared with the current one.
 pub fn diff(source: &dyn Source) -> Response {
-    let (Some(before), Some(after)) = (source.previous_snapshot(), source.snapshot()) else {
-        return Response::error(
+    let after = source.snapshot();
+    match (source.previous_snapshot(), after) {
+        (Some(before), Some(after)) => Response::json(200, &diff_json(&before, &after)),
+        // The previous snapshot was let go once compared: its comparison stays.
+        (None, Some(after)) if after.comparison().is_some() => {
+            Response::json(200, &*after.comparison().expect("checked"))
+        }
+        _ => Response::error(
             404,
             "nothing to compare: take two snapshots (the second is compared with the first)",
-        );
-    };
-    Response::json(200, &diff_json(&before, &after))
+        ),
+    }
 }
 
 /// The comparison of `after` with `before`, made once per pair and kept with `after`.
@@ -529,6 +544,8 @@ pub fn take_snapshot(source: &dyn Source) -> Response {
                 (Some(b), Some(a)) => (*diff_json(&b, &a)).clone(),
                 _ => Value::Null,
             };
+            // The current snapshot keeps the comparison: the previous one can go.
+            source.release_previous();
             Response::json(200, &json!({ "taken": true, "diff": diff }))
         }
         Err(ActionError::NotAvailable(why)) => Response::error(501, &why),

@@ -381,7 +381,19 @@ pub fn object_page(source: &dyn Source, id: u32) -> Response {
         .take(MAX_NEIGHBOURS)
         .map(|(t, l)| neighbour_json(&snap, t, l))
         .collect();
-    let mut preds: Vec<NodeId> = snap.predecessors().of(v).to_vec();
+    // The referrers: from the index when something built it, else by one pass over the
+    // references (the dashboard does not keep 4 bytes per reference for one page at a time).
+    let mut preds: Vec<NodeId> = match snap.computed_predecessors() {
+        Some(p) => p.of(v).to_vec(),
+        None => (0..g.node_count() as NodeId)
+            .filter(|&p| {
+                g.targets(p)
+                    .iter()
+                    .zip(g.labels(p))
+                    .any(|(&t, l)| t == v && !l.is_weak())
+            })
+            .collect(),
+    };
     preds.sort_unstable();
     preds.dedup();
     let mut referrers = Vec::new();

@@ -8,8 +8,9 @@
 The same dashboard, options and rules as :mod:`heaplens.wsgi`, ``trace_every=N`` included: a
 traced request ends when the application returns, and its endpoint is named by the route
 Starlette or FastAPI matched (``scope["route"]``), by ``scope["heaplens.route"]``, else by its
-path (the censuses of a traced request run on the event loop: about 20 ms each per million
-objects). Only ``http`` requests under the
+path (the censuses of a traced request run on the event loop; they count the objects made
+since a mark placed 8 requests earlier, not the heap: about 0.2 ms a trace on a million-object
+heap). Only ``http`` requests under the
 mount point are answered; everything else (other paths, ``lifespan``, ``websocket``) goes to the
 application untouched. The dashboard's work (a snapshot and its analysis) runs in a worker
 thread, so the event loop goes on serving meanwhile. Loopback is judged from

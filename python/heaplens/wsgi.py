@@ -15,9 +15,14 @@ loopback interface are answered unless a ``token`` is set; snapshot downloads ar
 ``allow_downloads=True``. ``sampler=`` shows a sampler someone else runs (``heaplens run
 --serve`` passes its own), ``program=`` names the program on the page (default: the app).
 
-Per-endpoint growth: ``trace_every=N`` traces 1 request in N (a young-generation collection and
-a gc-only census before it and after its response is closed) and the page ranks the endpoints
-by the objects their requests leave behind. Endpoints are named by Flask's matched rule
+Per-endpoint growth: ``trace_every=N`` traces 1 request in N and the page ranks the endpoints
+by the objects their requests leave behind. A traced request is measured by a young-generation
+collection and a census of the gc-tracked objects made since a mark (placed 8 requests
+earlier) when it starts and when the next request arrives: it costs what those requests made,
+not the heap's size: about 0.2 ms a traced request on a million-object heap (it was about
+100 ms when each census counted the whole heap), and about 4 us for each request that is not
+traced (counting it for its endpoint). Older objects freed during a trace are not seen: a
+request that swaps an entry of a bounded cache shows the entry it added. Endpoints are named by Flask's matched rule
 (``GET /orders/<int:id>``), by Django's URL pattern with :class:`DjangoRoutes` in ``MIDDLEWARE``,
 by ``environ["heaplens.route"]`` if the application sets it, else by the path with
 identifier-looking segments replaced (``GET /orders/{id}``). No dependencies beyond
@@ -192,6 +197,8 @@ class HeapLens(Mounted):
     def _traced(self, environ, start_response):
         dashboard = self._mount.dashboard
         ticket = dashboard.trace_start()
+        if not ticket:
+            return self._counted(dashboard, environ, start_response)
         route = None
         code = None
 
@@ -216,7 +223,32 @@ class HeapLens(Mounted):
         except BaseException:
             finish()
             raise
-        if not ticket:
-            finish()  # only counted: no need to wait for the body
-            return body
         return _TracedBody(body, finish)
+
+    def _counted(self, dashboard, environ, start_response):
+        """A request that is not traced: only counted for its endpoint, when the application
+        returns (no need to wait for the body), with as little work as can be: the path and the
+        status are read only when no route names the endpoint."""
+        route = status = None
+
+        def start(line, headers, exc_info=None):
+            # Flask's request context (and so its matched rule) is still active here.
+            nonlocal route, status
+            route = _route(environ)
+            status = line
+            return start_response(line, headers, exc_info)
+
+        try:
+            return self.app(environ, start)
+        finally:
+            route = route or _route(environ)
+            if route:
+                dashboard.trace_finish(0, environ.get("REQUEST_METHOD", "GET"), "", route)
+            else:
+                dashboard.trace_finish(
+                    0,
+                    environ.get("REQUEST_METHOD", "GET"),
+                    _text(environ.get("PATH_INFO", "")),
+                    None,
+                    _status_code(status),
+                )

@@ -136,6 +136,67 @@ pub fn census(_py: Python<'_>, gc_only: bool) -> Result<Census, CaptureError> {
     Ok(census)
 }
 
+/// A place in the collector's order of tracked objects: [`census_since`] counts the objects
+/// tracked after it. It is a new empty list, held until the mark is dropped (one object, shown
+/// as a `list` held outside the heap by the snapshots taken meanwhile).
+pub struct Mark {
+    object: Py<PyAny>,
+    order: u64,
+}
+
+impl Mark {
+    /// The order marks were placed in (a later mark is never older).
+    pub fn order(&self) -> u64 {
+        self.order
+    }
+}
+
+/// Marks placed so far in this process.
+static MARKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether [`place_mark`] gives marks in this interpreter.
+pub fn marks_supported() -> bool {
+    env::get().is_ok_and(|e| e.gc_next_flags == 0)
+}
+
+/// A new [`Mark`], or `None` where the collector does not keep its lists in the order objects
+/// were tracked (the incremental collector of 3.14.0 to 3.14.4 moves objects between its old
+/// spaces).
+pub fn place_mark(py: Python<'_>) -> Result<Option<Mark>, CaptureError> {
+    env::get().map_err(CaptureError::Unsupported)?;
+    if !marks_supported() {
+        return Ok(None);
+    }
+    // A list is tracked as it is made and never untracked.
+    let object = pyo3::types::PyList::empty(py).into_any().unbind();
+    let order = MARKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(Some(Mark { object, order }))
+}
+
+/// Per-type counts and bytes of the gc-tracked objects tracked after each of `marks` (oldest
+/// first), in one walk whose cost is the number of those objects, not the heap's size; `None`
+/// when a mark has lost its place (`gc.freeze()` moved it). Take it right after a collection of
+/// the young generations: two such censuses of one mark, with no collection of the oldest
+/// generation between them, differ as two gc-only censuses of the whole heap would, less the
+/// objects older than the mark that died meanwhile (see `census::census_since`).
+pub fn census_since(py: Python<'_>, marks: &[&Mark]) -> Result<Option<Vec<Census>>, CaptureError> {
+    let (env, lists) = prepare()?;
+    let ptrs: Vec<raw::Obj> = marks.iter().map(|m| m.object.bind(py).as_ptr()).collect();
+    let started = std::time::Instant::now();
+    // SAFETY: the GIL is held (`py`), the marks are alive (held by `marks`), and the walk runs no
+    // Python code.
+    let censuses =
+        with_abi!(env.abi, A => unsafe { census_walk::census_since::<A>(env, &lists, &ptrs) });
+    log::debug!(
+        target: "heaplens.capture",
+        "census since {} mark(s): {:?} objects, in {:.6} s",
+        marks.len(),
+        censuses.as_ref().and_then(|c| c.first()).map(|c| c.total_count()),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(censuses)
+}
+
 /// The objects `filter` selects, as new references.
 pub fn matching_objects(
     py: Python<'_>,

@@ -217,6 +217,72 @@ pub unsafe fn census<A: Abi>(env: &'static Env, lists: &GcLists, gc_only: bool) 
     Census::from_counts(&types, &strings, &counts, &bytes, gc_only)
 }
 
+/// Counts and bytes per type of the tracked objects that come after each of `marks` in the
+/// collector's order (see [`GcLists::for_each_after`]), in one walk from the first: `marks` are
+/// tracked objects, oldest first; the marks themselves are not counted. `None` when a mark is
+/// not where the order says (frozen, untracked, or met out of order): no census then.
+///
+/// What two such censuses of one mark say: taken each right after a collection of the young
+/// generations and with no collection of the oldest one between them, the objects before the
+/// mark are the same old objects in both (less those that died), so the difference between
+/// the two is the difference between the whole heap's two gc-only censuses, less the old
+/// objects that died meanwhile. The walk costs the objects tracked since the mark, whatever
+/// the size of the heap.
+///
+/// # Safety
+/// The GIL must be held; no Python code may run during the call; every mark must be alive.
+pub unsafe fn census_since<A: Abi>(
+    env: &'static Env,
+    lists: &GcLists,
+    marks: &[Obj],
+) -> Option<Vec<Census>> {
+    let first = *marks.first()?;
+    let mut strings = StringTable::new();
+    let mut types = TypeTable::new();
+    let mut registry = Registry::new(TypeFilter::Nothing);
+    let mut tables = Tables {
+        strings: &mut strings,
+        types: &mut types,
+    };
+    let mut counts: Vec<Vec<u64>> = vec![Vec::new(); marks.len()];
+    let mut bytes: Vec<Vec<u64>> = vec![Vec::new(); marks.len()];
+    // How many marks the walk has passed: an object counts for each of them.
+    let mut passed = 1;
+    let mut in_order = true;
+    // SAFETY: forwarded from the caller's contract; the callback only reads.
+    let walked = unsafe {
+        lists.for_each_after(first, |o| {
+            if marks.contains(&o) {
+                in_order &= marks.get(passed) == Some(&o);
+                passed += 1;
+                return;
+            }
+            let index = registry.lookup::<A>(env, raw::ob_type(o), &mut tables);
+            let entry = registry.entry(index);
+            let size = shallow_size::<A>(env, o, entry);
+            let t = entry.id.0 as usize;
+            for m in 0..passed.min(marks.len()) {
+                if t >= counts[m].len() {
+                    counts[m].resize(t + 1, 0);
+                    bytes[m].resize(t + 1, 0);
+                }
+                counts[m][t] += 1;
+                bytes[m][t] += size;
+            }
+        })
+    };
+    if !walked || !in_order || passed != marks.len() {
+        return None;
+    }
+    Some(
+        counts
+            .iter()
+            .zip(&bytes)
+            .map(|(c, b)| Census::from_counts(&types, &strings, c, b, true))
+            .collect(),
+    )
+}
+
 /// The objects whose type entry is `matched` under `filter`.
 ///
 /// # Safety

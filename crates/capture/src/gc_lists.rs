@@ -65,6 +65,51 @@ impl GcLists {
             unsafe { walk_list(head, self.next_flags, |o, _| f(o)) };
         }
     }
+
+    /// Calls `f`, oldest first, with every tracked object that comes after the tracked object
+    /// `mark` in the collectors' order: the rest of `mark`'s list, then each younger
+    /// generation's whole list. Returns false when `mark` is not tracked or is in the permanent
+    /// generation (`gc.freeze()`), where there is no such order (then `f` may have seen some
+    /// objects: the caller discards what it counted).
+    ///
+    /// Why this is the set of objects tracked since `mark` was: a new object is appended to the
+    /// youngest list, and a collection only appends (the survivors of a young list at the end of
+    /// the next older one; a revived object at the end of the list being collected), so an
+    /// object tracked after `mark` stays after it. Older objects can come after it too: a dict
+    /// tracked again, an object the collector revived, and, after a collection of the oldest
+    /// generation, any object: the caller compares two walks that follow young collections (see
+    /// `census::census_since`).
+    ///
+    /// # Safety
+    /// The GIL must be held, no collection running, `mark` a live object, and `f` must not track
+    /// or untrack objects.
+    pub unsafe fn for_each_after(&self, mark: Obj, mut f: impl FnMut(Obj)) -> bool {
+        unsafe {
+            if !raw::is_gc(mark) || !raw::is_tracked(mark) {
+                return false;
+            }
+            let young = self.heads.len() - 1; // the generations; the last head is the permanent one
+            let mut node = (*raw::gc_head(mark) & !self.next_flags) as *mut usize;
+            let list = loop {
+                if let Some(i) = self.heads.iter().position(|&h| h == node) {
+                    break i;
+                }
+                f(node.add(2) as Obj);
+                node = (*node & !self.next_flags) as *mut usize;
+            };
+            if list >= young {
+                return false;
+            }
+            for &head in self.heads[..list].iter().rev() {
+                let mut node = (*head & !self.next_flags) as *mut usize;
+                while node != head {
+                    f(node.add(2) as Obj);
+                    node = (*node & !self.next_flags) as *mut usize;
+                }
+            }
+            true
+        }
+    }
 }
 
 /// Visits every node of one list, from both ends at once: the forward chase (`_gc_next`) and the

@@ -174,6 +174,7 @@ impl PyDashboard {
     #[new]
     #[pyo3(signature = (sampler=None, token=None, allow_downloads=false, program=String::new(), trace_every=0))]
     fn new(
+        py: Python<'_>,
         sampler: Option<Py<PySampler>>,
         token: Option<String>,
         allow_downloads: bool,
@@ -183,7 +184,7 @@ impl PyDashboard {
         let token = heaplens_dashboard::configured_token(token.as_deref())
             .map_err(pyo3::exceptions::PyValueError::new_err)?;
         Ok(PyDashboard {
-            tracer: (trace_every > 0).then(|| RequestTracer::new(trace_every)),
+            tracer: (trace_every > 0).then(|| RequestTracer::new(py, trace_every)),
             multiprocess: AtomicBool::new(false),
             config: Config {
                 token,
@@ -242,8 +243,9 @@ impl PyDashboard {
     }
 
     /// A request arrived: its ticket for :meth:`trace_finish` (0: not traced, or tracing off).
-    /// A traced request costs a young-generation collection and a census when it starts, and
-    /// again when the next request arrives (one census serves both when both are traced).
+    /// A traced request costs a mark when the request before it starts, then a young-generation
+    /// collection and a census of the objects tracked since the mark when it starts, and again
+    /// when the next request arrives: the objects made meanwhile, not the heap, set the cost.
     fn trace_start(&self, py: Python<'_>) -> u64 {
         self.tracer.as_ref().map_or(0, |t| t.start(py))
     }
@@ -271,6 +273,15 @@ impl PyDashboard {
     fn trace_settle(&self, py: Python<'_>) {
         if let Some(t) = &self.tracer {
             t.settle(py);
+        }
+    }
+
+    /// Makes each census of a trace count every gc-tracked object (``True``), as the tracer did
+    /// before it counted only the objects tracked since a mark (``False``): for the benchmark's
+    /// "before" and for checking the figures. Private.
+    fn _trace_everything(&self, everything: bool) {
+        if let Some(t) = &self.tracer {
+            t.count_everything(everything);
         }
     }
 

@@ -3,6 +3,7 @@ without ``heaplens.wsgi.HeapLens``, on a heap of about a million objects.
 
     python bench/dashboard_bench.py --objects 1e6
     python bench/dashboard_bench.py --objects 1e6 --rounds 24 --seconds 5
+    python bench/dashboard_bench.py --objects 1e6 --no-in-process --no-http   # tracing only
 
 One server process per variant builds ``heap_bench.py``'s web-app-like heap (``--objects``, held
 for the life of the process as a real app's caches and sessions would be), then serves a small
@@ -13,7 +14,8 @@ Flask app (one JSON route reading that heap) with waitress (4 threads) on 127.0.
 - ``heaplens period=1``: the same with ``period=1``;
 - ``heaplens + page``: the defaults, with the dashboard polled: a client fetches
   ``/_heaplens/api/overview`` and ``/_heaplens/api/chart.svg`` (what the page's overview loads)
-  on arrival and every 5 s.
+  on arrival and every 5 s;
+- ``heaplens trace=100``: the defaults with ``trace_every=100`` (per-endpoint growth).
 
 This process is the load generator: ``--connections`` threads (3) on stdlib ``http.client``
 keep-alive connections, requesting as fast as answers come. Each round gives every variant a
@@ -32,6 +34,18 @@ environ like waitress's), taking turns of ``--block`` seconds for ``--in-process
 rounds, while the other waits idle; the ratio is the heaplens process's calls per second over
 all its turns divided by plain's. The sampler runs on the wall clock all along, so its censuses
 fall in the turns at the rate they would in a server.
+
+What tracing requests costs (``--tracing``, on by default, first): one child process builds the
+heap (``--objects``) and the Flask app and calls it in a loop from one thread through each
+variant in turn (``--trace-block`` seconds each, the order rotating, ``--trace-rounds`` rounds):
+the app alone, ``HeapLens`` without tracing, and ``trace_every=1`` and ``--trace-every`` (100),
+each as the tracer counts now ("after": the objects tracked since a mark placed a request
+early) and as it did before ("before": every tracked object, twice per trace;
+``Dashboard._trace_everything(True)``), all in the same run on the same heap. Reported: calls/s,
+the ratio to no tracing (target for ``trace_every=100``: >= 0.99) and to the app alone, and
+the cost of one traced request (target: at most 0.5 ms at 1M objects): for ``trace_every=1``
+the mean call's excess over no tracing, for ``trace_every=100`` the excess of the three calls
+that pay for a trace (the mark, the first census, the second) over an untraced call's median.
 
 Reported: requests/s and the ratio (target >= 0.99 for the default period), the server's CPU
 time per request, the sampler's samples, census time, effective period and share of the time
@@ -64,6 +78,7 @@ VARIANTS = {
     "heaplens": ({}, False),
     "heaplens period=1": ({"period": 1.0}, False),
     "heaplens + page": ({}, True),
+    "heaplens trace=100": ({"trace_every": 100}, False),
 }
 TARGET = 0.99
 PAGE_EVERY = 5.0
@@ -284,6 +299,198 @@ def report_in_process(args, result):
     print(
         f"sampler: {result['samples']} samples in {result['seconds']:.0f} s of heaplens turns "
         f"(effective period {result['period']:.2f} s)"
+    )
+
+
+# Tracing requests: what a traced request costs ------------------------------------------------
+
+
+def _flask_wsgi(n_objects):
+    """The bench's heap and Flask app (as `call_loop` builds them): its WSGI callable."""
+    import flask
+
+    from heap_bench import _APP, build_heap
+
+    build_heap(n_objects)
+    gc.collect()
+    app = flask.Flask("bench_shop")
+    records, users = _APP["records"], _APP["users"]
+
+    @app.route("/order/<int:i>")
+    def order(i):
+        record = records[i % len(records)]
+        user = users[i % len(users)]
+        return {"order": i, "user": user.name, "fields": len(record)}
+
+    return app.wsgi_app
+
+
+def trace_loop(n_objects, every, block, rounds):
+    """A child process: one heap and one Flask app, called in a loop from one thread through
+    each tracing variant in turn (`block` seconds each, the order rotating, `rounds` times);
+    prints the results as JSON. Variants: the app alone, ``HeapLens`` without tracing, and
+    ``trace_every`` 1 and `every`, each as the tracer counts now (since a mark) and as it did
+    before (every tracked object: ``Dashboard._trace_everything(True)``). Every middleware has
+    ``period=3600``: its sampler takes one census when it starts and none while measured."""
+    from heaplens import _native
+    from heaplens.wsgi import HeapLens
+
+    app = _flask_wsgi(n_objects)
+    facts = {
+        "gc_objects": len(gc.get_objects()),
+        "objects": _native.census(gc_only=False).total_count,
+    }
+    variants = {"app alone": (app, 0)}
+    variants["no tracing"] = (HeapLens(app, period=3600), 0)
+    for n in sorted({1, every}):
+        for when in ("before", "after"):
+            middleware = HeapLens(app, period=3600, trace_every=n)
+            middleware._mount.dashboard._trace_everything(when == "before")
+            variants[f"trace_every={n} {when}"] = (middleware, n)
+    environ_base = {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_HOST": "127.0.0.1", "REMOTE_PORT": "40000",
+        "HTTP_HOST": "127.0.0.1:8080", "HTTP_ACCEPT_ENCODING": "identity",
+        "wsgi.url_scheme": "http", "wsgi.multithread": True, "wsgi.multiprocess": False,
+        "wsgi.run_once": False, "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+    }
+
+    def start_response(status, headers, exc_info=None):
+        if not status.startswith("200"):
+            raise RuntimeError(status)
+
+    def call(wsgi, i):
+        environ = dict(environ_base, PATH_INFO=f"/order/{i}", **{"wsgi.input": io.BytesIO()})
+        body = wsgi(environ, start_response)
+        try:
+            for _ in body:
+                pass
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    clock = time.perf_counter_ns
+    # Requests each middleware has started: its tracer's count, so the position of a call among
+    # the traced ones is known (n - 1: the mark; 0: the traced request; 1: its second census).
+    started = {name: 0 for name in variants}
+    for name, (wsgi, _) in variants.items():
+        for i in range(500):  # warm: imports, caches, the sampler's first census
+            call(wsgi, i)
+        started[name] += 500
+    results = {name: {"calls": 0, "ns": 0, "durations": []} for name in variants}
+    names = list(variants)
+    for k in range(rounds):
+        for name in names[k % len(names):] + names[: k % len(names)]:
+            wsgi, n = variants[name]
+            result = results[name]
+            durations = []
+            deadline = clock() + int(block * 1e9)
+            first = clock()
+            now = first
+            while now < deadline:
+                before = now
+                call(wsgi, started[name])
+                started[name] += 1
+                now = clock()
+                durations.append((started[name], now - before))
+            result["calls"] += len(durations)
+            result["ns"] += now - first
+            result["durations"].extend(durations)
+        print(f"tracing round {k + 1}/{rounds}", file=sys.stderr, flush=True)
+    # Where a trace's cost falls (`MARK_LEAD` in request_tracing.rs): its mark is placed when the
+    # request 8 before it starts, its first census when it starts, its second when the next starts.
+    lead = 8
+
+    def paying(p, n):
+        return n > 0 and (p % n == 0 or p % n == 1 % n or (p + lead) % n == 0)
+
+    base = statistics.median(d for _, d in results["no tracing"]["durations"])
+    summary = {}
+    for name, (_, n) in variants.items():
+        result = results[name]
+        durations = result["durations"]
+        untraced = [d for p, d in durations if not paying(p, n)]
+        row = {
+            "calls": result["calls"],
+            "rate": result["calls"] / (result["ns"] / 1e9),
+            "mean_us": result["ns"] / result["calls"] / 1e3,
+            "median_us": statistics.median(d for _, d in durations) / 1e3,
+            # What an untraced call costs beyond a call with tracing off (medians).
+            "untraced_us": (statistics.median(untraced) - base) / 1e3 if untraced else None,
+        }
+        if n == 1:
+            # Every request is traced (and pays one trace's three parts): the median call's
+            # excess over no tracing's.
+            row["traced_cost_ms"] = (statistics.median(d for _, d in durations) - base) / 1e6
+        elif n > 1:
+            # A traced request's cost: what the three calls that pay for it took beyond an
+            # untraced call of the same middleware (their median); the median over traces, which
+            # a collection of the oldest generation or the OS' preemption falling on one of them
+            # does not move, and the mean, which they do.
+            typical = statistics.median(untraced)
+            at = dict(durations)
+            costs = [
+                at[p - lead] + at[p] + at[p + 1] - 3 * typical
+                for p in at
+                if p % n == 0 and p - lead in at and p + 1 in at
+            ]
+            row["traced_cost_ms"] = statistics.median(costs) / 1e6
+            row["traced_cost_mean_ms"] = statistics.mean(costs) / 1e6
+            row["traces"] = len(costs)
+        summary[name] = row
+    for name in variants:
+        row = summary[name]
+        row["ratio"] = row["rate"] / summary["no tracing"]["rate"]
+        row["ratio_to_app"] = row["rate"] / summary["app alone"]["rate"]
+    print(json.dumps({"facts": facts, "variants": summary}), flush=True)
+
+
+def tracing(args):
+    """Runs `trace_loop` in a child process; returns its results."""
+    child = subprocess.run(
+        [sys.executable, __file__, "--trace-loop", "--objects", str(args.objects),
+         "--trace-every", str(args.trace_every), "--trace-block", str(args.trace_block),
+         "--trace-rounds", str(args.trace_rounds)],
+        stdout=subprocess.PIPE, text=True, check=True,
+    )
+    return json.loads(child.stdout.splitlines()[-1])
+
+
+def report_tracing(args, result):
+    facts = result["facts"]
+    print(
+        f"\ntracing requests: the Flask app called in a loop from one thread, "
+        f"{facts['objects'] / 1e6:.2f}M objects ({facts['gc_objects'] / 1e6:.2f}M gc-tracked); "
+        f"each variant {args.trace_block:g} s per round, {args.trace_rounds} rounds; before: "
+        f"each census counts every tracked object; after: only those since the mark"
+    )
+    header = (
+        f"{'variant':<24} {'calls/s':>8} {'median us':>9} {'ratio':>7} {'to app':>7} "
+        f"{'untraced +us':>12} {'ms per traced request':>22}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, row in result["variants"].items():
+        cost = row.get("traced_cost_ms")
+        cost = "-" if cost is None else f"{cost:.3f}"
+        if row.get("traced_cost_mean_ms") is not None:
+            cost += f" (mean {row['traced_cost_mean_ms']:.3f})"
+        untraced = row.get("untraced_us")
+        untraced = "-" if untraced is None or name in ("app alone", "no tracing") else (
+            f"{untraced:.2f}"
+        )
+        print(
+            f"{name:<24} {row['rate']:>8.0f} {row['median_us']:>9.1f} {row['ratio']:>7.4f} "
+            f"{row['ratio_to_app']:>7.4f} {untraced:>12} {cost:>22}"
+        )
+    print(
+        "ratio: calls/s over no tracing's (HeapLens without trace_every); to app: over the app "
+        "alone's; untraced +us: an untraced call's median over no tracing's; ms per traced "
+        "request: trace_every=1: the median call over no tracing's; "
+        f"trace_every={args.trace_every}: the three calls that pay for one trace (its mark, "
+        "first and second census) over an untraced call's median, median over traces (mean)"
     )
 
 
@@ -612,6 +819,16 @@ def main():
     parser.add_argument("--in-process-rounds", type=int, default=8)
     parser.add_argument("--http", action=argparse.BooleanOptionalAction, default=True,
                         help="measure over HTTP (default: on)")
+    parser.add_argument(
+        "--tracing", action=argparse.BooleanOptionalAction, default=True,
+        help="measure what trace_every costs, before and after (default: on)",
+    )
+    parser.add_argument("--trace-every", type=int, default=100,
+                        help="the sparse tracing measured beside trace_every=1 (default 100)")
+    parser.add_argument("--trace-block", type=float, default=2.0,
+                        help="seconds per tracing variant per round")
+    parser.add_argument("--trace-rounds", type=int, default=5)
+    parser.add_argument("--trace-loop", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--call-loop", choices=("plain", "heaplens"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -622,7 +839,21 @@ def main():
     if args.call_loop:
         call_loop(args.call_loop, args.objects)
         return
+    if args.trace_loop:
+        trace_loop(args.objects, args.trace_every, args.trace_block, args.trace_rounds)
+        return
     results = {}
+    if args.tracing:
+        results["tracing"] = tracing(args)
+        report_tracing(args, results["tracing"])
+        from heap_bench import machine_facts
+
+        out = HERE / "results" / f"dashboard-tracing-{args.objects}.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(
+            {"machine": machine_facts(), "args": vars(args), **results["tracing"]}, indent=1
+        ))
+        print(f"results: {out.relative_to(HERE.parent)}")
     if args.in_process:
         results["in_process"] = in_process(args)
         report_in_process(args, results["in_process"])
@@ -666,6 +897,19 @@ def main():
     rows = summarize(slices, overhead, args.quiet_cores)
     heap = servers["plain"].facts
     report(args, heap, rows)
+    if "tracing" in results:
+        # What tracing costs a served request, from the parts measured without the network: an
+        # untraced request's bookkeeping, and one traced request's cost spread over `every`.
+        sparse = results["tracing"]["variants"][f"trace_every={args.trace_every} after"]
+        per_request_us = sparse["untraced_us"] + sparse["traced_cost_ms"] * 1e3 / args.trace_every
+        plain_cpu = rows["plain"]["cpu_us_per_request"]
+        print(
+            f"accounted cost of trace_every={args.trace_every}: {sparse['untraced_us']:.2f} us "
+            f"per untraced request + {sparse['traced_cost_ms']:.3f} ms per traced one / "
+            f"{args.trace_every} = {per_request_us:.2f} us per request = "
+            f"{per_request_us / plain_cpu * 100:.2f}% of a plain request's server CPU time "
+            f"({plain_cpu:.0f} us)"
+        )
 
     from heap_bench import machine_facts
 

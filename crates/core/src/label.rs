@@ -2,14 +2,15 @@
 //!
 //! Layout: bit 31 marks a weak reference (a `weakref.ref` to its referent: it does not keep the
 //! referent alive, and retaining-path searches skip it); bits 27..31 hold the [`LabelKind`]; bits
-//! 0..27 hold the payload: a list index, or the [`StringId`] of a name. A payload that does not fit
-//! in 27 bits (a list longer than 134 million items, a string table with more than 134 million
-//! entries) degrades to a label of the same kind without its payload, never to a wrong one.
+//! 0..27 hold the payload: a list index, or the [`StringId`] of a name (an interned one, or the
+//! unindexed text of a dict key only its dict refers to: [`crate::strings::UNINDEXED`]). A payload
+//! that does not fit in 27 bits (a list longer than 134 million items, more than 67 million
+//! unindexed keys) degrades to a label of the same kind without its payload, never to a wrong one.
 //!
 //! Labels render the way a path is read: `.cache` (attribute), `['k']` (dict value under a str
 //! key), `[3]` (sequence index), `local 'x'` (frame local).
 
-use crate::strings::{StringId, StringTable};
+use crate::strings::{StringId, StringTable, UNINDEXED};
 
 /// What kind of reference an edge is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +220,55 @@ impl Label {
     }
 }
 
+/// Adds a label's name that is met once (the text of a dict key only its dict refers to) to
+/// `strings` without interning it ([`StringTable::add_unindexed_with`]: `write` appends the text),
+/// when a label can still carry the id it gets. `None` otherwise, or when `write` fails: the
+/// caller interns the text instead.
+#[inline]
+pub fn add_unindexed_name(
+    strings: &mut StringTable,
+    write: impl FnOnce(&mut String) -> bool,
+) -> Option<StringId> {
+    if UNINDEXED as usize + strings.unindexed_len() >= NO_PAYLOAD as usize {
+        return None;
+    }
+    let id = strings.add_unindexed_with(write);
+    (id != StringId::EMPTY).then_some(id)
+}
+
+/// Appends the decimal text of `v`, as `write!(out, "{v}")` would, without the formatting
+/// machinery: a dict of millions of int keys formats each one.
+#[inline]
+pub fn push_int(out: &mut String, v: i64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[n as usize * 2..n as usize * 2 + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or(""));
+}
+
+/// A short, bounded rendering of a non-str dict key: `42`, `None`, `b'ab'`, `(1, 'x')`, `<Point>`.
 /// Quotes a name the way Python's `repr` of a str would (single quotes, escapes for quotes,
 /// backslashes and control characters), so hostile names cannot break a rendered path.
 pub fn quote(s: &str) -> String {
@@ -262,6 +312,22 @@ mod tests {
     }
 
     #[test]
+    fn labels_naming_unindexed_key_texts_render_alike() {
+        let mut s = StringTable::new();
+        let k = add_unindexed_name(&mut s, |out| {
+            out.push_str("order-7");
+            true
+        })
+        .unwrap();
+        let n = s.add_unindexed("140234567890123");
+        assert_eq!(Label::key(k).describe(&s), "['order-7']");
+        assert_eq!(Label::dict_key_str(k).describe(&s), "<key 'order-7'>");
+        assert_eq!(Label::key_repr(n).describe(&s), "[140234567890123]");
+        assert_eq!(Label::dict_key(n).name(), Some(n));
+        assert_eq!(add_unindexed_name(&mut s, |_| false), None);
+    }
+
+    #[test]
     fn kind_weakness_and_payload_survive_packing() {
         let mut s = StringTable::new();
         let id = s.intern("name");
@@ -285,6 +351,28 @@ mod tests {
         let big_id = Label::attr(StringId(u32::MAX));
         assert_eq!(big_id.kind(), LabelKind::Attr);
         assert_eq!(big_id.name(), None);
+    }
+
+    #[test]
+    fn ints_are_written_as_rust_formats_them() {
+        for v in [
+            0,
+            7,
+            -7,
+            10,
+            42,
+            -100,
+            1_000_000_007,
+            140_234_567_890_123,
+            (1 << 60) - 1,
+            -(1 << 60) + 1,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = String::from("x");
+            push_int(&mut out, v);
+            assert_eq!(out, format!("x{v}"));
+        }
     }
 
     #[test]

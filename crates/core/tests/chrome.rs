@@ -601,6 +601,40 @@ fn hostile_type_names_and_unknown_string_ids_stay_in_range() {
     assert_eq!(snap.edges[node][0].name, "?");
 }
 
+#[test]
+fn unindexed_key_texts_name_their_edges() {
+    let mut b = GraphBuilder::new();
+    let t_dict = b.intern_type("builtins", "dict", "dict");
+    let t_int = b.intern_type("builtins", "int", "int");
+    let d = b.add_node(0x1000);
+    let k = b.add_node(0x2000);
+    let key = b.strings_mut().add_unindexed("140234567890123");
+    let other = b.strings_mut().add_unindexed("order-7");
+    b.set_node(d, t_dict, 64, NodeFlags::GC_TRACKED);
+    b.push_edge(k, Label::dict_key(key));
+    b.push_edge(k, Label::key_repr(key));
+    b.push_edge(k, Label::key(other));
+    b.end_node();
+    b.set_node(k, t_int, 32, NodeFlags::empty());
+    b.end_node();
+    let g = b.finish().unwrap();
+    let snap = parse(&export(&g));
+    let (dict, int) = (snap.one("dict"), snap.one("int"));
+    let edges: Vec<(&str, &str)> = snap.edges[dict]
+        .iter()
+        .map(|e| (e.kind.as_str(), e.name.as_str()))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("internal", "140234567890123"),
+            ("property", "140234567890123"),
+            ("property", "order-7")
+        ]
+    );
+    assert!(snap.edges[dict].iter().all(|e| e.to == int));
+}
+
 /// Objects at `addrs`, sizes `1..`: the size tags each object so two exports can be matched.
 fn objects_at(addrs: &[u64]) -> Graph {
     let mut b = GraphBuilder::new();

@@ -4,6 +4,7 @@
 use heaplens_core::graph::{AllocationsBuilder, Graph, GraphBuilder, NodeFlags, NodeId};
 use heaplens_core::label::{Label, LabelKind};
 use heaplens_core::snapfile::{self, FORMAT_VERSION, MAGIC};
+use heaplens_core::strings::UNINDEXED;
 use heaplens_core::types::{TypeFlags, TypeInfo};
 use heaplens_core::Error;
 use std::io::{self, Read, Write};
@@ -316,6 +317,71 @@ fn every_field_graph_v4() -> Graph {
     g
 }
 
+/// [`every_field_graph_v4`] with what format version 5 added: unindexed strings, the texts of
+/// dict keys only their dict refers to (a str key, an int key, an empty one, and one that
+/// repeats an interned string), named by labels of every kind that names a key.
+/// `tests/data/golden-v5.hlsnap` holds it.
+fn every_field_graph_v5() -> Graph {
+    let mut p = every_field_graph_v4().into_parts();
+    let order = p.strings.add_unindexed("order-7");
+    let id = p.strings.add_unindexed("140234567890123");
+    let empty = p.strings.add_unindexed("");
+    let hostile = p.strings.add_unindexed("é\u{202e}<b>'\"\\\n");
+    // The dict (node 1): `[k]`, `[repr]`, `<key repr>`, `<key 'k'>`, then a weak attribute.
+    let dict = p.offsets[1] as usize;
+    p.labels[dict..dict + 5].copy_from_slice(&[
+        Label::key(order),
+        Label::key_repr(id),
+        Label::dict_key(id),
+        Label::dict_key_str(hostile),
+        Label::attr(empty).weak(),
+    ]);
+    Graph::from_parts(p).unwrap()
+}
+
+#[test]
+fn the_version_5_golden_file_loads_with_its_unindexed_key_texts() {
+    let golden = snapfile::load(&golden_path(5)).unwrap();
+    let mut expected = every_field_graph_v5();
+    assert!(golden.meta().producer.starts_with("heaplens "));
+    expected.meta_mut().producer = golden.meta().producer.clone();
+    assert_same_graph(&golden, &expected);
+    let dict_labels: Vec<String> = golden
+        .labels(1)
+        .iter()
+        .map(|&l| golden.describe_label(l))
+        .collect();
+    assert_eq!(
+        dict_labels,
+        [
+            "['order-7']",
+            "[140234567890123]",
+            "<key 140234567890123>",
+            "<key 'é\u{202e}<b>\\'\"\\\\\\n'>",
+            ". (weak)",
+        ]
+    );
+    assert_eq!(golden.strings().unindexed_len(), 4);
+    let first = golden.labels(1)[0].name().unwrap();
+    assert_eq!(
+        (first.0, golden.strings().get(first)),
+        (UNINDEXED, "order-7")
+    );
+    assert_eq!(golden.allocations().traceback_count(), 2);
+}
+
+#[test]
+fn unindexed_strings_survive_a_round_trip_with_their_ids() {
+    let g = every_field_graph_v5();
+    let again = snapfile::read(&to_bytes(&g)[..]).unwrap();
+    assert_same_graph(&again, &g);
+    assert_eq!(again.strings().unindexed_len(), 4);
+    assert_eq!(
+        again.describe_label(again.labels(1)[1]),
+        "[140234567890123]"
+    );
+}
+
 #[test]
 fn the_version_4_golden_file_loads_with_the_allocation_tracebacks() {
     let golden = snapfile::load(&golden_path(4)).unwrap();
@@ -432,7 +498,7 @@ fn write_the_golden_file_of_this_version() {
         "{} exists: golden files are never rewritten",
         path.display()
     );
-    snapfile::save(&every_field_graph_v4(), &path).unwrap();
+    snapfile::save(&every_field_graph_v5(), &path).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,7 +661,7 @@ fn a_failing_writer_is_an_io_error() {
 
 #[test]
 fn every_truncation_is_an_error() {
-    let file = to_bytes(&every_field_graph());
+    let file = to_bytes(&every_field_graph_v5());
     assert_eq!(
         format_detail(snapfile::read(&file[..0])),
         "the file is empty"
@@ -608,7 +674,7 @@ fn every_truncation_is_an_error() {
 
 #[test]
 fn every_damaged_byte_is_an_error_or_changes_nothing() {
-    let original = every_field_graph();
+    let original = every_field_graph_v5();
     let file = to_bytes(&original);
     let mut errors = 0;
     let mut reads = 0;
@@ -779,6 +845,65 @@ fn declared_bounds_are_read_and_checked() {
     }
 }
 
+/// A version 5 file: `sections` up to the big sizes, no bounds, no allocations, then
+/// `unindexed` (the unindexed strings section).
+fn file_with_body_v5(sections: &Body, unindexed: &Body) -> Vec<u8> {
+    let mut fields = fields(b"heaplens 0.1.0", b"3.12");
+    fields.push(0);
+    let mut file = header(5, &fields);
+    let body = sections
+        .clone()
+        .varint(0)
+        .varints(&[0, 0, 0, 0])
+        .bytes(&unindexed.0);
+    file.extend_from_slice(body_of(&file_with_body(&body.0)));
+    file
+}
+
+#[test]
+fn unindexed_strings_are_read_and_checked() {
+    // One node whose one edge, to itself, is labelled by unindexed string 1.
+    let label = Label::key(heaplens_core::strings::StringId(UNINDEXED + 1)).0;
+    let labelled = Body::default()
+        .varint(0)
+        .nodes(&[1])
+        .varints(&[1, 0, (label as i32 as i64 * 2) as u64])
+        .varints(&[0, 0]);
+    let good = Body::default().varint(2).varint(1).bytes(b"a").varint(0);
+    let graph = snapfile::read(&file_with_body_v5(&labelled, &good)[..]).unwrap();
+    assert_eq!(graph.describe_label(graph.labels(0)[0]), "['']");
+    let a = graph.strings().at_position(1).unwrap();
+    assert_eq!((a.0, graph.strings().get(a)), (UNINDEXED, "a"));
+    let cases: [(Body, &str); 5] = [
+        (
+            Body::default().varint(1).varint(1).bytes(b"a"),
+            "inconsistent graph: label 0x1c000001 names an unknown string",
+        ),
+        (
+            Body::default().varints(&[1, 2]).bytes(b"\xc3\x28"),
+            "in the unindexed strings section: unindexed string 0 is not valid UTF-8",
+        ),
+        (
+            Body::default().varints(&[1, 20_000]),
+            "in the unindexed strings section: unindexed string 0 is 20000 bytes long, more \
+             than the 16384 a snapshot's string holds",
+        ),
+        (
+            Body::default().varints(&[2, 1]).bytes(b"a"),
+            "truncated in the unindexed strings section",
+        ),
+        (
+            Body::default().varint(u32::MAX as u64),
+            "in the unindexed strings section: it declares 4294967295 unindexed strings, more \
+             than the 4227858430 a graph holds",
+        ),
+    ];
+    for (unindexed, expected) in cases {
+        let file = file_with_body_v5(&labelled, &unindexed);
+        assert_eq!(format_detail(snapfile::read(&file[..])), expected);
+    }
+}
+
 /// Builds a decompressed body by hand.
 #[derive(Clone, Default)]
 struct Body(Vec<u8>);
@@ -930,8 +1055,8 @@ fn hostile_counts_are_errors_without_allocating_for_them() {
     );
     let cases: [(Body, &str); 7] = [
         (
-            Body::default().varint(u32::MAX as u64),
-            "in the strings section: it declares 4294967295 strings, more than the 4294967294 a graph holds",
+            Body::default().varint(1 << 26),
+            "in the strings section: it declares 67108864 strings, more than the 67108863 a graph holds",
         ),
         (Body::default().varint(5_000_000_000), "in the strings section: it declares 5000000000 strings"),
         (Body::default().varints(&[0, 1 << 30]), "in the types section: it declares 1073741824 types"),

@@ -114,11 +114,11 @@ impl Allocations {
 
     /// Checks what a file may have got wrong; `node_count` is the graph's.
     pub(crate) fn check(&self, node_count: usize) -> Result<(), String> {
-        let strings = self.strings.len() as u32;
+        let strings = &self.strings;
         if let Some(f) = self
             .frames
             .iter()
-            .find(|f| f.file.0 >= strings || f.code.0 >= strings)
+            .find(|f| !strings.contains(f.file) || !strings.contains(f.code))
         {
             return Err(format!("an allocation frame names string {:?}", f));
         }

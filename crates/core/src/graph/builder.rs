@@ -237,6 +237,7 @@ impl GraphBuilder {
         self.graph.offsets.shrink_to_fit();
         self.graph.targets.shrink_to_fit();
         self.graph.labels.shrink_to_fit();
+        self.graph.strings.shrink_to_fit();
         Ok(Graph::accounted(self.graph))
     }
 }

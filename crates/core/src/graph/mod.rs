@@ -262,6 +262,11 @@ impl Graph {
         self.names.get(&n).map(|&id| self.strings.get(id))
     }
 
+    /// The string id of [`Graph::name`], for the file writer.
+    pub(crate) fn name_id(&self, n: NodeId) -> Option<StringId> {
+        self.names.get(&n).copied()
+    }
+
     /// The most entries `n` can hold, when the object declares it and the interpreter keeps it
     /// there: a `deque`'s `maxlen`, an `lru_cache`'s `maxsize` (on the cache and on its dict).
     pub fn declared_bound(&self, n: NodeId) -> Option<u64> {

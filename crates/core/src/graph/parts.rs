@@ -107,11 +107,11 @@ impl Graph {
         {
             return bad(format!("node {i} has an unknown type"));
         }
-        let n_strings = p.strings.len() as u32;
+        let strings = &p.strings;
         for (_, t) in p.types.iter() {
             if [t.module, t.name, t.qualname]
                 .iter()
-                .any(|s| s.0 >= n_strings)
+                .any(|&s| !strings.contains(s))
             {
                 return bad("a type names an unknown string".into());
             }
@@ -119,7 +119,7 @@ impl Graph {
         if let Some(l) = p
             .labels
             .iter()
-            .find(|l| l.name().is_some_and(|s| s.0 >= n_strings))
+            .find(|l| l.name().is_some_and(|s| !strings.contains(s)))
         {
             return bad(format!("label {:#x} names an unknown string", l.0));
         }
@@ -132,7 +132,7 @@ impl Graph {
         }
         let mut names = HashMap::with_capacity(p.names.len());
         for &(node, name) in &p.names {
-            if node as usize >= n || name.0 >= n_strings {
+            if node as usize >= n || !strings.contains(name) {
                 return bad(format!("a name for node {node} of {n}"));
             }
             names.insert(node, name);

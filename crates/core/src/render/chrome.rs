@@ -272,10 +272,8 @@ impl<'g> Layout<'g> {
 
     /// The string index of a label's name, or of `?` for a name the table does not hold.
     fn name_of(&self, id: Option<StringId>) -> u32 {
-        match id {
-            Some(s) if s.0 < self.fixed => s.0,
-            _ => self.fixed(FIXED_UNKNOWN),
-        }
+        id.and_then(|s| self.graph.strings().position(s))
+            .unwrap_or(self.fixed(FIXED_UNKNOWN))
     }
 
     fn type_name(&self, n: NodeId) -> u32 {
@@ -288,7 +286,8 @@ impl<'g> Layout<'g> {
 
     fn text(&self, index: u32) -> &str {
         if index < self.fixed {
-            return self.graph.strings().get(StringId(index));
+            let strings = self.graph.strings();
+            return strings.at_position(index).map_or("?", |id| strings.get(id));
         }
         let extra = (index - self.fixed) as usize;
         FIXED

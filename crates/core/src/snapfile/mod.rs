@@ -35,7 +35,7 @@
 //! [`Graph::from_parts`], which checks every invariant the accessors rely on. Any damage or
 //! inconsistency is an [`Error::Format`] whose detail says what was wrong and where.
 //!
-//! # Layout, format versions 1 to 4
+//! # Layout, format versions 1 to 5
 //!
 //! Fixed-width integers are little-endian. A *varint* is an unsigned LEB128 integer of at most
 //! 10 bytes whose value fits in 64 bits (7 bits per byte, least significant group first, high
@@ -83,9 +83,12 @@
 //! bounds the decompressor's memory whatever the file claims; nothing may follow the frame. Its
 //! decompressed content is these sections, in this order, with nothing after the last:
 //!
-//! 1. **strings**: varint `S` (at most 2^32 - 2), then `S` strings, each a varint byte length and UTF-8 bytes. They
-//!    are the string ids `1..=S` in order; id 0 is always the empty string and is not stored. No
-//!    string may appear twice (an id names one string and a string one id).
+//! 1. **strings**: varint `S` (at most 2^26 - 1), then `S` strings, each a varint byte length and
+//!    UTF-8 bytes (at most [`MAX_STRING_BYTES`](crate::strings::MAX_STRING_BYTES)). They are the
+//!    string ids `1..=S` in order; id 0 is always the empty string and is not stored. No string
+//!    may appear twice (an id names one string and a string one id). (Versions 1 to 4 allowed
+//!    up to 2^32 - 2; no heaplens wrote more than 2^26 - 1, which would take a heap of tens of
+//!    gigabytes, and a reader refuses such a file.)
 //! 2. **types**: varint `T` (at most 2^24), then per type: varint module string id, varint name
 //!    string id, varint qualname string id, one byte of [`crate::types::TypeFlags`]. Type ids are
 //!    `0..T` in order.
@@ -121,6 +124,11 @@
 //!    the oldest call first; then varint `A`, and per object that has a traceback, in
 //!    increasing node order: varint `node - previous node - 1` (the first: the node id
 //!    itself), varint traceback number (below `T`).
+//! 9. **unindexed strings** (version 5 on; absent before): varint `U` (at most
+//!    2^32 - 2^26 - 1), then `U` strings laid out as in section 1. They are the string ids
+//!    [`UNINDEXED`](crate::strings::UNINDEXED) (2^26) to `2^26 + U - 1`, in order, and may
+//!    repeat one another and the strings of section 1: the texts of dict keys that only their
+//!    dict refers to, stored once per key without being interned (see [`crate::strings`]).
 //!
 //! # Example
 //!
@@ -156,7 +164,7 @@ pub const MAGIC: [u8; 8] = *b"\x89HLSNAP\n";
 
 /// The format version this heaplens writes. It reads this one and every earlier one
 /// ([`OLDEST_FORMAT_VERSION`] on).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest format version this heaplens reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::graph::allocations::{Allocations, Frame};
 use crate::graph::{Graph, GraphParts, NodeId, SnapshotMeta};
 use crate::label::Label;
-use crate::strings::{StringId, StringTable, MAX_STRING_BYTES};
+use crate::strings::{StringId, StringTable, MAX_STRING_BYTES, UNINDEXED};
 use crate::types::{TypeFlags, TypeId, TypeInfo, TypeTable};
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -253,7 +253,9 @@ fn parse_header_fields(mut fields: &[u8], version: u32) -> Option<SnapshotMeta> 
 /// A string table: the count (id 0, the empty string, is implied), then each string's length
 /// and UTF-8 bytes. Repeats are refused (ids would shift).
 fn read_strings(body: &mut BodyReader<'_>) -> Result<StringTable> {
-    let string_count = body.count(u32::MAX as u64 - 1, "strings")?;
+    // Interned ids stop where the unindexed ones start (format 5); an older file holding more
+    // strings than that would need tens of gigabytes of heap to have been taken.
+    let string_count = body.count(UNINDEXED as u64 - 1, "strings")?;
     let mut strings = StringTable::new();
     let mut text = Vec::new();
     for expected in 1..=string_count as u32 {
@@ -283,6 +285,37 @@ fn read_strings(body: &mut BodyReader<'_>) -> Result<StringTable> {
         }
     }
     Ok(strings)
+}
+
+/// The unindexed strings (format 5), added to `strings`: the count, then each string's length
+/// and UTF-8 bytes. They may repeat each other and the interned strings.
+fn read_unindexed_strings(body: &mut BodyReader<'_>, strings: &mut StringTable) -> Result<()> {
+    let string_count = body.count((u32::MAX - UNINDEXED) as u64 - 1, "unindexed strings")?;
+    let mut text = Vec::new();
+    for i in 0..string_count as u32 {
+        let len = body.varint()?;
+        if len > MAX_STRING_BYTES as u64 {
+            return Err(body.error(format!(
+                "unindexed string {i} is {len} bytes long, more than the {MAX_STRING_BYTES} a \
+                 snapshot's string holds"
+            )));
+        }
+        let before = strings.heap_bytes();
+        if !strings.try_reserve_one_unindexed(len as usize) {
+            return Err(body.out_of_memory(len));
+        }
+        body.charge(strings.heap_bytes().saturating_sub(before) as u64)?;
+        body.bytes_into(len, &mut text)?;
+        let Ok(s) = std::str::from_utf8(&text) else {
+            return Err(body.error(format!("unindexed string {i} is not valid UTF-8")));
+        };
+        if strings.add_unindexed(s).0 != UNINDEXED + i {
+            return Err(body.error(format!(
+                "unindexed string {i} does not fit: the strings exceed 4 GiB"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The allocations section (format 4): its strings, the distinct frames (file, line, source),
@@ -337,7 +370,7 @@ fn read_allocations(body: &mut BodyReader<'_>, node_count: usize) -> Result<Allo
 /// The sections of the body, in order. See the layout in the module documentation.
 fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Result<GraphParts> {
     body.section = "the strings section";
-    let strings = read_strings(body)?;
+    let mut strings = read_strings(body)?;
 
     body.section = "the types section";
     let type_count = body.count(TypeId::MAX as u64 + 1, "types")?;
@@ -472,6 +505,11 @@ fn read_body(body: &mut BodyReader<'_>, meta: SnapshotMeta, version: u32) -> Res
     } else {
         Allocations::default()
     };
+
+    if version >= 5 {
+        body.section = "the unindexed strings section";
+        read_unindexed_strings(body, &mut strings)?;
+    }
 
     // Arrays grown by doubling may hold up to twice their length; give the excess back.
     addrs.shrink_to_fit();

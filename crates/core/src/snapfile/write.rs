@@ -89,12 +89,22 @@ fn encode_header(meta: &SnapshotMeta) -> Result<Vec<u8>> {
     Ok(header)
 }
 
-/// The sections of the body, in order. See the layout in the module documentation.
-/// A string table; id 0 is the empty string in every table, so it is implied rather than
-/// stored.
+/// The interned strings of a table; id 0 is the empty string in every table, so it is implied
+/// rather than stored.
 fn write_strings(body: &mut BodyWriter, strings: &StringTable) -> io::Result<()> {
-    body.varint(strings.len() as u64 - 1)?;
-    for (_, text) in strings.iter().skip(1) {
+    let count = strings.interned_len();
+    body.varint(count as u64 - 1)?;
+    for (_, text) in strings.iter().take(count).skip(1) {
+        body.varint(text.len() as u64)?;
+        body.bytes(text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The unindexed strings of a table (format 5), laid out as the interned ones, none implied.
+fn write_unindexed_strings(body: &mut BodyWriter, strings: &StringTable) -> io::Result<()> {
+    body.varint(strings.unindexed_len() as u64)?;
+    for (_, text) in strings.iter().skip(strings.interned_len()) {
         body.varint(text.len() as u64)?;
         body.bytes(text.as_bytes())?;
     }
@@ -174,17 +184,11 @@ fn write_body(graph: &Graph, body: &mut BodyWriter) -> io::Result<()> {
     }
 
     // Named nodes (modules, classes, functions, synthetic nodes) are a small fraction of a heap.
-    let names: Vec<(NodeId, &str)> = nodes
+    let names: Vec<(NodeId, u64)> = nodes
         .clone()
-        .filter_map(|n| Some((n, graph.name(n)?)))
+        .filter_map(|n| Some((n, graph.name_id(n)?.0 as u64)))
         .collect();
-    let names = names.into_iter().map(|(n, name)| {
-        let id = strings
-            .find(name)
-            .expect("a node's name comes from the graph's own string table");
-        (n, id.0 as u64)
-    });
-    write_sparse(body, names)?;
+    write_sparse(body, names.into_iter())?;
     write_sparse(body, big_sizes.into_iter())?;
     // Containers that declare a bound (deques, lru_cache dicts) are few.
     let bounds: Vec<(NodeId, u64)> = nodes
@@ -192,7 +196,8 @@ fn write_body(graph: &Graph, body: &mut BodyWriter) -> io::Result<()> {
         .filter_map(|n| Some((n, graph.declared_bound(n)?)))
         .collect();
     write_sparse(body, bounds.into_iter())?;
-    write_allocations(body, graph.allocations())
+    write_allocations(body, graph.allocations())?;
+    write_unindexed_strings(body, strings)
 }
 
 /// A section of values for some nodes, in increasing node order: the count, then per node the

@@ -4,7 +4,13 @@ forked child, on the same heap in the same run.
 ```sh
 python bench/pause_bench.py --objects 1e6 5e6
 python bench/pause_bench.py --objects 1e6 --repeat 5
+python bench/pause_bench.py --objects 1e6 5e6 --attach    # heaplens attach instead
 ```
+
+With ``--attach`` the snapshots are ``heaplens attach PID`` (the target runs the command on
+itself, its main thread running Python code meanwhile), through ``sys.remote_exec`` on 3.14 and
+newer, gdb before: the longest stall then includes gdb's own stop of the process. No memory
+round.
 
 Each size runs in a fresh target process that builds ``heap_bench``'s web-app heap, mounts the
 WSGI dashboard over a tiny app and runs a thread that ticks every millisecond
@@ -166,7 +172,29 @@ def trim():
         pass
 
 
-def target(n_objects, repeat):
+def attach_snapshot():
+    """``heaplens attach`` of this process, run from here, while the main thread runs Python code
+    (the attach's script runs in it, at a bytecode boundary)."""
+    import tempfile
+
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "attach.hlsnap")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heaplens", "attach", str(os.getpid()), "--snapshot", path],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    while proc.poll() is None:
+        time.sleep(TICK)
+    said = proc.stderr.read()
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"heaplens attach failed: {said}")
+    os.remove(path)
+    os.rmdir(folder)
+    return "gdb" if "through gdb" in said else "sys.remote_exec"
+
+
+def target(n_objects, repeat, attach=False):
     import gc
 
     sys.path.insert(0, str(BENCH))
@@ -216,7 +244,8 @@ def target(n_objects, repeat):
     gc.collect()
     results = {"walk": [], "fork": []}
     memory = {}
-    for round_ in range(repeat + 1):
+    way_in = None
+    for round_ in range(repeat + (0 if attach else 1)):
         watch = round_ == repeat  # the last round watches the memory
         for way in ("walk", "fork"):
             if way == "walk":
@@ -234,7 +263,10 @@ def target(n_objects, repeat):
             time.sleep(0.2)
             ticker.reset()
             started = time.perf_counter()
-            post_snapshot()
+            if attach:
+                way_in = attach_snapshot()
+            else:
+                post_snapshot()
             seconds = time.perf_counter() - started
             longest = ticker.longest
             ticks = ticker.ticks
@@ -270,6 +302,7 @@ def target(n_objects, repeat):
                 "rss_mib": rss_kib() / 1024,
                 "results": results,
                 "memory": memory,
+                "attach": way_in,
             }
         )
     )
@@ -286,10 +319,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", nargs="+", type=parse_count, default=[1_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="snapshots each way (default 3)")
+    parser.add_argument(
+        "--attach", action="store_true",
+        help="snapshots by heaplens attach (run by the target on itself) instead of the dashboard",
+    )
     parser.add_argument("--target", type=parse_count, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.target:
-        target(args.target, args.repeat)
+        target(args.target, args.repeat, args.attach)
         return 0
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; load {os.getloadavg()}")
     header = (
@@ -300,7 +337,8 @@ def main():
     for n in args.objects:
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, __file__, "--target", str(n), "--repeat", str(args.repeat)],
+            [sys.executable, __file__, "--target", str(n), "--repeat", str(args.repeat)]
+            + (["--attach"] if args.attach else []),
             capture_output=True, text=True,
         )
         if done.returncode != 0:
@@ -309,7 +347,8 @@ def main():
         out = json.loads(done.stdout.strip().splitlines()[-1])
         results_dir = BENCH / "results"
         results_dir.mkdir(exist_ok=True)
-        (results_dir / f"pause-{n}.json").write_text(json.dumps(out, indent=2))
+        kind = f"attach-{out['attach']}" if args.attach else "dashboard"
+        (results_dir / f"pause-{kind}-{n}.json").write_text(json.dumps(out, indent=2))
         for way in ("walk", "fork"):
             runs = out["results"][way]
             stalls = ", ".join(f"{r['stall_ms']:.0f}" for r in runs)
@@ -325,7 +364,8 @@ def main():
                 )
             rows.append(
                 f"| {out['objects'] / 1e6:.2f}M | {out['rss_mib']:.0f} MiB "
-                f"| {'in the program' if way == 'walk' else 'forked child'} "
+                f"| {(out['attach'] + ': ') if args.attach else ''}"
+                f"{'in the program' if way == 'walk' else 'forked child'} "
                 f"| **{max(r['stall_ms'] for r in runs):.0f}** ({stalls}) "
                 f"| {', '.join(f'{h:.1f}' for h in held) if held else '-'} "
                 f"| {sum(r['seconds'] for r in runs) / len(runs):.2f} | {memory} |"

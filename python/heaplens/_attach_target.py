@@ -14,7 +14,9 @@ runs in a fresh namespace, not in the target's ``__main__``, and:
 2. imports heaplens (the target's own, else from ``python_path``, which is put on ``sys.path``
    only for the import and taken off again);
 3. takes a snapshot and saves it to ``snapshot`` (written aside, then renamed: the command line
-   never sees half a file);
+   never sees half a file): from a thread of its own, so that the main thread goes back to the
+   program at once, and in a forked child where the target's heaplens can (the target is held
+   for the ``fork()`` only; see ``heaplens.snapshot``), else by the walk in the target;
 4. writes ``result``: ``key: value`` lines (``status: ok`` or ``status: error`` with a
    ``kind``: ``request``, ``import``, ``snapshot`` or ``interrupted``), an empty line, then the
    error message. Every result names the target's Python (``python: 3.11.7``) and its
@@ -27,6 +29,8 @@ It must never raise: an exception escaping a pending call would surface in the t
 ``SystemError`` in whatever code the main thread was running. So every error is caught and
 reported in ``result``.
 """
+
+import _thread
 
 import os
 import sys
@@ -88,6 +92,22 @@ def _import_heaplens(python_path):
         sys.path_importer_cache.pop(python_path, None)
 
 
+def _take(heaplens, part):
+    """Writes a snapshot to ``part``; returns the number of objects in it. In a forked child
+    where this heaplens can (it says why not in its log), else by the walk in the target."""
+    try:
+        names = heaplens._snapshot._thread_names()
+        return heaplens._native.snapshot(names, part, True)
+    except (AttributeError, TypeError):
+        pass  # an older heaplens, whose snapshot() takes no path
+    snap = heaplens.snapshot()
+    objects = len(snap)
+    snap.save(part)
+    # The snapshot holds no object of the target, but is big: free it before reporting.
+    del snap
+    return objects
+
+
 def _snapshot(directory, python_path):
     import time
 
@@ -99,12 +119,8 @@ def _snapshot(directory, python_path):
         return {"status": "error", "kind": "import"}, why
     try:
         started = time.perf_counter()
-        snap = heaplens.snapshot()
-        objects = len(snap)
         part = os.path.join(directory, "snapshot.part")
-        snap.save(part)
-        # The snapshot holds no object of the target, but is big: free it before reporting.
-        del snap
+        objects = _take(heaplens, part)
         os.replace(part, os.path.join(directory, "snapshot"))
         fields = {
             "status": "ok",
@@ -134,6 +150,7 @@ def _remove_withdrawn(directory):
 
 
 def _main():
+    """Answers the request; True when a thread of its own does (see ``_answer``)."""
     directory = os.path.dirname(os.path.abspath(__file__))
     request = os.path.join(directory, "request")
     claimed = os.path.join(directory, "claimed")
@@ -153,6 +170,20 @@ def _main():
         # Cancelled meanwhile.
         _remove_withdrawn(directory)
         return
+    if fields.get("action") == "snapshot":
+        try:
+            # The main thread goes back to the program: the thread takes the snapshot, writes
+            # the result and clears this namespace.
+            _thread.start_new_thread(_answer, (directory, fields))
+            return True
+        except BaseException:
+            pass  # no thread to be had: answered here
+    _answer(directory, fields, clear=False)
+    return False
+
+
+def _answer(directory, fields, clear=True):
+    """Takes the snapshot (or refuses the request) and writes the result; never raises."""
     try:
         if fields.get("action") == "snapshot":
             result, message = _snapshot(directory, fields.get("python_path", ""))
@@ -169,14 +200,21 @@ def _main():
         _write_result(directory, result, message)
     except BaseException:
         pass
+    if clear:
+        # This namespace holds functions that refer back to it: clear it so it is freed now,
+        # not by a later garbage collection in the target.
+        globals().clear()
 
 
 if __name__ == "__heaplens_attach__":
+    handed_over = False
     try:
-        _main()
+        handed_over = _main()
     except BaseException:
         pass
     finally:
         # This namespace holds functions that refer back to it: clear it so it is freed now,
-        # not by a later garbage collection in the target.
-        globals().clear()
+        # not by a later garbage collection in the target (the answering thread does, when
+        # there is one).
+        if not handed_over:
+            globals().clear()

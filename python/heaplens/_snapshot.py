@@ -57,4 +57,5 @@ def snapshot(path=None, *, fork=None):
         fork = path is not None
     if path is not None:
         path = os.fspath(path)
-    return _native.snapshot(_thread_names(), path, bool(fork))
+    taken = _native.snapshot(_thread_names(), path, bool(fork))
+    return None if path is not None else taken

@@ -355,6 +355,79 @@ def test_attach_diff_names_what_grew_while_it_watched(ptrace, leaky_server, tmp_
     assert get(url).startswith(b"hello ")
 
 
+def children_of(pid):
+    """Pids of the children of process ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and process_state(int(entry))[1:2] == [str(pid)]:
+            found.append(int(entry))
+    return found
+
+
+def process_state(pid):
+    """The fields of /proc/PID/stat after the command: [state, ppid, ...]; [] when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def test_the_target_goes_on_while_a_forked_child_takes_its_snapshot(ptrace, spawn, tmp_path):
+    """The target is held for a fork only: while the child that walks its heap lives (stopped
+    here, so it cannot end), the target's main thread runs Python code (its tick count grows).
+    A walk in the target makes no child, so none would be found."""
+    ticks = tmp_path / "ticks"
+    source = (
+        "import os, time\n"
+        "heap = [{'n': i, 's': str(i)} for i in range(200_000)]\n"
+        f"fd = os.open({str(ticks)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "print('ready', flush=True)\n"
+        "n = 0\n"
+        "while True:\n"
+        "    n += 1\n"
+        "    os.pwrite(fd, b'%20d' % n, 0)\n"
+        "    time.sleep(0.001)\n"
+    )
+    target = start_python(spawn, source)
+
+    def read_ticks():
+        return int(ticks.read_bytes() or b"0")
+
+    seen = None
+    for attempt in range(5):
+        snapshot = tmp_path / f"{attempt}.hlsnap"
+        attaching = spawn(
+            [HEAPLENS, "attach", str(target.pid), "--snapshot", str(snapshot)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        while attaching.poll() is None and seen is None:
+            for child in children_of(target.pid):
+                os.kill(child, signal.SIGSTOP)
+                try:
+                    while (state := process_state(child)[:1]) not in (["T"], ["Z"], []):
+                        pass
+                    if state != ["T"]:
+                        continue  # ended before the signal: not caught alive
+                    before = read_ticks()
+                    deadline = time.monotonic() + 120
+                    while read_ticks() < before + 10 and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    seen = (before, read_ticks(), attaching.poll())
+                finally:
+                    os.kill(child, signal.SIGCONT)
+                break
+        out, err = attaching.communicate(timeout=300)
+        assert attaching.returncode == 0, err
+        if seen is not None:
+            break
+    assert seen is not None, "no child of the target was seen while attach took its snapshot"
+    before, after, attach_ended = seen
+    assert after >= before + 10, "the target's main thread did not run while the child lived"
+    assert attach_ended is None  # the snapshot was not done before the child ended
+    assert heaplens.load(snapshot).pid == target.pid
+
+
 def test_a_pid_with_no_process_is_an_error():
     with open("/proc/sys/kernel/pid_max") as f:
         pid = int(f.read())  # PIDs are below pid_max

@@ -22,7 +22,8 @@
 //! - be stopped by the program's signal handlers: every signal is blocked in the child (a
 //!   synchronous fault still kills it, and the program then reports the signal).
 //!
-//! The child's word comes back on a second pipe ("ok", or what failed), so a program that reaps
+//! The child's word comes back on a second pipe ("ok" and the number of objects, or what
+//! failed), so a program that reaps
 //! children itself (`os.waitpid(-1, ...)`, `SIGCHLD` ignored) does not lose it; the child is
 //! reaped when it is done, and killed if the reader gives up (a Ctrl-C).
 //!
@@ -113,9 +114,9 @@ impl ForkedSnapshot {
         self.interrupted
     }
 
-    /// Waits for the child's word and its end: `Ok` when it wrote the whole snapshot. Call it
-    /// once, after reading.
-    pub fn finish(&mut self) -> Result<(), CaptureError> {
+    /// Waits for the child's word and its end: `Ok` with the number of objects in the snapshot
+    /// when it wrote the whole snapshot. Call it once, after reading.
+    pub fn finish(&mut self) -> Result<u64, CaptureError> {
         // A child still writing (the reader gave up) gets EPIPE and ends.
         self.data = None;
         let mut word = Vec::new();
@@ -124,8 +125,13 @@ impl ForkedSnapshot {
         }
         let ended = imp::reap(self.pid);
         self.reaped = true;
-        if word == b"ok" {
-            return Ok(());
+        if let Some(objects) = word.strip_prefix(b"ok ") {
+            if let Some(n) = std::str::from_utf8(objects)
+                .ok()
+                .and_then(|t| t.parse().ok())
+            {
+                return Ok(n);
+            }
         }
         let why = if !word.is_empty() {
             String::from_utf8_lossy(&word).into_owned()
@@ -288,7 +294,7 @@ mod imp {
     ) -> ! {
         // No log record: the bridge to Python's `logging` would run Python code.
         log::set_max_level(log::LevelFilter::Off);
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<usize, String> {
             // SAFETY: the GIL was held at the fork and this is the only thread; the walk runs
             // no Python code and, numbering in a map, writes nothing into the heap.
             let graph = with_abi!(env.abi, A => unsafe {
@@ -299,10 +305,10 @@ mod imp {
             heaplens_core::snapfile::write(&graph, &mut out).map_err(|e| e.to_string())?;
             // Closed before the word is sent: the reader has seen the end of the file by then.
             drop(out);
-            Ok(())
+            Ok(graph.objects().count())
         }));
         let (word, code) = match outcome {
-            Ok(Ok(())) => ("ok".to_string(), 0),
+            Ok(Ok(objects)) => (format!("ok {objects}"), 0),
             Ok(Err(why)) => (why, 1),
             Err(_) => ("the heap walk panicked".to_string(), 2),
         };

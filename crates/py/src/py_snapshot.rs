@@ -622,7 +622,7 @@ impl PySnapshotObject {
 /// (gathered by the Python wrapper before the walk, which runs no Python code). With ``fork``,
 /// in a forked child where it can be (the program is held for the fork only), else in the
 /// program. With ``path``, the snapshot is written there (atomically, as
-/// :meth:`Snapshot.save`) and None is returned.
+/// :meth:`Snapshot.save`) and the number of objects in it is returned.
 #[pyfunction]
 #[pyo3(signature = (thread_names=None, path=None, fork=false))]
 pub fn snapshot(
@@ -630,7 +630,7 @@ pub fn snapshot(
     thread_names: Option<&Bound<'_, PyDict>>,
     path: Option<std::path::PathBuf>,
     fork: bool,
-) -> PyResult<Option<PySnapshot>> {
+) -> PyResult<Py<PyAny>> {
     let mut options = SnapshotOptions::default();
     if let Some(names) = thread_names {
         for (k, v) in names.iter() {
@@ -643,7 +643,8 @@ pub fn snapshot(
         (Taken::Walked(graph), Some(path)) => {
             py.detach(|| heaplens_core::snapfile::save(&graph, &path))
                 .map_err(crate::errors::core_error)?;
-            return Ok(None);
+            let objects = graph.objects().count();
+            return Ok(objects.into_pyobject(py)?.into_any().unbind());
         }
         (Taken::Forked(child), path) => {
             // A Ctrl-C while the child works stops the wait (and the child).
@@ -658,14 +659,12 @@ pub fn snapshot(
                 })
             };
             let read = py.detach(|| match &path {
-                None => crate::take::read_graph(child, Some(&interrupted)).map(Some),
-                Some(path) => {
-                    crate::take::write_file(child, path, Some(&interrupted)).map(|_| None)
-                }
+                None => crate::take::read_graph(child, Some(&interrupted)).map(Ok),
+                Some(path) => crate::take::write_file(child, path, Some(&interrupted)).map(Err),
             });
             match read {
-                Ok(Some(graph)) => graph,
-                Ok(None) => return Ok(None),
+                Ok(Ok(graph)) => graph,
+                Ok(Err(objects)) => return Ok(objects.into_pyobject(py)?.into_any().unbind()),
                 Err(Failure::Interrupted) => {
                     let error = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
                     return Err(error.unwrap_or_else(|| {
@@ -677,9 +676,10 @@ pub fn snapshot(
             }
         }
     };
-    Ok(Some(PySnapshot {
+    let snapshot = PySnapshot {
         data: Arc::new(Analysed::new(graph)),
-    }))
+    };
+    Ok(Py::new(py, snapshot)?.into_any())
 }
 
 /// The objects within ``max_depth`` references of ``objects``, as a small snapshot (no paths,

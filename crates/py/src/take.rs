@@ -104,14 +104,15 @@ pub fn read_graph(
 }
 
 /// Copies the snapshot file a forked child writes to `path`, atomically (as
-/// `Snapshot.save`): the file is in place only when the child said it wrote it all. Call
-/// without the GIL.
+/// `Snapshot.save`): the file is in place only when the child said it wrote it all. Returns
+/// the number of objects in it. Call without the GIL.
 pub fn write_file(
     mut child: ForkedSnapshot,
     path: &Path,
     interrupted: Option<&dyn Fn() -> bool>,
-) -> Result<(), Failure> {
+) -> Result<u64, Failure> {
     let mut failure = None;
+    let mut objects = 0;
     let shown = path.display().to_string();
     let written = heaplens_core::output::write_atomically(path, |file| {
         let io = |source| heaplens_core::Error::Io {
@@ -134,15 +135,18 @@ pub fn write_file(
             return Err(io(std::io::Error::other("interrupted")));
         }
         // The child's own word first: a stream cut short is its failure, not the file's.
-        if let Err(e) = child.finish() {
-            failure = Some(Failure::Capture(e));
-            return Err(io(std::io::Error::other("the child failed")));
+        match child.finish() {
+            Ok(n) => objects = n,
+            Err(e) => {
+                failure = Some(Failure::Capture(e));
+                return Err(io(std::io::Error::other("the child failed")));
+            }
         }
         copied?;
         out.into_inner().map_err(|e| io(e.into_error()))
     });
     match failure {
         Some(f) => Err(f),
-        None => written.map_err(Failure::Core),
+        None => written.map(|()| objects).map_err(Failure::Core),
     }
 }

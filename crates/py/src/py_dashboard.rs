@@ -121,7 +121,7 @@ impl Source for LiveSource<'_> {
         })
         .map_err(|e| ActionError::Failed(e.to_string()))?;
         let graph = match taken {
-            crate::take::Taken::Walked(graph) => graph,
+            crate::take::Taken::Walked(graph) => *graph,
             crate::take::Taken::Forked(child) => crate::take::read_graph(child, None)
                 .map_err(|e| ActionError::Failed(e.to_string()))?,
         };

@@ -639,7 +639,7 @@ pub fn snapshot(
     }
     let taken = crate::take::start(py, options, fork).map_err(capture_error)?;
     let graph = match (taken, path) {
-        (Taken::Walked(graph), None) => graph,
+        (Taken::Walked(graph), None) => *graph,
         (Taken::Walked(graph), Some(path)) => {
             py.detach(|| heaplens_core::snapfile::save(&graph, &path))
                 .map_err(crate::errors::core_error)?;

@@ -28,7 +28,7 @@ pub enum Taken {
     /// Being taken in a forked child: read it without the GIL.
     Forked(ForkedSnapshot),
     /// Taken in the program.
-    Walked(Graph),
+    Walked(Box<Graph>),
 }
 
 /// Why a snapshot read from a forked child failed.
@@ -84,7 +84,7 @@ pub fn start(py: Python<'_>, options: SnapshotOptions, fork: bool) -> Result<Tak
             );
         }
     }
-    snapshot(py, options).map(Taken::Walked)
+    snapshot(py, options).map(|graph| Taken::Walked(Box::new(graph)))
 }
 
 /// The graph of a snapshot being taken in a forked child, read as the child writes it; call

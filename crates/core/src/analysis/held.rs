@@ -5,7 +5,7 @@
 
 use super::accumulation::{holders_of_types, DiffOptions, Holder, Suspect};
 use super::paths::RetainingPaths;
-use crate::graph::Graph;
+use crate::graph::{Graph, NodeFlags};
 
 /// Where the objects of a growing type are held.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,6 +29,10 @@ pub struct WhereHeld {
     pub sample_address: u64,
     /// ...and the answer, oldest call first, when asked (`tracemalloc`); empty otherwise.
     pub allocated_at: Vec<String>,
+    /// They are cyclic garbage and the collector is on: it will free them. A count sampled
+    /// between collections rises and falls with such garbage (a sawtooth whose teeth climb while
+    /// the older generations wait their turn): no leak.
+    pub collectable: bool,
 }
 
 /// For each type named in `types` (display names: `dict`, `app.Order`) with how much it grew,
@@ -53,8 +57,17 @@ pub fn where_held(
         keep_bounded: true,
         ..DiffOptions::default()
     };
+    let collector_on = graph.meta().gc_enabled == Some(true);
+    let garbage = |s: &Suspect| match s.holder {
+        Holder::Garbage => true,
+        Holder::Node(v) => graph.flags(v).contains(NodeFlags::UNREACHABLE),
+        Holder::Roots => false,
+    };
     let render = |s: &Suspect| match s.holder {
         Holder::Node(_) => s.holder_path.as_ref().map(|p| p.render(graph)),
+        Holder::Garbage if collector_on => {
+            Some("cyclic garbage the collector has not freed yet".into())
+        }
         Holder::Garbage => {
             Some("uncollected cyclic garbage (the garbage collector is off?)".into())
         }
@@ -115,6 +128,7 @@ pub fn where_held(
                 bounded: s.bounded,
                 sample_address: graph.addr(s.sample),
                 allocated_at: graph.allocated_at(s.sample),
+                collectable: collector_on && garbage(&s),
             })
         })
         .collect()

@@ -129,10 +129,14 @@ pub fn run_report(
         return out;
     }
     let where_held = |t: &TypeTrend| held.iter().find(|h| h.type_name == t.name);
-    // A cache filling up to the bound it declares grows steadily, and stops: no leak.
-    let (bounded, mut steady): (Vec<&TypeTrend>, Vec<&TypeTrend>) = trends
+    // A cache filling up to the bound it declares grows steadily, and stops: no leak. Nor is
+    // cyclic garbage the collector will free, which a census between collections counts.
+    let (collectable, steady): (Vec<&TypeTrend>, Vec<&TypeTrend>) = trends
         .iter()
         .filter(|t| t.steady)
+        .partition(|t| where_held(t).is_some_and(|h| h.collectable));
+    let (bounded, mut steady): (Vec<&TypeTrend>, Vec<&TypeTrend>) = steady
+        .into_iter()
         .partition(|t| where_held(t).is_some_and(|h| h.bounded));
     // The one ranking of every report (`analysis::ranking`): the type that is the leak (what
     // its container holds) first, then other classes, then the generic types that grow inside
@@ -152,6 +156,14 @@ pub fn run_report(
             let h = where_held(t).expect("partitioned on it");
             let _ = writeln!(out, "  {} held by {}", t.name, h.holder);
         }
+    }
+    if !collectable.is_empty() {
+        let names: Vec<&str> = collectable.iter().map(|t| t.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "\nGrew between collections (cyclic garbage the collector frees, not leaks): {}",
+            names.join(", ")
+        );
     }
     if steady.is_empty() {
         let _ = writeln!(out, "\nNo type grew steadily.");
@@ -230,6 +242,7 @@ mod tests {
                 "app.py:3: login()".into(),
                 "app.py:9: _SESSIONS[k] = Session()".into(),
             ],
+            collectable: false,
         }];
         let text = run_report("app.py", &h, &t, 1.0, &held, 10, 0);
         assert!(
@@ -290,6 +303,7 @@ mod tests {
             bounded,
             sample_address: 0,
             allocated_at: Vec::new(),
+            collectable: false,
         };
         let held = [
             held("app.Handler", "app.Handler", false),
@@ -344,5 +358,45 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("--all-objects"));
+    }
+
+    #[test]
+    fn cyclic_garbage_the_collector_frees_is_no_steady_growth() {
+        let mut h = History::new(100);
+        for s in 0..12u64 {
+            let sample = Sample {
+                taken_ms: s * 50,
+                pid: 1,
+                objects: 1000 + s * 10,
+                gc_only: true,
+                ..Sample::default()
+            };
+            h.push_values(sample, [("app.Node", s * 30, s * 1600)]);
+        }
+        let t = trends(&h);
+        assert!(t[0].steady, "the counts alone look like a leak");
+        let held = [WhereHeld {
+            type_name: "app.Node".into(),
+            holder: "cyclic garbage the collector has not freed yet".into(),
+            entries: 56,
+            entry_type: "app.Node".into(),
+            collectable: true,
+            ..WhereHeld::default()
+        }];
+        let text = run_report("app.py", &h, &t, 0.05, &held, 10, 0);
+        assert!(!text.contains("Types that grew steadily"), "{text}");
+        assert!(text.contains("No type grew steadily."), "{text}");
+        assert!(
+            text.contains("Grew between collections (cyclic garbage the collector frees, not leaks): app.Node"),
+            "{text}"
+        );
+        // The same growth held by a container is a leak.
+        let kept = [WhereHeld {
+            collectable: false,
+            holder: "module app -> .__dict__['NODES'] -> list".into(),
+            ..held[0].clone()
+        }];
+        let text = run_report("app.py", &h, &t, 0.05, &kept, 10, 0);
+        assert!(text.contains("Types that grew steadily"), "{text}");
     }
 }

@@ -101,6 +101,42 @@ def test_dict_values_are_labelled_by_key_and_keys_are_objects():
     assert key_node.type == "str" and key_node.size == sys.getsizeof(key)
 
 
+def test_keys_their_dict_alone_holds_are_labelled_alike_and_kept_by_a_file(tmp_path):
+    # Keys made at run time that only the dict refers to have their text stored once each,
+    # without a lookup (a dict of millions of such keys is the commonest leak); a key shared
+    # with another dict, an interned one and a big int go through the string table. Every one
+    # reads the same either way, in the snapshot and in its file.
+    ints = ["1000000003", "-1000000003", str(2**60 - 1), str(-(2**59)), str(2**70)]
+    strs = ["".join(["only", "here"]), "".join(["sha", "red"]), "é\u202e'\\\n" + "x" * 3]
+    d = {int(text): [text] for text in ints}
+    d.update({text: [text] for text in strs})
+    d[sys.intern("".join(["inter", "ned"]))] = ["interned"]
+    other = {k: None for k in d if k == "shared"}
+    del strs, ints
+    snap = heaplens.snapshot()
+    path = tmp_path / "keys.hlsnap"
+    snap.save(path)
+    again = heaplens.load(path)
+    expected = {
+        "[1000000003]": "1000000003",
+        "[-1000000003]": "-1000000003",
+        f"[{2**60 - 1}]": str(2**60 - 1),
+        f"[{-(2**59)}]": str(-(2**59)),
+        "[<int>]": str(2**70),
+        "['onlyhere']": "onlyhere",
+        "['shared']": "shared",
+        "['é\u202e\\'\\\\\\nxxx']": "é\u202e'\\\nxxx",
+        "['interned']": "interned",
+    }
+    for s in (snap, again):
+        found = {labels(s, d, v)[0]: v[0] for v in d.values()}
+        assert found == expected
+        keys = {labels(s, d, k)[0] for k in d}
+        assert "<key 1000000003>" in keys and "<key 'onlyhere'>" in keys
+        assert "<key 'é\u202e\\'\\\\\\nxxx'>" in keys and "<key 'shared'>" in keys
+    assert other
+
+
 def test_list_and_tuple_items_are_labelled_by_index():
     a, b = ["a"], ["b"]
     lst = [a, b]

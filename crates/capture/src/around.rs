@@ -45,6 +45,10 @@ impl EdgeSink for Sink {
     fn intern(&mut self, text: &str) -> StringId {
         self.builder.strings_mut().intern(text)
     }
+
+    fn add_unindexed(&mut self, write: impl FnOnce(&mut String) -> bool) -> Option<StringId> {
+        heaplens_core::label::add_unindexed_name(self.builder.strings_mut(), write)
+    }
 }
 
 /// The graph of `starts` and every object at most `max_depth` references from them, or `None`

@@ -8,6 +8,11 @@ use crate::env::Env;
 use crate::layout::Layout;
 use crate::raw::{self, read, Obj};
 
+/// How many entries ahead [`for_each_dict_entry`] starts loading the key object: labelling an
+/// entry reads its key (its type, reference count, text or value), and a dict of a million keys
+/// scattered over the heap otherwise waits for each of them in turn.
+const KEYS_AHEAD: usize = 8;
+
 /// Calls `f(key, value)` for each entry of the dict `d`: combined tables (general or str keys)
 /// and split tables (keys shared with the class, values in the dict).
 ///
@@ -30,8 +35,13 @@ pub unsafe fn for_each_dict_entry(l: &Layout, d: Obj, mut f: impl FnMut(Obj, Obj
         let kind: u8 = read(keys, l.dk_kind);
         let log2_index_bytes: u8 = read(keys, l.dk_log2_index_bytes);
         let entries = keys.add(l.dk_indices + (1usize << log2_index_bytes));
+        let n = n.max(0) as usize;
         if kind as usize == l.dict_keys_general {
-            for i in 0..n.max(0) as usize {
+            for i in 0..n {
+                if i + KEYS_AHEAD < n {
+                    let ahead = entries.add((i + KEYS_AHEAD) * l.dk_general_entry_size);
+                    raw::prefetch(read::<Obj>(ahead, 8) as *const u8);
+                }
                 let e = entries.add(i * l.dk_general_entry_size);
                 let k: Obj = read(e, 8);
                 let v: Obj = read(e, 16);
@@ -40,7 +50,11 @@ pub unsafe fn for_each_dict_entry(l: &Layout, d: Obj, mut f: impl FnMut(Obj, Obj
                 }
             }
         } else {
-            for i in 0..n.max(0) as usize {
+            for i in 0..n {
+                if i + KEYS_AHEAD < n {
+                    let ahead = entries.add((i + KEYS_AHEAD) * l.dk_unicode_entry_size);
+                    raw::prefetch(read::<Obj>(ahead, 0) as *const u8);
+                }
                 let e = entries.add(i * l.dk_unicode_entry_size);
                 let k: Obj = read(e, 0);
                 let v: Obj = if values.is_null() {

@@ -26,6 +26,9 @@ use std::ffi::{c_int, c_void};
 /// Sinks resolve the references they are handed in batches of this many, prefetching each batch
 /// before reading it.
 pub const BATCH: usize = 256;
+/// A container with at least this many entries tells its sink how many references are coming
+/// ([`EdgeSink::expect`]) before it reports them.
+const BIG_CONTAINER: usize = 1 << 14;
 
 /// Where enumerated references go.
 pub trait EdgeSink {
@@ -38,6 +41,24 @@ pub trait EdgeSink {
     fn edge_uncounted(&mut self, target: Obj, label: Label);
     /// Interns a label string.
     fn intern(&mut self, text: &str) -> StringId;
+    /// Adds a label string the walk meets once (the text of a dict key only its dict refers
+    /// to) without interning it; `write` appends the text
+    /// ([`heaplens_core::label::add_unindexed_name`]). `None` where the sink keeps no such
+    /// strings: the caller interns the text instead.
+    #[inline]
+    fn add_unindexed(&mut self, write: impl FnOnce(&mut String) -> bool) -> Option<StringId> {
+        let _ = write;
+        None
+    }
+    /// Says that the object being walked, a big container, holds about `references`
+    /// references, `keys` of them to dict keys whose text may be stored unindexed, so that the
+    /// sink can make room for them in one step: arrays that grow by doubling copy themselves as
+    /// they grow, and the copies of a dict of millions of entries raised a snapshot's peak
+    /// memory by a third.
+    #[inline]
+    fn expect(&mut self, references: usize, keys: usize) {
+        let _ = (references, keys);
+    }
 }
 
 #[inline(always)]
@@ -143,7 +164,11 @@ pub unsafe fn object_edges<A: Abi, S: EdgeSink>(
             Walker::List => {
                 let items: *const Obj = read(ob, l.list_items);
                 if !items.is_null() {
-                    for i in 0..raw::ob_size(o).max(0) as usize {
+                    let len = raw::ob_size(o).max(0) as usize;
+                    if S::LABELS && len >= BIG_CONTAINER {
+                        sink.expect(len, 0);
+                    }
+                    for i in 0..len {
                         nonnull(sink, *items.add(i), Label::index(i));
                     }
                 }
@@ -349,8 +374,17 @@ unsafe fn dict_edges<A: Abi, S: EdgeSink>(cx: &mut Cx<A>, d: Obj, sink: &mut S) 
         if split && !cx.env.dict_reports_embedded_values && dict_values_are_embedded(l, d) {
             return;
         }
+        let used = read::<isize>(d as *const u8, l.dict_used).max(0) as usize;
+        if S::LABELS && used >= BIG_CONTAINER && !split {
+            sink.expect(2 * used, used);
+        }
         for_each_dict_entry(l, d, |k, v| {
-            let (value_label, key_label) = cx.key_labels(sink, k);
+            // A split dict shares its keys with the other instances of its class.
+            let (value_label, key_label) = if split {
+                cx.key_labels(sink, k)
+            } else {
+                cx.entry_labels(sink, k)
+            };
             if !split {
                 sink.edge(k, key_label);
             }

@@ -4,6 +4,13 @@
 //! A heap repeats the same few attribute names across millions of instances, so key objects are
 //! decoded and interned once each, through a small direct-mapped cache keyed by the key's
 //! address (str objects are immutable and alive for the whole walk). Censuses compute no labels.
+//!
+//! The other common shape is the opposite: one dict of millions of distinct keys (a cache keyed
+//! by ids or by request, the commonest leak). A key that only its dict refers to (reference
+//! count 1: an int, or a str that is not interned) is met exactly once, so its text is copied
+//! (or its value formatted) straight into the graph's unindexed strings: no hash, no probe of
+//! a table of millions, no cache slot taken from the attribute names. Interning every such key
+//! made a snapshot of a dict 4 to 6 times one of a list of the same objects.
 
 use crate::abi::Abi;
 use crate::edges::EdgeSink;
@@ -57,7 +64,10 @@ field_names! {
     threading_local_key = "threading local key",
 }
 
-const KEY_CACHE_SIZE: usize = 8192;
+/// Slots of the cache of key labels: keys met once pass it by, so it holds the keys that repeat
+/// (attribute names, literal keys), a few thousand in the largest heaps. Written whole at the
+/// start of every walk, it is part of the snapshot's peak memory.
+const KEY_CACHE_SIZE: usize = 4096;
 
 /// The current interpreter's dict of interned strings, or null (3.11 keeps it out of reach).
 fn interned_dict(env: &Env) -> Obj {
@@ -135,6 +145,63 @@ impl<A: Abi> Cx<A> {
         if !S::LABELS {
             return (Label::NONE, Label::NONE);
         }
+        unsafe { self.cached_key_labels(sink, key) }
+    }
+
+    /// [`Cx::key_labels`] for an entry of a dict whose keys are its own (not a split dict,
+    /// whose keys its class's instances share): a key with no other reference is met once, and
+    /// its text goes to the unindexed strings, past the cache.
+    #[inline]
+    pub(crate) unsafe fn entry_labels<S: EdgeSink>(
+        &mut self,
+        sink: &mut S,
+        key: Obj,
+    ) -> (Label, Label) {
+        if !S::LABELS {
+            return (Label::NONE, Label::NONE);
+        }
+        unsafe {
+            if A::refcount(key) == Some(1) {
+                if let Some(labels) = self.lone_key_labels(sink, key) {
+                    return labels;
+                }
+            }
+            self.cached_key_labels(sink, key)
+        }
+    }
+
+    /// Labels for the key of a dict entry that nothing else refers to, when it is an exact int
+    /// or a str that is not interned, with its text unindexed; `None` for another key, or when
+    /// the sink keeps no unindexed strings.
+    #[inline]
+    unsafe fn lone_key_labels<S: EdgeSink>(
+        &mut self,
+        sink: &mut S,
+        key: Obj,
+    ) -> Option<(Label, Label)> {
+        let l = self.env.layout;
+        unsafe {
+            let tp = raw::ob_type(key);
+            if tp == self.env.types.int {
+                let v = raw::small_int::<A>(l, key)?;
+                let id = sink.add_unindexed(|out| {
+                    heaplens_core::label::push_int(out, v);
+                    true
+                })?;
+                return Some((Label::key_repr(id), Label::dict_key(id)));
+            }
+            if raw::has_flag(tp, ffi::Py_TPFLAGS_UNICODE_SUBCLASS)
+                && !raw::str_state(l, key).interned
+            {
+                let id = sink.add_unindexed(|out| raw::str_text(l, key, 120, out))?;
+                return Some((Label::key(id), Label::dict_key_str(id)));
+            }
+            None
+        }
+    }
+
+    #[inline]
+    unsafe fn cached_key_labels<S: EdgeSink>(&mut self, sink: &mut S, key: Obj) -> (Label, Label) {
         let slot = ((key as usize) >> 4) & (KEY_CACHE_SIZE - 1);
         let cached = self.key_cache[slot];
         if cached.0 == key as usize {
@@ -178,7 +245,6 @@ impl<A: Abi> Cx<A> {
     }
 }
 
-/// A short, bounded rendering of a non-str dict key: `42`, `None`, `b'ab'`, `(1, 'x')`, `<Point>`.
 unsafe fn short_form<A: Abi>(env: &Env, o: Obj, out: &mut String) {
     let l = env.layout;
     unsafe {

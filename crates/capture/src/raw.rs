@@ -131,6 +131,8 @@ pub struct StrState {
     pub compact: bool,
     pub ascii: bool,
     pub ready: bool,
+    /// Interned (`sys.intern`, identifiers, attribute names): shared, so met again and again.
+    pub interned: bool,
 }
 
 /// # Safety
@@ -144,6 +146,9 @@ pub unsafe fn str_state(l: &Layout, s: Obj) -> StrState {
         ascii: bits & (1 << l.str_ascii_bit) != 0,
         // 3.12 dropped the `ready` bit: every str is ready.
         ready: l.str_ready_bit == ABSENT || bits & (1 << l.str_ready_bit) != 0,
+        // `interned` is the field below `kind` in every version: two bits, or a whole byte in
+        // a free-threaded build.
+        interned: bits & ((1u32 << l.str_kind_shift) - 1) != 0,
     }
 }
 

@@ -353,6 +353,24 @@ impl<A: Abi> EdgeSink for Resolver<A> {
     fn intern(&mut self, text: &str) -> StringId {
         self.builder.strings_mut().intern(text)
     }
+
+    #[inline]
+    fn add_unindexed(&mut self, write: impl FnOnce(&mut String) -> bool) -> Option<StringId> {
+        heaplens_core::label::add_unindexed_name(self.builder.strings_mut(), write)
+    }
+
+    fn expect(&mut self, references: usize, keys: usize) {
+        // Most referents of a big container are objects met for the first time. Room for twice
+        // as many: the objects walked after it add their own, and room never written costs
+        // address space, not memory (the finished graph gives it back).
+        let room = 2 * references;
+        self.builder.reserve(room, room);
+        let _ = self.balance.try_reserve(room);
+        // Ids and counters take 10 to 20 bytes.
+        self.builder
+            .strings_mut()
+            .reserve_unindexed(2 * keys, 2 * keys * 16);
+    }
 }
 
 /// What a synthetic node stands for.

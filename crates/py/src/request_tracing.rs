@@ -137,6 +137,18 @@ impl Measured {
 }
 
 impl Traces {
+    /// Keeps `mark` for the traced requests to come.
+    fn keep_mark(&mut self, mark: Option<PlacedMark>) {
+        let Some(mark) = mark else {
+            return;
+        };
+        // Never more than the traces to come need (a request count that wrapped).
+        if self.marks.len() > MARK_LEAD as usize {
+            self.marks.pop_front();
+        }
+        self.marks.push_back(mark);
+    }
+
     /// Ends every done trace with `measured`, taken when `started` requests had started and
     /// `in_flight` were running (counting one that is just starting, `starting`). A trace
     /// whose second census is missing (a full collection in between, a frozen mark) is counted
@@ -275,41 +287,37 @@ impl RequestTracer {
             in_flight: AtomicU64::new(0),
             traces: Mutex::new(Traces::default()),
         };
-        tracer.place_mark(py, &mut locked(&tracer.traces), 0, None);
+        let mark = tracer.new_mark(py, 0, None);
+        locked(&tracer.traces).keep_mark(mark);
         tracer
     }
 
-    /// Places a mark for a traced request to come, when request `at_request` starts (nothing
+    /// A new mark for a traced request to come, placed when request `at_request` starts (none
     /// where marks cannot be used: that request's censuses count everything). It needs no
     /// collection: what was tracked before it and moves after it before the first census is
-    /// counted by both censuses.
-    fn place_mark(
+    /// counted by both censuses. Made without the tracer's lock: making an object may start a
+    /// collection (at once on 3.11), whose finalizers run Python code and may let another
+    /// thread in, which would wait for the lock while holding the GIL.
+    fn new_mark(
         &self,
         py: Python<'_>,
-        t: &mut Traces,
         at_request: u64,
         full_collections: Option<u64>,
-    ) {
+    ) -> Option<PlacedMark> {
         if self.everything.load(Ordering::Relaxed) {
-            return;
+            return None;
         }
-        let Some(full_collections) = full_collections.or_else(|| collections(py, false)) else {
-            return;
-        };
+        let full_collections = full_collections.or_else(|| collections(py, false))?;
         match capture::place_mark(py) {
-            Ok(Some(mark)) => {
-                // Never more than the traces to come need (a request count that wrapped).
-                if t.marks.len() > MARK_LEAD as usize {
-                    t.marks.pop_front();
-                }
-                t.marks.push_back(PlacedMark {
-                    mark: Arc::new(mark),
-                    at_request,
-                    full_collections,
-                })
+            Ok(mark) => mark.map(|mark| PlacedMark {
+                mark: Arc::new(mark),
+                at_request,
+                full_collections,
+            }),
+            Err(e) => {
+                log::debug!(target: "heaplens.dashboard", "trace: no mark: {e}");
+                None
             }
-            Ok(None) => {}
-            Err(e) => log::debug!(target: "heaplens.dashboard", "trace: no mark: {e}"),
         }
     }
 
@@ -335,7 +343,8 @@ impl RequestTracer {
         if !traced && !waiting {
             if mark_ahead {
                 // Only the mark for a request to come: no collection, no census.
-                self.place_mark(py, &mut locked(&self.traces), started, None);
+                let mark = self.new_mark(py, started, None);
+                locked(&self.traces).keep_mark(mark);
             }
             return 0;
         }
@@ -384,11 +393,12 @@ impl RequestTracer {
         // The census runs without the tracer's lock: it may take a while, and only ever one
         // thread at a time runs it (it holds the GIL).
         let measured = measure(py, full_collections, &marks, everything);
+        let mark = mark_ahead
+            .then(|| self.new_mark(py, started, Some(full_collections)))
+            .flatten();
         let mut t = locked(&self.traces);
         t.settle(&measured, started, in_flight, true);
-        if mark_ahead {
-            self.place_mark(py, &mut t, started, Some(full_collections));
-        }
+        t.keep_mark(mark);
         let Some((scope, _)) = scope else {
             return 0;
         };

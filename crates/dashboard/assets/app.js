@@ -67,6 +67,15 @@
     main.replaceChildren(...nodes.filter((n) => n));
   }
 
+  // Each page the address asks for is one generation: a page still waiting for its answers when
+  // the address changes (a click, the back button, a slow picture) must not replace the newer
+  // page when they come.
+  let generation = 0;
+
+  function showIfCurrent(mine, ...nodes) {
+    if (mine === generation) show(...nodes);
+  }
+
   function fail(err) {
     show(el("p", { class: "error" }, "Error: " + (err && err.message ? err.message : err)));
   }
@@ -174,6 +183,7 @@
   }
 
   async function overview() {
+    const mine = generation;
     const o = await getJSON("api/overview");
     const parts = [el("h1", {}, "Overview")];
     if (o.verdict) {
@@ -219,7 +229,7 @@
     parts.push(table([["type"], ["count", "num"], ["bytes", "num"], ["over time"],
       ["min – max", "num"], ["growth", "num"]], rows));
     if (o.more) parts.push(el("p", { class: "note" }, count(o.more) + " more types not shown."));
-    show(...parts);
+    showIfCurrent(mine, ...parts);
   }
 
   // What each endpoint's traced requests left behind, most per request first.
@@ -270,6 +280,7 @@
   }
 
   async function typePage(name, page, group) {
+    const mine = generation;
     // The name goes in the query: a '/' in it would be decoded by the server in the path.
     const t = await getJSON("api/types?name=" + encodeURIComponent(name) + "&page=" + page +
       (group !== null ? "&group=" + group : ""));
@@ -303,7 +314,7 @@
     if (t.page > 1) pager.appendChild(el("a", { href: typeLink(name, t.page - 1, group) }, "previous"));
     if (t.page < t.pages) pager.appendChild(el("a", { href: typeLink(name, t.page + 1, group) }, "next"));
     parts.push(pager);
-    show(...parts);
+    showIfCurrent(mine, ...parts);
   }
 
   function refTable(refs) {
@@ -314,6 +325,7 @@
   }
 
   async function objectPage(id) {
+    const mine = generation;
     const o = await getJSON("api/objects/" + Number(id));
     const parts = [el("h1", {}, o.label + (o.address ? " at " + o.address : "")),
       el("p", {}, "size " + bytes(o.size) + ", retains " + bytes(o.retained_size) + " in " +
@@ -335,7 +347,7 @@
     if (o.more_referrers) parts.push(el("p", { class: "note" }, count(o.more_referrers) + " more."));
     parts.push(el("h2", {}, "Referents (what it refers to)"), refTable(o.referents));
     if (o.more_referents) parts.push(el("p", { class: "note" }, count(o.more_referents) + " more."));
-    show(...parts);
+    showIfCurrent(mine, ...parts);
   }
 
   function diffParts(d) {
@@ -358,7 +370,8 @@
   }
 
   async function diffPage() {
-    show(...diffParts(await getJSON("api/diff")));
+    const mine = generation;
+    showIfCurrent(mine, ...diffParts(await getJSON("api/diff")));
   }
 
   async function takeSnapshot() {
@@ -407,6 +420,7 @@
   }
 
   function route() {
+    const mine = ++generation;
     const hash = window.location.hash.replace(/^#\/?/, "");
     const parts = hash.split("/");
     let page;
@@ -424,7 +438,7 @@
     } catch (e) {
       return fail(e);
     }
-    page.catch(fail);
+    page.catch((e) => { if (mine === generation) fail(e); });
   }
 
   window.addEventListener("hashchange", route);

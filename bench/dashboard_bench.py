@@ -87,6 +87,27 @@ PAGE_EVERY = 5.0
 # The server (a child process) --------------------------------------------------------------
 
 
+# An environ as waitress gives the application (the in-process loops call it without a
+# server), for GET /order/<i>.
+ENVIRON_BASE = {
+    "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "QUERY_STRING": "",
+    "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
+    "REMOTE_ADDR": "127.0.0.1", "REMOTE_HOST": "127.0.0.1", "REMOTE_PORT": "40000",
+    "HTTP_HOST": "127.0.0.1:8080", "HTTP_ACCEPT_ENCODING": "identity",
+    "wsgi.url_scheme": "http", "wsgi.multithread": True, "wsgi.multiprocess": False,
+    "wsgi.run_once": False, "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+}
+
+
+def order_environ(i):
+    return dict(ENVIRON_BASE, PATH_INFO=f"/order/{i}", **{"wsgi.input": io.BytesIO()})
+
+
+def start_response(status, headers, exc_info=None):
+    if not status.startswith("200"):
+        raise RuntimeError(status)
+
+
 def serve(variant, n_objects):
     """Builds the heap, then serves the app until killed; prints its facts (JSON) first."""
     import ctypes
@@ -175,21 +196,8 @@ def call_loop(variant, n_objects):
     middleware = None
     if variant == "heaplens":
         middleware = wsgi = HeapLens(app.wsgi_app)
-    environ_base = {
-        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "REMOTE_HOST": "127.0.0.1", "REMOTE_PORT": "40000",
-        "HTTP_HOST": "127.0.0.1:8080", "HTTP_ACCEPT_ENCODING": "identity",
-        "wsgi.url_scheme": "http", "wsgi.multithread": True, "wsgi.multiprocess": False,
-        "wsgi.run_once": False, "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
-    }
-
-    def start_response(status, headers, exc_info=None):
-        if not status.startswith("200"):
-            raise RuntimeError(status)
-
     def call(i):
-        environ = dict(environ_base, PATH_INFO=f"/order/{i}", **{"wsgi.input": io.BytesIO()})
+        environ = order_environ(i)
         body = wsgi(environ, start_response)
         try:
             for _ in body:
@@ -347,21 +355,8 @@ def trace_loop(n_objects, every, block, rounds):
             middleware = HeapLens(app, period=3600, trace_every=n)
             middleware._mount.dashboard._trace_everything(when == "before")
             variants[f"trace_every={n} {when}"] = (middleware, n)
-    environ_base = {
-        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "REMOTE_HOST": "127.0.0.1", "REMOTE_PORT": "40000",
-        "HTTP_HOST": "127.0.0.1:8080", "HTTP_ACCEPT_ENCODING": "identity",
-        "wsgi.url_scheme": "http", "wsgi.multithread": True, "wsgi.multiprocess": False,
-        "wsgi.run_once": False, "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
-    }
-
-    def start_response(status, headers, exc_info=None):
-        if not status.startswith("200"):
-            raise RuntimeError(status)
-
     def call(wsgi, i):
-        environ = dict(environ_base, PATH_INFO=f"/order/{i}", **{"wsgi.input": io.BytesIO()})
+        environ = order_environ(i)
         body = wsgi(environ, start_response)
         try:
             for _ in body:

@@ -128,43 +128,6 @@ fn in_flight(after: &Graph, new: &NodeSet, suspects: &[Suspect]) -> Vec<bool> {
         .collect()
 }
 
-/// Sorts by the 64-bit key, least significant digit first, 11 bits at a time, over the bits that
-/// vary (object addresses share their high bits and their low four are zero). Linear time: the
-/// diff sorts millions of addresses, where a comparison sort would dominate.
-fn radix_sort<T: Copy + Default>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
-    const BITS: u32 = 11;
-    let Some(first) = items.first().map(&key) else {
-        return;
-    };
-    let varying = items
-        .iter()
-        .fold(0u64, |acc, item| acc | (key(item) ^ first));
-    if varying == 0 {
-        return;
-    }
-    let (low, high) = (varying.trailing_zeros(), 64 - varying.leading_zeros());
-    let mut buffer = vec![T::default(); items.len()];
-    let mut shift = low;
-    while shift < high {
-        let digit = |item: &T| ((key(item) >> shift) & ((1 << BITS) - 1)) as usize;
-        let mut starts = vec![0usize; 1 << BITS];
-        for item in items.iter() {
-            starts[digit(item)] += 1;
-        }
-        let mut sum = 0;
-        for s in starts.iter_mut() {
-            (*s, sum) = (sum, sum + *s);
-        }
-        for item in items.iter() {
-            let d = digit(item);
-            buffer[starts[d]] = *item;
-            starts[d] += 1;
-        }
-        std::mem::swap(items, &mut buffer);
-        shift += BITS;
-    }
-}
-
 /// The objects of `g` the interpreter allocated statically: immortal objects (3.12+) other than
 /// strings, that is the small-int cache (256 ints, 1024 from 3.15) and the singletons. The
 /// program never allocates them, so they are never new, though a snapshot holds one only while
@@ -185,34 +148,27 @@ fn statically_allocated(g: &Graph) -> NodeSet {
 }
 
 /// The objects of `after` that `before` does not have (same address, same type name), found by
-/// merging the two graphs' objects sorted by address; statically allocated ones are never new.
+/// merging the two graphs' objects in address order (each graph's order is built on its own
+/// thread); statically allocated ones are never new.
 fn new_objects(
     before: &Graph,
     before_names: &[u32],
     after: &Graph,
     after_names: &[u32],
 ) -> NodeSet {
-    let real = |g: &Graph, v: NodeId| !g.flags(v).contains(NodeFlags::SYNTHETIC);
-    let mut old: Vec<(u64, u32)> = (0..before.node_count() as NodeId)
-        .filter(|&v| real(before, v))
-        .map(|v| (before.addr(v), before_names[before.type_id(v).0 as usize]))
-        .collect();
-    radix_sort(&mut old, |p| p.0);
-    let mut now: Vec<(u64, NodeId)> = (0..after.node_count() as NodeId)
-        .filter(|&v| real(after, v))
-        .map(|v| (after.addr(v), v))
-        .collect();
-    radix_sort(&mut now, |p| p.0);
+    let (old, now) = crate::parallel::join(|| before.address_order(), || after.address_order());
     let mut new = NodeSet::new(after.node_count());
     let fixed = statically_allocated(after);
     let mut i = 0;
-    for &(addr, v) in &now {
-        while i < old.len() && old[i].0 < addr {
+    for &v in now {
+        let addr = after.addr(v);
+        while i < old.len() && before.addr(old[i]) < addr {
             i += 1;
         }
         let same = i < old.len()
-            && old[i].0 == addr
-            && old[i].1 == after_names[after.type_id(v).0 as usize];
+            && before.addr(old[i]) == addr
+            && before_names[before.type_id(old[i]).0 as usize]
+                == after_names[after.type_id(v).0 as usize];
         if !same && !fixed.contains(v) {
             new.insert(v);
         }
@@ -861,20 +817,6 @@ mod tests {
             "module app -> .__dict__['CACHE'] -> dict['batch'] -> list"
         );
         assert_eq!(s.sample_label, "[0]");
-    }
-
-    #[test]
-    fn radix_sort_sorts_addresses() {
-        let mut v: Vec<(u64, u32)> = (0..10_000u32)
-            .map(|i| ((i as u64 * 7919 % 10_007) << 4 | 0x7f00_0000_0000, i))
-            .collect();
-        let mut expected = v.clone();
-        expected.sort_by_key(|p| p.0);
-        radix_sort(&mut v, |p| p.0);
-        assert_eq!(v, expected);
-        let mut same = vec![(5u64, 1u32), (5, 2)];
-        radix_sort(&mut same, |p| p.0);
-        assert_eq!(same, vec![(5, 1), (5, 2)]);
     }
 
     #[test]

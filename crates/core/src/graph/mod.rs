@@ -322,16 +322,18 @@ impl Graph {
         label.describe(&self.strings)
     }
 
-    /// The node of the object at `addr`, if the snapshot holds one. The first call builds an
-    /// address index (4 bytes per node); later calls are a binary search.
+    /// The real objects (every node that is not synthetic) in ascending address order. Built
+    /// on first use, in linear time (a radix sort), and kept: 4 bytes per node.
+    pub fn address_order(&self) -> &[NodeId] {
+        self.by_addr.get_or_init(|| {
+            crate::radix::sort_by_address(self.objects(), |n| self.addrs[n as usize])
+        })
+    }
+
+    /// The node of the object at `addr`, if the snapshot holds one: a binary search of
+    /// [`Graph::address_order`].
     pub fn node_by_addr(&self, addr: u64) -> Option<NodeId> {
-        let index = self.by_addr.get_or_init(|| {
-            let mut order: Vec<NodeId> = (0..self.node_count() as NodeId)
-                .filter(|&n| !self.flags(n).contains(NodeFlags::SYNTHETIC))
-                .collect();
-            order.sort_unstable_by_key(|&n| self.addrs[n as usize]);
-            order
-        });
+        let index = self.address_order();
         index
             .binary_search_by_key(&addr, |&n| self.addrs[n as usize])
             .ok()
@@ -339,7 +341,7 @@ impl Graph {
     }
 
     /// Iterates over the real objects (every node that is not synthetic).
-    pub fn objects(&self) -> impl Iterator<Item = NodeId> + '_ {
+    pub fn objects(&self) -> impl Iterator<Item = NodeId> + Clone + '_ {
         (0..self.node_count() as NodeId).filter(|&n| !self.flags(n).contains(NodeFlags::SYNTHETIC))
     }
 

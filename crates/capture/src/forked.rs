@@ -294,6 +294,8 @@ mod imp {
     ) -> ! {
         // No log record: the bridge to Python's `logging` would run Python code.
         log::set_max_level(log::LevelFilter::Off);
+        // Huge pages for the walk's arrays could be pages still shared with the program.
+        heaplens_core::hugepages::disable();
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<usize, String> {
             // SAFETY: the GIL was held at the fork and this is the only thread; the walk runs
             // no Python code and, numbering in a map, writes nothing into the heap.

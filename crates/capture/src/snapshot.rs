@@ -366,6 +366,7 @@ impl<A: Abi> EdgeSink for Resolver<A> {
         let room = 2 * references;
         self.builder.reserve(room, room);
         let _ = self.balance.try_reserve(room);
+        heaplens_core::hugepages::advise(&self.balance);
         // Ids and counters take 10 to 20 bytes.
         self.builder
             .strings_mut()
@@ -618,6 +619,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         // it costs address space, not memory.
         builder.reserve(gc_count * 6, gc_count * 20);
         balance.reserve(gc_count * 6);
+        heaplens_core::hugepages::advise(&balance);
 
         // Thread and frame nodes come right after the tracked objects.
         let stacks = threads::thread_stacks(env);

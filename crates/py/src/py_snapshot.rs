@@ -280,9 +280,7 @@ impl PySnapshot {
     /// Computes the analysis (dominator tree, retained sizes, retaining paths) now rather than
     /// on the first query that needs it. The GIL is released while it runs.
     fn analyze(&self, py: Python<'_>) {
-        self.data.dominators_in(py);
-        self.data.paths_in(py);
-        self.data.predecessors_in(py);
+        py.detach(|| self.data.compute_all());
     }
 
     /// Why ``obj`` is alive: up to ``k`` distinct retaining paths from the roots, shortest

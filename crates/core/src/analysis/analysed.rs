@@ -64,7 +64,9 @@ impl Analysed {
     /// Dominators, retained sizes and the entries of cyclic garbage.
     pub fn dominators(&self) -> &Dominators {
         self.dominators.get_or_init(|| {
-            let d = Dominators::compute(&self.graph);
+            // The predecessors kept for path queries, when computed already; otherwise the
+            // computation builds its own and drops them.
+            let d = Dominators::compute_with(&self.graph, self.predecessors.get());
             self.account(d.heap_bytes());
             d
         })
@@ -114,12 +116,20 @@ impl Analysed {
     }
 
     /// Computes every part now (a report that will need them all, or a page that should not
-    /// wait on its first question).
+    /// wait on its first question). The predecessors come first, on one thread while the paths
+    /// and the census are computed on another ([`crate::parallel`]); the dominators then use
+    /// them rather than building their own.
     pub fn compute_all(&self) {
+        crate::parallel::join(
+            || {
+                self.predecessors();
+            },
+            || {
+                self.paths();
+                self.census();
+            },
+        );
         self.dominators();
-        self.paths();
-        self.predecessors();
-        self.census();
     }
 
     /// Heap bytes held by the graph and the parts computed so far.

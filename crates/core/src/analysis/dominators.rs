@@ -34,9 +34,28 @@ pub struct Dominators {
     garbage_entries: Vec<NodeId>,
 }
 
-impl Dominators {
-    /// Computes the dominator tree of `graph`.
-    pub fn compute(graph: &Graph) -> Dominators {
+/// Strong predecessors the dominator computation was given, or built for itself (and drops as
+/// soon as it is done with them).
+enum Preds<'a> {
+    Borrowed(&'a StrongPredecessors),
+    Built(StrongPredecessors),
+}
+
+/// The depth-first preorder of the flow graph (the snapshot's strong references, a super-root
+/// above the root and the garbage's entry points): the first half of the dominator
+/// computation, which needs no predecessors.
+struct Preorder {
+    garbage_entries: Vec<NodeId>,
+    /// Each node's preorder number ([`NONE`] when unreached), by node.
+    num: Vec<u32>,
+    /// The nodes in preorder.
+    order: Vec<u32>,
+    /// Each node's parent in the search, by preorder number.
+    parent: Vec<u32>,
+}
+
+impl Preorder {
+    fn of(graph: &Graph) -> Preorder {
         let n = graph.node_count();
         let super_root = n as u32;
         let garbage_root = n as u32 + 1;
@@ -67,9 +86,9 @@ impl Dominators {
         };
 
         // Depth-first preorder from the super-root, iteratively.
-        let mut num = vec![NONE; total];
-        let mut order: Vec<u32> = Vec::with_capacity(total);
-        let mut parent: Vec<u32> = Vec::with_capacity(total);
+        let mut num = crate::hugepages::filled(total, NONE);
+        let mut order: Vec<u32> = crate::hugepages::with_capacity(total);
+        let mut parent: Vec<u32> = crate::hugepages::with_capacity(total);
         {
             let mut stack: Vec<(u32, usize)> = Vec::new(); // (node, next successor position)
             num[super_root as usize] = 0;
@@ -93,16 +112,63 @@ impl Dominators {
                 }
             }
         }
+        Preorder {
+            garbage_entries,
+            num,
+            order,
+            parent,
+        }
+    }
+}
+
+impl Dominators {
+    /// Computes the dominator tree of `graph`.
+    pub fn compute(graph: &Graph) -> Dominators {
+        Self::compute_with(graph, None)
+    }
+
+    /// Computes the dominator tree of `graph` with its strong predecessors, when the caller has
+    /// them already; otherwise they are built (on a second thread, while the depth-first
+    /// search runs) and dropped after.
+    pub fn compute_with(graph: &Graph, predecessors: Option<&StrongPredecessors>) -> Dominators {
+        let (preorder, preds) = match predecessors {
+            Some(p) => (Preorder::of(graph), Preds::Borrowed(p)),
+            None => {
+                let (p, preorder) = crate::parallel::join(
+                    || StrongPredecessors::build(graph),
+                    || Preorder::of(graph),
+                );
+                (preorder, Preds::Built(p))
+            }
+        };
+        Self::from_preorder(graph, preorder, preds)
+    }
+
+    fn from_preorder(graph: &Graph, preorder: Preorder, preds: Preds<'_>) -> Dominators {
+        let preds_of = |v: NodeId| match &preds {
+            Preds::Borrowed(p) => p.of(v),
+            Preds::Built(p) => p.of(v),
+        };
+        let Preorder {
+            garbage_entries,
+            num,
+            order,
+            parent,
+        } = preorder;
+        let n = graph.node_count();
+        let super_root = n as u32;
+        let garbage_root = n as u32 + 1;
         let reached = order.len();
 
-        let preds = StrongPredecessors::build(graph);
-        let mut semi: Vec<u32> = (0..reached as u32).collect();
-        let mut ancestor = vec![NONE; reached];
-        let mut best: Vec<u32> = (0..reached as u32).collect();
-        let mut idom_num = vec![NONE; reached];
-        let mut samedom = vec![NONE; reached];
-        let mut bucket_head = vec![NONE; reached];
-        let mut bucket_next = vec![NONE; reached];
+        let mut semi: Vec<u32> = crate::hugepages::with_capacity(reached);
+        semi.extend(0..reached as u32);
+        let mut ancestor = crate::hugepages::filled(reached, NONE);
+        let mut best: Vec<u32> = crate::hugepages::with_capacity(reached);
+        best.extend(0..reached as u32);
+        let mut idom_num = crate::hugepages::filled(reached, NONE);
+        let mut samedom = crate::hugepages::filled(reached, NONE);
+        let mut bucket_head = crate::hugepages::filled(reached, NONE);
+        let mut bucket_next = crate::hugepages::filled(reached, NONE);
         let mut path = Vec::new();
 
         // eval(v): the ancestor of v (in the linked forest) with the smallest semidominator,
@@ -138,7 +204,7 @@ impl Dominators {
                 if garbage_entries.binary_search(&node).is_ok() {
                     pred_buf.push(garbage_root);
                 }
-                pred_buf.extend_from_slice(preds.of(node));
+                pred_buf.extend_from_slice(preds_of(node));
             }
             for &v in &pred_buf {
                 let vn = num[v as usize];
@@ -189,11 +255,14 @@ impl Dominators {
         // Retained sizes: a node's dominator precedes it in preorder, so one reverse pass adds
         // every subtree into its dominator.
         let real = |v: u32| (v as usize) < n && !graph.flags(v).contains(NodeFlags::SYNTHETIC);
-        let mut retained_num: Vec<u64> = order
-            .iter()
-            .map(|&v| if (v as usize) < n { graph.size(v) } else { 0 })
-            .collect();
-        let mut count_num: Vec<u32> = order.iter().map(|&v| real(v) as u32).collect();
+        let mut retained_num: Vec<u64> = crate::hugepages::with_capacity(reached);
+        retained_num.extend(
+            order
+                .iter()
+                .map(|&v| if (v as usize) < n { graph.size(v) } else { 0 }),
+        );
+        let mut count_num: Vec<u32> = crate::hugepages::with_capacity(reached);
+        count_num.extend(order.iter().map(|&v| real(v) as u32));
         for w in (1..reached).rev() {
             let d = idom_num[w];
             if d != NONE {
@@ -203,9 +272,9 @@ impl Dominators {
                 count_num[d as usize] = count_num[d as usize].saturating_add(count_num[w]);
             }
         }
-        let mut idom = vec![NONE; n];
+        let mut idom = crate::hugepages::filled(n, NONE);
         let mut retained = Retained::new(n, retained_num.iter().copied().max().unwrap_or(0));
-        let mut retained_count = vec![0u32; n];
+        let mut retained_count = crate::hugepages::filled(n, 0u32);
         for (w, &v) in order.iter().enumerate() {
             if (v as usize) < n {
                 retained.set(v as usize, retained_num[w]);
@@ -334,9 +403,9 @@ impl Retained {
     /// `n` zero sizes, wide enough for `largest`.
     fn new(n: usize, largest: u64) -> Retained {
         if largest <= u32::MAX as u64 {
-            Retained::Narrow(vec![0; n])
+            Retained::Narrow(crate::hugepages::filled(n, 0))
         } else {
-            Retained::Wide(vec![0; n])
+            Retained::Wide(crate::hugepages::filled(n, 0))
         }
     }
 
@@ -464,6 +533,23 @@ mod tests {
         assert_eq!(d.retained_count(0), 4);
         assert_eq!(d.retained_size(2), 20);
         assert_eq!(d.retained_size(g.root()), 40);
+    }
+
+    #[test]
+    fn the_tree_is_the_same_with_predecessors_given_or_built() {
+        // Diamonds, a cycle, a weak reference and garbage: every branch of the computation.
+        let edges = [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4), (4, 3), (5, 6), (6, 5)];
+        let g = graph(8, &edges, &[0, 7], &[(7, 4)]);
+        let built = Dominators::compute(&g);
+        let preds = StrongPredecessors::build(&g);
+        let given = Dominators::compute_with(&g, Some(&preds));
+        for v in 0..g.node_count() as NodeId {
+            assert_eq!(built.idom(v), given.idom(v), "node {v}");
+            assert_eq!(built.retained_size(v), given.retained_size(v), "node {v}");
+            assert_eq!(built.retained_count(v), given.retained_count(v), "node {v}");
+        }
+        assert_eq!(built.idom(3), Some(0));
+        assert_eq!(built.garbage_entries(), given.garbage_entries());
     }
 
     #[test]

@@ -85,10 +85,10 @@ impl RetainingPaths {
     pub fn compute(graph: &Graph, garbage_entries: &[NodeId]) -> RetainingPaths {
         let n = graph.node_count();
         let root = graph.root();
-        let mut via = vec![NONE; n];
-        let mut start = vec![NONE; n];
+        let mut via = crate::hugepages::filled(n, NONE);
+        let mut start = crate::hugepages::filled(n, NONE);
         let mut seen = crate::reach::NodeSet::new(n);
-        let mut order: Vec<NodeId> = Vec::with_capacity(n);
+        let mut order: Vec<NodeId> = crate::hugepages::with_capacity(n);
         seen.insert(root);
         let mut search = |seeds: &mut dyn Iterator<Item = (NodeId, Option<u32>)>,
                           via: &mut Vec<u32>,

@@ -15,7 +15,7 @@ impl StrongPredecessors {
     /// Reverses the strong edges of `graph` (two passes over the edges: count, then fill).
     pub fn build(graph: &Graph) -> StrongPredecessors {
         let n = graph.node_count();
-        let mut offsets = vec![0u32; n + 1];
+        let mut offsets = crate::hugepages::filled(n + 1, 0u32);
         for v in 0..n as NodeId {
             for (&t, l) in graph.targets(v).iter().zip(graph.labels(v)) {
                 if !l.is_weak() {
@@ -27,7 +27,7 @@ impl StrongPredecessors {
             offsets[i + 1] += offsets[i];
         }
         let mut fill = offsets.clone();
-        let mut sources = vec![0 as NodeId; offsets[n] as usize];
+        let mut sources = crate::hugepages::filled(offsets[n] as usize, 0 as NodeId);
         for v in 0..n as NodeId {
             for (&t, l) in graph.targets(v).iter().zip(graph.labels(v)) {
                 if !l.is_weak() {

@@ -103,6 +103,12 @@ impl GraphBuilder {
         let _ = g.offsets.try_reserve(nodes);
         let _ = g.targets.try_reserve(edges);
         let _ = g.labels.try_reserve(edges);
+        crate::hugepages::advise(&g.addrs);
+        crate::hugepages::advise(&g.type_and_flags);
+        crate::hugepages::advise(&g.sizes);
+        crate::hugepages::advise(&g.offsets);
+        crate::hugepages::advise(&g.targets);
+        crate::hugepages::advise(&g.labels);
     }
 
     /// Nodes whose edges have been written (`end_node` calls so far).

@@ -518,9 +518,10 @@ def print_report(result):
 LEAK_MORE = 1000  # sessions leaked between the two snapshots of the "what grew and why" loop
 
 
-def leak_more(n=LEAK_MORE):
-    """The app keeps leaking: `n` more sessions into the same store."""
-    rng = random.Random(n)
+def leak_more(n=LEAK_MORE, seed=None):
+    """The app keeps leaking: `n` more sessions into the same store (with another `seed`, other
+    sessions: the same seed makes the same tokens, which replace the sessions of the last call)."""
+    rng = random.Random(n if seed is None else seed)
     store = _SESSION_CACHE["sessions"][0]
     user = _APP["users"][-1]
     for _ in range(n):

@@ -97,30 +97,41 @@ pub(crate) fn sort_by_address(
     packed.into_iter().map(|p| p as u32).collect()
 }
 
-/// Sorts by the upper 32 bits, 8 bits at a time (a scatter to 256 places stays in cache), all
-/// four counts taken in one pass, and a digit that every item shares skipped.
+/// Sorts by the upper 32 bits, 11 bits at a time (three passes; a scatter to 2048 places still
+/// stays in cache), all three counts taken in one pass, and a digit that every item shares
+/// skipped.
 fn sort_upper_halves(items: &mut Vec<u64>) {
-    let mut counts = [[0usize; 256]; 4];
+    const BITS: u32 = 11;
+    const DIGITS: usize = 3;
+    const PLACES: usize = 1 << BITS;
+    let digit = |item: u64, d: usize| ((item >> (32 + BITS as usize * d)) as usize) & (PLACES - 1);
+    let mut counts = vec![[0usize; PLACES]; DIGITS];
     for &item in items.iter() {
         for (d, c) in counts.iter_mut().enumerate() {
-            c[((item >> (32 + 8 * d)) & 0xff) as usize] += 1;
+            c[digit(item, d)] += 1;
         }
     }
-    let mut buffer: Vec<u64> = crate::hugepages::filled(items.len(), 0);
+    let n = items.len();
+    let mut buffer: Vec<u64> = crate::hugepages::with_capacity(n);
     for (d, c) in counts.iter().enumerate() {
-        if c.contains(&items.len()) {
+        if c.contains(&n) {
             continue;
         }
-        let mut starts = [0usize; 256];
+        let mut starts = [0usize; PLACES];
         let mut sum = 0;
         for (s, &k) in starts.iter_mut().zip(c) {
             (*s, sum) = (sum, sum + k);
         }
+        let out = buffer.as_mut_ptr();
         for &item in items.iter() {
-            let digit = ((item >> (32 + 8 * d)) & 0xff) as usize;
-            buffer[starts[digit]] = item;
-            starts[digit] += 1;
+            let place = &mut starts[digit(item, d)];
+            // SAFETY: the starts partition 0..n by the counts, so each of the n writes lands on
+            // its own slot below n, within the buffer's capacity.
+            unsafe { out.add(*place).write(item) };
+            *place += 1;
         }
+        // SAFETY: all n slots were written above.
+        unsafe { buffer.set_len(n) };
         std::mem::swap(items, &mut buffer);
     }
 }

@@ -141,6 +141,17 @@ impl Analysed {
     /// [`diff::diff`] with this snapshot's retaining paths.
     pub fn diff_since(&self, before: &Analysed, options: DiffOptions) -> Result<SnapshotDiff> {
         diff::check_pair(&before.graph, &self.graph)?;
+        // What the comparison needs, on two threads: the earlier snapshot's objects in address
+        // order; this one's, and its retaining paths.
+        crate::parallel::join(
+            || {
+                before.graph.address_order();
+            },
+            || {
+                self.paths();
+                self.graph.address_order();
+            },
+        );
         diff::diff(&before.graph, &self.graph, self.paths(), options)
     }
 }

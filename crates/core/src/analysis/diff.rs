@@ -160,7 +160,16 @@ fn new_objects(
     let mut new = NodeSet::new(after.node_count());
     let fixed = statically_allocated(after);
     let mut i = 0;
-    for &v in now {
+    // Reads a few nodes ahead of the merge: the nodes of an address order are scattered over
+    // the graph's arrays.
+    const AHEAD: usize = 16;
+    for (k, &v) in now.iter().enumerate() {
+        if let Some(&w) = now.get(k + AHEAD) {
+            after.prefetch_node(w);
+        }
+        if let Some(&w) = old.get(i + AHEAD) {
+            before.prefetch_node(w);
+        }
         let addr = after.addr(v);
         while i < old.len() && before.addr(old[i]) < addr {
             i += 1;

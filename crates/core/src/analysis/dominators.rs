@@ -538,7 +538,16 @@ mod tests {
     #[test]
     fn the_tree_is_the_same_with_predecessors_given_or_built() {
         // Diamonds, a cycle, a weak reference and garbage: every branch of the computation.
-        let edges = [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4), (4, 3), (5, 6), (6, 5)];
+        let edges = [
+            (0, 1),
+            (0, 2),
+            (1, 3),
+            (2, 3),
+            (3, 4),
+            (4, 3),
+            (5, 6),
+            (6, 5),
+        ];
         let g = graph(8, &edges, &[0, 7], &[(7, 4)]);
         let built = Dominators::compute(&g);
         let preds = StrongPredecessors::build(&g);

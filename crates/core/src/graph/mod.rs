@@ -330,6 +330,29 @@ impl Graph {
         })
     }
 
+    /// Asks the processor to load what [`Graph::addr`] and [`Graph::type_id`] read for `n`, for
+    /// a pass that visits nodes in an order of its own (a hint: nothing happens elsewhere).
+    #[inline]
+    pub fn prefetch_node(&self, n: NodeId) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let n = n as usize;
+            if n < self.addrs.len() {
+                // SAFETY: a prefetch never faults; the pointers are in bounds anyway.
+                unsafe {
+                    _mm_prefetch(self.addrs.as_ptr().add(n) as *const i8, _MM_HINT_T0);
+                    _mm_prefetch(
+                        self.type_and_flags.as_ptr().add(n) as *const i8,
+                        _MM_HINT_T0,
+                    );
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = n;
+    }
+
     /// The node of the object at `addr`, if the snapshot holds one: a binary search of
     /// [`Graph::address_order`].
     pub fn node_by_addr(&self, addr: u64) -> Option<NodeId> {

@@ -42,10 +42,7 @@ LOOP_TARGET = 10  # issue 13: objgraph's loop / heaplens' loop, at 5M and 10M ob
 SNAPSHOT_TARGET = 0.5  # issue 13: snapshot() / gc.collect() at 10M objects on 2 cores
 
 
-def _timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+_timed = heap_bench._timed
 
 
 def _median(fn, runs=RUNS):

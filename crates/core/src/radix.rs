@@ -1,11 +1,14 @@
 //! A least-significant-digit radix sort for object addresses: the diff and the address index
 //! sort millions of them, where a comparison sort (and its random reads) would dominate.
 
-/// Sorts by the 64-bit key, least significant digit first, 11 bits at a time, over the bits that
-/// vary (object addresses share their high bits and their low four are zero). Linear time: the
-/// diff sorts millions of addresses, where a comparison sort would dominate.
-pub(crate) fn radix_sort<T: Copy + Default>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
+/// Sorts by the 64-bit key, least significant digit first, 11 bits at a time (a scatter to 2048
+/// places stays in cache), over the bits that vary (object addresses share their high bits and
+/// their low four are zero), every digit counted in one pass and a digit that every item shares
+/// skipped. Linear time: the diff sorts millions of addresses, where a comparison sort would
+/// dominate.
+pub(crate) fn radix_sort<T: Copy>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
     const BITS: u32 = 11;
+    const PLACES: usize = 1 << BITS;
     let Some(first) = items.first().map(&key) else {
         return;
     };
@@ -16,25 +19,37 @@ pub(crate) fn radix_sort<T: Copy + Default>(items: &mut Vec<T>, key: impl Fn(&T)
         return;
     }
     let (low, high) = (varying.trailing_zeros(), 64 - varying.leading_zeros());
-    let mut buffer = crate::hugepages::filled(items.len(), T::default());
-    let mut shift = low;
-    while shift < high {
-        let digit = |item: &T| ((key(item) >> shift) & ((1 << BITS) - 1)) as usize;
-        let mut starts = vec![0usize; 1 << BITS];
-        for item in items.iter() {
-            starts[digit(item)] += 1;
+    let digits = (high - low).div_ceil(BITS) as usize;
+    let digit =
+        |item: &T, d: usize| ((key(item) >> (low + BITS * d as u32)) as usize) & (PLACES - 1);
+    let mut counts = vec![[0usize; PLACES]; digits];
+    for item in items.iter() {
+        for (d, c) in counts.iter_mut().enumerate() {
+            c[digit(item, d)] += 1;
         }
+    }
+    let n = items.len();
+    let mut buffer: Vec<T> = crate::hugepages::with_capacity(n);
+    for (d, c) in counts.iter().enumerate() {
+        if c.contains(&n) {
+            continue;
+        }
+        let mut starts = [0usize; PLACES];
         let mut sum = 0;
-        for s in starts.iter_mut() {
-            (*s, sum) = (sum, sum + *s);
+        for (s, &k) in starts.iter_mut().zip(c) {
+            (*s, sum) = (sum, sum + k);
         }
+        let out = buffer.as_mut_ptr();
         for item in items.iter() {
-            let d = digit(item);
-            buffer[starts[d]] = *item;
-            starts[d] += 1;
+            let place = &mut starts[digit(item, d)];
+            // SAFETY: the starts partition 0..n by the counts, so each of the n writes lands on
+            // its own slot below n, within the buffer's capacity.
+            unsafe { out.add(*place).write(*item) };
+            *place += 1;
         }
+        // SAFETY: all n slots were written above.
+        unsafe { buffer.set_len(n) };
         std::mem::swap(items, &mut buffer);
-        shift += BITS;
     }
 }
 
@@ -93,47 +108,8 @@ pub(crate) fn sort_by_address(
         let key = last.1 | ((a as u32 as u64) >> shift);
         packed.push(key << 32 | n as u64);
     }
-    sort_upper_halves(&mut packed);
+    radix_sort(&mut packed, |&p| p >> 32);
     packed.into_iter().map(|p| p as u32).collect()
-}
-
-/// Sorts by the upper 32 bits, 11 bits at a time (three passes; a scatter to 2048 places still
-/// stays in cache), all three counts taken in one pass, and a digit that every item shares
-/// skipped.
-fn sort_upper_halves(items: &mut Vec<u64>) {
-    const BITS: u32 = 11;
-    const DIGITS: usize = 3;
-    const PLACES: usize = 1 << BITS;
-    let digit = |item: u64, d: usize| ((item >> (32 + BITS as usize * d)) as usize) & (PLACES - 1);
-    let mut counts = vec![[0usize; PLACES]; DIGITS];
-    for &item in items.iter() {
-        for (d, c) in counts.iter_mut().enumerate() {
-            c[digit(item, d)] += 1;
-        }
-    }
-    let n = items.len();
-    let mut buffer: Vec<u64> = crate::hugepages::with_capacity(n);
-    for (d, c) in counts.iter().enumerate() {
-        if c.contains(&n) {
-            continue;
-        }
-        let mut starts = [0usize; PLACES];
-        let mut sum = 0;
-        for (s, &k) in starts.iter_mut().zip(c) {
-            (*s, sum) = (sum, sum + k);
-        }
-        let out = buffer.as_mut_ptr();
-        for &item in items.iter() {
-            let place = &mut starts[digit(item, d)];
-            // SAFETY: the starts partition 0..n by the counts, so each of the n writes lands on
-            // its own slot below n, within the buffer's capacity.
-            unsafe { out.add(*place).write(item) };
-            *place += 1;
-        }
-        // SAFETY: all n slots were written above.
-        unsafe { buffer.set_len(n) };
-        std::mem::swap(items, &mut buffer);
-    }
 }
 
 #[cfg(test)]

@@ -148,15 +148,15 @@ fn statically_allocated(g: &Graph) -> NodeSet {
 }
 
 /// The objects of `after` that `before` does not have (same address, same type name), found by
-/// merging the two graphs' objects in address order (each graph's order is built on its own
-/// thread); statically allocated ones are never new.
+/// merging the two graphs' objects in address order ([`crate::analysis::Analysed::diff_since`]
+/// builds the two orders on two threads); statically allocated ones are never new.
 fn new_objects(
     before: &Graph,
     before_names: &[u32],
     after: &Graph,
     after_names: &[u32],
 ) -> NodeSet {
-    let (old, now) = crate::parallel::join(|| before.address_order(), || after.address_order());
+    let (old, now) = (before.address_order(), after.address_order());
     let mut new = NodeSet::new(after.node_count());
     let fixed = statically_allocated(after);
     let mut i = 0;

@@ -180,6 +180,20 @@ impl Label {
         }
     }
 
+    /// The same label naming `name` instead of its own name (weakness kept); labels that carry
+    /// no name come back unchanged. For moving labels from one string table to another.
+    pub fn with_name(self, name: StringId) -> Label {
+        if self.name().is_none() {
+            return self;
+        }
+        let moved = Self::pack(self.kind(), name.0);
+        if self.is_weak() {
+            moved.weak()
+        } else {
+            moved
+        }
+    }
+
     /// The sequence index or frame depth carried by the label.
     pub fn number(self) -> Option<u32> {
         match self.kind() {
@@ -292,6 +306,17 @@ pub fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_moved_to_another_name_keeps_its_kind_and_weakness() {
+        let (a, b) = (StringId(3), StringId(UNINDEXED + 7));
+        assert_eq!(Label::attr(a).with_name(b), Label::attr(b));
+        assert_eq!(Label::key(a).weak().with_name(b), Label::key(b).weak());
+        assert_eq!(Label::dict_key_str(a).with_name(b).name(), Some(b));
+        // Labels without a name are left as they are.
+        assert_eq!(Label::index(5).with_name(b), Label::index(5));
+        assert_eq!(Label::referent().with_name(b), Label::referent());
+    }
 
     #[test]
     fn labels_render_as_path_hops() {

@@ -56,6 +56,34 @@ pub struct StringTable {
     unindexed_ends: Vec<u32>,
 }
 
+/// How the ids of one table read in another that merged it ([`StringTable::merge`]).
+#[derive(Debug, Default)]
+pub struct StringRemap {
+    interned: Vec<StringId>,
+    unindexed_base: u32,
+    /// Set when the unindexed strings could not be appended whole.
+    unindexed: Option<Vec<StringId>>,
+}
+
+impl StringRemap {
+    /// The id in the merged table of the merging table's `id` ("" for an id it never issued).
+    #[inline]
+    pub fn map(&self, id: StringId) -> StringId {
+        if id.is_unindexed() {
+            let i = id.0 - UNINDEXED;
+            match &self.unindexed {
+                None => StringId(UNINDEXED + self.unindexed_base + i),
+                Some(ids) => ids.get(i as usize).copied().unwrap_or(StringId::EMPTY),
+            }
+        } else {
+            self.interned
+                .get(id.0 as usize)
+                .copied()
+                .unwrap_or(StringId::EMPTY)
+        }
+    }
+}
+
 /// The hash the index places an entry by, from the 32 bits it keeps: spread over 64 bits, as
 /// hashbrown takes its control bits from the top.
 fn placement(hash32: u32) -> u64 {
@@ -199,6 +227,38 @@ impl StringTable {
         }
         self.unindexed_ends.push(end as u32);
         StringId(UNINDEXED + index as u32)
+    }
+
+    /// Adds every string of `other` (interned ones interned, unindexed ones appended) and
+    /// returns how `other`'s ids read in this table.
+    pub fn merge(&mut self, other: &StringTable) -> StringRemap {
+        let interned = (0..other.ends.len() as u32)
+            .map(|i| self.intern(other.get(StringId(i))))
+            .collect();
+        let unindexed_base = self.unindexed_ends.len() as u32;
+        let fits = self.unindexed_arena.len() + other.unindexed_arena.len() <= u32::MAX as usize
+            && (unindexed_base as usize + other.unindexed_ends.len())
+                < (u32::MAX - UNINDEXED) as usize;
+        let unindexed = if fits {
+            let shift = self.unindexed_arena.len() as u32;
+            self.unindexed_arena.push_str(&other.unindexed_arena);
+            self.unindexed_ends
+                .extend(other.unindexed_ends.iter().map(|e| e + shift));
+            None
+        } else {
+            // Past the table's limits: each string goes through `add_unindexed`, which keeps
+            // what fits and names the rest "".
+            Some(
+                (0..other.unindexed_ends.len() as u32)
+                    .map(|i| self.add_unindexed(other.get(StringId(UNINDEXED + i))))
+                    .collect(),
+            )
+        };
+        StringRemap {
+            interned,
+            unindexed_base,
+            unindexed,
+        }
     }
 
     /// The id of `s`, adding it if it is new. A string longer than [`MAX_STRING_BYTES`] is
@@ -372,6 +432,33 @@ mod tests {
             assert_eq!(t.get(*id), format!("key-{i}"));
         }
         assert_eq!(t.intern("key-5000"), ids[5000]);
+    }
+
+    #[test]
+    fn a_merged_table_reads_every_string_of_the_other_under_its_new_id() {
+        let mut first = StringTable::new();
+        let shared = first.intern("shared");
+        let key = first.add_unindexed("key one");
+        let mut second = StringTable::new();
+        let ids = [
+            second.intern("own"),
+            second.intern("shared"),
+            second.add_unindexed("key two"),
+            second.add_unindexed("key three"),
+            StringId::EMPTY,
+        ];
+        let remap = first.merge(&second);
+        for id in ids {
+            assert_eq!(first.get(remap.map(id)), second.get(id));
+        }
+        // Interned strings are shared, unindexed ones appended after the table's own.
+        assert_eq!(remap.map(ids[1]), shared);
+        assert_eq!(first.get(key), "key one");
+        assert!(remap.map(ids[2]).is_unindexed());
+        assert_eq!(first.unindexed_len(), 3);
+        // An id the other table never issued reads as "".
+        assert_eq!(first.get(remap.map(StringId(999))), "");
+        assert_eq!(first.get(remap.map(StringId(UNINDEXED + 99))), "");
     }
 
     #[test]

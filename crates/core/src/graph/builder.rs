@@ -61,6 +61,10 @@ impl GraphBuilder {
         &mut self.graph.strings
     }
 
+    pub fn types(&self) -> &TypeTable {
+        &self.graph.types
+    }
+
     pub fn strings(&self) -> &StringTable {
         &self.graph.strings
     }
@@ -176,12 +180,17 @@ impl GraphBuilder {
 
     /// Adds a synthetic node of pseudo-type `pseudo` (`(thread)`, `(frame)`) called `name`.
     pub fn add_synthetic(&mut self, pseudo: &'static str, name: &str, flags: NodeFlags) -> NodeId {
-        let t = self.synthetic_type(pseudo);
         let n = self.add_node(0);
+        self.set_synthetic(n, pseudo, name, flags);
+        n
+    }
+
+    /// Makes node `n` a synthetic node of pseudo-type `pseudo` called `name`.
+    pub fn set_synthetic(&mut self, n: NodeId, pseudo: &'static str, name: &str, flags: NodeFlags) {
+        let t = self.synthetic_type(pseudo);
         self.set_node(n, t, 0, flags | NodeFlags::SYNTHETIC);
         let name = self.graph.strings.intern(name);
         self.graph.names.insert(n, name);
-        n
     }
 
     /// Names node `n` (a module, class or function, so paths can say which one).
@@ -212,6 +221,23 @@ impl GraphBuilder {
             self.overflow = true;
         }
         self.graph.offsets.push(len as u32);
+    }
+
+    /// References pushed so far.
+    pub fn edge_count(&self) -> usize {
+        self.graph.targets.len()
+    }
+
+    /// Points reference `edge` (a position among those pushed so far) at `target`: for a walk
+    /// that numbers some referents only after it has pushed the reference.
+    pub fn set_target(&mut self, edge: usize, target: NodeId) {
+        self.graph.targets[edge] = target;
+    }
+
+    /// The arrays as built so far, unchecked: for a walk done in parts, whose node ids are not
+    /// yet the graph's ([`Graph::from_parts`] checks the graph assembled from them).
+    pub fn into_parts_unchecked(self) -> super::GraphParts {
+        self.graph.into_parts()
     }
 
     /// The finished graph. Fails if a limit was passed or if some node was never processed.

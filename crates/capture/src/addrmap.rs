@@ -30,7 +30,7 @@ impl AddrMap {
         Self::with_bits(bits)
     }
 
-    fn with_bits(bits: u32) -> Self {
+    pub(crate) fn with_bits(bits: u32) -> Self {
         AddrMap {
             keys: vec![0; 1 << bits],
             values: vec![0; 1 << bits],

@@ -75,17 +75,28 @@ pub fn snapshot(_py: Python<'_>, options: &SnapshotOptions) -> Result<Graph, Cap
     let started = std::time::Instant::now();
     // SAFETY: the GIL is held (`_py`), and the walk runs no Python code.
     let numbering = snapshot_walk::Numbering::InHeaders;
+    let threads = heaplens_core::parallel::threads();
+    let mut walked_on = threads;
     let graph = with_abi!(env.abi, A => unsafe {
-        snapshot_walk::snapshot::<A>(env, &lists, options, numbering)
+        match crate::split::snapshot::<A>(env, &lists, options, threads) {
+            Ok(Some(graph)) => Ok(graph),
+            Ok(None) => {
+                walked_on = 1;
+                snapshot_walk::snapshot::<A>(env, &lists, options, numbering)
+            }
+            Err(e) => Err(e),
+        }
     })
     .map_err(CaptureError::Core)?;
     log::debug!(
         target: "heaplens.capture",
-        "snapshot: {} nodes, {} references, {} bytes kept, in {:.3} s",
+        "snapshot: {} nodes, {} references, {} bytes kept, in {:.3} s, walked on {} thread{}",
         graph.node_count(),
         graph.edge_count(),
         graph.heap_bytes(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        walked_on,
+        if walked_on == 1 { "" } else { "s" }
     );
     Ok(graph)
 }

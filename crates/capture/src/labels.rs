@@ -112,6 +112,21 @@ impl<A: Abi> Cx<A> {
         }
     }
 
+    /// Frees the caches of a walk not running (a part of a split walk waiting for its turn,
+    /// or to be assembled): no label may be computed until [`Cx::restore_caches`].
+    pub(crate) fn release_caches(&mut self) {
+        self.key_cache = Vec::new();
+        self.traverse_buf = Vec::new();
+        self.scratch = String::new();
+    }
+
+    /// Makes the caches [`Cx::release_caches`] freed again, for a walk about to begin.
+    pub(crate) fn restore_caches(&mut self) {
+        if self.key_cache.is_empty() {
+            self.key_cache = vec![(0, Label::NONE, Label::NONE); KEY_CACHE_SIZE];
+        }
+    }
+
     /// State for a walk that does not label (a census).
     pub fn unlabelled(env: &'static Env) -> Cx<A> {
         Cx {

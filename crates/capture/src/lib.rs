@@ -85,6 +85,7 @@ mod registry;
 mod sizeof;
 #[cfg(feature = "python")]
 mod snapshot;
+mod split;
 #[cfg(feature = "python")]
 mod threads;
 

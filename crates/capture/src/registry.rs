@@ -207,6 +207,15 @@ impl Registry {
         &self.entries[index as usize]
     }
 
+    /// The type object behind each type id this registry issued: (id, type pointer).
+    pub fn type_pointers(
+        &self,
+    ) -> impl Iterator<Item = (heaplens_core::types::TypeId, usize)> + '_ {
+        self.by_ptr
+            .iter()
+            .map(|(&ptr, &i)| (self.entries[i as usize].id, ptr))
+    }
+
     /// The entry index of `tp`, classifying it on first sight.
     ///
     /// # Safety

@@ -30,6 +30,7 @@ use crate::labels::Cx;
 use crate::raw::{self, read, Obj};
 use crate::registry::{Bound, Registry, Tables, TypeFilter};
 use crate::sizeof::shallow_size;
+use crate::split::Share;
 use crate::threads::{self, frame_owner, FrameOwner, ThreadStack};
 use hashbrown::HashMap;
 use heaplens_core::graph::{Graph, GraphBuilder, NodeFlags, NodeId};
@@ -45,10 +46,10 @@ const PREFETCH_AHEAD: usize = 8;
 
 /// A growable bit set over node ids.
 #[derive(Default)]
-struct Bits(Vec<u64>);
+pub(crate) struct Bits(Vec<u64>);
 
 impl Bits {
-    fn set(&mut self, i: usize) {
+    pub(crate) fn set(&mut self, i: usize) {
         let w = i / 64;
         if w >= self.0.len() {
             self.0.resize((w + 1).next_power_of_two(), 0);
@@ -56,14 +57,28 @@ impl Bits {
         self.0[w] |= 1 << (i % 64);
     }
 
-    fn get(&self, i: usize) -> bool {
+    /// The set bits, in order.
+    pub(crate) fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    w * 64 + bit
+                })
+            })
+        })
+    }
+
+    pub(crate) fn get(&self, i: usize) -> bool {
         self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 }
 
 /// One queued step of the snapshot's edge resolution.
 #[derive(Clone, Copy)]
-enum Pending {
+pub(crate) enum Pending {
     /// A reference from the node being written to an object (counted or not).
     Object(Obj, Label, bool),
     /// A reference to a node that already exists (a thread's frames).
@@ -75,7 +90,7 @@ enum Pending {
 /// How a queued referent will be resolved, worked out in a first pass so that the cache misses
 /// of a whole batch (objects, then address-map slots) overlap.
 #[derive(Clone, Copy)]
-enum Resolution {
+pub(crate) enum Resolution {
     /// Nothing to resolve (a node edge or an end marker).
     Ready,
     /// A tracked object, numbered by the stash.
@@ -94,36 +109,42 @@ enum Resolution {
 /// is resolved in order, so edges still land in node order for the CSR builder while the cache
 /// misses of hundreds of referents overlap. Objects met for the first time become nodes (leaves
 /// are finished on the spot); per node it keeps reference count minus references found.
-struct Resolver<A: Abi> {
-    env: &'static Env,
-    abi: PhantomData<A>,
-    builder: GraphBuilder,
+///
+/// With `SPLIT`, it is one of several walking the heap at once ([`crate::split`]): its nodes
+/// are numbered in its own part ([`Share`] says how those numbers read in the whole graph),
+/// and the objects several threads may meet go through a table they share.
+pub(crate) struct Resolver<A: Abi, const SPLIT: bool> {
+    pub(crate) env: &'static Env,
+    pub(crate) abi: PhantomData<A>,
+    pub(crate) builder: GraphBuilder,
     /// Untracked objects met so far, and with [`Numbering::InMap`] the tracked ones too.
-    map: AddrMap,
+    pub(crate) map: AddrMap,
     /// Whether tracked objects are numbered in `map` rather than in their headers.
-    tracked_in_map: bool,
-    balance: Vec<i32>,
+    pub(crate) tracked_in_map: bool,
+    pub(crate) balance: Vec<i32>,
     /// Nodes of immortal objects (3.12+), whose reference counts mean nothing.
-    immortal: Bits,
-    registry: Registry,
-    done: Bits,
-    pending: Vec<Pending>,
-    plan: Vec<Resolution>,
+    pub(crate) immortal: Bits,
+    pub(crate) registry: Registry,
+    pub(crate) done: Bits,
+    pub(crate) pending: Vec<Pending>,
+    pub(crate) plan: Vec<Resolution>,
     /// The node whose references are being reported.
-    current: NodeId,
+    pub(crate) current: NodeId,
     /// The names of [`SIZE_ATTRIBUTES`], interned in the graph's strings, and the range of
     /// their ids.
-    size_names: Vec<heaplens_core::strings::StringId>,
-    size_range: (u32, u32),
+    pub(crate) size_names: Vec<heaplens_core::strings::StringId>,
+    pub(crate) size_range: (u32, u32),
     /// Sizes objects say their containers keep to: (the object, or its `__dict__`; the size).
-    size_hints: Vec<(NodeId, u64)>,
+    pub(crate) size_hints: Vec<(NodeId, u64)>,
+    /// How this walk's part of the graph reads in the whole (`SPLIT` only).
+    pub(crate) share: Share,
 }
 
 /// Attribute names by which a hand-written cache says how many entries it keeps (Jinja2's and
 /// SQLAlchemy's `LRUCache.capacity`, cachetools' `Cache.__maxsize`, Django's `LocMemCache
 /// ._max_entries`, a class's own `maxsize`): the containers the same object holds are bounded
 /// by it (see [`apply_size_hints`]).
-const SIZE_ATTRIBUTES: [&str; 16] = [
+pub(crate) const SIZE_ATTRIBUTES: [&str; 16] = [
     "maxsize",
     "_maxsize",
     "max_size",
@@ -174,9 +195,9 @@ fn apply_size_hints(graph: &mut Graph, hints: &[(NodeId, u64)]) {
     }
 }
 
-impl<A: Abi> Resolver<A> {
+impl<A: Abi, const SPLIT: bool> Resolver<A, SPLIT> {
     #[inline]
-    fn queue(&mut self, p: Pending) {
+    pub(crate) fn queue(&mut self, p: Pending) {
         self.pending.push(p);
         if self.pending.len() >= BATCH {
             self.flush();
@@ -202,13 +223,18 @@ impl<A: Abi> Resolver<A> {
                 return;
             }
             if let Some(size) = raw::small_int::<A>(self.env.layout, target).filter(|&v| v > 0) {
-                self.size_hints.push((self.current, size as u64));
+                let holder = if SPLIT {
+                    self.share.id_of(self.current)
+                } else {
+                    self.current
+                };
+                self.size_hints.push((holder, size as u64));
             }
         }
     }
 
     /// Ends the edges of the node being written.
-    fn end_node(&mut self) {
+    pub(crate) fn end_node(&mut self) {
         self.queue(Pending::End);
     }
 
@@ -237,6 +263,10 @@ impl<A: Abi> Resolver<A> {
     #[inline]
     unsafe fn count_references(&mut self, n: NodeId, o: Obj) {
         match unsafe { A::refcount(o) } {
+            Some(count) if SPLIT => {
+                let count = count.clamp(0, 1 << 30) as i32;
+                self.share.add_references(n, o, count, &mut self.balance);
+            }
             Some(count) => self.balance[n as usize] += count.clamp(0, 1 << 30) as i32,
             None => self.immortal.set(n as usize),
         }
@@ -244,7 +274,7 @@ impl<A: Abi> Resolver<A> {
 
     /// A new node for `o`.
     #[inline]
-    fn new_node(&mut self, o: Obj) -> NodeId {
+    pub(crate) fn new_node(&mut self, o: Obj) -> NodeId {
         let n = self.builder.add_node(o as u64);
         self.balance.push(0);
         // SAFETY: `o` is a live object.
@@ -252,7 +282,7 @@ impl<A: Abi> Resolver<A> {
         n
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         let mut plan = std::mem::take(&mut self.plan);
         for p in &pending {
@@ -282,7 +312,11 @@ impl<A: Abi> Resolver<A> {
                     } else if counted && raw::singly_referenced::<A>(o) {
                         Resolution::Single
                     } else {
-                        self.map.prefetch(o as usize);
+                        if SPLIT {
+                            self.share.table().prefetch(o as usize);
+                        } else {
+                            self.map.prefetch(o as usize);
+                        }
                         Resolution::Mapped
                     }
                 },
@@ -302,6 +336,13 @@ impl<A: Abi> Resolver<A> {
                 }
                 Pending::Object(o, label, counted) => (o, label, counted),
             };
+            if SPLIT {
+                // SAFETY: as above.
+                if let Some(n) = unsafe { self.resolve_shared(o, r, counted) } {
+                    self.builder.push_edge(n, label);
+                }
+                continue;
+            }
             let n = match r {
                 Resolution::Dead => continue,
                 Resolution::Tracked(id) => id,
@@ -327,7 +368,75 @@ impl<A: Abi> Resolver<A> {
     }
 }
 
-impl<A: Abi> EdgeSink for Resolver<A> {
+impl<A: Abi, const SPLIT: bool> Resolver<A, SPLIT> {
+    /// The id (in the whole graph's provisional numbering) of the referent `o`, resolved as
+    /// `r` says, with its balance charged when `counted`; `None` for no edge (a dead entry,
+    /// or a walk given up because the shared table is full).
+    ///
+    /// # Safety
+    /// `o` must be a live object; the stash is active.
+    #[inline]
+    unsafe fn resolve_shared(&mut self, o: Obj, r: Resolution, counted: bool) -> Option<NodeId> {
+        match r {
+            Resolution::Dead => None,
+            Resolution::Tracked(id) => {
+                if counted {
+                    self.share.charge_shared(id);
+                }
+                Some(id)
+            }
+            Resolution::Single => {
+                let n = self.new_node(o);
+                if counted {
+                    self.balance[n as usize] -= 1;
+                }
+                Some(self.share.id_of(n))
+            }
+            Resolution::Mapped | Resolution::Ready => {
+                let next = self.builder.node_count() as NodeId;
+                let id_if_new = self.share.id_of(next);
+                match self.share.table().get_or_claim(o as usize, id_if_new) {
+                    crate::split::Claim::Found { id, slot } => {
+                        if counted {
+                            self.share.charge_slot(slot);
+                        }
+                        Some(id)
+                    }
+                    crate::split::Claim::Claimed { slot } => {
+                        self.share.mark_mapped(next);
+                        let created = self.new_node(o);
+                        debug_assert_eq!(created, next);
+                        if counted {
+                            self.share.charge_slot(slot);
+                        }
+                        Some(id_if_new)
+                    }
+                    crate::split::Claim::Full if self.share.may_traverse() => {
+                        // The GIL's thread, alone by now: its own map numbers what the full
+                        // table cannot (its values are ids in the whole graph's numbering).
+                        let (id, new) = self.map.get_or_insert_with(o as usize, || id_if_new);
+                        if new {
+                            let created = self.new_node(o);
+                            debug_assert_eq!(created, next);
+                        }
+                        if counted {
+                            self.share.charge(id, &mut self.balance);
+                        }
+                        Some(id)
+                    }
+                    crate::split::Claim::Full => {
+                        // Left to the GIL's thread, which numbers it once the parts are done.
+                        let edge = self.builder.edge_count();
+                        self.share.defer_reference(edge, o, counted);
+                        Some(crate::split::UNRESOLVED)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<A: Abi, const SPLIT: bool> EdgeSink for Resolver<A, SPLIT> {
     const LABELS: bool = true;
 
     #[inline]
@@ -375,7 +484,7 @@ impl<A: Abi> EdgeSink for Resolver<A> {
 }
 
 /// What a synthetic node stands for.
-enum Synthetic {
+pub(crate) enum Synthetic {
     Thread { stack: usize },
     Frame { iframe: *const u8 },
 }
@@ -400,33 +509,36 @@ pub struct SnapshotOptions {
     pub thread_names: HashMap<u64, String>,
 }
 
-/// The state of one snapshot walk.
-struct SnapshotWalk<A: Abi> {
-    env: &'static Env,
-    r: Resolver<A>,
-    cx: Cx<A>,
-    gc_count: usize,
-    synthetic_start: usize,
-    synthetic: Vec<Synthetic>,
-    stacks: Vec<ThreadStack>,
-    thread_nodes: Vec<(NodeId, String)>,
-    next: usize,
+/// The state of one snapshot walk (one part of it with `SPLIT`: see [`crate::split`]).
+pub(crate) struct SnapshotWalk<A: Abi, const SPLIT: bool> {
+    pub(crate) env: &'static Env,
+    pub(crate) r: Resolver<A, SPLIT>,
+    pub(crate) cx: Cx<A>,
+    pub(crate) gc_count: usize,
+    pub(crate) synthetic_start: usize,
+    pub(crate) synthetic: Vec<Synthetic>,
+    pub(crate) stacks: Vec<ThreadStack>,
+    pub(crate) thread_nodes: Vec<(NodeId, String)>,
+    pub(crate) next: usize,
     /// Declared bounds met on the way: (the declaring object's node, the address of the
     /// container it bounds, the bound). The container is the object itself or one it refers
     /// to, whose node exists only once the walk has resolved that reference.
-    bounds: Vec<(NodeId, u64, u64)>,
+    pub(crate) bounds: Vec<(NodeId, u64, u64)>,
 }
 
-impl<A: Abi> SnapshotWalk<A> {
+impl<A: Abi, const SPLIT: bool> SnapshotWalk<A, SPLIT> {
     fn is_synthetic(&self, i: usize) -> bool {
         (self.synthetic_start..self.synthetic_start + self.synthetic.len()).contains(&i)
     }
 
     /// Processes every node numbered but not yet processed, in id order, until no queued
     /// reference can add more.
-    unsafe fn process_pending(&mut self) {
+    pub(crate) unsafe fn process_pending(&mut self) {
         loop {
             while self.next < self.r.builder.node_count() {
+                if SPLIT && self.next % 1024 == 0 && self.r.share.given_up() {
+                    return;
+                }
                 let n = self.next as NodeId;
                 let ahead = self.next + PREFETCH_AHEAD;
                 if ahead < self.r.builder.node_count() {
@@ -462,8 +574,19 @@ impl<A: Abi> SnapshotWalk<A> {
                 r.registry
                     .lookup::<A>(self.env, raw::ob_type(o), &mut Tables { strings, types });
             let entry = std::rc::Rc::clone(r.registry.entry(index));
+            if SPLIT && r.share.defers(&entry) {
+                // Its own tp_traverse reports its references, and only the thread that holds
+                // the GIL calls into the interpreter: that one walks it later.
+                r.share.defer_node(n);
+                return;
+            }
             let mut flags = entry.node_flags;
-            if (n as usize) < self.gc_count {
+            let tracked = if SPLIT {
+                r.share.is_tracked(n)
+            } else {
+                (n as usize) < self.gc_count
+            };
+            if tracked {
                 flags |= NodeFlags::GC_TRACKED;
             }
             r.builder
@@ -484,52 +607,18 @@ impl<A: Abi> SnapshotWalk<A> {
             };
             // A negative bound is none (`maxlen=None`, `maxsize=None`).
             if let Some((container, bound)) = declared.filter(|&(_, b)| b >= 0) {
-                self.bounds.push((n, container as u64, bound as u64));
+                let declarer = if SPLIT { self.r.share.id_of(n) } else { n };
+                self.bounds.push((declarer, container as u64, bound as u64));
             }
         }
     }
 
-    unsafe fn process_synthetic(&mut self, n: NodeId) {
+    /// Queues the root's named references: each module in `sys.modules` and each thread.
+    ///
+    /// # Safety
+    /// The GIL must be held, by this thread.
+    pub(crate) unsafe fn queue_named_roots(&mut self) {
         let l = self.env.layout;
-        unsafe {
-            match self.synthetic[n as usize - self.synthetic_start] {
-                Synthetic::Thread { stack } => {
-                    let s = &self.stacks[stack];
-                    crate::frame_edges::thread_state_edges(&mut self.cx, s.tstate, &mut self.r);
-                    // The thread's frames are the nodes that follow it, innermost first.
-                    for depth in 0..s.frames.len() {
-                        self.r
-                            .queue(Pending::Node(n + 1 + depth as NodeId, Label::frame(depth)));
-                    }
-                }
-                Synthetic::Frame { iframe } => {
-                    if frame_owner(l, iframe) == FrameOwner::Generator {
-                        // The generator object owns the frame and reports its locals; the stack
-                        // only runs it.
-                        let gen = iframe.sub(l.gen_iframe) as Obj;
-                        let label = Label::field(self.cx.names.generator);
-                        self.r.edge_uncounted(gen, label);
-                    } else {
-                        crate::frame_edges::interpreter_frame_edges(
-                            &mut self.cx,
-                            iframe,
-                            &mut self.r,
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds and processes the root: modules in `sys.modules`, thread stacks, and every object
-    /// with references from outside the heap. Every earlier node must be complete (their
-    /// references decide which objects have outside references).
-    unsafe fn add_root(&mut self) {
-        let l = self.env.layout;
-        debug_assert!(self.r.pending.is_empty());
-        let root = self.r.builder.add_root_node();
-        self.r.balance.push(0);
-        debug_assert_eq!(root as usize, self.next);
         unsafe {
             let r = &mut self.r;
             let interp = pyo3::ffi::PyInterpreterState_Get() as *const u8;
@@ -550,8 +639,58 @@ impl<A: Abi> SnapshotWalk<A> {
                 let id = r.intern(&format!("thread {}", heaplens_core::label::quote(name)));
                 r.queue(Pending::Node(*node, Label::root(id)));
             }
-            r.flush();
         }
+    }
+
+    pub(crate) unsafe fn process_synthetic(&mut self, n: NodeId) {
+        let l = self.env.layout;
+        unsafe {
+            match self.synthetic[n as usize - self.synthetic_start] {
+                Synthetic::Thread { stack } => {
+                    let s = &self.stacks[stack];
+                    crate::frame_edges::thread_state_edges(&mut self.cx, s.tstate, &mut self.r);
+                    // The thread's frames are the nodes that follow it, innermost first.
+                    for depth in 0..s.frames.len() {
+                        let frame = n + 1 + depth as NodeId;
+                        let frame = if SPLIT {
+                            self.r.share.id_of(frame)
+                        } else {
+                            frame
+                        };
+                        self.r.queue(Pending::Node(frame, Label::frame(depth)));
+                    }
+                }
+                Synthetic::Frame { iframe } => {
+                    if frame_owner(l, iframe) == FrameOwner::Generator {
+                        // The generator object owns the frame and reports its locals; the stack
+                        // only runs it.
+                        let gen = iframe.sub(l.gen_iframe) as Obj;
+                        let label = Label::field(self.cx.names.generator);
+                        self.r.edge_uncounted(gen, label);
+                    } else {
+                        crate::frame_edges::interpreter_frame_edges(
+                            &mut self.cx,
+                            iframe,
+                            &mut self.r,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<A: Abi> SnapshotWalk<A, false> {
+    /// Adds and processes the root: modules in `sys.modules`, thread stacks, and every object
+    /// with references from outside the heap. Every earlier node must be complete (their
+    /// references decide which objects have outside references).
+    unsafe fn add_root(&mut self) {
+        debug_assert!(self.r.pending.is_empty());
+        let root = self.r.builder.add_root_node();
+        self.r.balance.push(0);
+        debug_assert_eq!(root as usize, self.next);
+        unsafe { self.queue_named_roots() };
+        self.r.flush();
         for i in 0..self.r.balance.len() {
             if self.r.balance[i] > 0 && i != root as usize && !self.is_synthetic(i) {
                 self.r
@@ -644,7 +783,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
             }
         }
 
-        let mut walk = SnapshotWalk {
+        let mut walk = SnapshotWalk::<A, false> {
             env,
             r: Resolver {
                 env,
@@ -662,6 +801,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
                 size_names: Vec::new(),
                 size_range: (1, 0),
                 size_hints: Vec::new(),
+                share: Share::default(),
             },
             cx: Cx::<A>::labelled(env),
             gc_count,
@@ -710,38 +850,57 @@ pub(crate) unsafe fn snapshot<A: Abi>(
             }
         }
         drop(balance);
-        let meta = builder.meta_mut();
-        meta.python_version = env.python_version.clone();
-        meta.producer = format!("heaplens {}", heaplens_core::VERSION);
-        meta.pid = match numbering {
+        let pid = match numbering {
             Numbering::InHeaders => std::process::id(),
             Numbering::InMap { pid } => pid,
         };
-        // The GIL is held; PyGC_IsEnabled reads the collector's flag and runs no code.
-        meta.gc_enabled = Some(pyo3::ffi::PyGC_IsEnabled() != 0);
-        meta.taken_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        fill_meta(builder.meta_mut(), env, pid);
         let mut graph = builder.finish()?;
-        for (declarer, container, bound) in bounds {
-            let node = if graph.addr(declarer) == container {
-                Some(declarer)
-            } else {
-                graph
-                    .targets(declarer)
-                    .iter()
-                    .copied()
-                    .find(|&t| graph.addr(t) == container)
-            };
-            if let Some(node) = node {
-                graph.set_declared_bound(node, bound);
-            }
-            // An lru_cache reports its entries' keys and results itself (its list links are
-            // not objects the collector sees), so it is a bounded container too.
-            graph.set_declared_bound(declarer, bound);
-        }
-        apply_size_hints(&mut graph, &size_hints);
-        reach::mark_unreachable(&mut graph);
+        complete(&mut graph, bounds, &size_hints);
         Ok(graph)
     }
+}
+
+/// Where and when the snapshot was taken, for the graph's meta data.
+///
+/// # Safety
+/// The GIL must be held.
+pub(crate) unsafe fn fill_meta(meta: &mut heaplens_core::graph::SnapshotMeta, env: &Env, pid: u32) {
+    meta.python_version = env.python_version.clone();
+    meta.producer = format!("heaplens {}", heaplens_core::VERSION);
+    meta.pid = pid;
+    // The GIL is held; PyGC_IsEnabled reads the collector's flag and runs no code.
+    meta.gc_enabled = Some(unsafe { pyo3::ffi::PyGC_IsEnabled() } != 0);
+    meta.taken_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+}
+
+/// What a walk learns only once its graph is whole: the bounds containers declare (`bounds`:
+/// the declaring object's node, the address of the container it bounds, the bound), the sizes
+/// objects name for their containers, and which objects no root reaches.
+pub(crate) fn complete(
+    graph: &mut Graph,
+    bounds: Vec<(NodeId, u64, u64)>,
+    size_hints: &[(NodeId, u64)],
+) {
+    for (declarer, container, bound) in bounds {
+        let node = if graph.addr(declarer) == container {
+            Some(declarer)
+        } else {
+            graph
+                .targets(declarer)
+                .iter()
+                .copied()
+                .find(|&t| graph.addr(t) == container)
+        };
+        if let Some(node) = node {
+            graph.set_declared_bound(node, bound);
+        }
+        // An lru_cache reports its entries' keys and results itself (its list links are
+        // not objects the collector sees), so it is a bounded container too.
+        graph.set_declared_bound(declarer, bound);
+    }
+    apply_size_hints(graph, size_hints);
+    reach::mark_unreachable(graph);
 }

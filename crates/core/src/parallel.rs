@@ -1,17 +1,18 @@
-//! How many threads heaplens' analyses may use, and running two independent pieces of work at
-//! once. The analyses read a finished graph, which no one changes, so sharing it between threads
-//! needs no lock. `HEAPLENS_THREADS` sets the count (1 makes every analysis run on the calling
-//! thread, as a benchmark's baseline does); by default, the cores the process may run on.
+//! How many threads heaplens' heap walk and analyses may use, and running two independent
+//! pieces of work at once. The analyses read a finished graph, which no one changes, so sharing
+//! it between threads needs no lock. `HEAPLENS_THREADS` sets the count (1 makes the walk and
+//! every analysis run on the calling thread, as a benchmark's baseline does); by default, the
+//! cores the process may run on.
 
 use std::sync::Mutex;
 
-/// The environment variable that sets how many threads the analyses use.
+/// The environment variable that sets how many threads the walk and the analyses use.
 pub const THREADS_VAR: &str = "HEAPLENS_THREADS";
 
 /// More would only add threads that wait for memory.
 const MOST_THREADS: usize = 64;
 
-/// The threads the analyses may use: `HEAPLENS_THREADS` when it is a positive whole number,
+/// The threads the walk and the analyses may use: `HEAPLENS_THREADS` when it is a positive whole number,
 /// otherwise the cores this process may run on; at least 1.
 pub fn threads() -> usize {
     let configured = std::env::var(THREADS_VAR)

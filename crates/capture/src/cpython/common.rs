@@ -54,6 +54,32 @@ pub unsafe fn split_values_size_from_keys(l: &Layout, d: Obj) -> i64 {
     }
 }
 
+thread_local! {
+    /// The interpreter a thread of a split walk reads ([`set_walk_interpreter`]).
+    static WALK_INTERPRETER: std::cell::Cell<*const u8> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Tells this thread, one of a split walk's that do not hold the GIL, which interpreter it
+/// reads: `PyInterpreterState_Get` finds it in the thread state, which only the GIL's thread
+/// has (3.12+ aborts the process when another asks).
+pub(crate) fn set_walk_interpreter(interp: *const u8) {
+    WALK_INTERPRETER.with(|i| i.set(interp));
+}
+
+/// The interpreter being walked: the one [`set_walk_interpreter`] named on this thread, else
+/// the current one (a thread holding the GIL).
+///
+/// # Safety
+/// Outside a split walk's threads, the GIL must be held.
+pub(crate) unsafe fn walk_interpreter() -> *const u8 {
+    let named = WALK_INTERPRETER.with(|i| i.get());
+    if named.is_null() {
+        unsafe { ffi::PyInterpreterState_Get() as *const u8 }
+    } else {
+        named
+    }
+}
+
 /// 3.12+: a static builtin type keeps its dict and subclasses in the interpreter state, at the
 /// index its `tp_subclasses` holds (plus one); heap types and other static types keep them in
 /// the type. Returns the state entry of a static builtin type, or null.
@@ -68,7 +94,7 @@ unsafe fn static_type_state(env: &Env, t: Obj) -> *const u8 {
         if index >= l.static_types_max {
             return std::ptr::null();
         }
-        let interp = ffi::PyInterpreterState_Get() as *const u8;
+        let interp = walk_interpreter();
         let state = interp.add(l.interp_static_types + index * l.static_type_state_size);
         // An extension's managed static type (3.13+) shares the index space: only trust the
         // entry that names this very type.

@@ -24,6 +24,7 @@
 
 #[cfg(feature = "python")]
 mod common;
+pub(crate) use common::{set_walk_interpreter, walk_interpreter};
 pub mod v3_11;
 pub mod v3_12;
 pub mod v3_13;

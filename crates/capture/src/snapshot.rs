@@ -509,6 +509,16 @@ pub struct SnapshotOptions {
     pub thread_names: HashMap<u64, String>,
 }
 
+impl SnapshotOptions {
+    /// The name of the thread `thread_id`: `threading`'s, or `thread <id>`.
+    pub(crate) fn thread_name(&self, thread_id: u64) -> String {
+        self.thread_names
+            .get(&thread_id)
+            .cloned()
+            .unwrap_or_else(|| format!("thread {thread_id}"))
+    }
+}
+
 /// The state of one snapshot walk (one part of it with `SPLIT`: see [`crate::split`]).
 pub(crate) struct SnapshotWalk<A: Abi, const SPLIT: bool> {
     pub(crate) env: &'static Env,
@@ -766,11 +776,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         let mut synthetic = Vec::new();
         let mut thread_nodes = Vec::new();
         for (i, stack) in stacks.iter().enumerate() {
-            let name = options
-                .thread_names
-                .get(&stack.thread_id)
-                .cloned()
-                .unwrap_or_else(|| format!("thread {}", stack.thread_id));
+            let name = options.thread_name(stack.thread_id);
             let node = builder.add_synthetic("(thread)", &name, NodeFlags::THREAD);
             balance.push(0);
             synthetic.push(Synthetic::Thread { stack: i });

@@ -294,22 +294,7 @@ pub(super) fn assemble<A: Abi>(
         let copied = copy_run(run);
         *results[r].lock().unwrap_or_else(|p| p.into_inner()) = copied;
     };
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..heaplens_core::parallel::threads())
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .name("heaplens-walk".into())
-                    .spawn_scoped(scope, work)
-                    .ok()
-            })
-            .collect();
-        work();
-        for h in helpers {
-            if let Err(panic) = h.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    });
+    super::on_threads(heaplens_core::parallel::threads(), work);
     let mut out = GraphParts {
         // SAFETY: the runs cover every node and every edge (and offset 0 is written here).
         addrs: unsafe { out.addrs.finish(node_count) },

@@ -213,25 +213,9 @@ pub(crate) unsafe fn snapshot<A: Abi>(
                 retire(&mut part.0);
             }
         };
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads)
-                .filter_map(|_| {
-                    // One that cannot start leaves its share to the others.
-                    std::thread::Builder::new()
-                        .name("heaplens-walk".into())
-                        .spawn_scoped(scope, || {
-                            crate::cpython::set_walk_interpreter(interp as *const u8);
-                            work()
-                        })
-                        .ok()
-                })
-                .collect();
-            work();
-            for h in helpers {
-                if let Err(panic) = h.join() {
-                    std::panic::resume_unwind(panic);
-                }
-            }
+        on_threads(threads, || {
+            crate::cpython::set_walk_interpreter(interp as *const u8);
+            work()
         });
         if gave_up.load(Ordering::Relaxed) {
             return Ok(None);
@@ -261,11 +245,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         let mut thread_nodes = Vec::new();
         let mut at = 0;
         for (i, stack) in stacks.iter().enumerate() {
-            let name = options
-                .thread_names
-                .get(&stack.thread_id)
-                .cloned()
-                .unwrap_or_else(|| format!("thread {}", stack.thread_id));
+            let name = options.thread_name(stack.thread_id);
             main.r
                 .builder
                 .set_synthetic(at as NodeId, "(thread)", &name, NodeFlags::THREAD);
@@ -393,6 +373,27 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         snapshot::complete(&mut graph, declared, &hints);
         Ok(Some(graph))
     }
+}
+
+/// Runs `work` on this thread and on `threads - 1` more, until each returns. A thread that
+/// cannot start leaves its share to the others (`work` takes its pieces from a common pool).
+fn on_threads(threads: usize, work: impl Fn() + Sync) {
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("heaplens-walk".into())
+                    .spawn_scoped(scope, &work)
+                    .ok()
+            })
+            .collect();
+        work();
+        for h in helpers {
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
 }
 
 /// Ends a part's walk: its charges against shared balances written, and what only the walk

@@ -85,6 +85,7 @@ mod registry;
 mod sizeof;
 #[cfg(feature = "python")]
 mod snapshot;
+#[cfg(feature = "python")]
 mod split;
 #[cfg(feature = "python")]
 mod threads;

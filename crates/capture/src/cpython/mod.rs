@@ -24,6 +24,7 @@
 
 #[cfg(feature = "python")]
 mod common;
+#[cfg(feature = "python")]
 pub(crate) use common::{set_walk_interpreter, walk_interpreter};
 pub mod v3_11;
 pub mod v3_12;

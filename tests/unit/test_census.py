@@ -38,10 +38,16 @@ def test_instances_of_slotted_classes_are_counted():
 
 
 def test_objects_the_collector_does_not_track_are_counted():
-    # Big ints are not gc-tracked: objgraph cannot see them, heaplens must.
-    before = heaplens.census()
-    numbers = [10**30 + i for i in range(1000)]
-    after = heaplens.census()
+    # Big ints are not gc-tracked: objgraph cannot see them, heaplens must. Another thread of
+    # this process (pytest-xdist's) makes ints too: it must not run between the two censuses.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(60)
+    try:
+        before = heaplens.census()
+        numbers = [10**30 + i for i in range(1000)]
+        after = heaplens.census()
+    finally:
+        sys.setswitchinterval(switch)
     assert after.count("int") - before.count("int") == 1000
     gc_view = heaplens.census(gc_only=True)
     assert gc_view.gc_only

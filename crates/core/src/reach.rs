@@ -2,9 +2,16 @@
 //!
 //! A breadth-first search from the synthetic root over strong edges (weak references keep nothing
 //! alive). Iterative, with a bit set and one queue: no recursion, so a million-deep linked list
-//! cannot overflow the stack.
+//! cannot overflow the stack. On a big graph, with more than one thread allowed, the search runs
+//! on several threads (see [`reachable_on_threads`]): the snapshot marks what no root reaches
+//! after its walk, on the threads the walk used.
 
 use crate::graph::{Graph, NodeFlags, NodeId};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Condvar, Mutex};
+
+/// Below this many references the search on one thread is about as fast as starting others.
+const PARALLEL_FROM_EDGES: usize = 1 << 20;
 
 /// A fixed-size bit set over node ids.
 #[derive(Clone, Debug)]
@@ -40,6 +47,14 @@ impl NodeSet {
 
 /// The nodes reachable from `start` over strong edges.
 pub fn reachable_from(graph: &Graph, start: NodeId) -> NodeSet {
+    let threads = crate::parallel::threads();
+    if threads >= 2 && graph.edge_count() >= PARALLEL_FROM_EDGES {
+        return reachable_on_threads(graph, start, threads);
+    }
+    reachable_on_one_thread(graph, start)
+}
+
+fn reachable_on_one_thread(graph: &Graph, start: NodeId) -> NodeSet {
     let mut seen = NodeSet::new(graph.node_count());
     // Room for the most the queue holds (see below) at once: a queue that grows by doubling
     // leaves each of its old copies behind in the allocator, written, which raised a snapshot's
@@ -63,6 +78,97 @@ pub fn reachable_from(graph: &Graph, start: NodeId) -> NodeSet {
         }
     }
     seen
+}
+
+/// [`reachable_from`] on `threads` threads: each searches depth first from nodes of its own, and
+/// hands half of them to a thread that has run out.
+///
+/// Nodes are marked seen in a byte each, by plain stores: two threads may both find a node new
+/// and both search from it (the second search finds its references seen), which costs far less
+/// than an atomic read-modify-write for every node, and a byte, unlike a bit, is never lost to
+/// another thread's write of the same word. The bytes become a [`NodeSet`] at the end.
+pub fn reachable_on_threads(graph: &Graph, start: NodeId, threads: usize) -> NodeSet {
+    /// A thread hands work out only when it has this many nodes to search from, and hands half.
+    const SHARE_FROM: usize = 64;
+    let count = graph.node_count();
+    let seen: Vec<AtomicU8> = (0..count).map(|_| AtomicU8::new(0)).collect();
+    let pool = Mutex::new(Pool {
+        batches: Vec::new(),
+        idle: 0,
+        searching: 1, // this thread, with `start`
+    });
+    let woken = Condvar::new();
+    let hungry = AtomicBool::new(false);
+    let search = |mut stack: Vec<NodeId>| loop {
+        while let Some(n) = stack.pop() {
+            for (&t, l) in graph.targets(n).iter().zip(graph.labels(n)) {
+                let mark = &seen[t as usize];
+                if !l.is_weak() && mark.load(Ordering::Relaxed) == 0 {
+                    mark.store(1, Ordering::Relaxed);
+                    stack.push(t);
+                }
+            }
+            if stack.len() >= SHARE_FROM && hungry.load(Ordering::Relaxed) {
+                // The bottom of the stack: nodes nearest the start, with the most below them.
+                let half: Vec<NodeId> = stack.drain(..stack.len() / 2).collect();
+                let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+                p.batches.push(half);
+                hungry.store(false, Ordering::Relaxed);
+                drop(p);
+                woken.notify_one();
+            }
+        }
+        let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+        p.idle += 1;
+        loop {
+            if let Some(batch) = p.batches.pop() {
+                p.idle -= 1;
+                hungry.store(p.idle > 0, Ordering::Relaxed);
+                stack = batch;
+                break;
+            }
+            if p.idle == p.searching {
+                // No thread has work left, and none can make more.
+                drop(p);
+                woken.notify_all();
+                return;
+            }
+            hungry.store(true, Ordering::Relaxed);
+            p = woken.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+    };
+    seen[start as usize].store(1, Ordering::Relaxed);
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            let joined = std::thread::Builder::new()
+                .name("heaplens-reach".into())
+                .spawn_scoped(scope, || {
+                    // A thread that starts after the others are done finds nothing to do.
+                    pool.lock().unwrap_or_else(|e| e.into_inner()).searching += 1;
+                    search(Vec::new())
+                });
+            if joined.is_err() {
+                break; // the threads started share the work
+            }
+        }
+        let mut stack = Vec::with_capacity(count.min(1 << 20));
+        stack.push(start);
+        search(stack);
+    });
+    let mut set = NodeSet::new(count);
+    for (n, mark) in seen.iter().enumerate() {
+        if mark.load(Ordering::Relaxed) != 0 {
+            set.words[n / 64] |= 1 << (n % 64);
+        }
+    }
+    set
+}
+
+/// What the threads of [`reachable_on_threads`] share: work handed out, and who is waiting.
+struct Pool {
+    batches: Vec<Vec<NodeId>>,
+    idle: usize,
+    searching: usize,
 }
 
 /// Marks every object the root does not reach as [`NodeFlags::UNREACHABLE`] and returns how many
@@ -118,5 +224,73 @@ mod tests {
     fn a_million_deep_chain_does_not_overflow_the_stack() {
         let mut g = crate::graph::tests::chain(1_000_000, 64);
         assert_eq!(mark_unreachable(&mut g), 0);
+        let root = g.root();
+        let on_threads = reachable_on_threads(&g, root, 3);
+        assert!((0..g.node_count() as NodeId).all(|n| on_threads.contains(n)));
+    }
+
+    /// A graph of `count` objects with pseudo-random references (some weak), hubs with
+    /// thousands of them, and islands no root reaches; the root holds a few.
+    fn tangle(count: u32) -> Graph {
+        let mut b = GraphBuilder::new();
+        let t = b.intern_type("builtins", "object", "object");
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |below: u32| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as u32
+        };
+        for n in 0..count {
+            b.add_node(0x1000 + 16 * n as u64);
+        }
+        for n in 0..count {
+            b.set_node(n, t, 16, NodeFlags::GC_TRACKED);
+            // The last tenth refers only among itself: unreachable unless a weak edge leads there.
+            let island = n >= count / 10 * 9;
+            let references = if n % 5000 == 0 { 3000 } else { next(4) };
+            for _ in 0..references {
+                let target = if island {
+                    count / 10 * 9 + next(count / 10)
+                } else {
+                    next(count)
+                };
+                if next(7) == 0 {
+                    b.push_edge(target, Label::referent());
+                } else {
+                    b.push_edge(target, Label::index(0));
+                }
+            }
+            b.end_node();
+        }
+        b.add_root_node();
+        for n in (0..count / 10 * 9).step_by(50_000) {
+            b.push_edge(n, Label::root_external());
+        }
+        b.end_node();
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn the_search_on_threads_finds_what_the_search_on_one_thread_finds() {
+        let g = tangle(200_000);
+        let expected = reachable_on_one_thread(&g, g.root());
+        let reached = (0..g.node_count() as NodeId)
+            .filter(|&n| expected.contains(n))
+            .count();
+        assert!(
+            reached > 1000 && reached < g.node_count() - 1000,
+            "{reached}"
+        );
+        for threads in 1..=4 {
+            let found = reachable_on_threads(&g, g.root(), threads);
+            for n in 0..g.node_count() as NodeId {
+                assert_eq!(
+                    found.contains(n),
+                    expected.contains(n),
+                    "node {n}, {threads} threads"
+                );
+            }
+        }
     }
 }

@@ -9,7 +9,9 @@
 //! 3. calls `Py_AddPendingCall(PyRun_SimpleString, page)`, which needs no GIL and only takes
 //!    CPython's pending-calls lock for a few instructions;
 //!
-//! then detaches. The target's main thread runs the bootstrap at its next bytecode boundary,
+//! then detaches. The functions are called through their addresses, found in the target's files
+//! before gdb attaches ([`super::symbols`]), so gdb need not read its libraries' symbols while
+//! the target is stopped; where they cannot be found there, by their names. The target's main thread runs the bootstrap at its next bytecode boundary,
 //! with the GIL held: a safe point, as with a signal handler. This is what memray and pyrasite do
 //! (their `PyGILState_Ensure` variant runs the code *during* gdb's call, so a target holding the
 //! GIL in a long C call would hang gdb; a pending call is only queued, and a target that never
@@ -34,6 +36,7 @@
 //! target is never killed; gdb is, as a last resort. `SIGURG` is chosen because its default
 //! action is to ignore it, so the signal is harmless even if gdb has detached meanwhile.
 
+use super::symbols::{self, Functions};
 use super::target::Target;
 use super::Failure;
 use crate::progress::Progress;
@@ -70,15 +73,33 @@ fn find_in(path: Option<OsString>) -> Option<PathBuf> {
         })
 }
 
-/// The gdb command file that queues `source` (without its NUL) as a pending call.
-fn commands(source: &[u8]) -> String {
-    let mut text = String::from(
+/// The gdb command file that queues `source` (without its NUL) as a pending call, calling the
+/// functions at `functions` when given, else by name.
+fn commands(source: &[u8], functions: Option<Functions>) -> String {
+    // Through a pointer of the function's type, or by its name (with gdb's casts of the
+    // arguments, as the functions' types are unknown without debug information).
+    let (mmap, add_pending_call, run_simple_string) = match functions {
+        Some(f) => (
+            format!(
+                "((void *(*)(void *, unsigned long, int, int, int, long)) {:#x})",
+                f.mmap
+            ),
+            format!("((int (*)(void *, void *)) {:#x})", f.add_pending_call),
+            format!("{:#x}", f.run_simple_string),
+        ),
+        None => (
+            "mmap".to_string(),
+            "Py_AddPendingCall".to_string(),
+            "PyRun_SimpleString".to_string(),
+        ),
+    };
+    let mut text = format!(
         "set pagination off\n\
          set confirm off\n\
          set print pretty off\n\
          set unwindonsignal on\n\
          handle SIGURG stop print nopass\n\
-         set $heaplens_page = (char *) mmap((void *) 0, (unsigned long) 4096, 3, 0x22, -1, (long) 0)\n\
+         set $heaplens_page = (char *) {mmap}((void *) 0, (unsigned long) 4096, 3, 0x22, -1, (long) 0)\n\
          printf \"heaplens-page: %ld\\n\", (long) $heaplens_page\n\
          if (long) $heaplens_page == -1 || (long) $heaplens_page == 0\n  \
            detach\n  \
@@ -99,12 +120,12 @@ fn commands(source: &[u8]) -> String {
             u64::from_ne_bytes(w)
         ));
     }
-    text.push_str(
-        "set $heaplens_queued = (int) Py_AddPendingCall((void *) PyRun_SimpleString, (void *) $heaplens_page)\n\
+    text.push_str(&format!(
+        "set $heaplens_queued = (int) {add_pending_call}((void *) {run_simple_string}, (void *) $heaplens_page)\n\
          printf \"heaplens-queued: %d\\n\", $heaplens_queued\n\
          detach\n\
          quit\n",
-    );
+    ));
     text
 }
 
@@ -126,7 +147,8 @@ pub fn inject(
         );
     }
     let script = scratch.join("inject.gdb");
-    std::fs::write(&script, commands(source))
+    let functions = symbols::find(target.pid, &target.root);
+    std::fs::write(&script, commands(source, functions))
         .with_context(|| format!("cannot write {}", script.display()))?;
     let log_path = scratch.join("gdb.log");
     let log = std::fs::File::create(&log_path)
@@ -144,6 +166,12 @@ pub fn inject(
         .args(["-iex", "set auto-load off"])
         .args(["-iex", "set debuginfod enabled off"])
         .args(["-iex", "set confirm off"])
+        // The libraries' symbols are not needed where the functions' addresses are known.
+        .args(if functions.is_some() {
+            &["-iex", "set auto-solib-add off"][..]
+        } else {
+            &[]
+        })
         .arg("-x")
         .arg(&script)
         .stdin(Stdio::null())
@@ -418,9 +446,28 @@ mod tests {
     }
 
     #[test]
+    fn functions_with_known_addresses_are_called_through_them() {
+        let functions = Functions {
+            mmap: 0x7f00_0000_1000,
+            add_pending_call: 0x7f00_0000_2000,
+            run_simple_string: 0x7f00_0000_3000,
+        };
+        let text = commands(b"print('hi')\n", Some(functions));
+        assert!(text.contains(
+            "(char *) ((void *(*)(void *, unsigned long, int, int, int, long)) 0x7f0000001000)((void *) 0,"
+        ), "{text}");
+        assert!(text.contains(
+            "(int) ((int (*)(void *, void *)) 0x7f0000002000)((void *) 0x7f0000003000, (void *) $heaplens_page)"
+        ), "{text}");
+        for name in ["mmap(", "Py_AddPendingCall", "PyRun_SimpleString"] {
+            assert!(!text.contains(name), "{name} in {text}");
+        }
+    }
+
+    #[test]
     fn the_source_is_written_whole_and_nul_terminated() {
         let source = b"print('hi')\n";
-        let text = commands(source);
+        let text = commands(source, None);
         let mut written = Vec::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("set {unsigned long long} ($heaplens_page + ") {

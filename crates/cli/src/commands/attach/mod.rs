@@ -46,6 +46,8 @@ mod remote_exec;
 #[cfg(target_os = "linux")]
 mod snapshot;
 #[cfg(target_os = "linux")]
+mod symbols;
+#[cfg(target_os = "linux")]
 mod target;
 
 use crate::progress::Progress;

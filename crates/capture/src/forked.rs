@@ -20,7 +20,12 @@
 //!   `_gc_prev` words;
 //! - run `atexit` handlers or flush the program's stdio buffers: it ends with `_exit`;
 //! - be stopped by the program's signal handlers: every signal is blocked in the child (a
-//!   synchronous fault still kills it, and the program then reports the signal).
+//!   synchronous fault still kills it, and the program then reports the signal);
+//! - keep the program's files open: a child holds a copy of every descriptor the program had at
+//!   the fork, so a connection the program closes meanwhile would stay open until the child is
+//!   done (a client reading a response to its end would wait seconds on a big heap), a pipe's
+//!   reader would not see its end, a lock on a file would be kept. The child closes every
+//!   descriptor but its two pipes first thing.
 //!
 //! The child's word comes back on a second pipe ("ok" and the number of objects, or what
 //! failed), so a program that reaps
@@ -292,6 +297,8 @@ mod imp {
         data: Fd,
         status: Fd,
     ) -> ! {
+        // The program's descriptors are the program's: its connections, pipes and locks.
+        close_inherited([data.0, status.0]);
         // No log record: the bridge to Python's `logging` would run Python code.
         log::set_max_level(log::LevelFilter::Off);
         // Huge pages for the walk's arrays could be pages still shared with the program.
@@ -317,6 +324,46 @@ mod imp {
         let _ = write_all(status.0, word.as_bytes());
         // SAFETY: ends the child without atexit handlers or stdio flushes of the program.
         unsafe { libc::_exit(code) }
+    }
+
+    /// Closes every descriptor of this process but `keep` (stdin, stdout and stderr included:
+    /// the child prints nothing). With `close_range` where the kernel has it (Linux 5.9), else
+    /// one by one up to the descriptor limit. Only system calls: safe in a forked child.
+    fn close_inherited(keep: [i32; 2]) {
+        let mut keep = keep.map(|fd| fd.max(0) as u32);
+        keep.sort_unstable();
+        let mut first = 0u32;
+        for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+            if fd > first {
+                close_between(first, fd - 1);
+            }
+            first = first.max(fd.saturating_add(1));
+        }
+    }
+
+    /// Closes the descriptors `first..=last` that are open.
+    fn close_between(first: u32, last: u32) {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: a system call on plain integers; closing descriptors the child does not use.
+            let (first, last) = (first as libc::c_long, last as libc::c_long);
+            let done =
+                unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_long) };
+            if done == 0 {
+                return;
+            }
+        }
+        let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: getrlimit writes one rlimit.
+        let most = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            limit.rlim_cur.min(1 << 20) as u32
+        } else {
+            1 << 16
+        };
+        for fd in first..=last.min(most.saturating_sub(1)) {
+            // SAFETY: closing a descriptor number; one not open fails harmlessly.
+            unsafe { libc::close(fd as i32) };
+        }
     }
 
     struct FdWriter(Fd);

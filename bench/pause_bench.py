@@ -23,6 +23,10 @@ today's walk) and the walk in a forked child. Per snapshot it notes:
   the thread sleeps: how long the program's threads were stopped, at most, in one stretch;
 - **held for the fork**: how long the program held the GIL for the ``fork()`` (the capture's
   own figure, from its debug log), where a child took it;
+- the **longest request**: the target also serves its app over HTTP (a threaded `wsgiref`
+  server on loopback), and a client process sends it one request every 5 ms (a bounded load:
+  the next request waits for the previous one); the longest a request took while the snapshot
+  ran, against the median of those around it: what a user of the server would see;
 - the **request's time**: until the dashboard has the snapshot and its analysis;
 - in one more round each way, with the memory watched (allocator memory handed back to the OS
   first, with ``malloc_trim``): **extra memory**, the memory the system gave out for the
@@ -113,6 +117,49 @@ while True:
 """
 
 
+# -- the load process: requests at a bounded rate, their latency ------------------------------
+
+LOAD = r"""
+import http.client, json, sys, threading, time
+port = int(sys.argv[1])
+PERIOD = 0.005
+state = {"on": False, "latencies": [], "window": 0}
+lock = threading.Lock()
+
+def commands():
+    for line in sys.stdin:
+        word = line.strip()
+        with lock:
+            if word == "start":
+                state["on"] = True
+                state["latencies"] = []
+                state["window"] += 1
+            elif word == "stop":
+                state["on"] = False
+                print(json.dumps(state["latencies"]), flush=True)
+    state["quit"] = True
+threading.Thread(target=commands, daemon=True).start()
+while not state.get("quit"):
+    with lock:
+        # Only requests sent inside the window count: one sent before (during the target's
+        # gc.collect() between snapshots, say) is not this snapshot's.
+        window = state["window"] if state["on"] else None
+    started = time.perf_counter()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", "/orders/1")
+        connection.getresponse().read()
+        connection.close()
+    except OSError:
+        pass
+    took = time.perf_counter() - started
+    with lock:
+        if state["on"] and state["window"] == window:
+            state["latencies"].append(took)
+    time.sleep(max(0.0, PERIOD - took))
+"""
+
+
 # -- the target process -----------------------------------------------------------------------
 
 
@@ -194,6 +241,28 @@ def attach_snapshot():
     return "gdb" if "through gdb" in said else "sys.remote_exec"
 
 
+def median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0
+
+
+def serve(app):
+    """Serves `app` over HTTP on loopback from a thread of its own (a thread per request), quietly."""
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = make_server("127.0.0.1", 0, app, server_class=Server, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, name="server", daemon=True).start()
+    return server
+
+
 def target(n_objects, repeat, attach=False):
     import gc
 
@@ -212,6 +281,11 @@ def target(n_objects, repeat, attach=False):
         return [b""]
 
     dashboard = HeapLens(app, period=3600)
+    server = serve(dashboard)
+    load = subprocess.Popen(
+        [sys.executable, "-c", LOAD, str(server.server_port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
 
     def post_snapshot():
         environ = {
@@ -260,6 +334,8 @@ def target(n_objects, repeat, attach=False):
                 trim()
                 watcher.stdin.write("start\n")
                 watcher.stdin.flush()
+            load.stdin.write("start\n")
+            load.stdin.flush()
             time.sleep(0.2)
             ticker.reset()
             started = time.perf_counter()
@@ -270,6 +346,10 @@ def target(n_objects, repeat, attach=False):
             seconds = time.perf_counter() - started
             longest = ticker.longest
             ticks = ticker.ticks
+            time.sleep(0.2)  # the request caught in the stall completes
+            load.stdin.write("stop\n")
+            load.stdin.flush()
+            latencies = json.loads(load.stdout.readline())
             if watch:
                 time.sleep(0.1)
                 watcher.stdin.write("stop\n")
@@ -286,6 +366,8 @@ def target(n_objects, repeat, attach=False):
                 results[way].append(
                     {
                         "stall_ms": max(0.0, longest - TICK) * 1e3,
+                        "request_ms": max(latencies, default=0.0) * 1e3,
+                        "median_request_ms": median(latencies) * 1e3,
                         "held_ms": fork_times.held_ms[0] if fork_times.held_ms else None,
                         "seconds": seconds,
                         "ticks": ticks,
@@ -295,6 +377,9 @@ def target(n_objects, repeat, attach=False):
     ticker.stopped = True
     watcher.stdin.close()
     watcher.wait()
+    load.stdin.close()
+    load.wait()
+    server.shutdown()
     print(
         json.dumps(
             {
@@ -330,8 +415,9 @@ def main():
         return 0
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; load {os.getloadavg()}")
     header = (
-        "| objects | RSS | way | longest stall, ms (each run) | held for the fork, ms "
-        "| request, s | extra memory, MiB (peaks: child's private, program's RSS growth) |"
+        "| objects | RSS | way | longest stall, ms (each run) | longest request, ms (each run; "
+        "median) | held for the fork, ms | request, s "
+        "| extra memory, MiB (peaks: child's private, program's RSS growth) |"
     )
     rows = []
     for n in args.objects:
@@ -352,6 +438,7 @@ def main():
         for way in ("walk", "fork"):
             runs = out["results"][way]
             stalls = ", ".join(f"{r['stall_ms']:.0f}" for r in runs)
+            requests = ", ".join(f"{r['request_ms']:.0f}" for r in runs)
             held = [r["held_ms"] for r in runs if r["held_ms"] is not None]
             mem = out["memory"].get(way, {})
             extra = mem.get("extra_kib")
@@ -367,12 +454,14 @@ def main():
                 f"| {(out['attach'] + ': ') if args.attach else ''}"
                 f"{'in the program' if way == 'walk' else 'forked child'} "
                 f"| **{max(r['stall_ms'] for r in runs):.0f}** ({stalls}) "
+                f"| {max(r['request_ms'] for r in runs):.0f} ({requests}; "
+                f"{median([r['median_request_ms'] for r in runs]):.1f}) "
                 f"| {', '.join(f'{h:.1f}' for h in held) if held else '-'} "
                 f"| {sum(r['seconds'] for r in runs) / len(runs):.2f} | {memory} |"
             )
         print(f"  {n:,} objects: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print(header)
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(row)
     return 0

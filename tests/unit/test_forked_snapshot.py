@@ -142,14 +142,14 @@ def _stat(pid):
     return stat.rsplit(")", 1)[1].split()
 
 
-def test_the_programs_threads_go_on_while_the_child_walks(tmp_path):
-    """While the child that takes the snapshot lives (stopped here, so it cannot end), a thread
-    of the program runs Python code and the snapshot call has not returned (it returns only once
-    the child has ended): the program is not stopped for the walk. A walk in the program holds
-    the GIL throughout and makes no child, so this thread would find none."""
-    heap = [{"n": i, "s": str(i)} for i in range(100_000)]
+def _catch_the_walking_child(tmp_path, look, again=lambda last: False):
+    """Takes snapshots (up to 20) until the child that walks the heap is caught: stopped (so it
+    cannot end), it is given to ``look(pid, returned)``, which says whether the snapshot call had
+    returned. Caught again while ``again(what look returned)`` says so and the call has not
+    returned. Returns what ``look`` returned last (None when no child was caught) and the last
+    snapshot's path."""
     others = set(_children())  # processes other tests of this worker may have started
-    seen = {}
+    seen = []
     returned = threading.Event()
     taking = threading.Event()
 
@@ -158,18 +158,14 @@ def test_the_programs_threads_go_on_while_the_child_walks(tmp_path):
         try:
             while (state := _stat(pid)[:1]) not in (["T"], ["Z"], []):
                 pass
-            if state != ["T"]:
-                return  # it ended before the signal: not caught alive
-            ticks = 0
-            for _ in range(100):  # Python code, run while the child is stopped
-                ticks += 1
-            seen.update(pid=pid, ticks=ticks, returned=returned.is_set())
+            if state == ["T"]:  # else it ended before the signal: not caught alive
+                seen.append(look(pid, returned.is_set()))
         finally:
             os.kill(pid, signal.SIGCONT)
 
     def watch():
         taking.wait()
-        while not returned.is_set() and not seen:
+        while not returned.is_set() and (not seen or again(seen[-1])):
             for pid in set(_children()) - others:
                 catch(pid)
                 break
@@ -184,11 +180,29 @@ def test_the_programs_threads_go_on_while_the_child_walks(tmp_path):
         heaplens.snapshot(path)
         returned.set()
         watcher.join()
-        assert heaplens.load(path).get(id(heap)) is not None
         if seen:
             break
+    return (seen[-1] if seen else None), path
+
+
+def test_the_programs_threads_go_on_while_the_child_walks(tmp_path):
+    """While the child that takes the snapshot lives (stopped here, so it cannot end), a thread
+    of the program runs Python code and the snapshot call has not returned (it returns only once
+    the child has ended): the program is not stopped for the walk. A walk in the program holds
+    the GIL throughout and makes no child, so this thread would find none."""
+    heap = [{"n": i, "s": str(i)} for i in range(100_000)]
+    others = set(_children())
+
+    def look(pid, returned):
+        ticks = 0
+        for _ in range(100):  # Python code, run while the child is stopped
+            ticks += 1
+        return {"ticks": ticks, "returned": returned}
+
+    seen, path = _catch_the_walking_child(tmp_path, look)
     assert seen, "no child process was seen while the snapshot was taken"
     assert seen["ticks"] == 100 and not seen["returned"]
+    assert heaplens.load(path).get(id(heap)) is not None
     assert set(_children()) <= others
 
 
@@ -202,53 +216,23 @@ def test_the_child_holds_none_of_the_programs_files(tmp_path):
     heap = [{"n": i, "s": str(i)} for i in range(100_000)]
     read_end, write_end = os.pipe()
     programs_pipe = f"pipe:[{os.fstat(write_end).st_ino}]"
-    others = set(_children())
-    seen = {}
-    returned = threading.Event()
-    taking = threading.Event()
 
-    def catch(pid):
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            while (state := _stat(pid)[:1]) not in (["T"], ["Z"], []):
+    def look(pid, returned):
+        held = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                held.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
                 pass
-            if state != ["T"]:
-                return
-            held = []
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    held.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
-                except OSError:
-                    pass
-            seen["held"] = held
-        finally:
-            os.kill(pid, signal.SIGCONT)
-
-    def watch():
-        taking.wait()
-        # Caught again until it holds at most its pipes: the first catch may come in the few
-        # instructions between the fork and the closing.
-        while not returned.is_set() and len(seen.get("held", "many")) > 2:
-            for pid in set(_children()) - others:
-                catch(pid)
-                break
+        return held
 
     try:
-        for attempt in range(20):
-            taking.clear()
-            returned.clear()
-            seen.clear()
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            taking.set()
-            heaplens.snapshot(tmp_path / f"{attempt}.hlsnap")
-            returned.set()
-            watcher.join()
-            if seen:
-                break
-        assert seen, "no child process was seen while the snapshot was taken"
-        assert programs_pipe not in seen["held"], seen["held"]
-        assert len(seen["held"]) == 2 and all(h.startswith("pipe:") for h in seen["held"]), seen
+        # Caught again until it holds at most its pipes: the first catch may come in the few
+        # instructions between the fork and the closing.
+        held, _ = _catch_the_walking_child(tmp_path, look, again=lambda held: len(held) > 2)
+        assert held is not None, "no child process was seen while the snapshot was taken"
+        assert programs_pipe not in held, held
+        assert len(held) == 2 and all(h.startswith("pipe:") for h in held), held
     finally:
         os.close(read_end)
         os.close(write_end)

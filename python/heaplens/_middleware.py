@@ -126,15 +126,46 @@ def _trace_every(value):
     return value
 
 
+# The attribute that held the path template, by the type of the route object: asking a werkzeug
+# rule for ``path`` first raised and caught an AttributeError on every request.
+_ROUTE_ATTRIBUTE = {}
+
+
 def route_of(request_route):
     """The path template of a framework's matched route object, or None.
 
     Starlette and FastAPI routes (``scope["route"]``) and werkzeug rules (Flask's
     ``request.url_rule``) both keep it in a string attribute: ``path`` or ``rule``.
+
+    The attribute found for one route of a class is asked first for the next ones.
+
+    Example:
+        >>> class Rule:
+        ...     def __init__(self, rule):
+        ...         self.rule = rule
+        >>> class Route:
+        ...     def __init__(self, path):
+        ...         self.path = path
+        >>> route_of(Rule("/orders/<int:id>")), route_of(Route("/o/{id}"))
+        ('/orders/<int:id>', '/o/{id}')
+        >>> route_of(Rule("/users/<name>")), route_of(Route("/u/{name}"))
+        ('/users/<name>', '/u/{name}')
+        >>> route_of(Rule(None)) is None, route_of(None) is None
+        (True, True)
     """
+    if request_route is None:
+        return None
+    kind = type(request_route)
+    known = _ROUTE_ATTRIBUTE.get(kind)
+    if known is not None:
+        value = getattr(request_route, known, None)
+        if isinstance(value, str):
+            return value
     for attribute in ("path", "rule"):
         value = getattr(request_route, attribute, None)
         if isinstance(value, str):
+            if len(_ROUTE_ATTRIBUTE) < 64:  # a few route classes per application
+                _ROUTE_ATTRIBUTE[kind] = attribute
             return value
     return None
 
@@ -159,6 +190,7 @@ class Mount:
         if path == "/":
             raise ValueError("the dashboard needs a path of its own, such as '/_heaplens'")
         self.path = path
+        self._below = path + "/"
         program = program or _program(app)
         # A sampler given by its owner (heaplens run) is started, stopped and re-created after
         # a fork by that owner, not by the mount.
@@ -199,11 +231,10 @@ class Mount:
 
     def below(self, path):
         """``path`` below the mount point (``""`` for the bare mount), or None outside it."""
-        if path == self.path:
-            return ""
-        if path.startswith(self.path + "/"):
+        # Every request of the application asks: the common answer (outside) in two comparisons.
+        if path.startswith(self._below):
             return path[len(self.path) :]
-        return None
+        return "" if path == self.path else None
 
     def close(self):
         """Stops the sampler (it is started again by the next request)."""

@@ -85,7 +85,9 @@ def _route(environ):
     if isinstance(route, str):
         return route
     request = environ.get("werkzeug.request")  # Flask's request, while its context is active
-    return route_of(getattr(request, "url_rule", None)) if request is not None else None
+    if request is None:
+        return None
+    return route_of(getattr(request, "url_rule", None))
 
 
 

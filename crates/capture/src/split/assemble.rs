@@ -102,19 +102,29 @@ pub(super) fn assemble<A: Abi>(
         node_count += own_stubs[p] + new_counts[p];
     }
     let mask = (1u32 << segment_bits) - 1;
+    // Every reference is renumbered, so the lookup is kept short: where a range's tracked
+    // objects and a part's new nodes start, as one addition each.
+    let range_shift: Vec<usize> = (0..workers).map(|c| first[c] - bounds[c]).collect();
+    let new_first: Vec<usize> = (0..parts.len()).map(|p| first[p] + own_stubs[p]).collect();
     let final_id = |id: NodeId| -> NodeId {
         let id = id as usize;
         if id < tracked {
-            let c = bounds.partition_point(|&b| b <= id) - 1;
-            (first[c] + id - bounds[c]) as NodeId
+            // The ranges split the tracked objects evenly (`bounds[c]` is
+            // `tracked * c / workers`, rounded down): the estimate is the range or the one
+            // before it.
+            let mut c = (id as u64 * workers as u64 / tracked as u64) as usize;
+            if bounds[c + 1] <= id {
+                c += 1;
+            }
+            debug_assert!(bounds[c] <= id && id < bounds[c + 1]);
+            (id + range_shift[c]) as NodeId
         } else if id < root as usize {
             (first[main] + id - tracked) as NodeId
         } else if id == root as usize {
             first[main + 1] as NodeId
         } else {
             let q = (id - base as usize) as u32;
-            let s = (q & mask) as usize;
-            (first[s] + own_stubs[s] + (q >> segment_bits) as usize) as NodeId
+            (new_first[(q & mask) as usize] + (q >> segment_bits) as usize) as NodeId
         }
     };
     let mut outside = Bits::default();

@@ -186,6 +186,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         let chunks = (threads * CHUNKS_PER_THREAD)
             .min(tracked / MIN_CHUNK)
             .max(threads);
+        // Split evenly: the assembly finds an id's range from this formula.
         let bounds: Vec<usize> = (0..=chunks).map(|c| tracked * c / chunks).collect();
         let slots: Vec<Mutex<Option<Handed<Part<A>>>>> = (0..chunks)
             .map(|c| {

@@ -141,11 +141,14 @@ impl Analysed {
     /// [`diff::diff`] with this snapshot's retaining paths.
     pub fn diff_since(&self, before: &Analysed, options: DiffOptions) -> Result<SnapshotDiff> {
         diff::check_pair(&before.graph, &self.graph)?;
-        // What the comparison needs, on two threads: the earlier snapshot's objects in address
-        // order; this one's, and its retaining paths.
+        // What the comparison needs, on two threads: the two snapshots' objects in address
+        // order, and this one's retaining paths (one search, the longest of the three). This
+        // snapshot's order goes to whichever thread is free first (the other waits for it, or
+        // finds it done).
         crate::parallel::join(
             || {
                 before.graph.address_order();
+                self.graph.address_order();
             },
             || {
                 self.paths();

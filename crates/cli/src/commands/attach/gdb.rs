@@ -11,11 +11,12 @@
 //!
 //! then detaches. The functions are called through their addresses, found in the target's files
 //! before gdb attaches ([`super::symbols`]), so gdb need not read its libraries' symbols while
-//! the target is stopped; where they cannot be found there, by their names. The target's main thread runs the bootstrap at its next bytecode boundary,
-//! with the GIL held: a safe point, as with a signal handler. This is what memray and pyrasite do
-//! (their `PyGILState_Ensure` variant runs the code *during* gdb's call, so a target holding the
-//! GIL in a long C call would hang gdb; a pending call is only queued, and a target that never
-//! reaches a safe point is handled by a timeout that cancels the request instead).
+//! the target is stopped; where they cannot be found there, by their names. The target's main
+//! thread runs the bootstrap at its next bytecode boundary, with the GIL held: a safe point, as
+//! with a signal handler. This is what memray and pyrasite do (their `PyGILState_Ensure` variant
+//! runs the code *during* gdb's call, so a target holding the GIL in a long C call would hang
+//! gdb; a pending call is only queued, and a target that never reaches a safe point is handled by
+//! a timeout that cancels the request instead).
 //!
 //! The calls are made on the main thread on purpose: `Py_AddPendingCall` sets the eval breaker
 //! only when called from the thread that handles pending calls (3.11's `COMPUTE_EVAL_BREAKER`),

@@ -48,20 +48,16 @@ struct Mapped {
 pub fn find(pid: u32, root: &Path) -> Option<Functions> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
     let mapped = mapped_files(&maps);
-    let name_of = |m: &Mapped| m.path.rsplit('/').next().unwrap_or("").to_string();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
     // Python's functions are in its libpython when it has one, else in its program.
     let python = mapped
         .iter()
-        .find(|m| name_of(m).starts_with("libpython"))
+        .find(|m| m.file_name().starts_with("libpython"))
         .or_else(|| {
             let exe = exe.as_ref()?.to_str()?;
             mapped.iter().find(|m| m.path == exe)
         })?;
-    let libc = mapped.iter().find(|m| {
-        let name = name_of(m);
-        name.starts_with("libc.so") || name.starts_with("libc-") || name.starts_with("ld-musl")
-    })?;
+    let libc = mapped.iter().find(|m| is_libc(m))?;
     let [add_pending_call, run_simple_string] =
         addresses(python, root, ["Py_AddPendingCall", "PyRun_SimpleString"])?;
     let [mmap] = addresses(libc, root, ["mmap"])?;
@@ -70,6 +66,19 @@ pub fn find(pid: u32, root: &Path) -> Option<Functions> {
         add_pending_call,
         run_simple_string,
     })
+}
+
+impl Mapped {
+    /// The file's name, without its directory.
+    fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or("")
+    }
+}
+
+/// Whether `file` is the C library (glibc's, or musl's, which is its own loader).
+fn is_libc(file: &Mapped) -> bool {
+    let name = file.file_name();
+    name.starts_with("libc.so") || name.starts_with("libc-") || name.starts_with("ld-musl")
 }
 
 /// Every file mapped at offset 0, with its first such mapping (`/proc/PID/maps` lists them in
@@ -194,11 +203,8 @@ mod tests {
     fn the_address_found_for_mmap_is_the_one_this_process_calls() {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         let files = mapped_files(&maps);
-        let Some(libc_file) = files.iter().find(|m| {
-            let name = m.path.rsplit('/').next().unwrap_or("");
-            name.starts_with("libc.so") || name.starts_with("libc-")
-        }) else {
-            return; // a static or musl build: nothing to compare with
+        let Some(libc_file) = files.iter().find(|m| is_libc(m)) else {
+            return; // a static build: nothing to compare with
         };
         let [mmap] = addresses(libc_file, Path::new("/"), ["mmap"]).expect("mmap in libc");
         assert_eq!(mmap, libc::mmap as *const () as usize as u64);

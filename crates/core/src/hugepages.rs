@@ -5,7 +5,8 @@
 //! 2 MiB page takes one fault where 512 did.
 //!
 //! Only heaplens' own arrays are advised, never memory of the program it observes, and only
-//! arrays of at least [`LEAST_BYTES`]. A forked child walking a copy-on-write heap turns the
+//! arrays of at least [`LEAST_BYTES`] ([`SCRATCH_LEAST_BYTES`] for arrays an analysis frees
+//! before it returns). A forked child walking a copy-on-write heap turns the
 //! advice off ([`disable`]): its allocator may hand out pages it still shares with the program,
 //! which a huge page would copy. `HEAPLENS_NO_HUGE_PAGES=1` turns it off too.
 
@@ -21,6 +22,18 @@ pub const NO_HUGE_PAGES_VARIABLE: &str = "HEAPLENS_NO_HUGE_PAGES";
 /// peak and the dashboard's footprint by several bytes an object.
 pub const LEAST_BYTES: usize = 32 << 20;
 
+/// The same for scratch arrays, freed before the computation that makes them returns: their last
+/// huge page's unused part is never kept, so smaller ones are advised too (an analysis' arrays
+/// of `u32` from about four million objects: 55,000 faults of `analyze()` at 5M objects went
+/// to 20,000, the rest in the arrays it keeps). Not below:
+/// with arrays from 4 MiB, the whole huge pages zeroed at the arrays' ends cost more than the
+/// faults they save (`analyze()` at 1.07M objects 0.127 s against 0.113 s). Such an array is
+/// given room of at least [`LEAST_BYTES`] (address space only: what is not written is never
+/// backed), so that the allocator maps it apart and unmaps it when freed (glibc does so from
+/// 32 MiB): advice on memory the allocator would later hand to the program would change how the
+/// program's own allocations are backed.
+pub const SCRATCH_LEAST_BYTES: usize = 16 << 20;
+
 static DISABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns the advice off for the rest of the process (a forked child's walk).
@@ -31,14 +44,18 @@ pub fn disable() {
 /// Asks for huge pages for the room `v` has (its capacity), when it is large. A hint: the
 /// kernel may ignore it, and nothing changes but how the memory is backed.
 pub fn advise<T>(v: &Vec<T>) {
+    advise_from(v, LEAST_BYTES);
+}
+
+fn advise_from<T>(v: &Vec<T>, least: usize) {
     let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
-    advise_range(v.as_ptr() as usize, bytes);
+    advise_range(v.as_ptr() as usize, bytes, least);
 }
 
 #[cfg(target_os = "linux")]
-fn advise_range(start: usize, bytes: usize) {
+fn advise_range(start: usize, bytes: usize, least: usize) {
     const PAGE: usize = 4096;
-    if bytes < LEAST_BYTES
+    if bytes < least
         || DISABLED.load(Ordering::Relaxed)
         || std::env::var_os(NO_HUGE_PAGES_VARIABLE).is_some_and(|v| v == "1")
     {
@@ -57,7 +74,7 @@ fn advise_range(start: usize, bytes: usize) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_range(_: usize, _: usize) {}
+fn advise_range(_: usize, _: usize, _: usize) {}
 
 /// `vec![value; n]`, on huge pages when large.
 pub fn filled<T: Clone>(n: usize, value: T) -> Vec<T> {
@@ -74,6 +91,27 @@ pub fn with_capacity<T>(n: usize) -> Vec<T> {
     v
 }
 
+/// [`filled`] for a scratch array (freed before its computation returns): advised from
+/// [`SCRATCH_LEAST_BYTES`].
+pub fn scratch_filled<T: Clone>(n: usize, value: T) -> Vec<T> {
+    let mut v = scratch_with_capacity(n);
+    v.resize(n, value);
+    v
+}
+
+/// [`with_capacity`] for a scratch array: advised from [`SCRATCH_LEAST_BYTES`].
+pub fn scratch_with_capacity<T>(n: usize) -> Vec<T> {
+    let size = std::mem::size_of::<T>().max(1);
+    let room = if n.saturating_mul(size) >= SCRATCH_LEAST_BYTES {
+        n.max(LEAST_BYTES.div_ceil(size))
+    } else {
+        n
+    };
+    let v = Vec::with_capacity(room);
+    advise_from(&v, SCRATCH_LEAST_BYTES);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +124,10 @@ mod tests {
         let mut w: Vec<u64> = with_capacity(LEAST_BYTES / 8);
         w.extend(0..1000);
         assert_eq!(w[999], 999);
+        let s = scratch_filled(SCRATCH_LEAST_BYTES, 3u8);
+        assert!(s.len() == SCRATCH_LEAST_BYTES && s.iter().all(|&b| b == 3));
+        let mut t: Vec<u32> = scratch_with_capacity(SCRATCH_LEAST_BYTES / 4);
+        t.extend(0..10);
+        assert_eq!(t[9], 9);
     }
 }

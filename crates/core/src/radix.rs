@@ -29,7 +29,7 @@ pub(crate) fn radix_sort<T: Copy>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
         }
     }
     let n = items.len();
-    let mut buffer: Vec<T> = crate::hugepages::with_capacity(n);
+    let mut buffer: Vec<T> = crate::hugepages::scratch_with_capacity(n);
     for (d, c) in counts.iter().enumerate() {
         if c.contains(&n) {
             continue;
@@ -96,7 +96,7 @@ pub(crate) fn sort_by_address(
     }
     let shift = rank_bits;
     highs.sort_unstable();
-    let mut packed: Vec<u64> = crate::hugepages::with_capacity(count);
+    let mut packed: Vec<u64> = crate::hugepages::scratch_with_capacity(count);
     let mut last = (u32::MAX, 0u64);
     for n in nodes {
         let a = addr(n);

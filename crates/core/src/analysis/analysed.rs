@@ -11,7 +11,7 @@
 //! Python object: the bindings wrap it to release the interpreter's lock while a part is computed.
 
 use super::diff::{self, DiffOptions, SnapshotDiff};
-use super::dominators::{find_garbage_entries, Dominators};
+use super::dominators::{find_garbage_entries, DominatorSearch, Dominators};
 use super::paths::RetainingPaths;
 use super::reverse::StrongPredecessors;
 use crate::census::Census;
@@ -75,12 +75,20 @@ impl Analysed {
     /// The shortest strong path from the roots to every reachable object (and from the entry
     /// points of cyclic garbage to the rest of it).
     pub fn paths(&self) -> &RetainingPaths {
+        self.paths_from(None)
+    }
+
+    /// [`Self::paths`], with the garbage's entries a dominator search found already.
+    fn paths_from(&self, search: Option<&DominatorSearch>) -> &RetainingPaths {
         self.paths.get_or_init(|| {
-            // The dominators found the garbage's entries already, when they were computed;
-            // otherwise they are found alone (far cheaper than the dominators).
-            let p = match self.dominators.get() {
-                Some(d) => RetainingPaths::compute(&self.graph, d.garbage_entries()),
-                None => RetainingPaths::compute(&self.graph, &find_garbage_entries(&self.graph)),
+            // The dominators (or their search) found the garbage's entries already, when they
+            // were computed; otherwise they are found alone (far cheaper than the dominators).
+            let p = match (self.dominators.get(), search) {
+                (Some(d), _) => RetainingPaths::compute(&self.graph, d.garbage_entries()),
+                (None, Some(s)) => RetainingPaths::compute(&self.graph, s.garbage_entries()),
+                (None, None) => {
+                    RetainingPaths::compute(&self.graph, &find_garbage_entries(&self.graph))
+                }
             };
             self.account(p.heap_bytes());
             p
@@ -116,20 +124,37 @@ impl Analysed {
     }
 
     /// Computes every part now (a report that will need them all, or a page that should not
-    /// wait on its first question). The predecessors come first, on one thread while the paths
-    /// and the census are computed on another ([`crate::parallel`]); the dominators then use
-    /// them rather than building their own.
+    /// wait on its first question). The predecessors are built on one thread while another
+    /// runs the dominators' depth-first search (which needs none), then the paths and the
+    /// census ([`crate::parallel`]); the dominators are then finished with the predecessors.
     pub fn compute_all(&self) {
-        crate::parallel::join(
+        let ((), search) = crate::parallel::join(
             || {
                 self.predecessors();
             },
             || {
-                self.paths();
+                let search = self
+                    .dominators
+                    .get()
+                    .is_none()
+                    .then(|| DominatorSearch::run(&self.graph));
+                self.paths_from(search.as_ref());
                 self.census();
+                search
             },
         );
-        self.dominators();
+        match search {
+            Some(search) => {
+                self.dominators.get_or_init(|| {
+                    let d = Dominators::from_search(&self.graph, search, self.predecessors());
+                    self.account(d.heap_bytes());
+                    d
+                });
+            }
+            None => {
+                self.dominators();
+            }
+        }
     }
 
     /// Heap bytes held by the graph and the parts computed so far.
@@ -162,7 +187,7 @@ impl Analysed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{GraphBuilder, NodeFlags};
+    use crate::graph::{GraphBuilder, NodeFlags, NodeId};
     use crate::label::Label;
 
     /// A module holding a list of `n` orders, the list also referring to itself.
@@ -206,6 +231,44 @@ mod tests {
         assert!(a.computed_dominators().is_none());
         assert_eq!(a.dominators().retained_size(list), 56 + 5 * 48);
         assert_eq!(a.predecessors().of(2), &[list]);
+    }
+
+    #[test]
+    fn computing_every_part_at_once_answers_as_each_part_alone() {
+        // The orders, plus a cycle of two no root reaches (garbage, with an entry point).
+        let mut b = GraphBuilder::new();
+        let node = b.intern_type("app", "Node", "Node");
+        let (x, y, z) = (b.add_node(0x10), b.add_node(0x20), b.add_node(0x30));
+        for (v, to) in [(x, y), (y, x), (z, x)] {
+            b.set_node(v, node, 40, NodeFlags::GC_TRACKED);
+            b.push_edge(to, Label::index(0));
+            b.end_node();
+        }
+        b.add_root_node();
+        b.end_node();
+        let mut cyclic = b.finish().unwrap();
+        crate::reach::mark_unreachable(&mut cyclic);
+        for (g, garbage) in [(graph(7), 0), (cyclic, 1)] {
+            let all = Analysed::new(g);
+            all.compute_all();
+            let g = all.graph();
+            let alone = Dominators::compute(g);
+            let d = all.computed_dominators().expect("computed");
+            assert_eq!(d.garbage_entries(), alone.garbage_entries());
+            assert_eq!(d.garbage_entries().len(), garbage);
+            for v in 0..g.node_count() as NodeId {
+                assert_eq!(d.idom(v), alone.idom(v));
+                assert_eq!(d.retained_size(v), alone.retained_size(v));
+            }
+            let paths = all.computed_paths().expect("computed");
+            let found = RetainingPaths::compute(g, &find_garbage_entries(g));
+            for v in 0..g.node_count() as NodeId {
+                assert_eq!(
+                    paths.path(g, v).map(|p| p.render(g)),
+                    found.path(g, v).map(|p| p.render(g))
+                );
+            }
+        }
     }
 
     #[test]

@@ -86,9 +86,9 @@ impl Preorder {
         };
 
         // Depth-first preorder from the super-root, iteratively.
-        let mut num = crate::hugepages::filled(total, NONE);
-        let mut order: Vec<u32> = crate::hugepages::with_capacity(total);
-        let mut parent: Vec<u32> = crate::hugepages::with_capacity(total);
+        let mut num = crate::hugepages::scratch_filled(total, NONE);
+        let mut order: Vec<u32> = crate::hugepages::scratch_with_capacity(total);
+        let mut parent: Vec<u32> = crate::hugepages::scratch_with_capacity(total);
         {
             let mut stack: Vec<(u32, usize)> = Vec::new(); // (node, next successor position)
             num[super_root as usize] = 0;
@@ -121,7 +121,33 @@ impl Preorder {
     }
 }
 
+/// The first half of a dominator computation, the depth-first search (it needs no
+/// predecessors): for a caller that runs it beside the predecessors' construction and then
+/// finishes with [`Dominators::from_search`].
+pub struct DominatorSearch(Preorder);
+
+impl DominatorSearch {
+    /// Searches `graph`.
+    pub fn run(graph: &Graph) -> DominatorSearch {
+        DominatorSearch(Preorder::of(graph))
+    }
+
+    /// The entry points of cyclic garbage, found by the search (as [`find_garbage_entries`]).
+    pub fn garbage_entries(&self) -> &[NodeId] {
+        &self.0.garbage_entries
+    }
+}
+
 impl Dominators {
+    /// Finishes the computation `search` began, with the predecessors of the same graph.
+    pub fn from_search(
+        graph: &Graph,
+        search: DominatorSearch,
+        predecessors: &StrongPredecessors,
+    ) -> Dominators {
+        Self::from_preorder(graph, search.0, Preds::Borrowed(predecessors))
+    }
+
     /// Computes the dominator tree of `graph`.
     pub fn compute(graph: &Graph) -> Dominators {
         Self::compute_with(graph, None)
@@ -160,15 +186,15 @@ impl Dominators {
         let garbage_root = n as u32 + 1;
         let reached = order.len();
 
-        let mut semi: Vec<u32> = crate::hugepages::with_capacity(reached);
+        let mut semi: Vec<u32> = crate::hugepages::scratch_with_capacity(reached);
         semi.extend(0..reached as u32);
-        let mut ancestor = crate::hugepages::filled(reached, NONE);
-        let mut best: Vec<u32> = crate::hugepages::with_capacity(reached);
+        let mut ancestor = crate::hugepages::scratch_filled(reached, NONE);
+        let mut best: Vec<u32> = crate::hugepages::scratch_with_capacity(reached);
         best.extend(0..reached as u32);
-        let mut idom_num = crate::hugepages::filled(reached, NONE);
-        let mut samedom = crate::hugepages::filled(reached, NONE);
-        let mut bucket_head = crate::hugepages::filled(reached, NONE);
-        let mut bucket_next = crate::hugepages::filled(reached, NONE);
+        let mut idom_num = crate::hugepages::scratch_filled(reached, NONE);
+        let mut samedom = crate::hugepages::scratch_filled(reached, NONE);
+        let mut bucket_head = crate::hugepages::scratch_filled(reached, NONE);
+        let mut bucket_next = crate::hugepages::scratch_filled(reached, NONE);
         let mut path = Vec::new();
 
         // eval(v): the ancestor of v (in the linked forest) with the smallest semidominator,
@@ -255,13 +281,13 @@ impl Dominators {
         // Retained sizes: a node's dominator precedes it in preorder, so one reverse pass adds
         // every subtree into its dominator.
         let real = |v: u32| (v as usize) < n && !graph.flags(v).contains(NodeFlags::SYNTHETIC);
-        let mut retained_num: Vec<u64> = crate::hugepages::with_capacity(reached);
+        let mut retained_num: Vec<u64> = crate::hugepages::scratch_with_capacity(reached);
         retained_num.extend(
             order
                 .iter()
                 .map(|&v| if (v as usize) < n { graph.size(v) } else { 0 }),
         );
-        let mut count_num: Vec<u32> = crate::hugepages::with_capacity(reached);
+        let mut count_num: Vec<u32> = crate::hugepages::scratch_with_capacity(reached);
         count_num.extend(order.iter().map(|&v| real(v) as u32));
         for w in (1..reached).rev() {
             let d = idom_num[w];

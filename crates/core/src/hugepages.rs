@@ -25,9 +25,9 @@ pub const LEAST_BYTES: usize = 32 << 20;
 /// The same for scratch arrays, freed before the computation that makes them returns: their last
 /// huge page's unused part is never kept, so smaller ones are advised too (an analysis' arrays
 /// of `u32` from about four million objects: 55,000 faults of `analyze()` at 5M objects went
-/// to 20,000, the rest in the arrays it keeps). Not below:
-/// with arrays from 4 MiB, the whole huge pages zeroed at the arrays' ends cost more than the
-/// faults they save (`analyze()` at 1.07M objects 0.127 s against 0.113 s). Such an array is
+/// to 20,000, the rest in the arrays it keeps). Not below: with arrays from 4 MiB, the whole
+/// huge pages zeroed at the arrays' ends cost more than the faults they save (`analyze()` at
+/// 1.07M objects 0.127 s against 0.113 s). Such an array is
 /// given room of at least [`LEAST_BYTES`] (address space only: what is not written is never
 /// backed), so that the allocator maps it apart and unmaps it when freed (glibc does so from
 /// 32 MiB): advice on memory the allocator would later hand to the program would change how the

@@ -63,10 +63,18 @@ impl Analysed {
 
     /// Dominators, retained sizes and the entries of cyclic garbage.
     pub fn dominators(&self) -> &Dominators {
+        self.dominators_from(None)
+    }
+
+    /// [`Self::dominators`], finishing `search` when it was run already.
+    fn dominators_from(&self, search: Option<DominatorSearch>) -> &Dominators {
         self.dominators.get_or_init(|| {
-            // The predecessors kept for path queries, when computed already; otherwise the
-            // computation builds its own and drops them.
-            let d = Dominators::compute_with(&self.graph, self.predecessors.get());
+            let d = match search {
+                Some(search) => Dominators::from_search(&self.graph, search, self.predecessors()),
+                // The predecessors kept for path queries, when computed already; otherwise the
+                // computation builds its own and drops them.
+                None => Dominators::compute_with(&self.graph, self.predecessors.get()),
+            };
             self.account(d.heap_bytes());
             d
         })
@@ -143,18 +151,7 @@ impl Analysed {
                 search
             },
         );
-        match search {
-            Some(search) => {
-                self.dominators.get_or_init(|| {
-                    let d = Dominators::from_search(&self.graph, search, self.predecessors());
-                    self.account(d.heap_bytes());
-                    d
-                });
-            }
-            None => {
-                self.dominators();
-            }
-        }
+        self.dominators_from(search);
     }
 
     /// Heap bytes held by the graph and the parts computed so far.

@@ -38,6 +38,7 @@
 pub mod analysis;
 pub mod census;
 pub mod error;
+pub mod freed;
 pub mod graph;
 pub mod growth;
 pub mod history;

@@ -674,8 +674,10 @@ pub fn snapshot(
             }
         }
     };
+    // Without the interpreter's lock: wrapping a large graph gives the memory its making freed
+    // back to the system (a few milliseconds).
     let snapshot = PySnapshot {
-        data: Arc::new(Analysed::new(graph)),
+        data: Arc::new(py.detach(|| Analysed::new(graph))),
     };
     Ok(Py::new(py, snapshot)?.into_any())
 }
@@ -709,10 +711,10 @@ pub fn snapshot_around(
 /// Reads a snapshot file written by :meth:`Snapshot.save` (on this machine or another).
 #[pyfunction]
 pub fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<PySnapshot> {
-    let graph = py
-        .detach(|| heaplens_core::snapfile::load(&path))
+    let analysed = py
+        .detach(|| heaplens_core::snapfile::load(&path).map(Analysed::new))
         .map_err(crate::errors::core_error)?;
     Ok(PySnapshot {
-        data: Arc::new(Analysed::new(graph)),
+        data: Arc::new(analysed),
     })
 }

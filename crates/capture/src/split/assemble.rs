@@ -440,14 +440,10 @@ impl Output {
     }
 }
 
-/// Hands the allocator's free memory back to the system. A part's arrays, once copied, are
-/// freed; glibc keeps memory freed by a thread in that thread's arena (and allocations under
-/// its adaptive mmap threshold in its heap), so without this the process' resident memory
-/// would hold the parts and the assembled graph at once: twice the graph.
+/// Hands the allocator's free memory back to the system ([`heaplens_core::freed`]). A part's
+/// arrays, once copied, are freed; glibc keeps memory freed by a thread in that thread's arena
+/// (and allocations under its adaptive mmap threshold in its heap), so without this the process'
+/// resident memory would hold the parts and the assembled graph at once: twice the graph.
 fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory; it is safe to call from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    heaplens_core::freed::give_back();
 }

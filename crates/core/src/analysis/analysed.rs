@@ -28,26 +28,45 @@ pub struct Analysed {
     paths: OnceLock<RetainingPaths>,
     predecessors: OnceLock<StrongPredecessors>,
     census: OnceLock<Census>,
-    /// The bytes the computed parts count in heaplens' own memory.
+    /// Last: fields are dropped in the order they are declared, so this one's drop comes after
+    /// the graph and every part were freed, and can give their memory back.
+    footprint: Footprint,
+}
+
+/// The bytes an [`Analysed`]'s computed parts count in heaplens' own memory; when dropped, they
+/// leave it, and the memory of a large snapshot and analysis, freed just before, goes back to
+/// the system ([`crate::freed`]).
+#[derive(Debug)]
+struct Footprint {
+    graph_bytes: usize,
     accounted: AtomicUsize,
 }
 
-impl Drop for Analysed {
+impl Drop for Footprint {
     fn drop(&mut self) {
-        crate::own::release(*self.accounted.get_mut());
+        let accounted = *self.accounted.get_mut();
+        crate::own::release(accounted);
+        crate::freed::give_back_after(self.graph_bytes + accounted);
     }
 }
 
 impl Analysed {
-    /// Wraps `graph`; nothing is computed yet.
+    /// Wraps `graph`; nothing is computed yet. The memory that making a large graph freed (a
+    /// walk's or a file's reading) goes back to the system ([`crate::freed`]): the bindings call
+    /// this with the interpreter's lock released.
     pub fn new(graph: Graph) -> Analysed {
+        let graph_bytes = graph.heap_bytes();
+        crate::freed::give_back_after(graph_bytes);
         Analysed {
             graph,
             dominators: OnceLock::new(),
             paths: OnceLock::new(),
             predecessors: OnceLock::new(),
             census: OnceLock::new(),
-            accounted: AtomicUsize::new(0),
+            footprint: Footprint {
+                graph_bytes,
+                accounted: AtomicUsize::new(0),
+            },
         }
     }
 
@@ -57,20 +76,33 @@ impl Analysed {
 
     /// Counts a part just computed in heaplens' own memory.
     fn account(&self, bytes: usize) {
-        self.accounted.fetch_add(bytes, Ordering::Relaxed);
+        self.footprint.accounted.fetch_add(bytes, Ordering::Relaxed);
         crate::own::account(bytes);
     }
 
     /// Dominators, retained sizes and the entries of cyclic garbage.
     pub fn dominators(&self) -> &Dominators {
-        self.dominators_from(None)
+        let fresh = self.dominators.get().is_none();
+        self.given_back_if(fresh, self.dominators_from(None))
+    }
+
+    /// `part`, after the memory its computation freed (when `fresh`: it was computed now) went
+    /// back to the system ([`crate::freed`]): an analysis' scratch arrays are several times its
+    /// graph, and glibc would keep them resident.
+    fn given_back_if<'a, T>(&self, fresh: bool, part: &'a T) -> &'a T {
+        if fresh {
+            crate::freed::give_back_after(self.graph.heap_bytes());
+        }
+        part
     }
 
     /// [`Self::dominators`], finishing `search` when it was run already.
     fn dominators_from(&self, search: Option<DominatorSearch>) -> &Dominators {
         self.dominators.get_or_init(|| {
             let d = match search {
-                Some(search) => Dominators::from_search(&self.graph, search, self.predecessors()),
+                Some(search) => {
+                    Dominators::from_search(&self.graph, search, self.predecessors_kept())
+                }
                 // The predecessors kept for path queries, when computed already; otherwise the
                 // computation builds its own and drops them.
                 None => Dominators::compute_with(&self.graph, self.predecessors.get()),
@@ -83,7 +115,8 @@ impl Analysed {
     /// The shortest strong path from the roots to every reachable object (and from the entry
     /// points of cyclic garbage to the rest of it).
     pub fn paths(&self) -> &RetainingPaths {
-        self.paths_from(None)
+        let fresh = self.paths.get().is_none();
+        self.given_back_if(fresh, self.paths_from(None))
     }
 
     /// [`Self::paths`], with the garbage's entries a dominator search found already.
@@ -105,6 +138,12 @@ impl Analysed {
 
     /// Who refers to whom, strongly: the referrers of every object.
     pub fn predecessors(&self) -> &StrongPredecessors {
+        let fresh = self.predecessors.get().is_none();
+        self.given_back_if(fresh, self.predecessors_kept())
+    }
+
+    /// [`Self::predecessors`], leaving the memory freed meanwhile to the caller.
+    fn predecessors_kept(&self) -> &StrongPredecessors {
         self.predecessors.get_or_init(|| {
             let p = StrongPredecessors::build(&self.graph);
             self.account(p.heap_bytes());
@@ -136,9 +175,12 @@ impl Analysed {
     /// runs the dominators' depth-first search (which needs none), then the paths and the
     /// census ([`crate::parallel`]); the dominators are then finished with the predecessors.
     pub fn compute_all(&self) {
+        let fresh = self.dominators.get().is_none()
+            || self.paths.get().is_none()
+            || self.predecessors.get().is_none();
         let ((), search) = crate::parallel::join(
             || {
-                self.predecessors();
+                self.predecessors_kept();
             },
             || {
                 let search = self
@@ -151,18 +193,19 @@ impl Analysed {
                 search
             },
         );
-        self.dominators_from(search);
+        self.given_back_if(fresh, self.dominators_from(search));
     }
 
     /// Heap bytes held by the graph and the parts computed so far.
     pub fn heap_bytes(&self) -> usize {
-        self.graph.heap_bytes() + self.accounted.load(Ordering::Relaxed)
+        self.graph.heap_bytes() + self.footprint.accounted.load(Ordering::Relaxed)
     }
 
     /// What grew since `before` (an earlier snapshot of the same process), and what holds it:
     /// [`diff::diff`] with this snapshot's retaining paths.
     pub fn diff_since(&self, before: &Analysed, options: DiffOptions) -> Result<SnapshotDiff> {
         diff::check_pair(&before.graph, &self.graph)?;
+        let fresh = self.paths.get().is_none();
         // What the comparison needs, on two threads: the two snapshots' objects in address
         // order, and this one's retaining paths (one search, the longest of the three). This
         // snapshot's order goes to whichever thread is free first (the other waits for it, or
@@ -173,11 +216,16 @@ impl Analysed {
                 self.graph.address_order();
             },
             || {
-                self.paths();
+                self.paths_from(None);
                 self.graph.address_order();
             },
         );
-        diff::diff(&before.graph, &self.graph, self.paths(), options)
+        diff::diff(
+            &before.graph,
+            &self.graph,
+            self.given_back_if(fresh, self.paths_from(None)),
+            options,
+        )
     }
 }
 

@@ -33,9 +33,10 @@ impl Leaves {
 
 /// Each leaf's immediate dominator, by preorder number ([`NONE`] for a leaf no search reached),
 /// from the dominators of the rest (`idom_num`, by preorder number: a dominator's number is below
-/// those it dominates). `None` when the common dominators of the leaves' referrers would take
-/// more than `budget` steps up the tree (a long chain of objects that all refer to one string):
-/// the caller then searches every node.
+/// those it dominates), with three arrays of the semidominators' pass it is done with (`reused`).
+/// `None` when the common dominators of the leaves' referrers would take more than `budget`
+/// steps up the tree (the links of a long chain, each sharing a string with an object near the
+/// root): the caller then searches every node.
 pub(super) fn leaf_dominators<'a>(
     graph: &Graph,
     leaves: &Leaves,

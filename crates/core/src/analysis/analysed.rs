@@ -16,7 +16,7 @@ use super::paths::RetainingPaths;
 use super::reverse::StrongPredecessors;
 use crate::census::Census;
 use crate::error::Result;
-use crate::graph::Graph;
+use crate::graph::{Graph, NodeId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -120,13 +120,13 @@ impl Analysed {
     }
 
     /// [`Self::paths`], with the garbage's entries a dominator search found already.
-    fn paths_from(&self, search: Option<&DominatorSearch>) -> &RetainingPaths {
+    fn paths_from(&self, garbage_entries: Option<&[NodeId]>) -> &RetainingPaths {
         self.paths.get_or_init(|| {
             // The dominators (or their search) found the garbage's entries already, when they
             // were computed; otherwise they are found alone (far cheaper than the dominators).
-            let p = match (self.dominators.get(), search) {
+            let p = match (self.dominators.get(), garbage_entries) {
                 (Some(d), _) => RetainingPaths::compute(&self.graph, d.garbage_entries()),
-                (None, Some(s)) => RetainingPaths::compute(&self.graph, s.garbage_entries()),
+                (None, Some(entries)) => RetainingPaths::compute(&self.graph, entries),
                 (None, None) => {
                     RetainingPaths::compute(&self.graph, &find_garbage_entries(&self.graph))
                 }
@@ -171,9 +171,10 @@ impl Analysed {
     }
 
     /// Computes every part now (a report that will need them all, or a page that should not
-    /// wait on its first question). The predecessors are built on one thread while another
-    /// runs the dominators' depth-first search (which needs none), then the paths and the
-    /// census ([`crate::parallel`]); the dominators are then finished with the predecessors.
+    /// wait on its first question), on two threads ([`crate::parallel`]): the predecessors are
+    /// built on one while the other runs the dominators' depth-first search (which needs none);
+    /// then the dominators are finished with the predecessors on one while the other computes
+    /// the paths (from the garbage's entries the search found) and the census.
     pub fn compute_all(&self) {
         let fresh = self.dominators.get().is_none()
             || self.paths.get().is_none()
@@ -183,17 +184,21 @@ impl Analysed {
                 self.predecessors_kept();
             },
             || {
-                let search = self
-                    .dominators
+                self.dominators
                     .get()
                     .is_none()
-                    .then(|| DominatorSearch::run(&self.graph));
-                self.paths_from(search.as_ref());
-                self.census();
-                search
+                    .then(|| DominatorSearch::run(&self.graph))
             },
         );
-        self.given_back_if(fresh, self.dominators_from(search));
+        let entries = search.as_ref().map(|s| s.garbage_entries().to_vec());
+        let ((), dominators) = crate::parallel::join(
+            || {
+                self.paths_from(entries.as_deref());
+                self.census();
+            },
+            || self.dominators_from(search),
+        );
+        self.given_back_if(fresh, dominators);
     }
 
     /// Heap bytes held by the graph and the parts computed so far.

@@ -208,10 +208,10 @@ impl Dominators {
         let garbage_root = n as u32 + 1;
         let reached = order.len();
 
-        let mut semi: Vec<u32> = crate::hugepages::scratch_with_capacity(reached);
+        let mut semi: Vec<u32> = crate::hugepages::scratch_to_fill(reached);
         semi.extend(0..reached as u32);
         let mut ancestor = crate::hugepages::scratch_filled(reached, NONE);
-        let mut best: Vec<u32> = crate::hugepages::scratch_with_capacity(reached);
+        let mut best: Vec<u32> = crate::hugepages::scratch_to_fill(reached);
         best.extend(0..reached as u32);
         let mut idom_num = crate::hugepages::scratch_filled(reached, NONE);
         let mut samedom = crate::hugepages::scratch_filled(reached, NONE);
@@ -320,13 +320,13 @@ impl Dominators {
         // Retained sizes: a node's dominator precedes it in preorder, so one reverse pass adds
         // every subtree into its dominator.
         let real = |v: u32| (v as usize) < n && !graph.flags(v).contains(NodeFlags::SYNTHETIC);
-        let mut retained_num: Vec<u64> = crate::hugepages::scratch_with_capacity(reached);
+        let mut retained_num: Vec<u64> = crate::hugepages::scratch_to_fill(reached);
         retained_num.extend(
             order
                 .iter()
                 .map(|&v| if (v as usize) < n { graph.size(v) } else { 0 }),
         );
-        let mut count_num: Vec<u32> = crate::hugepages::scratch_with_capacity(reached);
+        let mut count_num: Vec<u32> = crate::hugepages::scratch_to_fill(reached);
         count_num.extend(order.iter().map(|&v| real(v) as u32));
         // Each leaf's bytes start in its dominator's, and go up the tree from there.
         let mut largest_leaf = 0u64;

@@ -26,7 +26,7 @@ impl StrongPredecessors {
         for i in 0..n {
             offsets[i + 1] += offsets[i];
         }
-        let mut fill = crate::hugepages::scratch_with_capacity(n + 1);
+        let mut fill = crate::hugepages::scratch_to_fill(n + 1);
         fill.extend_from_slice(&offsets);
         let mut sources = crate::hugepages::filled(offsets[n] as usize, 0 as NodeId);
         for v in 0..n as NodeId {

@@ -48,33 +48,50 @@ pub fn advise<T>(v: &Vec<T>) {
 }
 
 fn advise_from<T>(v: &Vec<T>, least: usize) {
-    let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
-    advise_range(v.as_ptr() as usize, bytes, least);
-}
-
-#[cfg(target_os = "linux")]
-fn advise_range(start: usize, bytes: usize, least: usize) {
-    const PAGE: usize = 4096;
+    let bytes = room_bytes(v);
     if bytes < least
         || DISABLED.load(Ordering::Relaxed)
         || std::env::var_os(NO_HUGE_PAGES_VARIABLE).is_some_and(|v| v == "1")
     {
         return;
     }
-    // Whole pages inside the array only: the pages at its ends may hold other allocations.
+    madvise_inside(v.as_ptr() as usize, bytes, ADVICE_HUGEPAGE);
+}
+
+/// The bytes of `v`'s room (its capacity).
+fn room_bytes<T>(v: &Vec<T>) -> usize {
+    v.capacity().saturating_mul(std::mem::size_of::<T>())
+}
+
+#[cfg(target_os = "linux")]
+const ADVICE_HUGEPAGE: i32 = libc::MADV_HUGEPAGE;
+#[cfg(target_os = "linux")]
+const ADVICE_POPULATE_WRITE: i32 = libc::MADV_POPULATE_WRITE;
+#[cfg(not(target_os = "linux"))]
+const ADVICE_HUGEPAGE: i32 = 0;
+#[cfg(not(target_os = "linux"))]
+const ADVICE_POPULATE_WRITE: i32 = 0;
+
+/// `madvise(advice)` on the whole pages inside `bytes` from `start`, memory this process
+/// allocated: the pages at the ends may hold other allocations, and are left alone. The advice
+/// must change how memory is backed, never its contents. A kernel that does not know the advice
+/// answers EINVAL, and nothing changes.
+#[cfg(target_os = "linux")]
+fn madvise_inside(start: usize, bytes: usize, advice: i32) {
+    const PAGE: usize = 4096;
     let first = start.div_ceil(PAGE) * PAGE;
     let end = (start + bytes) / PAGE * PAGE;
     if end > first {
-        // SAFETY: the range lies within memory this process allocated; MADV_HUGEPAGE changes
-        // how it is backed, never its contents.
+        // SAFETY: the range lies within memory this process allocated, and the advice
+        // (see above) leaves its contents as they are.
         unsafe {
-            libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            libc::madvise(first as *mut libc::c_void, end - first, advice);
         }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_range(_: usize, _: usize, _: usize) {}
+fn madvise_inside(_: usize, _: usize, _: i32) {}
 
 /// Arrays from this size that are written whole at once are backed in one call before they
 /// are written ([`populate`]).
@@ -84,32 +101,13 @@ pub const POPULATE_LEAST_BYTES: usize = 1 << 20;
 /// where every 4 KiB page would have taken a fault of its own (1.5 against 2.5 us a page in the
 /// VM this was measured in; most of what is left is the kernel zeroing the page). Only for arrays
 /// written whole right away: memory that would never be written would be backed all the same.
-#[cfg(target_os = "linux")]
+/// Needs Linux 5.14; an older kernel refuses, and the pages fault in as they are written.
 fn populate<T>(v: &Vec<T>) {
-    const PAGE: usize = 4096;
-    let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
-    if bytes < POPULATE_LEAST_BYTES {
-        return;
-    }
-    let start = v.as_ptr() as usize;
-    let first = start.div_ceil(PAGE) * PAGE;
-    let end = (start + bytes) / PAGE * PAGE;
-    if end > first {
-        // SAFETY: the range lies within memory this process allocated for `v`, which the caller
-        // writes next; populating changes when it is backed, never its contents. A kernel
-        // older than 5.14 answers EINVAL, and the pages fault in as they are written.
-        unsafe {
-            libc::madvise(
-                first as *mut libc::c_void,
-                end - first,
-                libc::MADV_POPULATE_WRITE,
-            );
-        }
+    let bytes = room_bytes(v);
+    if bytes >= POPULATE_LEAST_BYTES {
+        madvise_inside(v.as_ptr() as usize, bytes, ADVICE_POPULATE_WRITE);
     }
 }
-
-#[cfg(not(target_os = "linux"))]
-fn populate<T>(_: &Vec<T>) {}
 
 /// `vec![value; n]`, on huge pages when large.
 pub fn filled<T: Clone>(n: usize, value: T) -> Vec<T> {
@@ -139,6 +137,7 @@ pub fn scratch_filled<T: Clone>(n: usize, value: T) -> Vec<T> {
 /// before it is written, as [`scratch_filled`]'s are).
 pub fn scratch_to_fill<T>(n: usize) -> Vec<T> {
     let v = scratch_with_capacity(n);
+    // A large one's room beyond `n` is address space only, and must stay unbacked.
     if v.capacity() == n {
         populate(&v);
     }

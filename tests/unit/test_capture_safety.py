@@ -7,6 +7,7 @@ import ctypes
 import gc
 import io
 import re
+import subprocess
 import sys
 import threading
 import types
@@ -92,6 +93,53 @@ def test_gc_lists_are_intact_after_a_capture():
         assert gc.collect() >= 2000
     finally:
         gc.enable()
+
+
+# Every link of the collector's lists is put back as it was, by the walk on one thread and by
+# the walk on several (which a heap of more than 200,000 tracked objects gets), with lists of
+# an odd and of an even length (the walk numbers each list from both ends at once): the order
+# `gc.get_objects()` follows (`_gc_next`), and the back links, which an object freed after the
+# capture is unlinked through (`_gc_prev`; a wrong one would cut objects out of the list).
+# In a process of its own: no other thread may touch the oldest generation meanwhile.
+LINKS_PUT_BACK = """
+import ctypes, gc, sys
+import heaplens
+
+gc.disable()
+libc = ctypes.CDLL(None)
+lists = [[] for _ in range(260_000)]
+spare = []
+
+def oldest():
+    return [id(o) for o in gc.get_objects(generation=2)]
+
+def check(parity):
+    # The objects made here are gone before the next check's collection.
+    gc.collect()
+    while len(gc.get_objects(generation=2)) % 2 != parity:
+        spare.append([])
+        gc.collect()
+    before = oldest()
+    heaplens.snapshot(fork=False)
+    assert oldest() == before, "the forward links changed"
+    freed = {id(o) for o in lists[parity::97]}
+    del lists[parity::97]
+    assert oldest() == [i for i in before if i not in freed], "a back link is wrong"
+
+for threads in (b"1", b"2"):
+    libc.setenv(b"HEAPLENS_THREADS", threads, 1)
+    for parity in (0, 1):
+        check(parity)
+print("ok")
+"""
+
+
+def test_every_list_link_is_put_back():
+    done = subprocess.run(
+        [sys.executable, "-c", LINKS_PUT_BACK], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
 
 
 def exotic_objects():

@@ -62,7 +62,7 @@ impl GcLists {
     #[inline]
     pub unsafe fn for_each(&self, mut f: impl FnMut(Obj)) {
         for &head in &self.heads {
-            unsafe { walk_list(head, self.next_flags, |o, _| f(o)) };
+            unsafe { walk_list(head, self.next_flags, &mut f) };
         }
     }
 
@@ -114,15 +114,17 @@ impl GcLists {
 
 /// Visits every node of one list, from both ends at once: the forward chase (`_gc_next`) and the
 /// backward chase (`_gc_prev`) are independent chains of cache misses, so walking both halves
-/// together takes about half the time of one long chase. `f(obj, from_front)` is called for each
-/// object; the neighbours of a node are read before `f` sees it, so `f` may overwrite the node's
-/// `_gc_prev` (the stash does).
+/// together takes about half the time of one long chase. `f` is called with the front's and the
+/// back's nodes in turn, front first (with an odd count, the last call is the middle node, from
+/// the front): the `k`-th call is the `k/2`-th node from the front for even `k`, from the back
+/// for odd `k`. The neighbours of a node are read before `f` sees it, so `f` may overwrite the
+/// node's `_gc_prev` (the stash does).
 ///
 /// # Safety
 /// `head` must be a GC list head of the running interpreter, the GIL held, and no collection
 /// running.
 #[inline(always)]
-unsafe fn walk_list(head: *mut usize, next_flags: usize, mut f: impl FnMut(Obj, bool)) {
+unsafe fn walk_list(head: *mut usize, next_flags: usize, mut f: impl FnMut(Obj)) {
     unsafe {
         let mut lo = (*head & !next_flags) as *mut usize;
         if lo == head {
@@ -133,20 +135,20 @@ unsafe fn walk_list(head: *mut usize, next_flags: usize, mut f: impl FnMut(Obj, 
         let mut hi_guess = Strides::default();
         loop {
             if lo == hi {
-                f(lo.add(2) as Obj, true);
+                f(lo.add(2) as Obj);
                 return;
             }
             let lo_next = (*lo & !next_flags) as *mut usize;
             let hi_prev = (*hi.add(1) & !GC_PREV_FLAG_BITS) as *mut usize;
             lo_guess.step(lo as usize, lo_next as usize);
             hi_guess.step(hi as usize, hi_prev as usize);
-            f(lo.add(2) as Obj, true);
-            f(hi.add(2) as Obj, false);
+            f(lo.add(2) as Obj);
+            f(hi.add(2) as Obj);
             if lo_next == hi {
                 return;
             }
             if lo_next == hi_prev {
-                f(lo_next.add(2) as Obj, true);
+                f(lo_next.add(2) as Obj);
                 return;
             }
             lo = lo_next;
@@ -185,50 +187,89 @@ const STASH_MARK: usize = 0b100;
 const STASH_SHIFT: u32 = 3;
 
 /// Node ids stashed in `_gc_prev` for the length of a walk; see the module documentation.
+///
+/// The ids are the order the chase met the objects in (both ends of each list at once, see
+/// [`walk_list`]), and the stash keeps that one record of them: the walks read their tracked
+/// objects from it, and [`Stash::restore`] rebuilds each list's order from it. It grows in
+/// blocks that never move: an array that grows by copying leaves its old copies in the
+/// allocator, where they would add to the snapshot's peak memory (a tenth of it on a heap of a
+/// million objects).
 pub struct Stash<'a> {
     lists: &'a GcLists,
-    /// Every tracked object, in list order (list after list).
-    objects: Vec<Obj>,
-    /// How many objects each list holds.
+    /// Every tracked object, by id.
+    objects: Blocks,
+    /// How many objects each list holds (their ids follow each other, list after list).
     lengths: Vec<usize>,
     active: bool,
 }
 
+/// Objects in blocks of a fixed size, appended to and read by index.
+#[derive(Default)]
+struct Blocks {
+    blocks: Vec<Vec<Obj>>,
+    len: usize,
+}
+
+impl Blocks {
+    const BITS: u32 = 15;
+    const SIZE: usize = 1 << Self::BITS;
+
+    #[inline(always)]
+    fn push(&mut self, o: Obj) {
+        if self.len % Self::SIZE == 0 {
+            self.blocks.push(Vec::with_capacity(Self::SIZE));
+        }
+        if let Some(last) = self.blocks.last_mut() {
+            last.push(o);
+        }
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> Obj {
+        self.blocks[i >> Self::BITS][i & (Self::SIZE - 1)]
+    }
+}
+
 impl<'a> Stash<'a> {
-    /// Numbers every tracked object with `assign(obj)` and stashes the number in its header.
+    /// Numbers every tracked object, `0..len()` in the order the chase meets them, and stashes
+    /// the number in its header.
     ///
     /// # Safety
     /// The GIL must be held for the whole life of the returned value, and no Python code may run
     /// until it is dropped.
-    pub unsafe fn new(lists: &'a GcLists, mut assign: impl FnMut(Obj) -> u32) -> Stash<'a> {
+    pub unsafe fn new(lists: &'a GcLists) -> Stash<'a> {
         let mut stash = Stash {
             lists,
-            objects: Vec::new(),
+            objects: Blocks::default(),
             lengths: Vec::with_capacity(lists.heads.len()),
             active: true,
         };
-        let mut back: Vec<Obj> = Vec::new();
         for &head in &lists.heads {
-            let before = stash.objects.len();
+            let before = stash.objects.len;
             // SAFETY: the lists are well formed while the GIL is held; walk_list reads each
             // node's neighbours before the callback overwrites its _gc_prev.
             unsafe {
-                walk_list(head, lists.next_flags, |o, from_front| {
-                    let id = assign(o) as usize;
+                walk_list(head, lists.next_flags, |o| {
+                    let id = stash.objects.len;
                     let prev = raw::gc_head(o).add(1);
                     *prev = (id << STASH_SHIFT) | STASH_MARK | (*prev & GC_PREV_FLAG_BITS);
-                    if from_front {
-                        stash.objects.push(o);
-                    } else {
-                        back.push(o);
-                    }
+                    stash.objects.push(o);
                 });
             }
-            // Keep the list order for restore(): the front half, then the back half reversed.
-            stash.objects.extend(back.drain(..).rev());
-            stash.lengths.push(stash.objects.len() - before);
+            stash.lengths.push(stash.objects.len - before);
         }
         stash
+    }
+
+    /// How many objects are numbered.
+    pub fn len(&self) -> usize {
+        self.objects.len
+    }
+
+    /// The objects numbered `ids`, in order.
+    pub fn objects(&self, ids: std::ops::Range<usize>) -> impl ExactSizeIterator<Item = Obj> + '_ {
+        ids.map(|i| self.objects.get(i))
     }
 
     /// The node id of `o` if it is a tracked object numbered by this stash.
@@ -254,8 +295,9 @@ impl<'a> Stash<'a> {
     }
 
     /// Puts every `_gc_prev` back: each node's previous node in its list, flags kept. Reads the
-    /// recorded list order rather than chasing `_gc_next` again, so the writes do not wait on
-    /// each other's cache misses.
+    /// recorded order rather than chasing `_gc_next` again, so the writes do not wait on each
+    /// other's cache misses. A list's ids alternate between its two ends ([`walk_list`]): the
+    /// even ones are its front half in order, the odd ones its back half from the tail.
     pub fn restore(&mut self) {
         if !self.active {
             return;
@@ -263,9 +305,11 @@ impl<'a> Stash<'a> {
         let mut start = 0;
         for (&head, &len) in self.lists.heads.iter().zip(&self.lengths) {
             let mut prev = head as usize;
-            for &o in &self.objects[start..start + len] {
-                let node = raw::gc_head(o);
-                // SAFETY: `o` is a tracked object (only its _gc_prev word was changed) and the
+            let front = (start..start + len).step_by(2);
+            let back = (start + 1..start + len).step_by(2).rev();
+            for i in front.chain(back) {
+                let node = raw::gc_head(self.objects.get(i));
+                // SAFETY: the object is tracked (only its _gc_prev word was changed) and the
                 // GIL is held.
                 unsafe {
                     let slot = node.add(1);

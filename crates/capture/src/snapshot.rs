@@ -743,10 +743,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         // visits them in the stash's order), so node ids do not depend on the numbering.
         let mut tracked_map = None;
         let mut stash = match numbering {
-            Numbering::InHeaders => Some(Stash::new(lists, |o| {
-                balance.push(0);
-                builder.add_node(o as u64)
-            })),
+            Numbering::InHeaders => Some(Stash::new(lists)),
             Numbering::InMap { .. } => {
                 // Counted first: a map that grows by copying would leave its old arrays in the
                 // allocator and raise the child's peak.
@@ -762,13 +759,24 @@ pub(crate) unsafe fn snapshot<A: Abi>(
                 None
             }
         };
-        let gc_count = builder.node_count();
-        // Room for the usual heap shape up front: arrays that grow by copying would leave their
-        // old copies in the allocator and raise the peak. Unused capacity is never touched, so
-        // it costs address space, not memory.
-        builder.reserve(gc_count * 6, gc_count * 20);
-        balance.reserve(gc_count * 6);
+        let gc_count = match &stash {
+            Some(stash) => stash.len(),
+            None => builder.node_count(),
+        };
+        // Room for the usual heap shape (six more nodes beside each tracked object) up front:
+        // arrays that grow by copying would leave their old copies in the allocator and raise
+        // the peak. Unused capacity is never touched, so it costs address space, not memory.
+        let own = builder.node_count();
+        builder.reserve(gc_count * 7 - own, gc_count * 20);
+        balance.reserve(gc_count * 7 - own);
         heaplens_core::hugepages::advise(&balance);
+        // The stashed objects' nodes, numbered as the stash numbered them.
+        if let Some(stash) = &stash {
+            for o in stash.objects(0..gc_count) {
+                builder.add_node(o as u64);
+                balance.push(0);
+            }
+        }
 
         // Thread and frame nodes come right after the tracked objects.
         let stacks = threads::thread_stacks(env);

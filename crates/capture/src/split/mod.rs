@@ -144,12 +144,8 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         if threads < 2 {
             return Ok(None);
         }
-        let mut addrs: Vec<u64> = Vec::new();
-        let mut stash = Stash::new(lists, |o| {
-            addrs.push(o as u64);
-            (addrs.len() - 1) as u32
-        });
-        let tracked = addrs.len();
+        let mut stash = Stash::new(lists);
+        let tracked = stash.len();
         if tracked < MIN_TRACKED || tracked >= (u32::MAX / 4) as usize {
             return Ok(None); // the stash puts the headers back as it goes
         }
@@ -194,12 +190,11 @@ pub(crate) unsafe fn snapshot<A: Abi>(
                 let s = share((hi - lo) as u32, lo as NodeId, c, false);
                 Mutex::new(Some(Handed(new_part::<A>(
                     env,
-                    addrs[lo..hi].iter().copied(),
+                    stash.objects(lo..hi).map(|o| o as u64),
                     s,
                 ))))
             })
             .collect();
-        drop(addrs);
         let taken = AtomicUsize::new(0);
         let interp = crate::cpython::walk_interpreter() as usize;
         let work = || loop {

@@ -99,7 +99,8 @@ def test_gc_lists_are_intact_after_a_capture():
 # the walk on several (which a heap of more than 200,000 tracked objects gets), with lists of
 # an odd and of an even length (the walk numbers each list from both ends at once): the order
 # `gc.get_objects()` follows (`_gc_next`), and the back links, which an object freed after the
-# capture is unlinked through (`_gc_prev`; a wrong one would cut objects out of the list).
+# capture is unlinked through (`_gc_prev`; a wrong one would cut objects out of the list); also
+# with every object in the permanent generation of `gc.freeze()`.
 # In a process of its own: no other thread may touch the oldest generation meanwhile.
 LINKS_PUT_BACK = """
 import ctypes, gc, sys
@@ -126,10 +127,25 @@ def check(parity):
     del lists[parity::97]
     assert oldest() == [i for i in before if i not in freed], "a back link is wrong"
 
+def check_frozen():
+    # gc.freeze() moves every object to the permanent generation, a list of its own, and
+    # gc.unfreeze() appends it back to the oldest generation as it stands.
+    gc.collect()
+    before = oldest()
+    gc.freeze()
+    heaplens.snapshot(fork=False)
+    gc.unfreeze()
+    kept = set(before)
+    assert [i for i in oldest() if i in kept] == before, "the frozen list changed"
+    freed = {id(o) for o in lists[::89]}
+    del lists[::89]
+    assert [i for i in oldest() if i in kept] == [i for i in before if i not in freed]
+
 for threads in (b"1", b"2"):
     libc.setenv(b"HEAPLENS_THREADS", threads, 1)
     for parity in (0, 1):
         check(parity)
+    check_frozen()
 print("ok")
 """
 

@@ -133,6 +133,14 @@ impl TypeTable {
             || self.display_name(id, strings) == query
             || self.long_name(id, strings) == query
     }
+
+    /// For each type, by id, whether `query` names it ([`TypeTable::matches`]): asked once per
+    /// type rather than once per object, since a dotted name is formatted to be compared.
+    pub fn matching(&self, strings: &StringTable, query: &str) -> Vec<bool> {
+        self.iter()
+            .map(|(id, _)| self.matches(id, strings, query))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -182,5 +190,8 @@ mod tests {
         assert!(t.matches(order, &s, "Shop.Order"));
         assert!(!t.matches(order, &s, "other.Order"));
         assert!(!t.matches(dict, &s, "Order"));
+        let mut named = vec![false; t.len()];
+        named[order.0 as usize] = true;
+        assert_eq!(t.matching(&s, "myapp.models.Order"), named);
     }
 }

@@ -238,8 +238,9 @@ impl PySnapshot {
     /// The objects whose type ``name`` names (``"dict"``, ``"Order"``, ``"myapp.Order"``).
     fn by_type(&self, name: &str) -> Vec<PySnapshotObject> {
         let g = self.data.graph();
+        let named = g.types().matching(g.strings(), name);
         g.objects()
-            .filter(|&n| g.types().matches(g.type_id(n), g.strings(), name))
+            .filter(|&n| named[g.type_id(n).0 as usize])
             .map(|n| view(&self.data, n))
             .collect()
     }

@@ -12,6 +12,7 @@
 //! nothing can observe the borrowed words; the two flag bits CPython keeps in `_gc_prev` are left
 //! untouched, and bit 2 (always 0 in a real, 8-aligned pointer) marks a stashed id.
 
+use crate::blocks::Blocks;
 use crate::env::Env;
 use crate::layout::GC_PREV_FLAG_BITS;
 use crate::raw::{self, read, Obj};
@@ -197,38 +198,10 @@ const STASH_SHIFT: u32 = 3;
 pub struct Stash<'a> {
     lists: &'a GcLists,
     /// Every tracked object, by id.
-    objects: Blocks,
+    objects: Blocks<Obj>,
     /// How many objects each list holds (their ids follow each other, list after list).
     lengths: Vec<usize>,
     active: bool,
-}
-
-/// Objects in blocks of a fixed size, appended to and read by index.
-#[derive(Default)]
-struct Blocks {
-    blocks: Vec<Vec<Obj>>,
-    len: usize,
-}
-
-impl Blocks {
-    const BITS: u32 = 15;
-    const SIZE: usize = 1 << Self::BITS;
-
-    #[inline(always)]
-    fn push(&mut self, o: Obj) {
-        if self.len % Self::SIZE == 0 {
-            self.blocks.push(Vec::with_capacity(Self::SIZE));
-        }
-        if let Some(last) = self.blocks.last_mut() {
-            last.push(o);
-        }
-        self.len += 1;
-    }
-
-    #[inline(always)]
-    fn get(&self, i: usize) -> Obj {
-        self.blocks[i >> Self::BITS][i & (Self::SIZE - 1)]
-    }
 }
 
 impl<'a> Stash<'a> {
@@ -246,30 +219,32 @@ impl<'a> Stash<'a> {
             active: true,
         };
         for &head in &lists.heads {
-            let before = stash.objects.len;
+            let before = stash.objects.len();
             // SAFETY: the lists are well formed while the GIL is held; walk_list reads each
             // node's neighbours before the callback overwrites its _gc_prev.
             unsafe {
                 walk_list(head, lists.next_flags, |o| {
-                    let id = stash.objects.len;
+                    let id = stash.objects.len();
                     let prev = raw::gc_head(o).add(1);
                     *prev = (id << STASH_SHIFT) | STASH_MARK | (*prev & GC_PREV_FLAG_BITS);
                     stash.objects.push(o);
                 });
             }
-            stash.lengths.push(stash.objects.len - before);
+            stash.lengths.push(stash.objects.len() - before);
         }
         stash
     }
 
     /// How many objects are numbered.
     pub fn len(&self) -> usize {
-        self.objects.len
+        self.objects.len()
     }
 
     /// The objects numbered `ids`, in order.
-    pub fn objects(&self, ids: std::ops::Range<usize>) -> impl ExactSizeIterator<Item = Obj> + '_ {
-        ids.map(|i| self.objects.get(i))
+    pub fn objects(&self, ids: std::ops::Range<usize>) -> impl Iterator<Item = Obj> + '_ {
+        self.objects
+            .slices(ids)
+            .flat_map(|(_, s)| s.iter().copied())
     }
 
     /// The node id of `o` if it is a tracked object numbered by this stash.
@@ -305,10 +280,8 @@ impl<'a> Stash<'a> {
         let mut start = 0;
         for (&head, &len) in self.lists.heads.iter().zip(&self.lengths) {
             let mut prev = head as usize;
-            let front = (start..start + len).step_by(2);
-            let back = (start + 1..start + len).step_by(2).rev();
-            for i in front.chain(back) {
-                let node = raw::gc_head(self.objects.get(i));
+            let mut link = |o: &Obj| {
+                let node = raw::gc_head(*o);
                 // SAFETY: the object is tracked (only its _gc_prev word was changed) and the
                 // GIL is held.
                 unsafe {
@@ -316,6 +289,22 @@ impl<'a> Stash<'a> {
                     *slot = prev | (*slot & GC_PREV_FLAG_BITS);
                 }
                 prev = node as usize;
+            };
+            // Every other id from the half's first: a slice's first such id is at its offset 0
+            // or 1, by its distance from that first id.
+            for (first, s) in self.objects.slices(start..start + len) {
+                s[(first - start) & 1..]
+                    .iter()
+                    .step_by(2)
+                    .for_each(&mut link);
+            }
+            let back = start + 1;
+            for (first, s) in self.objects.slices(back..start + len).rev() {
+                s[(first - back) & 1..]
+                    .iter()
+                    .step_by(2)
+                    .rev()
+                    .for_each(&mut link);
             }
             start += len;
         }

@@ -50,6 +50,7 @@
 #[cfg(feature = "python")]
 pub mod abi;
 mod addrmap;
+mod blocks;
 #[cfg(feature = "python")]
 mod allocations;
 #[cfg(feature = "python")]

@@ -763,12 +763,13 @@ pub(crate) unsafe fn snapshot<A: Abi>(
             Some(stash) => stash.len(),
             None => builder.node_count(),
         };
-        // Room for the usual heap shape (six more nodes beside each tracked object) up front:
-        // arrays that grow by copying would leave their old copies in the allocator and raise
-        // the peak. Unused capacity is never touched, so it costs address space, not memory.
-        let own = builder.node_count();
-        builder.reserve(gc_count * 7 - own, gc_count * 20);
-        balance.reserve(gc_count * 7 - own);
+        // Room for the usual heap shape (seven nodes per tracked object in all, the tracked
+        // object's own among them) up front: arrays that grow by copying would leave their old
+        // copies in the allocator and raise the peak. Unused capacity is never touched, so it
+        // costs address space, not memory.
+        let room = gc_count * 7;
+        builder.reserve(room - builder.node_count(), gc_count * 20);
+        balance.reserve(room - balance.len());
         heaplens_core::hugepages::advise(&balance);
         // The stashed objects' nodes, numbered as the stash numbered them.
         if let Some(stash) = &stash {

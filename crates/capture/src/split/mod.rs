@@ -67,16 +67,17 @@ unsafe impl<T> Send for Handed<T> {}
 /// One part of a split walk.
 type Part<A> = SnapshotWalk<A, true>;
 
-/// A part of the walk: its own builder, with `stubs` nodes at `addrs` numbered before it began.
+/// A part of the walk: its own builder, with `share.stubs` nodes, at the addresses `stubs`,
+/// numbered before it began.
 ///
 /// # Safety
 /// Called on the GIL's thread (the label state reads the interpreter's interned strings).
 unsafe fn new_part<A: Abi>(
     env: &'static Env,
-    stubs: impl ExactSizeIterator<Item = u64>,
+    stubs: impl Iterator<Item = u64>,
     share: Share,
 ) -> Part<A> {
-    let count = stubs.len();
+    let count = share.stubs as usize;
     let mut builder = GraphBuilder::new();
     builder.reserve(count * 6, count * 20);
     let mut balance = Vec::with_capacity(count * 6);

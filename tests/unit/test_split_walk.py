@@ -129,6 +129,13 @@ def test_a_big_heap_is_walked_on_several_threads(monkeypatch, caplog):
         assert snap[id(heap)].referents[0][1].referents[0][1].address == id(heap[0][0])
     assert any(m.endswith("walked on 1 thread") for m in said["1"]), said["1"]
     assert any(m.endswith("walked on 2 threads") for m in said["2"]), said["2"]
+    # Where the split walk's time went, phase by phase (what bench/README reads it from).
+    phases = [m for m in said["2"] if m.startswith("split walk on 2 threads: ")]
+    assert len(phases) == 1, said["2"]
+    assert [p.split(" ")[0] for p in phases[0].split(": ", 1)[1].split(", ")][:3] == [
+        "stash", "parts", "ranges"
+    ], phases
+    assert not any(m.startswith("split walk") for m in said["1"]), said["1"]
     del heap
 
 

@@ -50,13 +50,13 @@
 #[cfg(feature = "python")]
 pub mod abi;
 mod addrmap;
-mod blocks;
 #[cfg(feature = "python")]
 mod allocations;
 #[cfg(feature = "python")]
 mod api;
 #[cfg(feature = "python")]
 mod around;
+mod blocks;
 #[cfg(feature = "python")]
 mod census;
 pub mod cpython;

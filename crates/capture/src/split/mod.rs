@@ -145,7 +145,9 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         if threads < 2 {
             return Ok(None);
         }
+        let mut laps = Laps::start();
         let mut stash = Stash::new(lists);
+        laps.lap("stash");
         let tracked = stash.len();
         if tracked < MIN_TRACKED || tracked >= (u32::MAX / 4) as usize {
             return Ok(None); // the stash puts the headers back as it goes
@@ -196,6 +198,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
                 ))))
             })
             .collect();
+        laps.lap("parts");
         let taken = AtomicUsize::new(0);
         let interp = crate::cpython::walk_interpreter() as usize;
         let work = || loop {
@@ -214,6 +217,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
             crate::cpython::set_walk_interpreter(interp as *const u8);
             work()
         });
+        laps.lap("ranges");
         if gave_up.load(Ordering::Relaxed) {
             return Ok(None);
         }
@@ -291,6 +295,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         }
         main.process_pending();
         retire(&mut main);
+        laps.lap("GIL's thread");
         if gave_up.load(Ordering::Relaxed) {
             return Ok(None);
         }
@@ -338,8 +343,10 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         root_part.next = 1;
         root_part.process_pending();
         retire(&mut root_part);
+        laps.lap("root");
         stash.restore();
         drop(stash);
+        laps.lap("restore");
         if gave_up.load(Ordering::Relaxed) {
             return Ok(None);
         }
@@ -364,11 +371,51 @@ pub(crate) unsafe fn snapshot<A: Abi>(
             &external,
         );
         drop(parts);
+        laps.lap("assembly");
         let (mut parts, hints, declared) = assembled;
         snapshot::fill_meta(&mut parts.meta, env, std::process::id());
         let mut graph = Graph::from_own_parts(parts)?;
         snapshot::complete(&mut graph, declared, &hints);
+        laps.lap("reachability and bounds");
+        laps.log(threads);
         Ok(Some(graph))
+    }
+}
+
+/// Where a split walk's time goes, phase by phase, in the debug log (`heaplens.capture`): the
+/// figures bench/README's account of the walk's time is read from. A few clock reads a walk.
+struct Laps {
+    at: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        Laps {
+            at: std::time::Instant::now(),
+            laps: Vec::with_capacity(8),
+        }
+    }
+
+    fn lap(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((phase, (now - self.at).as_secs_f64()));
+        self.at = now;
+    }
+
+    fn log(&self, threads: usize) {
+        if log::log_enabled!(target: "heaplens.capture", log::Level::Debug) {
+            let laps: Vec<String> = self
+                .laps
+                .iter()
+                .map(|(phase, s)| format!("{phase} {s:.3} s"))
+                .collect();
+            log::debug!(
+                target: "heaplens.capture",
+                "split walk on {threads} threads: {}",
+                laps.join(", ")
+            );
+        }
     }
 }
 

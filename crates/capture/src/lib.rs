@@ -76,6 +76,7 @@ mod gc_lists;
 mod labels;
 pub mod layout;
 mod prefetch;
+mod recycle;
 #[cfg(feature = "python")]
 mod raw;
 #[cfg(feature = "python")]

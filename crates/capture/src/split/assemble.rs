@@ -1,5 +1,6 @@
 //! Joining the parts of a split walk into one graph.
 
+use crate::recycle::Recycler;
 use super::Part;
 use crate::abi::Abi;
 use crate::snapshot::Bits;
@@ -8,7 +9,7 @@ use heaplens_core::graph::{GraphParts, NodeFlags, NodeId};
 use heaplens_core::label::Label;
 use heaplens_core::strings::{StringId, StringRemap, StringTable};
 use heaplens_core::types::{TypeId, TypeInfo, TypeTable};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicI32;
 use std::sync::Mutex;
 
 /// Where the nodes of a split walk are: the tracked objects' ranges, the root, the first
@@ -39,6 +40,7 @@ pub(super) fn assemble<A: Abi>(
     parts: &mut [Part<A>],
     ids: Ids<'_>,
     external: &[NodeId],
+    balances: Vec<AtomicI32>,
 ) -> Assembled {
     let Ids {
         tracked,
@@ -145,6 +147,11 @@ pub(super) fn assemble<A: Abi>(
         .iter_mut()
         .map(|p| std::mem::take(&mut p.r.builder).into_parts_unchecked())
         .collect();
+    // The reference balances, counted: their pages go to the graph's arrays first.
+    let part_balances: Vec<Vec<i32>> = parts
+        .iter_mut()
+        .map(|p| std::mem::take(&mut p.r.balance))
+        .collect();
     let root_built = built.pop().expect("the root's part");
     let main_built = built.pop().expect("the GIL's thread's part");
     let worker_built: Vec<Mutex<Option<GraphParts>>> =
@@ -209,6 +216,18 @@ pub(super) fn assemble<A: Abi>(
         }
     }
     let out = Output::with_capacity(node_count, edge_count);
+    // The next run to take, and the graph's arrays beyond it, where the pages of the parts
+    // copied so far go (see `crate::recycle`): one lock for both, so that no page lands where a run
+    // has begun to write.
+    let mut recycler = Recycler::new(&out.arrays());
+    // SAFETY: no run has begun (frontiers at 0); the balances are not read again.
+    unsafe {
+        recycler.recycle(balances, &[0; 6]);
+        for balance in part_balances {
+            recycler.recycle(balance, &[0; 6]);
+        }
+    }
+    let taking = Mutex::new((0usize, recycler));
     let copy_run = |run: &Run| -> RunSide {
         let (mut big, mut named) = (Vec::new(), Vec::new());
         let p = run.part;
@@ -288,18 +307,39 @@ pub(super) fn assemble<A: Abi>(
             }
         }
         if let Some(arrays) = taken {
-            drop(arrays);
+            let mut guard = taking.lock().unwrap_or_else(|e| e.into_inner());
+            let (next, recycler) = &mut *guard;
+            let frontiers = match runs.get(*next) {
+                // Node arrays, offsets (a run writes the offset after each of its nodes), edges.
+                Some(r) => [
+                    r.first,
+                    r.first,
+                    r.first,
+                    r.first + 1,
+                    r.first_edge,
+                    r.first_edge,
+                ],
+                None => [usize::MAX; 6],
+            };
+            // SAFETY: runs are taken under this lock, in the order of the arrays, so no run
+            // writes at or beyond the frontiers until it is released; every element is written
+            // by the runs before the arrays are read; the part's arrays are not read again.
+            unsafe { recycle_part(recycler, arrays, &frontiers) };
+            drop(guard);
             give_back_freed_memory();
         }
         (big, named)
     };
-    let taken = AtomicUsize::new(0);
     let results: Vec<Mutex<RunSide>> = runs
         .iter()
         .map(|_| Mutex::new(Default::default()))
         .collect();
     let work = || loop {
-        let r = taken.fetch_add(1, Ordering::Relaxed);
+        let r = {
+            let mut guard = taking.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0 += 1;
+            guard.0 - 1
+        };
         let Some(run) = runs.get(r) else { break };
         let copied = copy_run(run);
         *results[r].lock().unwrap_or_else(|p| p.into_inner()) = copied;
@@ -340,7 +380,7 @@ pub(super) fn assemble<A: Abi>(
 /// The parts, for the assembly's threads to read.
 struct ReadOnly<'a, A: Abi>(&'a [Part<A>]);
 
-// SAFETY: the assembly only reads the parts' numbering, balances and deferred nodes; nothing
+// SAFETY: the assembly only reads the parts' numbering and deferred nodes; nothing
 // in them is written, and no `Rc` they hold is cloned or dropped, while its threads run.
 unsafe impl<A: Abi> Sync for ReadOnly<'_, A> {}
 
@@ -402,6 +442,15 @@ impl<T> Filled<T> {
         Filled { data, at }
     }
 
+    /// Address, element size and capacity.
+    fn layout(&self) -> (usize, usize, usize) {
+        (
+            self.at as usize,
+            std::mem::size_of::<T>(),
+            self.data.capacity(),
+        )
+    }
+
     /// # Safety
     /// `i` is within the capacity, and no other thread writes it.
     #[inline]
@@ -428,6 +477,19 @@ struct Output {
 }
 
 impl Output {
+    /// Each array's address, element size and capacity, in the order of the recycler's
+    /// frontiers.
+    fn arrays(&self) -> [(usize, usize, usize); 6] {
+        [
+            self.addrs.layout(),
+            self.type_and_flags.layout(),
+            self.sizes.layout(),
+            self.offsets.layout(),
+            self.targets.layout(),
+            self.labels.layout(),
+        ]
+    }
+
     fn with_capacity(nodes: usize, edges: usize) -> Output {
         Output {
             addrs: Filled::with_capacity(nodes),
@@ -437,6 +499,32 @@ impl Output {
             targets: Filled::with_capacity(edges),
             labels: Filled::with_capacity(edges),
         }
+    }
+}
+
+/// Moves the pages of a part's arrays, copied, into the graph's arrays beyond `frontiers`, and
+/// frees them.
+///
+/// # Safety
+/// As [`Recycler::recycle`].
+unsafe fn recycle_part(recycler: &mut Recycler, arrays: GraphParts, frontiers: &[usize; 6]) {
+    let GraphParts {
+        addrs,
+        type_and_flags,
+        sizes,
+        offsets,
+        targets,
+        labels,
+        ..
+    } = arrays;
+    // SAFETY: the caller's.
+    unsafe {
+        recycler.recycle(targets, frontiers);
+        recycler.recycle(labels, frontiers);
+        recycler.recycle(addrs, frontiers);
+        recycler.recycle(type_and_flags, frontiers);
+        recycler.recycle(offsets, frontiers);
+        recycler.recycle(sizes, frontiers);
     }
 }
 

@@ -353,11 +353,10 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         parts.push(root_part);
         // Flagged as held from outside: every object whose count still exceeds the references
         // found, now that the root's part has walked what it met (as the walk on one thread
-        // flags them once its last node is done). The shared counters go before the
-        // assembly needs their memory.
+        // flags them once its last node is done). The shared table goes before the assembly
+        // needs its memory; the balances' pages go into the graph's arrays (`crate::recycle`).
         let external = held_from_outside(&parts, &balances, &table, numbers);
         drop(table);
-        drop(balances);
 
         let assembled = assemble::assemble(
             &mut parts,
@@ -369,6 +368,7 @@ pub(crate) unsafe fn snapshot<A: Abi>(
                 segment_bits,
             },
             &external,
+            balances,
         );
         drop(parts);
         laps.lap("assembly");

@@ -76,9 +76,9 @@ mod gc_lists;
 mod labels;
 pub mod layout;
 mod prefetch;
-mod recycle;
 #[cfg(feature = "python")]
 mod raw;
+mod recycle;
 #[cfg(feature = "python")]
 mod references;
 #[cfg(feature = "python")]

@@ -1,8 +1,8 @@
 //! Joining the parts of a split walk into one graph.
 
-use crate::recycle::Recycler;
 use super::Part;
 use crate::abi::Abi;
+use crate::recycle::Recycler;
 use crate::snapshot::Bits;
 use hashbrown::HashMap;
 use heaplens_core::graph::{GraphParts, NodeFlags, NodeId};

@@ -179,31 +179,12 @@ fn mappings() -> Option<(Vec<(usize, usize)>, usize)> {
     let mut count = 0;
     for line in maps.lines() {
         count += 1;
-        let mut fields = line.split_ascii_whitespace();
-        let (Some(range), Some(perms), Some(_), Some(_), Some(inode)) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            continue;
-        };
-        let path = fields.next().unwrap_or("");
-        if !perms.starts_with("rw") || !perms.ends_with('p') || inode != "0" {
-            continue;
+        match heaplens_core::maps::parse_line(line) {
+            Some(m) if m.is_private_anonymous() => {
+                anonymous.push((m.start as usize, m.end as usize))
+            }
+            _ => {}
         }
-        if !(path.is_empty() || path == "[heap]" || path.starts_with("[anon:")) {
-            continue;
-        }
-        let Some((lo, hi)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
-        else {
-            continue;
-        };
-        anonymous.push((lo, hi));
     }
     anonymous.sort_unstable();
     Some((anonymous, count))

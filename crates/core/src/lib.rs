@@ -43,6 +43,7 @@ pub mod graph;
 pub mod growth;
 pub mod history;
 pub mod hugepages;
+pub mod maps;
 pub mod label;
 pub mod new_ids;
 pub mod output;

@@ -85,38 +85,12 @@ fn is_libc(file: &Mapped) -> bool {
 /// address order), but files deleted or replaced since.
 fn mapped_files(maps: &str) -> Vec<Mapped> {
     let mut files: Vec<Mapped> = Vec::new();
-    for line in maps.lines() {
-        let mut fields = line.splitn(6, char::is_whitespace);
-        let (Some(range), Some(_perms), Some(offset), Some(device), Some(inode), Some(path)) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            continue;
-        };
-        let path = path.trim();
-        if !path.starts_with('/')
-            || path.ends_with(" (deleted)")
-            || !offset.trim_start_matches('0').is_empty()
-        {
+    for mapping in maps.lines().filter_map(heaplens_core::maps::parse_line) {
+        let path = mapping.path;
+        if !path.starts_with('/') || path.ends_with(" (deleted)") || mapping.offset != 0 {
             continue;
         }
-        let start = range
-            .split('-')
-            .next()
-            .and_then(|s| u64::from_str_radix(s, 16).ok());
-        let device = device.split_once(':').and_then(|(major, minor)| {
-            Some((
-                u32::from_str_radix(major, 16).ok()?,
-                u32::from_str_radix(minor, 16).ok()?,
-            ))
-        });
-        let (Some(start), Some(device), Ok(inode)) = (start, device, inode.parse::<u64>()) else {
-            continue;
-        };
+        let (start, device, inode) = (mapping.start, mapping.device, mapping.inode);
         if files.iter().any(|f| f.path == path) {
             continue;
         }

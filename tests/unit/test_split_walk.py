@@ -2,6 +2,7 @@
 snapshot as the walk on one thread, object for object, reference for reference."""
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -98,13 +99,19 @@ SAME_HEAP = textwrap.dedent(
 def test_a_walk_on_several_threads_is_the_walk_on_one(tmp_path):
     program = tmp_path / "same_heap.py"
     program.write_text(SAME_HEAP)
+    # The assembly of a split walk moves the pages of the parts it has copied into the graph's
+    # arrays where no thread has written yet; below 64 MiB of arrays only with this setting.
+    env = dict(os.environ, HEAPLENS_RECYCLE_LEAST_BYTES="0")
     done = subprocess.run(
-        [sys.executable, str(program), str(tmp_path)], capture_output=True, text=True, timeout=600
+        [sys.executable, str(program), str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env=env,
     )
     assert done.returncode == 0, done.stderr
     said = [line for line in done.stderr.splitlines() if line.startswith("heaplens.capture: ")]
     walked = [line.rsplit(" walked on ", 1)[-1] for line in said if " walked on " in line]
     assert walked == ["1 thread", "2 threads", "4 threads"], said
+    moved = [float(line.rsplit("; ", 1)[1].split()[0]) for line in said if "pages moved" in line]
+    assert len(moved) == 2 and all(mb > 1 for mb in moved), said
     one = describe(heaplens.load(tmp_path / "1.hlsnap"))
     assert sum(n for name, n, _ in one["census"] if name.endswith(".Order")) == 55_001
     assert any(name == "functools.partial" and n >= 1100 for name, n, _ in one["census"])
@@ -136,6 +143,7 @@ def test_a_big_heap_is_walked_on_several_threads(monkeypatch, caplog):
     # Where the split walk's time went, phase by phase (what bench/README reads it from).
     phases = [m for m in said["2"] if m.startswith("split walk on 2 threads: ")]
     assert len(phases) == 1, said["2"]
+    assert phases[0].endswith("; 0.0 MB of pages moved into the graph"), phases  # a small graph
     assert [p.split(" ")[0] for p in phases[0].split(": ", 1)[1].split(", ")][:3] == [
         "stash", "parts", "ranges"
     ], phases

@@ -27,6 +27,15 @@
 /// one of ten million, for milliseconds).
 const LEAST_BYTES: usize = 64 << 20;
 
+/// [`LEAST_BYTES`], or `HEAPLENS_RECYCLE_LEAST_BYTES` where set: the tests check the moves on
+/// heaps small enough to compare object for object.
+fn least_bytes() -> usize {
+    std::env::var("HEAPLENS_RECYCLE_LEAST_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LEAST_BYTES)
+}
+
 /// The most moves one assembly makes (each can add two mappings to the process: 32 parts of six
 /// arrays each, and their balances, take about 230 at 10M objects)...
 const MOST_MOVES: usize = 512;
@@ -52,6 +61,8 @@ pub(crate) struct Recycler {
     /// The process' private anonymous mappings when the assembly began, by address.
     anonymous: Vec<(usize, usize)>,
     moves_left: usize,
+    /// Bytes moved so far.
+    pub(crate) moved: usize,
 }
 
 #[cfg_attr(not(feature = "python"), allow(dead_code))]
@@ -72,9 +83,10 @@ impl Recycler {
             page: page_size(),
             anonymous: Vec::new(),
             moves_left: 0,
+            moved: 0,
         };
         let bytes: usize = recycler.destinations.iter().map(|d| d.end - d.base).sum();
-        if recycler.page == 0 || bytes < LEAST_BYTES {
+        if recycler.page == 0 || bytes < least_bytes() {
             return recycler;
         }
         let Some((anonymous, mappings)) = mappings() else {
@@ -119,10 +131,15 @@ impl Recycler {
             // The array with the least filled ahead of its frontier, for its size.
             let mut best: Option<(usize, usize, usize, f64)> = None;
             for (i, (d, &frontier)) in self.destinations.iter().zip(frontiers).enumerate() {
-                let first = d
-                    .base
-                    .saturating_add(frontier.saturating_mul(d.element))
-                    .next_multiple_of(page);
+                // The first page no run has begun to write; none where every run has.
+                let Some(first) = frontier
+                    .checked_mul(d.element)
+                    .and_then(|offset| d.base.checked_add(offset))
+                    .filter(|&address| address < d.end)
+                    .map(|address| address.next_multiple_of(page))
+                else {
+                    continue;
+                };
                 let (at, end) = (d.filled.max(first), d.end / page * page);
                 if at >= end {
                     continue;
@@ -143,6 +160,7 @@ impl Recycler {
                 break; // the rest goes back to the system with `v`
             }
             self.destinations[i].filled = at + len;
+            self.moved += len;
             from += len;
         }
     }
@@ -254,6 +272,8 @@ mod tests {
         let frontier = 1_000_003;
         graph.extend(0..frontier as u64);
         let part: Vec<u64> = (0..(512 << 10)).map(|i| !i).collect();
+        // Made before the recycler reads the process' mappings, as the parts are.
+        let late: Vec<u64> = (0..(512 << 10)).collect();
         let mut recycler = Recycler::new(&[(graph.as_ptr() as usize, 8, capacity)]);
         if recycler.moves_left == 0 {
             return; // no /proc here: nothing moves, which the assembly copes with
@@ -271,6 +291,12 @@ mod tests {
         assert!(resident(first, filled));
         assert!((0..frontier).all(|i| graph[i] == i as u64));
         graph.extend(frontier as u64..capacity as u64);
+        assert!(graph.iter().enumerate().all(|(i, &v)| v == i as u64));
+        // Once every run is taken (frontiers past the end), nothing moves.
+        let filled = recycler.destinations[0].filled;
+        // SAFETY: as above.
+        unsafe { recycler.recycle(late, &[usize::MAX]) };
+        assert_eq!(recycler.destinations[0].filled, filled);
         assert!(graph.iter().enumerate().all(|(i, &v)| v == i as u64));
         // The freed part's memory is the allocator's again, reading as zeros or rewritten.
         let again: Vec<u64> = (0..(512 << 10)).collect();
@@ -301,6 +327,7 @@ mod tests {
             page: 4096,
             anonymous: vec![(0x1000, 0x5000), (0x5000, 0x9000), (0xa000, 0xb000)],
             moves_left: 1,
+            moved: 0,
         };
         assert!(recycler.in_one(0x1000, 0x5000));
         assert!(!recycler.in_one(0x1000, 0x6000));

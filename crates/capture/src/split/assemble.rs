@@ -25,7 +25,14 @@ pub(super) struct Ids<'a> {
 /// What a run found beside its arrays: its nodes' large sizes and names.
 type RunSide = (Vec<(NodeId, u64)>, Vec<(NodeId, StringId)>);
 
-pub(super) type Assembled = (GraphParts, Vec<(NodeId, u64)>, Vec<(NodeId, u64, u64)>);
+/// The graph's arrays, the objects' size hints, their declared bounds, and the bytes of pages
+/// moved into the arrays ([`Recycler`]).
+pub(super) type Assembled = (
+    GraphParts,
+    Vec<(NodeId, u64)>,
+    Vec<(NodeId, u64, u64)>,
+    usize,
+);
 
 /// How a node's type id and flags share a `u32` (as in [`Graph`]).
 const TYPE_BITS: u32 = 24;
@@ -345,6 +352,7 @@ pub(super) fn assemble<A: Abi>(
         *results[r].lock().unwrap_or_else(|p| p.into_inner()) = copied;
     };
     super::on_threads(heaplens_core::parallel::threads(), work);
+    let moved = taking.lock().unwrap_or_else(|e| e.into_inner()).1.moved;
     let mut out = GraphParts {
         // SAFETY: the runs cover every node and every edge (and offset 0 is written here).
         addrs: unsafe { out.addrs.finish(node_count) },
@@ -374,7 +382,7 @@ pub(super) fn assemble<A: Abi>(
         hints.extend(part.r.size_hints.iter().map(|&(h, s)| (final_id(h), s)));
         declared.extend(part.bounds.iter().map(|&(d, c, b)| (final_id(d), c, b)));
     }
-    (out, hints, declared)
+    (out, hints, declared, moved)
 }
 
 /// The parts, for the assembly's threads to read.

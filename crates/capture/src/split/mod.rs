@@ -372,18 +372,19 @@ pub(crate) unsafe fn snapshot<A: Abi>(
         );
         drop(parts);
         laps.lap("assembly");
-        let (mut parts, hints, declared) = assembled;
+        let (mut parts, hints, declared, moved) = assembled;
         snapshot::fill_meta(&mut parts.meta, env, std::process::id());
         let mut graph = Graph::from_own_parts(parts)?;
         snapshot::complete(&mut graph, declared, &hints);
         laps.lap("reachability and bounds");
-        laps.log(threads);
+        laps.log(threads, moved);
         Ok(Some(graph))
     }
 }
 
-/// Where a split walk's time goes, phase by phase, in the debug log (`heaplens.capture`): the
-/// figures bench/README's account of the walk's time is read from. A few clock reads a walk.
+/// Where a split walk's time goes, phase by phase, in the debug log (`heaplens.capture`), with
+/// the pages the assembly reused (`crate::recycle`): the figures bench/README's account of the
+/// walk's time is read from. A few clock reads a walk.
 struct Laps {
     at: std::time::Instant,
     laps: Vec<(&'static str, f64)>,
@@ -403,7 +404,7 @@ impl Laps {
         self.at = now;
     }
 
-    fn log(&self, threads: usize) {
+    fn log(&self, threads: usize, moved: usize) {
         if log::log_enabled!(target: "heaplens.capture", log::Level::Debug) {
             let laps: Vec<String> = self
                 .laps
@@ -412,8 +413,9 @@ impl Laps {
                 .collect();
             log::debug!(
                 target: "heaplens.capture",
-                "split walk on {threads} threads: {}",
-                laps.join(", ")
+                "split walk on {threads} threads: {}; {:.1} MB of pages moved into the graph",
+                laps.join(", "),
+                moved as f64 / 1e6
             );
         }
     }

@@ -27,14 +27,19 @@
 /// one of ten million, for milliseconds).
 const LEAST_BYTES: usize = 64 << 20;
 
-/// [`LEAST_BYTES`], or `HEAPLENS_RECYCLE_LEAST_BYTES` where set: the tests check the moves on
-/// heaps small enough to compare object for object.
+/// [`LEAST_BYTES`], or `HEAPLENS_RECYCLE_LEAST_BYTES` where set, which also lowers
+/// [`APART_BYTES`]: the tests check the moves on heaps small enough to compare object for object
+/// (with glibc's `MALLOC_MMAP_THRESHOLD_` low enough for their arrays to be mapped apart).
 fn least_bytes() -> usize {
     std::env::var("HEAPLENS_RECYCLE_LEAST_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(LEAST_BYTES)
 }
+
+/// Arrays smaller than this may lie in the allocator's heap (glibc maps an allocation apart
+/// from its dynamic threshold, which stops at 32 MiB) and take no pages.
+const APART_BYTES: usize = 32 << 20;
 
 /// The most moves one assembly makes (each can add two mappings to the process: 32 parts of six
 /// arrays each, and their balances, take about 230 at 10M objects)...
@@ -95,10 +100,10 @@ impl Recycler {
         recycler.anonymous = anonymous;
         let room = max_mappings().saturating_sub(mappings) / MAPPINGS_SHARE;
         recycler.moves_left = MOST_MOVES.min(room / 2);
-        // An array outside private anonymous mappings takes no pages.
+        // Only arrays mapped apart take pages (see `mapped_apart`).
         for i in 0..recycler.destinations.len() {
             let d = &recycler.destinations[i];
-            if !recycler.covered(d.base, d.end) {
+            if !recycler.mapped_apart(d.base, d.end) {
                 recycler.destinations[i].filled = usize::MAX;
             }
         }
@@ -169,6 +174,31 @@ impl Recycler {
     fn in_one(&self, lo: usize, hi: usize) -> bool {
         let at = self.anonymous.partition_point(|&(start, _)| start <= lo);
         at > 0 && self.anonymous[at - 1].1 >= hi
+    }
+
+    /// Whether the array `[base, end)` is a mapping of its own, as glibc makes for an allocation
+    /// of [`APART_BYTES`] or more, in private anonymous memory. A move splits the mapping it
+    /// lands in until the mapping is unmapped: for an array mapped apart, when the graph is
+    /// freed; in the allocator's heap the pieces would stay after it, under the program's later
+    /// allocations, snapshot after snapshot. Told by glibc's header of such an allocation, in
+    /// the 16 bytes before it at the start of a page: no offset, a size that covers the array,
+    /// and the flag of a chunk mapped apart.
+    fn mapped_apart(&self, base: usize, end: usize) -> bool {
+        const HEADER: usize = 2 * std::mem::size_of::<usize>();
+        const IS_MMAPPED: usize = 0x2;
+        if end - base < APART_BYTES.min(least_bytes())
+            || base % self.page.max(1) != HEADER
+            || !self.covered(base - HEADER, end)
+        {
+            return false;
+        }
+        // SAFETY: the two words lie in the page the array starts in, mapped and readable (a
+        // private anonymous mapping); only read.
+        let (offset, size) = unsafe {
+            let words = (base - HEADER) as *const usize;
+            (words.read_volatile(), words.add(1).read_volatile())
+        };
+        offset == 0 && size & IS_MMAPPED != 0 && size & !0x7 >= end - (base - HEADER)
     }
 
     /// Whether `[lo, hi)` lies in private anonymous mappings, one after another.
@@ -301,6 +331,24 @@ mod tests {
         // The freed part's memory is the allocator's again, reading as zeros or rewritten.
         let again: Vec<u64> = (0..(512 << 10)).collect();
         assert!(again.iter().enumerate().all(|(i, &v)| v == i as u64));
+    }
+
+    #[test]
+    fn only_arrays_the_allocator_mapped_apart_take_pages() {
+        let big: Vec<u64> = Vec::with_capacity(5 << 20); // 40 MiB: mapped apart by glibc
+        let small: Vec<u64> = Vec::with_capacity(1 << 16);
+        let recycler = Recycler::new(&[(big.as_ptr() as usize, 8, 5 << 20)]);
+        if recycler.moves_left == 0 {
+            return; // no /proc here
+        }
+        let (base, end) = (big.as_ptr() as usize, big.as_ptr() as usize + (40 << 20));
+        if cfg!(all(target_os = "linux", target_env = "gnu")) {
+            assert!(recycler.mapped_apart(base, end));
+        }
+        assert!(!recycler.mapped_apart(base + 16, end));
+        assert!(!recycler.mapped_apart(base, end + (1 << 20)));
+        let small_base = small.as_ptr() as usize;
+        assert!(!recycler.mapped_apart(small_base, small_base + (1 << 19)));
     }
 
     #[test]

@@ -90,8 +90,9 @@ impl Recycler {
             moves_left: 0,
             moved: 0,
         };
+        let least = least_bytes();
         let bytes: usize = recycler.destinations.iter().map(|d| d.end - d.base).sum();
-        if recycler.page == 0 || bytes < least_bytes() {
+        if recycler.page == 0 || bytes < least {
             return recycler;
         }
         let Some((anonymous, mappings)) = mappings() else {
@@ -103,7 +104,7 @@ impl Recycler {
         // Only arrays mapped apart take pages (see `mapped_apart`).
         for i in 0..recycler.destinations.len() {
             let d = &recycler.destinations[i];
-            if !recycler.mapped_apart(d.base, d.end) {
+            if !recycler.mapped_apart(d.base, d.end, APART_BYTES.min(least)) {
                 recycler.destinations[i].filled = usize::MAX;
             }
         }
@@ -119,10 +120,11 @@ impl Recycler {
     /// holds the lock under which runs are taken), and every element there must be written
     /// before the array is read. `v` is never read again.
     pub(crate) unsafe fn recycle<T>(&mut self, v: Vec<T>, frontiers: &[usize]) {
-        if std::mem::needs_drop::<T>() {
-            return; // its elements are read as they are dropped
+        // Arrays of values with destructors are only dropped: their elements are read then.
+        if self.moves_left == 0 || std::mem::needs_drop::<T>() {
+            return;
         }
-        let page = self.page.max(1);
+        let page = self.page;
         // Only the elements in use: the capacity beyond them was never written, so it has no
         // pages to move.
         let start = v.as_ptr() as usize;
@@ -177,16 +179,16 @@ impl Recycler {
     }
 
     /// Whether the array `[base, end)` is a mapping of its own, as glibc makes for an allocation
-    /// of [`APART_BYTES`] or more, in private anonymous memory. A move splits the mapping it
+    /// of [`APART_BYTES`] or more (`least`, lower in the tests), in private anonymous memory. A move splits the mapping it
     /// lands in until the mapping is unmapped: for an array mapped apart, when the graph is
     /// freed; in the allocator's heap the pieces would stay after it, under the program's later
     /// allocations, snapshot after snapshot. Told by glibc's header of such an allocation, in
     /// the 16 bytes before it at the start of a page: no offset, a size that covers the array,
     /// and the flag of a chunk mapped apart.
-    fn mapped_apart(&self, base: usize, end: usize) -> bool {
+    fn mapped_apart(&self, base: usize, end: usize, least: usize) -> bool {
         const HEADER: usize = 2 * std::mem::size_of::<usize>();
         const IS_MMAPPED: usize = 0x2;
-        if end - base < APART_BYTES.min(least_bytes())
+        if end - base < least
             || base % self.page.max(1) != HEADER
             || !self.covered(base - HEADER, end)
         {
@@ -343,12 +345,12 @@ mod tests {
         }
         let (base, end) = (big.as_ptr() as usize, big.as_ptr() as usize + (40 << 20));
         if cfg!(all(target_os = "linux", target_env = "gnu")) {
-            assert!(recycler.mapped_apart(base, end));
+            assert!(recycler.mapped_apart(base, end, APART_BYTES));
         }
-        assert!(!recycler.mapped_apart(base + 16, end));
-        assert!(!recycler.mapped_apart(base, end + (1 << 20)));
+        assert!(!recycler.mapped_apart(base + 16, end, APART_BYTES));
+        assert!(!recycler.mapped_apart(base, end + (1 << 20), APART_BYTES));
         let small_base = small.as_ptr() as usize;
-        assert!(!recycler.mapped_apart(small_base, small_base + (1 << 19)));
+        assert!(!recycler.mapped_apart(small_base, small_base + (1 << 19), APART_BYTES));
     }
 
     #[test]

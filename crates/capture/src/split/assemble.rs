@@ -316,18 +316,7 @@ pub(super) fn assemble<A: Abi>(
         if let Some(arrays) = taken {
             let mut guard = taking.lock().unwrap_or_else(|e| e.into_inner());
             let (next, recycler) = &mut *guard;
-            let frontiers = match runs.get(*next) {
-                // Node arrays, offsets (a run writes the offset after each of its nodes), edges.
-                Some(r) => [
-                    r.first,
-                    r.first,
-                    r.first,
-                    r.first + 1,
-                    r.first_edge,
-                    r.first_edge,
-                ],
-                None => [usize::MAX; 6],
-            };
+            let frontiers = Output::frontiers(runs.get(*next));
             // SAFETY: runs are taken under this lock, in the order of the arrays, so no run
             // writes at or beyond the frontiers until it is released; every element is written
             // by the runs before the arrays are read; the part's arrays are not read again.
@@ -485,8 +474,7 @@ struct Output {
 }
 
 impl Output {
-    /// Each array's address, element size and capacity, in the order of the recycler's
-    /// frontiers.
+    /// Each array's address, element size and capacity, in the order of [`Output::frontiers`].
     fn arrays(&self) -> [(usize, usize, usize); 6] {
         [
             self.addrs.layout(),
@@ -496,6 +484,18 @@ impl Output {
             self.targets.layout(),
             self.labels.layout(),
         ]
+    }
+
+    /// For each array, the first element `next` and the runs after it write (none when every
+    /// run is taken): a node's facts, its offset (written after it), its references.
+    fn frontiers(next: Option<&Run>) -> [usize; 6] {
+        match next {
+            Some(r) => {
+                let (node, edge) = (r.first, r.first_edge);
+                [node, node, node, node + 1, edge, edge]
+            }
+            None => [usize::MAX; 6],
+        }
     }
 
     fn with_capacity(nodes: usize, edges: usize) -> Output {

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! One breadth-first search from the roots records, for every object, the edge it was first
-//! reached by (8 bytes per node); any path is then read back in time proportional to its length.
+//! reached by (4 bytes per node, and 4 for the search's order); any path is then read back in
+//! time proportional to its length.
 //! Roots are searched in order of how much they explain: modules and thread stacks first, then
 //! objects referenced from outside the heap (a C reference says little about a leak), then the
 //! entry points of cyclic garbage, so an object gets a module path whenever it has one, even a
@@ -71,10 +72,13 @@ impl Path {
 #[derive(Debug)]
 pub struct RetainingPaths {
     /// The edge each node was first reached by, or NONE for the root, root-edge targets
-    /// (their start edge is in `start`) and garbage entries.
+    /// (their start edge is in `starts`) and garbage entries.
     via: Vec<u32>,
-    /// For nodes reached straight from the root: the root edge. For garbage entries: NONE.
-    start: Vec<u32>,
+    /// The nodes reached straight from the root, each with the root edge it was reached by,
+    /// sorted by node: a few thousand of millions of nodes (modules, threads, objects held from
+    /// outside), so a table by node would be almost all empty (4 bytes a node, kept while the
+    /// snapshot's analyses are).
+    starts: Vec<(NodeId, u32)>,
     /// Nodes in the order the search reached them (nearest first).
     order: Vec<NodeId>,
 }
@@ -86,18 +90,20 @@ impl RetainingPaths {
         let n = graph.node_count();
         let root = graph.root();
         let mut via = crate::hugepages::filled(n, NONE);
-        let mut start = crate::hugepages::filled(n, NONE);
+        let mut starts: Vec<(NodeId, u32)> = Vec::new();
         let mut seen = crate::reach::NodeSet::new(n);
         let mut order: Vec<NodeId> = crate::hugepages::with_capacity(n);
         seen.insert(root);
         let mut search = |seeds: &mut dyn Iterator<Item = (NodeId, Option<u32>)>,
                           via: &mut Vec<u32>,
-                          start: &mut Vec<u32>,
+                          starts: &mut Vec<(NodeId, u32)>,
                           order: &mut Vec<NodeId>| {
             let first = order.len();
             for (node, root_edge) in seeds {
                 if seen.insert(node) {
-                    start[node as usize] = root_edge.unwrap_or(NONE);
+                    if let Some(e) = root_edge {
+                        starts.push((node, e));
+                    }
                     order.push(node);
                 }
             }
@@ -122,7 +128,7 @@ impl RetainingPaths {
                 .filter(|&e| !is_external(e))
                 .map(|e| (graph.edge(e).0, Some(e))),
             &mut via,
-            &mut start,
+            &mut starts,
             &mut order,
         );
         search(
@@ -130,16 +136,18 @@ impl RetainingPaths {
                 .filter(|&e| is_external(e))
                 .map(|e| (graph.edge(e).0, Some(e))),
             &mut via,
-            &mut start,
+            &mut starts,
             &mut order,
         );
         search(
             &mut garbage_entries.iter().map(|&v| (v, None)),
             &mut via,
-            &mut start,
+            &mut starts,
             &mut order,
         );
-        RetainingPaths { via, start, order }
+        starts.sort_unstable();
+        starts.shrink_to_fit();
+        RetainingPaths { via, starts, order }
     }
 
     /// Nodes in the order the search reached them: every node comes after the node it was
@@ -179,10 +187,15 @@ impl RetainingPaths {
             }
         }
         edges.reverse();
-        let start = match self.start[v as usize] {
-            NONE if graph.flags(v).contains(NodeFlags::UNREACHABLE) => Start::Garbage { node: v },
-            NONE => return None,
-            edge => Start::Root { edge },
+        let root_edge = self
+            .starts
+            .binary_search_by_key(&v, |&(node, _)| node)
+            .ok()
+            .map(|i| self.starts[i].1);
+        let start = match root_edge {
+            Some(edge) => Start::Root { edge },
+            None if graph.flags(v).contains(NodeFlags::UNREACHABLE) => Start::Garbage { node: v },
+            None => return None,
         };
         Some(Path {
             start,
@@ -239,7 +252,7 @@ impl RetainingPaths {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        (self.via.capacity() + self.start.capacity() + self.order.capacity()) * 4
+        (self.via.capacity() + self.order.capacity()) * 4 + self.starts.capacity() * 8
     }
 }
 

@@ -178,20 +178,24 @@ impl Recycler {
         at > 0 && self.anonymous[at - 1].1 >= hi
     }
 
-    /// Whether the array `[base, end)` is a mapping of its own, as glibc makes for an allocation
-    /// of [`APART_BYTES`] or more (`least`, lower in the tests), in private anonymous memory. A move splits the mapping it
-    /// lands in until the mapping is unmapped: for an array mapped apart, when the graph is
-    /// freed; in the allocator's heap the pieces would stay after it, under the program's later
-    /// allocations, snapshot after snapshot. Told by glibc's header of such an allocation, in
-    /// the 16 bytes before it at the start of a page: no offset, a size that covers the array,
-    /// and the flag of a chunk mapped apart.
+    /// Whether the array `[base, end)` is a mapping of its own, in private anonymous memory, of
+    /// [`APART_BYTES`] or more (`least`, lower in the tests). A move splits the mapping it lands
+    /// in until the mapping is unmapped: for an array mapped apart, when the graph is freed; in
+    /// the allocator's heap the pieces would stay after it, under the program's later
+    /// allocations, snapshot after snapshot. The extension's allocator maps every large array
+    /// apart ([`heaplens_core::mapped_alloc`]); under glibc's (the tests'), such an allocation is
+    /// told by glibc's header, in the 16 bytes before it at the start of a page: no offset, a
+    /// size that covers the array, and the flag of a chunk mapped apart.
     fn mapped_apart(&self, base: usize, end: usize, least: usize) -> bool {
         const HEADER: usize = 2 * std::mem::size_of::<usize>();
         const IS_MMAPPED: usize = 0x2;
-        if end - base < least
-            || base % self.page.max(1) != HEADER
-            || !self.covered(base - HEADER, end)
-        {
+        if end - base < least {
+            return false;
+        }
+        if heaplens_core::mapped_alloc::maps_apart(base, end - base) {
+            return self.covered(base, end);
+        }
+        if base % self.page.max(1) != HEADER || !self.covered(base - HEADER, end) {
             return false;
         }
         // SAFETY: the two words lie in the page the array starts in, mapped and readable (a

@@ -45,6 +45,7 @@ pub mod history;
 pub mod hugepages;
 pub mod label;
 pub mod maps;
+pub mod mapped_alloc;
 pub mod new_ids;
 pub mod output;
 pub mod own;

@@ -27,6 +27,12 @@ mod take;
 use heaplens_capture as capture;
 use pyo3::prelude::*;
 
+/// Large arrays in mappings of their own, given back whatever thread frees them
+/// ([`heaplens_core::mapped_alloc`]).
+#[global_allocator]
+static ALLOCATOR: heaplens_core::mapped_alloc::MappedLarge =
+    heaplens_core::mapped_alloc::MappedLarge;
+
 /// The one export list of the extension.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,10 +1,12 @@
 """heaplens.memory(): process memory as the OS sees it."""
 
+import json
 import mmap
 import os
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,56 +104,12 @@ def test_a_dropped_snapshot_gives_its_memory_back():
     assert stayed < 0.3 * grew, f"{stayed >> 20} of {grew >> 20} MiB stayed resident"
 
 
-# The dashboard of a fresh interpreter, as a user's page drives it: each round takes a snapshot
-# (the earlier one becomes the previous and is let go once compared), reads the overview, the
-# report and the comparison. It prints the resident set's growth after the first round and
-# after the third.
-DASHBOARD_ROUNDS = """
-import ctypes, gc, io, json
-import heaplens
-from heaplens.wsgi import HeapLens
 
-class Item:
-    def __init__(self, i):
-        self.i = i
-        self.name = f"item-{i}"
-        self.tags = [i, str(i)]
-
-data = [Item(i) for i in range(130_000)]
-
-def app(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"ok"]
-
-mounted = HeapLens(app, period=3600)
-
-def call(method, path):
-    environ = {
-        "REQUEST_METHOD": method, "PATH_INFO": "/_heaplens" + path, "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1", "HTTP_X_HEAPLENS": "1", "CONTENT_LENGTH": "0",
-        "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http",
-    }
-    status = []
-    body = b"".join(mounted(environ, lambda s, h, e=None: status.append(s)))
-    assert status[0].startswith("200"), (path, status, body[:300])
-
-trim = ctypes.CDLL("libc.so.6").malloc_trim
-gc.collect()
-trim(0)
-before = heaplens.memory().rss
-grown = []
-for n in range(3):
-    call("POST", "/api/snapshot")
-    call("GET", "/api/overview")
-    call("GET", "/api/report")
-    if n:
-        call("GET", "/api/diff")
-    gc.collect()
-    trim(0)
-    grown.append(heaplens.memory().rss - before)
-print(grown[0], grown[-1])
-"""
+# The dashboard bench's child: a fresh interpreter whose mounted dashboard is driven as a user's
+# page drives it (each round takes a snapshot, the earlier one becoming the previous one, let go
+# once compared; then the overview, the report, the comparison, a type page), printing the RSS
+# added after each round.
+DASHBOARD_BENCH = Path(__file__).resolve().parents[2] / "bench" / "dashboard_memory_bench.py"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heaps are Linux's")
@@ -161,9 +119,10 @@ def test_the_dashboard_holds_one_snapshot_not_the_memory_of_the_ones_it_let_go()
     # after one (51 MB against 39), the memory of the snapshots it had let go.
     env = dict(os.environ, HEAPLENS_THREADS="2")
     out = subprocess.run(
-        [sys.executable, "-c", DASHBOARD_ROUNDS],
+        [sys.executable, str(DASHBOARD_BENCH), "--child", "650e3", "--snapshots", "3"],
         capture_output=True, text=True, check=True, env=env,
     ).stdout
-    first, third = map(int, out.split())
+    rows = json.loads(out.strip().splitlines()[-1])["rows"]
+    first, third = rows[0]["rss_added"], rows[-1]["rss_added"]
     assert first > 10 * 2**20
     assert third < 1.2 * first, f"{first >> 20} MiB after one snapshot, {third >> 20} after three"

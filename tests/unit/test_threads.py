@@ -1,5 +1,5 @@
 """The analyses give the same answer whatever the number of threads they use
-(``HEAPLENS_THREADS``) and whether their arrays sit on huge pages (``HEAPLENS_NO_HUGE_PAGES``)."""
+(``HEAPLENS_THREADS``) and whether their arrays sit on huge pages (``HEAPLENS_HUGE_PAGES``)."""
 
 import heaplens
 
@@ -42,18 +42,19 @@ def test_the_answer_does_not_depend_on_threads_or_huge_pages(tmp_path, monkeypat
     heaplens.snapshot().save(after_path)
     try:
         answers = {}
-        for threads, no_huge in (("1", "1"), ("2", "0"), ("4", "0"), ("1", "0")):
+        monkeypatch.delenv("HEAPLENS_NO_HUGE_PAGES", raising=False)
+        for threads, huge in (("1", "0"), ("2", "1"), ("4", "1"), ("1", "1")):
             monkeypatch.setenv("HEAPLENS_THREADS", threads)
-            monkeypatch.setenv("HEAPLENS_NO_HUGE_PAGES", no_huge)
-            answers[threads, no_huge] = _answers(before_path, after_path)
-        first = answers["1", "1"]
+            monkeypatch.setenv("HEAPLENS_HUGE_PAGES", huge)
+            answers[threads, huge] = _answers(before_path, after_path)
+        first = answers["1", "0"]
         (suspect, *_) = first["suspects"]
         assert suspect[0] == f"{__name__}.Session"
         assert suspect[1].endswith(".__dict__['SESSIONS'] -> dict")
         assert suspect[2] == 3000
         assert len(first["retained"]) == 3000
         for setting, answer in answers.items():
-            assert answer == first, f"HEAPLENS_THREADS, HEAPLENS_NO_HUGE_PAGES = {setting}"
+            assert answer == first, f"HEAPLENS_THREADS, HEAPLENS_HUGE_PAGES = {setting}"
     finally:
         SESSIONS.clear()
         del ballast

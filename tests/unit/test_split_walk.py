@@ -100,8 +100,9 @@ def test_a_walk_on_several_threads_is_the_walk_on_one(tmp_path):
     program = tmp_path / "same_heap.py"
     program.write_text(SAME_HEAP)
     # The assembly of a split walk moves the pages of the parts it has copied into the graph's
-    # arrays where no thread has written yet: into arrays glibc maps apart, below 64 MiB of
-    # arrays only with this setting.
+    # arrays where no thread has written yet: into arrays mapped apart (by the extension's
+    # allocator from 128 KiB, by glibc from 64 KiB with this setting), below 64 MiB of arrays
+    # only with the first setting.
     env = dict(os.environ, HEAPLENS_RECYCLE_LEAST_BYTES="0", MALLOC_MMAP_THRESHOLD_="65536")
     done = subprocess.run(
         [sys.executable, str(program), str(tmp_path)],

@@ -29,7 +29,7 @@ const LEAST_BYTES: usize = 64 << 20;
 
 /// [`LEAST_BYTES`], or `HEAPLENS_RECYCLE_LEAST_BYTES` where set, which also lowers
 /// [`APART_BYTES`]: the tests check the moves on heaps small enough to compare object for object
-/// (with glibc's `MALLOC_MMAP_THRESHOLD_` low enough for their arrays to be mapped apart).
+/// (whose arrays the extension's allocator maps apart from 128 KiB).
 fn least_bytes() -> usize {
     std::env::var("HEAPLENS_RECYCLE_LEAST_BYTES")
         .ok()
@@ -37,8 +37,10 @@ fn least_bytes() -> usize {
         .unwrap_or(LEAST_BYTES)
 }
 
-/// Arrays smaller than this may lie in the allocator's heap (glibc maps an allocation apart
-/// from its dynamic threshold, which stops at 32 MiB) and take no pages.
+/// Arrays smaller than this take no pages: under glibc's allocator (the crate's own tests) they
+/// may lie in its heap (it maps an allocation apart from its dynamic threshold, which stops at
+/// 32 MiB); the extension's allocator maps them apart from 128 KiB, but a graph large enough to
+/// be filled this way has its arrays of this size.
 const APART_BYTES: usize = 32 << 20;
 
 /// The most moves one assembly makes (each can add two mappings to the process: 32 parts of six

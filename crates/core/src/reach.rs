@@ -88,53 +88,84 @@ fn reachable_on_one_thread(graph: &Graph, start: NodeId) -> NodeSet {
 /// than an atomic read-modify-write for every node, and a byte, unlike a bit, is never lost to
 /// another thread's write of the same word. The bytes become a [`NodeSet`] at the end.
 pub fn reachable_on_threads(graph: &Graph, start: NodeId, threads: usize) -> NodeSet {
+    let count = graph.node_count();
+    let seen = search_on_threads(count, start, threads, |n, seen, stack| {
+        for (&t, l) in graph.targets(n).iter().zip(graph.labels(n)) {
+            let mark = &seen[t as usize];
+            if !l.is_weak() && mark.load(Ordering::Relaxed) == 0 {
+                mark.store(1, Ordering::Relaxed);
+                stack.push(t);
+            }
+        }
+    });
+    let mut set = NodeSet::new(count);
+    for (n, mark) in seen.iter().enumerate() {
+        if mark.load(Ordering::Relaxed) != 0 {
+            set.words[n / 64] |= 1 << (n % 64);
+        }
+    }
+    set
+}
+
+/// The threads' share of [`reachable_on_threads`]: a depth-first search of `count` nodes from
+/// `start`, where `expand(n, seen, stack)` marks the nodes `n` leads to that are not yet seen
+/// and pushes them. Returns the marks.
+///
+/// A thread that panics (a graph assembled wrongly: a reference past the last node) counts
+/// itself out, so that the others stop waiting for work it will never hand out and the panic
+/// reaches the caller: an error, where it used to leave the program hanging with the GIL held.
+fn search_on_threads<F>(count: usize, start: NodeId, threads: usize, expand: F) -> Vec<AtomicU8>
+where
+    F: Fn(NodeId, &[AtomicU8], &mut Vec<NodeId>) + Sync,
+{
     /// A thread hands work out only when it has this many nodes to search from, and hands half.
     const SHARE_FROM: usize = 64;
-    let count = graph.node_count();
     let seen: Vec<AtomicU8> = (0..count).map(|_| AtomicU8::new(0)).collect();
     let pool = Mutex::new(Pool {
         batches: Vec::new(),
         idle: 0,
         searching: 1, // this thread, with `start`
+        abandoned: false,
     });
     let woken = Condvar::new();
     let hungry = AtomicBool::new(false);
-    let search = |mut stack: Vec<NodeId>| loop {
-        while let Some(n) = stack.pop() {
-            for (&t, l) in graph.targets(n).iter().zip(graph.labels(n)) {
-                let mark = &seen[t as usize];
-                if !l.is_weak() && mark.load(Ordering::Relaxed) == 0 {
-                    mark.store(1, Ordering::Relaxed);
-                    stack.push(t);
+    let search = |mut stack: Vec<NodeId>| {
+        let _leaving = LeaveOnPanic {
+            pool: &pool,
+            woken: &woken,
+        };
+        loop {
+            while let Some(n) = stack.pop() {
+                expand(n, &seen, &mut stack);
+                if stack.len() >= SHARE_FROM && hungry.load(Ordering::Relaxed) {
+                    // The bottom of the stack: nodes nearest the start, with the most below them.
+                    let half: Vec<NodeId> = stack.drain(..stack.len() / 2).collect();
+                    let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+                    p.batches.push(half);
+                    hungry.store(false, Ordering::Relaxed);
+                    drop(p);
+                    woken.notify_one();
                 }
             }
-            if stack.len() >= SHARE_FROM && hungry.load(Ordering::Relaxed) {
-                // The bottom of the stack: nodes nearest the start, with the most below them.
-                let half: Vec<NodeId> = stack.drain(..stack.len() / 2).collect();
-                let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
-                p.batches.push(half);
-                hungry.store(false, Ordering::Relaxed);
-                drop(p);
-                woken.notify_one();
+            let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+            p.idle += 1;
+            loop {
+                if let Some(batch) = p.batches.pop() {
+                    p.idle -= 1;
+                    hungry.store(p.idle > 0, Ordering::Relaxed);
+                    stack = batch;
+                    break;
+                }
+                if p.idle == p.searching || p.abandoned {
+                    // No thread has work left, and none can make more (or one gave up: its
+                    // panic ends the search).
+                    drop(p);
+                    woken.notify_all();
+                    return;
+                }
+                hungry.store(true, Ordering::Relaxed);
+                p = woken.wait(p).unwrap_or_else(|e| e.into_inner());
             }
-        }
-        let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
-        p.idle += 1;
-        loop {
-            if let Some(batch) = p.batches.pop() {
-                p.idle -= 1;
-                hungry.store(p.idle > 0, Ordering::Relaxed);
-                stack = batch;
-                break;
-            }
-            if p.idle == p.searching {
-                // No thread has work left, and none can make more.
-                drop(p);
-                woken.notify_all();
-                return;
-            }
-            hungry.store(true, Ordering::Relaxed);
-            p = woken.wait(p).unwrap_or_else(|e| e.into_inner());
         }
     };
     seen[start as usize].store(1, Ordering::Relaxed);
@@ -155,20 +186,35 @@ pub fn reachable_on_threads(graph: &Graph, start: NodeId, threads: usize) -> Nod
         stack.push(start);
         search(stack);
     });
-    let mut set = NodeSet::new(count);
-    for (n, mark) in seen.iter().enumerate() {
-        if mark.load(Ordering::Relaxed) != 0 {
-            set.words[n / 64] |= 1 << (n % 64);
-        }
-    }
-    set
+    seen
 }
 
-/// What the threads of [`reachable_on_threads`] share: work handed out, and who is waiting.
+/// What the threads of [`search_on_threads`] share: work handed out, and who is waiting.
 struct Pool {
     batches: Vec<Vec<NodeId>>,
     idle: usize,
     searching: usize,
+    /// A thread panicked: the others stop rather than wait for its work.
+    abandoned: bool,
+}
+
+/// Marks the search abandoned when its thread unwinds (see [`search_on_threads`]).
+struct LeaveOnPanic<'a> {
+    pool: &'a Mutex<Pool>,
+    woken: &'a Condvar,
+}
+
+impl Drop for LeaveOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The pool's lock is free: a panic while holding it has dropped its guard already.
+            self.pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .abandoned = true;
+            self.woken.notify_all();
+        }
+    }
 }
 
 /// Marks every object the root does not reach as [`NodeFlags::UNREACHABLE`] and returns how many
@@ -227,6 +273,38 @@ mod tests {
         let root = g.root();
         let on_threads = reachable_on_threads(&g, root, 3);
         assert!((0..g.node_count() as NodeId).all(|n| on_threads.contains(n)));
+    }
+
+    /// The search of a binary tree of `count` nodes (node n leads to 2n+1 and 2n+2) on four
+    /// threads, whose expansion panics at node `fails_at`: whether it returned (by a panic) within
+    /// a minute, rather than leaving its threads waiting for ever.
+    fn search_that_fails_at(count: u32, fails_at: NodeId) -> bool {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(|| {
+                search_on_threads(count as usize, 0, 4, |n, seen, stack| {
+                    assert_ne!(n, fails_at, "a reference past the last node");
+                    for t in [2 * n + 1, 2 * n + 2].into_iter().filter(|&t| t < count) {
+                        if seen[t as usize].swap(1, Ordering::Relaxed) == 0 {
+                            stack.push(t);
+                        }
+                    }
+                })
+            });
+            let _ = done.send(outcome.is_err());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the search still runs a minute after one of its threads panicked")
+    }
+
+    #[test]
+    fn a_thread_that_panics_ends_the_search_instead_of_leaving_the_others_waiting() {
+        // The first node: this thread panics before any work is handed out, while the others
+        // wait for some.
+        assert!(search_that_fails_at(1 << 18, 0));
+        // Deep in the tree, once the work is shared: on whichever thread reaches it.
+        assert!(search_that_fails_at(1 << 18, (1 << 17) + 12_345));
     }
 
     /// A graph of `count` objects with pseudo-random references (some weak), hubs with

@@ -155,10 +155,38 @@ pub struct PyDashboard {
     snapshots: Mutex<Snapshots>,
     taking: Mutex<()>,
     tracer: Option<RequestTracer>,
+    /// The tracer panicked once (a heaplens bug): tracing is off from then on.
+    tracer_failed: AtomicBool,
     multiprocess: AtomicBool,
 }
 
 impl PyDashboard {
+    /// Runs the tracer's part of one of the program's requests. A panic there (a heaplens bug)
+    /// must not fail the request, nor unwind into the server's code as the `BaseException` PyO3
+    /// makes of it: it turns tracing off, is logged, and the request goes on untraced
+    /// (`fallback`), as do the ones after it. The dashboard's own answers are guarded the same
+    /// way in [`heaplens_dashboard::handle`].
+    fn with_tracer<T>(&self, fallback: T, f: impl FnOnce(&RequestTracer) -> T) -> T {
+        let Some(tracer) = &self.tracer else {
+            return fallback;
+        };
+        if self.tracer_failed.load(Ordering::Relaxed) {
+            return fallback;
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tracer))) {
+            Ok(value) => value,
+            Err(_) => {
+                self.tracer_failed.store(true, Ordering::Relaxed);
+                log::error!(
+                    target: "heaplens.dashboard",
+                    "request tracing stopped after an internal error (a heaplens bug: please \
+                     report it with the message above); the application is unaffected"
+                );
+                fallback
+            }
+        }
+    }
+
     fn history(&self, py: Python<'_>) -> Option<HistoryHandle> {
         let sampler = self.sampler.as_ref()?;
         let mut last = locked(&self.last_history);
@@ -185,6 +213,7 @@ impl PyDashboard {
             .map_err(pyo3::exceptions::PyValueError::new_err)?;
         Ok(PyDashboard {
             tracer: (trace_every > 0).then(|| RequestTracer::new(py, trace_every)),
+            tracer_failed: AtomicBool::new(false),
             multiprocess: AtomicBool::new(false),
             config: Config {
                 token,
@@ -247,7 +276,7 @@ impl PyDashboard {
     /// collection and a census of the objects tracked since the mark when it starts, and again
     /// when the next request arrives: the objects made meanwhile, not the heap, set the cost.
     fn trace_start(&self, py: Python<'_>) -> u64 {
-        self.tracer.as_ref().map_or(0, |t| t.start(py))
+        self.with_tracer(0, |t| t.start(py))
     }
 
     /// The request of ``ticket`` is done (its response sent): counts it for its endpoint, named
@@ -263,17 +292,13 @@ impl PyDashboard {
         route: Option<&str>,
         status: Option<u16>,
     ) {
-        if let Some(t) = &self.tracer {
-            t.finish(ticket, method, path, route, status);
-        }
+        self.with_tracer((), |t| t.finish(ticket, method, path, route, status));
     }
 
     /// Ends the traces waiting for their second census (the middleware calls it before the
     /// dashboard answers, so the figures include the last traced requests).
     fn trace_settle(&self, py: Python<'_>) {
-        if let Some(t) = &self.tracer {
-            t.settle(py);
-        }
+        self.with_tracer((), |t| t.settle(py));
     }
 
     /// Makes each census of a trace count every gc-tracked object (``True``), as the tracer did

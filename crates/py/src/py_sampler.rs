@@ -152,6 +152,21 @@ fn warn(warning: Option<String>) {
     }
 }
 
+/// The sampler thread's body. A panic in it (a heaplens bug) ends sampling, as the thread ends,
+/// but says so: logged, and in [`PySampler::error`] for the dashboard and the caller, where the
+/// history would otherwise just stop growing.
+fn sample_until_stopped(shared: Arc<Shared>) {
+    let after_panic = Arc::clone(&shared);
+    let sampled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sampler_thread(shared)));
+    if sampled.is_err() {
+        const WHY: &str = "sampling stopped after an internal error (a heaplens bug: please \
+                           report it with the message above)";
+        // The lock is free again: the guard of a panic while holding it dropped in the unwind.
+        after_panic.lock().error = Some(WHY.to_string());
+        log::error!(target: "heaplens.sampler", "{WHY}");
+    }
+}
+
 fn sampler_thread(shared: Arc<Shared>) {
     loop {
         let gc_only = {
@@ -271,7 +286,7 @@ impl PySampler {
         let shared = Arc::clone(&self.shared);
         let handle = std::thread::Builder::new()
             .name("heaplens-sampler".into())
-            .spawn(move || sampler_thread(shared))
+            .spawn(move || sample_until_stopped(shared))
             .map_err(|e| PyValueError::new_err(format!("cannot start the sampler thread: {e}")))?;
         self.thread = Some(handle);
         Ok(())

@@ -153,8 +153,8 @@ fn warn(warning: Option<String>) {
 }
 
 /// The sampler thread's body. A panic in it (a heaplens bug) ends sampling, as the thread ends,
-/// but says so: logged, and in [`PySampler::error`] for the dashboard and the caller, where the
-/// history would otherwise just stop growing.
+/// but says so: logged, and in [`PySampler::error`] (which `heaplens run` reports at exit), where
+/// the history would otherwise just stop growing.
 fn sample_until_stopped(shared: Arc<Shared>) {
     let after_panic = Arc::clone(&shared);
     let sampled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sampler_thread(shared)));
